@@ -1,0 +1,5 @@
+"""`python -m textgen` runs the command line."""
+
+from .cli import main
+
+main()

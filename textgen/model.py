@@ -1,0 +1,245 @@
+"""The language model and its `.keras` file: `ModelConfig`, `build_model()`,
+`LanguageModel` (which carries its vocabulary, tokenizer settings and training
+record), and atomic save / checked load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from .errors import ModelFileError, TextgenError
+from .tokens import TokenizerSettings
+from .vocab import Vocabulary
+
+CELLS = ("lstm", "gru", "rnn")
+REGISTERED_NAME = "textgen>LanguageModel"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the network; saved in the model file."""
+
+    vocab_size: int  # output classes, <pad> and <unk> included
+    cell: str = "lstm"  # lstm | gru | rnn (SimpleRNN)
+    layers: int = 2  # stacked recurrent layers
+    units: int = 256  # hidden units per recurrent layer
+    embedding_dim: int = 128  # size of the learned word vectors
+    dropout: float = 0.2  # between layers and before the output; not recurrent
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise TextgenError(f"unknown cell {self.cell!r}; use one of {CELLS}")
+        for field in ("vocab_size", "layers", "units", "embedding_dim"):
+            if getattr(self, field) < 1:
+                raise TextgenError(f"{field} must be at least 1")
+        if not 0 <= self.dropout < 1:
+            raise TextgenError("dropout must be in [0, 1)")
+
+
+def _recurrent_layer(config: ModelConfig, index: int) -> keras.layers.Layer:
+    # Default activations, no recurrent_dropout, unroll=False, use_bias=True:
+    # the configuration Keras runs with the fused cuDNN kernels on a GPU.
+    layer_class = {
+        "lstm": keras.layers.LSTM,
+        "gru": keras.layers.GRU,
+        "rnn": keras.layers.SimpleRNN,
+    }[config.cell]
+    return layer_class(
+        config.units,
+        return_sequences=True,
+        return_state=True,
+        name=f"{config.cell}_{index}",
+    )
+
+
+@keras.saving.register_keras_serializable(package="textgen")
+class LanguageModel(keras.Model):
+    """Embedding -> recurrent layers -> Dense logits over the vocabulary.
+
+    Besides the weights it carries everything generation needs: `vocabulary`,
+    `tokenizer_settings`, `model_config` and the training `record`, all saved
+    in the one `.keras` file.
+    """
+
+    def __init__(
+        self,
+        model_config: dict[str, Any],
+        vocabulary: dict[str, Any],
+        tokenizer: dict[str, Any] | None = None,
+        record: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_config = ModelConfig(**model_config)
+        self.vocabulary = Vocabulary.from_config(vocabulary)
+        self.tokenizer_settings = TokenizerSettings(**(tokenizer or {}))
+        # A JSON string, so Keras's attribute tracking leaves it alone.
+        self._record_json = json.dumps(record or {})
+        config = self.model_config
+        self.embedding = keras.layers.Embedding(
+            config.vocab_size, config.embedding_dim, name="embedding"
+        )
+        self.recurrent_layers = [
+            _recurrent_layer(config, i) for i in range(config.layers)
+        ]
+        self.dropout = keras.layers.Dropout(config.dropout, name="dropout")
+        self.logits = keras.layers.Dense(config.vocab_size, name="logits")
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The training record: corpora, token counts, epochs, perplexities, ..."""
+        return json.loads(self._record_json)
+
+    @record.setter
+    def record(self, value: dict[str, Any]) -> None:
+        self._record_json = json.dumps(value)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        batch, steps = input_shape[0], input_shape[1]
+        self.embedding.build((batch, steps))
+        width = self.model_config.embedding_dim
+        for layer in self.recurrent_layers:
+            layer.build((batch, steps, width))
+            width = self.model_config.units
+        self.logits.build((batch, steps, width))
+        self.built = True
+
+    def call(self, ids: Any, training: bool = False) -> Any:
+        """Logits (batch, seq_len, vocab_size) for ids (batch, seq_len)."""
+        logits, _ = self.forward(ids, None, training=training)
+        return logits
+
+    def forward(
+        self, ids: Any, states: list[list[Any]] | None, training: bool = False
+    ) -> tuple[Any, list[list[Any]]]:
+        """Run ids from the given recurrent states (None: zeros).
+
+        Returns the logits (batch, steps, vocab_size) and each layer's final
+        states, to carry into the next call.
+        """
+        x = self.embedding(ids)  # (batch, steps, embedding_dim)
+        new_states = []
+        for i, layer in enumerate(self.recurrent_layers):
+            if i > 0:
+                x = self.dropout(x, training=training)
+            outputs = layer(
+                x, initial_state=None if states is None else states[i], training=training
+            )
+            x = outputs[0]  # (batch, steps, units)
+            new_states.append(list(outputs[1:]))
+        x = self.dropout(x, training=training)
+        return self.logits(x), new_states
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "model_config": dataclasses.asdict(self.model_config),
+            "vocabulary": self.vocabulary.get_config(),
+            "tokenizer": dataclasses.asdict(self.tokenizer_settings),
+            "record": self.record,
+            "name": self.name,
+        }
+
+
+def build_model(
+    config: ModelConfig,
+    vocabulary: Vocabulary,
+    tokenizer: TokenizerSettings = TokenizerSettings(),
+    record: dict[str, Any] | None = None,
+) -> LanguageModel:
+    """Create an untrained, built model.
+
+    Args:
+        config: network shape; `config.vocab_size` must equal `len(vocabulary)`.
+        vocabulary: the word <-> id mapping the model predicts over.
+        tokenizer: how text was split into words.
+        record: training facts to carry in the saved file.
+    """
+    assert config.vocab_size == len(vocabulary), "config and vocabulary disagree"
+    model = LanguageModel(
+        model_config=dataclasses.asdict(config),
+        vocabulary=vocabulary.get_config(),
+        tokenizer=dataclasses.asdict(tokenizer),
+        record=record,
+        name="textgen_language_model",
+    )
+    model.build((None, None))
+    return model
+
+
+def count_parameters(model: keras.Model) -> int:
+    """Number of weights in the network (trainable or not, optimizer excluded)."""
+    return int(sum(keras.ops.size(w) for w in model.weights))
+
+
+def save_model(model: LanguageModel, path: str | Path) -> Path:
+    """Write the model to `path` atomically: a temporary file, then a rename.
+
+    A crash or a failed save leaves any previous file at `path` untouched.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ModelFileError(f"{path}: model files must end in .keras")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def _check_archive(path: Path) -> None:
+    if not path.exists():
+        raise ModelFileError(
+            f"model not found: {path}; train one with `textgen train CORPUS`"
+        )
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder; give a .keras model file")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(
+            f"{path} is not a .keras model file (not a zip archive); "
+            "give a file written by `textgen train`"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, ValueError, zipfile.BadZipFile, OSError):
+        raise ModelFileError(
+            f"{path} is damaged or not a Keras model; retrain it with `textgen train`"
+        ) from None
+    if not isinstance(config, dict) or config.get("registered_name") != REGISTERED_NAME:
+        raise ModelFileError(
+            f"{path} is a Keras model that textgen did not write; "
+            "give a model trained with `textgen train`"
+        )
+
+
+def load_model(path: str | Path) -> LanguageModel:
+    """Load a model written by `save_model`, with one clear error if it cannot.
+
+    Raises:
+        ModelFileError: missing, not a `.keras` archive, damaged, or foreign.
+    """
+    path = Path(path)
+    _check_archive(path)
+    if path.suffix != ".keras":
+        raise ModelFileError(f"{path}: rename it to end in .keras to load it")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as err:  # Keras raises many types for damaged archives
+        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise ModelFileError(
+            f"{path} is damaged and cannot be loaded ({reason}); "
+            "retrain it with `textgen train`"
+        ) from None
+    assert isinstance(model, LanguageModel)
+    return model
