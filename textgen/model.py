@@ -27,19 +27,21 @@ REGISTERED_NAME = "textgen>LanguageModel"
 class ModelConfig:
     """Shape of the network; saved in the model file."""
 
-    vocab_size: int  # output classes, <pad> and <unk> included
     cell: str = "lstm"  # lstm | gru | rnn (SimpleRNN)
     layers: int = 2  # stacked recurrent layers
     units: int = 256  # hidden units per recurrent layer
     embedding_dim: int = 128  # size of the learned word vectors
     dropout: float = 0.2  # between layers and before the output; not recurrent
+    vocab_size: int = 0  # output classes, <pad> and <unk> included; 0: not yet known
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
             raise TextgenError(f"unknown cell {self.cell!r}; use one of {CELLS}")
-        for field in ("vocab_size", "layers", "units", "embedding_dim"):
+        for field in ("layers", "units", "embedding_dim"):
             if getattr(self, field) < 1:
                 raise TextgenError(f"{field} must be at least 1")
+        if self.vocab_size < 0:
+            raise TextgenError("vocab_size must not be negative")
         if not 0 <= self.dropout < 1:
             raise TextgenError("dropout must be in [0, 1)")
 

@@ -1,0 +1,238 @@
+"""`train()`: corpus files in, a trained `.keras` model file out.
+
+Reads and tokenizes the corpus, holds out its tail for validation, builds the
+vocabulary from the training part only, fits with Adam and sparse
+cross-entropy on logits, keeps the best epoch, and saves it atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .corpus import read_corpus
+from .errors import TextgenError, TrainingError
+from .tokens import PARAGRAPH, TokenizerSettings, tokenize
+from .vocab import UNK_ID, Vocabulary
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train; saved in the model's training record."""
+
+    seq_len: int = 32  # words per training window (each trains seq_len predictions)
+    epochs: int = 20  # most passes over the training text
+    batch_size: int = 32  # windows per gradient step
+    learning_rate: float = 3e-3  # Adam step size
+    clipnorm: float = 1.0  # clip each gradient's norm to this; 0 turns it off
+    val_fraction: float = 0.1  # tail of the corpus held out for validation; 0: none
+    max_vocab: int = 20000  # most words in the vocabulary, <pad> and <unk> included
+    min_count: int = 1  # fewest occurrences a word needs to be in the vocabulary
+    lowercase: bool = True  # fold case (output is re-capitalised)
+    patience: int = 3  # stop after this many epochs without a better val loss; 0: never
+    seed: int | None = None  # fixes initial weights, window order and dropout
+
+    def __post_init__(self) -> None:
+        checks = {
+            "seq_len": self.seq_len >= 1,
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "clipnorm": self.clipnorm >= 0,
+            "val_fraction": 0 <= self.val_fraction < 0.5,
+            "max_vocab": self.max_vocab >= 3,
+            "min_count": self.min_count >= 1,
+            "patience": self.patience >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                value = getattr(self, name)
+                raise TextgenError(f"impossible value {value!r} for {name}")
+
+
+def perplexity(loss: float) -> float:
+    """Perplexity from a mean cross-entropy in nats (inf if it overflows)."""
+    return math.exp(loss) if loss < 700 else math.inf
+
+
+def corpus_tokens(
+    paths: Sequence[str | Path], settings: TokenizerSettings
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Read and tokenize every corpus file, joined by paragraph breaks.
+
+    Returns the tokens and, per file, its name and token count.
+    """
+    tokens: list[str] = []
+    files = []
+    for document in read_corpus(paths):
+        words = tokenize(document.text, settings)
+        files.append({"name": document.name, "tokens": len(words)})
+        if tokens and words:
+            tokens.append(PARAGRAPH)
+        tokens.extend(words)
+    return tokens, files
+
+
+def _callbacks(patience: int, has_validation: bool, log: Callable[[str], None]):
+    import keras
+
+    class EpochLog(keras.callbacks.Callback):
+        """Prints one line per epoch and keeps the history for the record."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.history: list[dict[str, float]] = []
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs = logs or {}
+            row = {"epoch": epoch + 1, "seconds": time.perf_counter() - self.started}
+            line = f"epoch {epoch + 1:>3}/{self.params['epochs']}"
+            for prefix, label in (("", "train"), ("val_", "val")):
+                if f"{prefix}loss" in logs:
+                    loss = float(logs[f"{prefix}loss"])
+                    row[f"{prefix}loss"] = loss
+                    row[f"{prefix}perplexity"] = perplexity(loss)
+                    line += f"  {label} loss {loss:.3f} ppl {perplexity(loss):8.1f}"
+            self.history.append(row)
+            log(f"{line}  {row['seconds']:.1f} s")
+
+    class BestEpoch(keras.callbacks.Callback):
+        """Early stopping that always ends on the best epoch's weights, and
+        stops at once when the loss becomes NaN."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.monitor = "val_loss" if has_validation else "loss"
+            self.best, self.best_epoch, self.best_weights = math.inf, 0, None
+            self.diverged_epoch: int | None = None
+            self.epoch = 0
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.epoch = epoch + 1
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if logs and not math.isfinite(float(logs.get("loss", 0.0))):
+                self.diverged_epoch = self.epoch
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            value = float((logs or {}).get(self.monitor, math.nan))
+            if self.diverged_epoch is not None:
+                return
+            if value < self.best:
+                self.best, self.best_epoch = value, epoch + 1
+                self.best_weights = self.model.get_weights()
+            elif patience and epoch + 1 - self.best_epoch >= patience:
+                log(f"no better {self.monitor} for {patience} epochs: stopping")
+                self.model.stop_training = True
+
+        def on_train_end(self, logs: Any = None) -> None:
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+
+    return EpochLog(), BestEpoch()
+
+
+def train(
+    corpus: Sequence[str | Path],
+    output: str | Path,
+    model_config: Any = None,
+    config: TrainConfig = TrainConfig(),
+    log: Callable[[str], None] = print,
+    progress_bar: bool = False,
+) -> Any:
+    """Train a model on the corpus and save it to `output` (a `.keras` file).
+
+    Args:
+        corpus: text files and folders of `.txt` files.
+        output: where to write the model; written only if training succeeds.
+        model_config: a `ModelConfig`; its `vocab_size` is set from the corpus.
+        config: training settings.
+        log: where progress lines go.
+        progress_bar: also show Keras's per-batch progress bar.
+
+    Returns:
+        The trained `LanguageModel` (also saved at `output`).
+
+    Raises:
+        TextgenError: unreadable or too-short corpus, or a diverged loss.
+    """
+    import keras
+
+    from .data import make_dataset, split_tail
+    from .model import ModelConfig, build_model, count_parameters, save_model
+
+    output = Path(output)
+    if output.suffix != ".keras":
+        raise TextgenError(f"output {output} must end in .keras")
+    tokenizer = TokenizerSettings(lowercase=config.lowercase)
+    tokens, files = corpus_tokens(corpus, tokenizer)
+    train_tokens, val_tokens = split_tail(tokens, config.seq_len, config.val_fraction)
+    vocabulary = Vocabulary.build(train_tokens, config.max_vocab, config.min_count)
+    train_ids = vocabulary.encode(train_tokens)
+    val_ids = vocabulary.encode(val_tokens)
+    seed = config.seed if config.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+
+    keras.utils.set_random_seed(seed)
+    model_config = dataclasses.replace(
+        model_config or ModelConfig(), vocab_size=len(vocabulary)
+    )
+    model = build_model(model_config, vocabulary, tokenizer)
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            learning_rate=config.learning_rate, clipnorm=config.clipnorm or None
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    log(
+        f"{len(tokens):,} words ({len(train_tokens):,} train, {len(val_tokens):,} "
+        f"validation), vocabulary {len(vocabulary):,}, "
+        f"{count_parameters(model):,} parameters, seed {seed}"
+    )
+    train_data = make_dataset(train_ids, config.seq_len, config.batch_size, seed=seed)
+    val_data = (
+        make_dataset(val_ids, config.seq_len, config.batch_size) if len(val_ids) else None
+    )
+    epoch_log, best = _callbacks(config.patience, val_data is not None, log)
+    model.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=config.epochs,
+        callbacks=[epoch_log, best],
+        verbose=1 if progress_bar else 0,
+        shuffle=False,  # the dataset shuffles itself, reproducibly
+    )
+    if best.diverged_epoch is not None:
+        raise TrainingError(
+            f"the loss became NaN in epoch {best.diverged_epoch}; try a lower "
+            f"--learning-rate (now {config.learning_rate:g}) or --clipnorm 1.0"
+        )
+    best_row = epoch_log.history[best.best_epoch - 1]
+    model.record = {
+        "corpus": files,
+        "tokens": {"total": len(tokens), "train": len(train_tokens), "validation": len(val_tokens)},
+        "validation_oov_rate": float(np.mean(val_ids == UNK_ID)) if len(val_ids) else None,
+        "epochs_run": len(epoch_log.history),
+        "best_epoch": best.best_epoch,
+        "best_val_perplexity": best_row.get("val_perplexity"),
+        "train_perplexity": best_row["perplexity"],
+        "history": epoch_log.history,
+        "train_config": {**dataclasses.asdict(config), "seed": seed},
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "textgen_version": __version__,
+        "keras_version": keras.__version__,
+    }
+    save_model(model, output)
+    return model
