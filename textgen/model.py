@@ -9,41 +9,17 @@ import dataclasses
 import json
 import os
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from .errors import ModelFileError, TextgenError
+from .config import CELLS, ModelConfig  # noqa: F401  (re-exported)
+from .errors import ModelFileError
 from .tokens import TokenizerSettings
 from .vocab import Vocabulary
 
-CELLS = ("lstm", "gru", "rnn")
 REGISTERED_NAME = "textgen>LanguageModel"
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Shape of the network; saved in the model file."""
-
-    cell: str = "lstm"  # lstm | gru | rnn (SimpleRNN)
-    layers: int = 2  # stacked recurrent layers
-    units: int = 256  # hidden units per recurrent layer
-    embedding_dim: int = 128  # size of the learned word vectors
-    dropout: float = 0.2  # between layers and before the output; not recurrent
-    vocab_size: int = 0  # output classes, <pad> and <unk> included; 0: not yet known
-
-    def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise TextgenError(f"unknown cell {self.cell!r}; use one of {CELLS}")
-        for field in ("layers", "units", "embedding_dim"):
-            if getattr(self, field) < 1:
-                raise TextgenError(f"{field} must be at least 1")
-        if self.vocab_size < 0:
-            raise TextgenError("vocab_size must not be negative")
-        if not 0 <= self.dropout < 1:
-            raise TextgenError("dropout must be in [0, 1)")
 
 
 def _recurrent_layer(config: ModelConfig, index: int) -> keras.layers.Layer:
@@ -133,7 +109,9 @@ class LanguageModel(keras.Model):
             if i > 0:
                 x = self.dropout(x, training=training)
             outputs = layer(
-                x, initial_state=None if states is None else states[i], training=training
+                x,
+                initial_state=None if states is None else states[i],
+                training=training,
             )
             x = outputs[0]  # (batch, steps, units)
             new_states.append(list(outputs[1:]))

@@ -39,7 +39,7 @@ def ban(logits: np.ndarray, banned_ids: Sequence[int]) -> np.ndarray:
 
 
 def top_k_filter(logits: np.ndarray, k: int) -> np.ndarray:
-    """Keep the k largest logits in each row (ties at the k-th all stay); 0 keeps all."""
+    """Keep the k largest logits per row (ties at the k-th stay); 0 keeps all."""
     if k <= 0 or k >= logits.shape[-1]:
         return logits
     kth_largest = np.partition(logits, -k, axis=-1)[..., -k, None]
@@ -80,7 +80,9 @@ def next_ids(
         rng: the only source of randomness, so a seed fixes the output.
         banned_ids: ids never to pick (`<pad>`, `<unk>`).
     """
-    logits = top_p_filter(top_k_filter(ban(logits, banned_ids), settings.top_k), settings.top_p)
+    logits = top_p_filter(
+        top_k_filter(ban(logits, banned_ids), settings.top_k), settings.top_p
+    )
     if settings.temperature == 0:
         return np.argmax(logits, axis=-1)
     probs = softmax(logits / settings.temperature)

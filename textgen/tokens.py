@@ -126,7 +126,8 @@ class StreamingDetokenizer:
             out, self._break_pending = "\n\n", False
         self._paragraph.append(word)
         current = _detokenize_paragraph(self._paragraph, self.capitalize)
-        stable = os.path.commonprefix([self._previous, current]).rstrip()
+        # commonprefix compares characters, which is what is wanted here.
+        stable = os.path.commonprefix([self._previous, current]).rstrip()  # noqa: RUF071
         self._previous = current
         if len(stable) > len(self._printed) and stable.startswith(self._printed):
             out += stable[len(self._printed) :]

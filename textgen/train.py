@@ -11,7 +11,6 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,44 +18,11 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .config import ModelConfig, TrainConfig
 from .corpus import read_corpus
 from .errors import TextgenError, TrainingError
 from .tokens import PARAGRAPH, TokenizerSettings, tokenize
 from .vocab import UNK_ID, Vocabulary
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train; saved in the model's training record."""
-
-    seq_len: int = 32  # words per training window (each trains seq_len predictions)
-    epochs: int = 20  # most passes over the training text
-    batch_size: int = 32  # windows per gradient step
-    learning_rate: float = 3e-3  # Adam step size
-    clipnorm: float = 1.0  # clip each gradient's norm to this; 0 turns it off
-    val_fraction: float = 0.1  # tail of the corpus held out for validation; 0: none
-    max_vocab: int = 20000  # most words in the vocabulary, <pad> and <unk> included
-    min_count: int = 1  # fewest occurrences a word needs to be in the vocabulary
-    lowercase: bool = True  # fold case (output is re-capitalised)
-    patience: int = 3  # stop after this many epochs without a better val loss; 0: never
-    seed: int | None = None  # fixes initial weights, window order and dropout
-
-    def __post_init__(self) -> None:
-        checks = {
-            "seq_len": self.seq_len >= 1,
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "learning_rate": self.learning_rate > 0,
-            "clipnorm": self.clipnorm >= 0,
-            "val_fraction": 0 <= self.val_fraction < 0.5,
-            "max_vocab": self.max_vocab >= 3,
-            "min_count": self.min_count >= 1,
-            "patience": self.patience >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                value = getattr(self, name)
-                raise TextgenError(f"impossible value {value!r} for {name}")
 
 
 def perplexity(loss: float) -> float:
@@ -148,7 +114,7 @@ def _callbacks(patience: int, has_validation: bool, log: Callable[[str], None]):
 def train(
     corpus: Sequence[str | Path],
     output: str | Path,
-    model_config: Any = None,
+    model_config: ModelConfig = ModelConfig(),
     config: TrainConfig = TrainConfig(),
     log: Callable[[str], None] = print,
     progress_bar: bool = False,
@@ -172,7 +138,7 @@ def train(
     import keras
 
     from .data import make_dataset, split_tail
-    from .model import ModelConfig, build_model, count_parameters, save_model
+    from .model import build_model, count_parameters, save_model
 
     output = Path(output)
     if output.suffix != ".keras":
@@ -183,12 +149,14 @@ def train(
     vocabulary = Vocabulary.build(train_tokens, config.max_vocab, config.min_count)
     train_ids = vocabulary.encode(train_tokens)
     val_ids = vocabulary.encode(val_tokens)
-    seed = config.seed if config.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+    seed = (
+        config.seed
+        if config.seed is not None
+        else int(np.random.SeedSequence().entropy % 2**31)
+    )
 
     keras.utils.set_random_seed(seed)
-    model_config = dataclasses.replace(
-        model_config or ModelConfig(), vocab_size=len(vocabulary)
-    )
+    model_config = dataclasses.replace(model_config, vocab_size=len(vocabulary))
     model = build_model(model_config, vocabulary, tokenizer)
     model.compile(
         optimizer=keras.optimizers.Adam(
@@ -203,7 +171,9 @@ def train(
     )
     train_data = make_dataset(train_ids, config.seq_len, config.batch_size, seed=seed)
     val_data = (
-        make_dataset(val_ids, config.seq_len, config.batch_size) if len(val_ids) else None
+        make_dataset(val_ids, config.seq_len, config.batch_size)
+        if len(val_ids)
+        else None
     )
     epoch_log, best = _callbacks(config.patience, val_data is not None, log)
     model.fit(
@@ -222,8 +192,14 @@ def train(
     best_row = epoch_log.history[best.best_epoch - 1]
     model.record = {
         "corpus": files,
-        "tokens": {"total": len(tokens), "train": len(train_tokens), "validation": len(val_tokens)},
-        "validation_oov_rate": float(np.mean(val_ids == UNK_ID)) if len(val_ids) else None,
+        "tokens": {
+            "total": len(tokens),
+            "train": len(train_tokens),
+            "validation": len(val_tokens),
+        },
+        "validation_oov_rate": float(np.mean(val_ids == UNK_ID))
+        if len(val_ids)
+        else None,
         "epochs_run": len(epoch_log.history),
         "best_epoch": best.best_epoch,
         "best_val_perplexity": best_row.get("val_perplexity"),

@@ -55,7 +55,9 @@ class Vocabulary:
         if max_size is not None:
             ranked = ranked[: max(max_size - 2, 0)]
         unknown = sum(counts.values()) - sum(c for _, c in ranked)
-        return cls([PAD, UNK] + [w for w, _ in ranked], [0, unknown] + [c for _, c in ranked])
+        return cls(
+            [PAD, UNK] + [w for w, _ in ranked], [0, unknown] + [c for _, c in ranked]
+        )
 
     def __len__(self) -> int:
         return len(self.words)

@@ -1,0 +1,49 @@
+"""Shared fixtures: one tiny model, trained once per test session on a text
+with a deterministic word cycle, reused by every generation test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# Every word has exactly one possible successor, so a model that learned the
+# windows and labels right reproduces the cycle exactly at temperature 0.
+PATTERN = "one two three, four five. six seven eight nine!\n\n"
+PATTERN_TEXT = PATTERN * 60
+PATTERN_GREEDY = (
+    "Three, four five. Six seven eight nine!\n\nOne two three, four five. Six"
+)
+
+SHARED_CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+
+
+@pytest.fixture(scope="session")
+def pattern_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "pattern.txt"
+    path.write_text(PATTERN_TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    from textgen.config import ModelConfig, TrainConfig
+
+    model = ModelConfig(cell="lstm", layers=2, units=16, embedding_dim=8, dropout=0.0)
+    train = TrainConfig(
+        seq_len=8, epochs=25, batch_size=8, learning_rate=0.02, patience=0, seed=7
+    )
+    return model, train
+
+
+@pytest.fixture(scope="session")
+def trained(pattern_file: Path, tiny_config, tmp_path_factory: pytest.TempPathFactory):
+    """(path, model): the tiny pattern model, saved to a session temp folder."""
+    from textgen.train import train
+
+    path = tmp_path_factory.mktemp("models") / "pattern.keras"
+    model = train([pattern_file], path, *tiny_config, log=lambda line: None)
+    return path, model

@@ -1,0 +1,252 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import PATTERN_GREEDY
+
+from textgen.cli import cli
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def one_line_error(result, exit_code: int = 1) -> str:
+    assert result.exit_code == exit_code, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_help_and_option_errors_do_not_import_tensorflow():
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from textgen.cli import cli\n"
+        "assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
+        "assert CliRunner().invoke(cli, ['generate', '-t', '-1']).exit_code == 2\n"
+        "assert CliRunner().invoke(cli, ['train', '--help']).exit_code == 0\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_python_dash_m_runs_the_cli():
+    out = subprocess.run(
+        [sys.executable, "-m", "textgen", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "textgen" in out.stdout
+
+
+def test_every_option_shows_its_default():
+    for command in ("train", "generate"):
+        text = run(command, "--help").output
+        blocks = text.split("\n  -")[1:]  # one per option
+        assert len(blocks) == (18 if command == "train" else 9)
+        for block in blocks:
+            assert "[default:" in block or block.startswith("h, --help"), block
+
+
+def test_train_generate_info_end_to_end(
+    tmp_path: Path, pattern_file: Path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    result = run(
+        "train", pattern_file, "--units", 16, "--embedding-dim", 8, "--seq-len", 8,
+        "--epochs", 25, "--batch-size", 8, "--learning-rate", 0.02, "--dropout", 0,
+        "--patience", 0, "--random-seed", 7,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "epoch  25/25  train loss" in result.output
+    assert "val loss" in result.output and "ppl" in result.output
+    assert "saved models/pattern.keras" in result.output
+    assert Path("models/pattern.keras").exists()
+
+    result = run("generate", "--seed", "three", "-n", 18, "-t", 0)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == PATTERN_GREEDY + "\n"
+    assert "using models/pattern.keras" in result.stderr
+
+    info = run("info")
+    assert info.exit_code == 0, info.output
+    for expected in (
+        "LSTM, 2 x 16 units",
+        "validation perplexity",
+        "pattern.txt (779 words)",
+        "parameters",
+    ):
+        assert expected in info.stdout
+
+
+def test_generate_options(trained):
+    path = trained[0]
+    two = run(
+        "generate",
+        "-m",
+        path,
+        "-s",
+        "one",
+        "-n",
+        10,
+        "--num-samples",
+        2,
+        "--random-seed",
+        3,
+        "-t",
+        2,
+    )
+    assert two.exit_code == 0, two.output
+    assert two.stdout.count("--- sample") == 2
+    again = run(
+        "generate",
+        "-m",
+        path,
+        "-s",
+        "one",
+        "-n",
+        10,
+        "--num-samples",
+        2,
+        "--random-seed",
+        3,
+        "-t",
+        2,
+    )
+    assert again.stdout == two.stdout
+    filtered = run(
+        "generate", "-m", path, "-s", "one", "-n", 11, "--top-k", 1, "--random-seed", 1
+    )
+    assert filtered.stdout.startswith("One two three, four five. Six seven eight nine!")
+    nucleus = run(
+        "generate",
+        "-m",
+        path,
+        "-s",
+        "one",
+        "-n",
+        11,
+        "--top-p",
+        0.5,
+        "--random-seed",
+        1,
+    )
+    assert nucleus.stdout == filtered.stdout
+    unknown = run("generate", "-m", path, "-s", "zebra one", "-n", 3, "-t", 0)
+    assert unknown.exit_code == 0
+    assert "read as <unk>: zebra" in unknown.stderr
+    assert unknown.stdout.startswith("Zebra one")
+
+
+@pytest.fixture
+def bad_inputs(tmp_path: Path):
+    import keras
+
+    files = {
+        "empty": ("empty.txt", b""),
+        "binary": ("data.txt", b"PK\x03\x04\x00\x00binary"),
+        "latin1": ("latin.txt", "caf\u00e9 au lait".encode("latin-1")),
+        "short": ("short.txt", b"just a few words"),
+        "notzip": ("notes.keras", b"hello"),
+    }
+    paths = {}
+    for key, (name, data) in files.items():
+        paths[key] = tmp_path / name
+        paths[key].write_bytes(data)
+    (tmp_path / "nothing_here").mkdir()
+    paths["emptydir"] = tmp_path / "nothing_here"
+    paths["foreign"] = tmp_path / "foreign.keras"
+    keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).save(paths["foreign"])
+    paths["missing"] = tmp_path / "missing.txt"
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "{missing}"], "corpus not found"),
+        (["train", "{empty}"], "is empty"),
+        (["train", "{binary}"], "looks like a binary file"),
+        (
+            ["train", "{latin1}"],
+            "is not UTF-8 text (byte 0xe9 at offset 3); re-save it as UTF-8",
+        ),
+        (["train", "{short}"], "has 4 words, but one training window"),
+        (["train", "{emptydir}"], "has no .txt files"),
+        (["generate", "-m", "{missing}"], "model not found"),
+        (["generate", "-m", "{notzip}"], "not a .keras model file"),
+        (["generate", "-m", "{foreign}"], "textgen did not write"),
+        (["info", "{foreign}"], "textgen did not write"),
+    ],
+)
+def test_bad_input_gets_one_line(args, message, bad_inputs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = one_line_error(run(*[a.format(**bad_inputs) for a in args]))
+    assert line.startswith("Error: ")
+    assert message in line
+    assert not Path("models").exists()  # nothing written
+
+
+def test_no_model_anywhere_says_to_train(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = one_line_error(run("generate", "--seed", "hello"))
+    assert "textgen train" in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["generate", "-t", "-0.5"],
+        ["generate", "--top-p", "0"],
+        ["generate", "--top-p", "1.5"],
+        ["generate", "--top-k", "-1"],
+        ["generate", "-n", "0"],
+        ["train", "x.txt", "--val-fraction", "0.7"],
+        ["train", "x.txt", "--units", "0"],
+        ["train", "x.txt", "--cell", "transformer"],
+        ["train", "x.txt", "--dropout", "1"],
+        ["train", "x.txt", "--learning-rate", "0"],
+    ],
+)
+def test_impossible_options_are_usage_errors(args):
+    result = run(*args)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "Invalid value" in result.stderr
+
+
+def test_existing_model_survives_a_failed_train(
+    tmp_path: Path, monkeypatch, bad_inputs
+):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "keep.keras"
+    out.write_bytes(b"previous model")
+    one_line_error(run("train", bad_inputs["short"], "-o", out))
+    assert out.read_bytes() == b"previous model"
+
+
+def test_debug_shows_the_traceback(bad_inputs):
+    result = run("--debug", "train", bad_inputs["empty"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, Exception)
+    assert "is empty" in str(result.exception)
+
+
+def test_tensorflow_chatter_is_silenced(trained, tmp_path):
+    env = {**os.environ, "TEXTGEN_DEBUG": ""}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "textgen", "info", str(trained[0])],
+        capture_output=True, text=True, env=env, cwd=tmp_path, check=True,
+    )  # fmt: skip
+    assert out.stderr == ""
+    assert "parameters" in out.stdout

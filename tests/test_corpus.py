@@ -1,0 +1,65 @@
+import codecs
+from pathlib import Path
+
+import pytest
+
+from textgen.corpus import decode_text, read_corpus
+from textgen.errors import CorpusError
+
+
+def test_reads_utf8_with_and_without_bom_and_normalises_line_ends(tmp_path: Path):
+    plain = tmp_path / "a.txt"
+    plain.write_bytes("caf\u00e9 one\r\ntwo\rthree\n".encode())
+    bom = tmp_path / "b.txt"
+    bom.write_bytes(codecs.BOM_UTF8 + "caf\u00e9 one\r\ntwo\rthree\n".encode())
+    docs = read_corpus([plain, bom])
+    assert [d.text for d in docs] == ["caf\u00e9 one\ntwo\nthree\n"] * 2
+    assert docs[0].name == str(plain)
+
+
+def test_reads_utf16_with_bom(tmp_path: Path):
+    path = tmp_path / "u16.txt"
+    path.write_bytes("hello w\u00f6rld\r\n".encode("utf-16"))
+    assert read_corpus([path])[0].text == "hello w\u00f6rld\n"
+
+
+def test_folder_is_read_recursively_in_sorted_order(tmp_path: Path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "z.txt").write_text("second")
+    (tmp_path / "a.txt").write_text("first")
+    (tmp_path / "notes.md").write_text("ignored")
+    docs = read_corpus([tmp_path])
+    assert [d.text for d in docs] == ["first", "second"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"abc\x00\x01\x02", "looks like a binary file (NUL byte at offset 3)"),
+        (b"ok " + b"\xff\xfe bad", None),
+        (b"fine text \xe9t\xe9", "not UTF-8 text (byte 0xe9 at offset 10)"),
+    ],
+)
+def test_binary_and_undecodable_bytes_are_named(data: bytes, message: str | None):
+    if message is None:  # 0xff is never valid UTF-8
+        message = "not UTF-8 text (byte 0xff at offset 3)"
+    with pytest.raises(
+        CorpusError, match=message.replace("(", r"\(").replace(")", r"\)")
+    ):
+        decode_text(data, "x.txt")
+
+
+def test_missing_empty_and_folder_without_text(tmp_path: Path):
+    with pytest.raises(CorpusError, match=r"corpus not found: .*nope.txt"):
+        read_corpus([tmp_path / "nope.txt"])
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n\n ")
+    with pytest.raises(CorpusError, match=r"empty.txt is empty"):
+        read_corpus([empty])
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "data.csv").write_text("a,b")
+    with pytest.raises(CorpusError, match=r"has no .txt files"):
+        read_corpus([folder])
+    with pytest.raises(CorpusError, match=r"no corpus given"):
+        read_corpus([])

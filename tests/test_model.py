@@ -1,0 +1,139 @@
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from textgen.config import ModelConfig
+from textgen.errors import ModelFileError
+from textgen.tokens import TokenizerSettings
+from textgen.vocab import Vocabulary
+
+
+def _model(cell: str = "lstm"):
+    from textgen.model import build_model
+
+    vocab = Vocabulary.build("a b c d e f g".split())
+    config = ModelConfig(
+        cell=cell, layers=2, units=6, embedding_dim=4, vocab_size=len(vocab)
+    )
+    return build_model(
+        config, vocab, TokenizerSettings(lowercase=False), {"note": [1, 2]}
+    )
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_save_load_gives_identical_logits_and_metadata(cell: str, tmp_path: Path):
+    from textgen.model import LanguageModel, load_model, save_model
+
+    model = _model(cell)
+    ids = np.array([[2, 3, 4, 5, 6]])
+    path = save_model(model, tmp_path / "m.keras")
+    loaded = load_model(path)
+    assert isinstance(loaded, LanguageModel)
+    np.testing.assert_array_equal(np.asarray(loaded(ids)), np.asarray(model(ids)))
+    assert loaded.vocabulary.words == model.vocabulary.words
+    assert loaded.model_config == model.model_config
+    assert loaded.tokenizer_settings == TokenizerSettings(lowercase=False)
+    assert loaded.record == {"note": [1, 2]}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no side files
+
+
+def test_recurrent_layers_stay_cudnn_eligible():
+    for cell in ("lstm", "gru"):
+        for layer in _model(cell).recurrent_layers:
+            assert layer.activation.__name__ == "tanh"
+            assert layer.recurrent_activation.__name__ == "sigmoid"
+            assert layer.recurrent_dropout == 0
+            assert layer.unroll is False
+            assert layer.use_bias is True
+            if cell == "gru":
+                assert layer.reset_after is True
+
+
+def test_carried_state_equals_the_full_sequence():
+    model = _model("gru")
+    ids = np.array([[2, 3, 4, 5, 6, 7, 8]])
+    full, _ = model.forward(ids, None)
+    logits, states = model.forward(ids[:, :3], None)
+    steps = []
+    for t in range(3, 7):
+        logits, states = model.forward(ids[:, t : t + 1], states)
+        steps.append(np.asarray(logits[:, 0]))
+    np.testing.assert_allclose(
+        np.stack(steps, axis=1), np.asarray(full)[:, 3:], atol=1e-5
+    )
+
+
+def test_plain_keras_loads_it_after_import_textgen(tmp_path: Path):
+    from textgen.model import save_model
+
+    path = save_model(_model(), tmp_path / "m.keras")
+    code = (
+        "import sys, textgen\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "import keras\n"
+        f"m = keras.saving.load_model({str(path)!r})\n"
+        "print(type(m).__name__, m.vocabulary.words[2], m.record['note'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["LanguageModel", "a", "[1,", "2]"]
+
+
+def test_failed_save_keeps_the_previous_file(tmp_path: Path, monkeypatch):
+    from textgen.model import LanguageModel, load_model, save_model
+
+    path = save_model(_model(), tmp_path / "m.keras")
+    before = path.read_bytes()
+
+    def broken_save(self, filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"half a file")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(LanguageModel, "save", broken_save)
+    with pytest.raises(OSError):
+        save_model(_model(), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]
+    monkeypatch.undo()
+    assert load_model(path).vocabulary.words[2] == "a"
+
+
+def test_bad_model_files_get_one_clear_error(tmp_path: Path):
+    import keras
+
+    from textgen.model import load_model, save_model
+
+    with pytest.raises(ModelFileError, match=r"model not found"):
+        load_model(tmp_path / "none.keras")
+    text = tmp_path / "notes.keras"
+    text.write_text("not a model")
+    with pytest.raises(ModelFileError, match=r"not a .keras model file"):
+        load_model(text)
+    foreign = tmp_path / "foreign.keras"
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(foreign)
+    with pytest.raises(ModelFileError, match=r"textgen did not write"):
+        load_model(foreign)
+    good = save_model(_model(), tmp_path / "good.keras").read_bytes()
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ModelFileError):
+        load_model(truncated)
+    # A valid archive whose weights are damaged.
+    damaged = tmp_path / "damaged.keras"
+    with (
+        zipfile.ZipFile(tmp_path / "good.keras") as src,
+        zipfile.ZipFile(damaged, "w") as dst,
+    ):
+        for item in src.infolist():
+            data = src.read(item)
+            dst.writestr(item, data[:100] if item.filename.endswith(".h5") else data)
+    with pytest.raises(ModelFileError, match=r"damaged"):
+        load_model(damaged)
+    config = json.loads(zipfile.ZipFile(tmp_path / "good.keras").read("config.json"))
+    assert config["registered_name"] == "textgen>LanguageModel"

@@ -1,0 +1,67 @@
+import pytest
+
+from textgen.tokens import (
+    PARAGRAPH,
+    StreamingDetokenizer,
+    TokenizerSettings,
+    capitalize_sentences,
+    detokenize,
+    tokenize,
+)
+
+KEEP_CASE = TokenizerSettings(lowercase=False)
+
+
+def test_words_punctuation_and_paragraph_breaks():
+    text = "Call me Ishmael. It's late,\nisn't it?\n\n  \nNew paragraph!"
+    assert tokenize(text) == [
+        "call", "me", "ishmael", ".", "it", "'s", "late", ",", "is", "n't", "it",
+        "?", PARAGRAPH, "new", "paragraph", "!",
+    ]  # fmt: skip
+    assert tokenize(text, KEEP_CASE)[:3] == ["Call", "me", "Ishmael"]
+
+
+def test_no_paragraph_token_at_the_ends():
+    assert tokenize("\n\nword\n\n\n") == ["word"]
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The whale was white, and the sea was grey.",
+        'She asked, "Where are you going?" He didn\'t answer.',
+        "I can't believe it's already 3 o'clock!",
+        "Some people (not many) like rain; others don't.",
+        "The price was $5, or so they said: cheap.",
+    ],
+)
+def test_tokenize_detokenize_round_trip(sentence: str):
+    assert detokenize(tokenize(sentence, KEEP_CASE)) == sentence
+
+
+def test_detokenize_restores_capitals_and_paragraphs():
+    words = tokenize("the boat left. i stayed behind, and i'm glad!\n\nit rained.")
+    assert detokenize(words, capitalize=True) == (
+        "The boat left. I stayed behind, and I'm glad!\n\nIt rained."
+    )
+
+
+def test_capitalize_skips_leading_punctuation():
+    assert capitalize_sentences(["``", "hello", "''", "."]) == [
+        "``",
+        "Hello",
+        "''",
+        ".",
+    ]
+
+
+def test_streaming_pieces_join_to_the_detokenized_text():
+    text = (
+        'the crew, tired and cold, said "no." then they slept -- all of them.\n\n'
+        "morning came (slowly). i didn't wake."
+    )
+    words = tokenize(text)
+    stream = StreamingDetokenizer(capitalize=True)
+    pieces = [stream.push(w) for w in words] + [stream.finish()]
+    assert "".join(pieces) == detokenize(words, capitalize=True)
+    assert sum(1 for p in pieces if p) > len(words) // 2  # it really streams

@@ -1,0 +1,132 @@
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from textgen.config import ModelConfig, TrainConfig
+from textgen.errors import CorpusError, TextgenError, TrainingError
+from textgen.train import train
+
+
+def test_record_describes_the_run(trained, pattern_file: Path):
+    from textgen import __version__
+
+    path, model = trained
+    record = model.record
+    assert record["corpus"] == [{"name": str(pattern_file), "tokens": 779}]
+    assert record["tokens"] == {"total": 779, "train": 702, "validation": 77}
+    assert record["epochs_run"] == len(record["history"]) == 25
+    assert record["textgen_version"] == __version__
+    assert record["train_config"]["seed"] == 7
+    best = min(record["history"], key=lambda row: row["val_loss"])
+    assert record["best_epoch"] == best["epoch"]
+    assert record["best_val_perplexity"] == pytest.approx(math.exp(best["val_loss"]))
+    assert record["best_val_perplexity"] < 1.2  # the cycle is fully predictable
+    assert path.exists()
+
+
+def test_saved_weights_are_the_best_epoch(tmp_path: Path, pattern_file: Path):
+    """A learning rate that overshoots after a few epochs: the file must hold
+    the best epoch, whose validation loss the record reports."""
+    from textgen.data import make_dataset
+    from textgen.model import load_model
+    from textgen.train import corpus_tokens
+
+    config = TrainConfig(
+        seq_len=8,
+        epochs=6,
+        batch_size=8,
+        learning_rate=0.5,
+        clipnorm=0,
+        patience=2,
+        seed=1,
+    )
+    model = train(
+        [pattern_file],
+        tmp_path / "m.keras",
+        ModelConfig(layers=1, units=8, embedding_dim=4),
+        config,
+        log=lambda s: None,
+    )
+    record = model.record
+    history = record["history"]
+    assert record["best_epoch"] == min(history, key=lambda r: r["val_loss"])["epoch"]
+    loaded = load_model(tmp_path / "m.keras")
+    tokens, _ = corpus_tokens([pattern_file], loaded.tokenizer_settings)
+    val_ids = loaded.vocabulary.encode(tokens[702:])
+    loaded.compile(
+        loss=__import__("keras").losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    val_loss = loaded.evaluate(make_dataset(val_ids, 8, 8), verbose=0)
+    assert val_loss == pytest.approx(
+        history[record["best_epoch"] - 1]["val_loss"], rel=1e-4
+    )
+
+
+def test_same_seed_same_weights(tmp_path: Path, pattern_file: Path):
+    config = TrainConfig(seq_len=8, epochs=2, batch_size=16, seed=5)
+    small = ModelConfig(cell="gru", layers=1, units=8, embedding_dim=4, dropout=0.1)
+    runs = [
+        train(
+            [pattern_file], tmp_path / f"{i}.keras", small, config, log=lambda s: None
+        )
+        for i in range(2)
+    ]
+    for a, b in zip(runs[0].get_weights(), runs[1].get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = train(
+        [pattern_file],
+        tmp_path / "o.keras",
+        small,
+        TrainConfig(seq_len=8, epochs=2, batch_size=16, seed=6),
+        log=lambda s: None,
+    )
+    assert not np.array_equal(other.get_weights()[0], runs[0].get_weights()[0])
+
+
+def test_nan_loss_stops_with_advice_and_writes_nothing(
+    tmp_path: Path, pattern_file: Path
+):
+    config = TrainConfig(
+        seq_len=8, epochs=3, batch_size=8, learning_rate=1e38, clipnorm=0, seed=1
+    )
+    out = tmp_path / "m.keras"
+    with pytest.raises(
+        TrainingError, match=r"NaN in epoch 1; try a lower --learning-rate"
+    ):
+        train(
+            [pattern_file],
+            out,
+            ModelConfig(cell="rnn", layers=1, units=8),
+            config,
+            log=lambda s: None,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_short_corpus_and_bad_settings(tmp_path: Path):
+    short = tmp_path / "short.txt"
+    short.write_text("only a few words here")
+    with pytest.raises(CorpusError, match=r"has 5 words.*needs at least 330"):
+        train([short], tmp_path / "m.keras", log=lambda s: None)
+    with pytest.raises(TextgenError, match=r"val_fraction"):
+        TrainConfig(val_fraction=0.9)
+    with pytest.raises(TextgenError, match=r"unknown cell"):
+        ModelConfig(cell="transformer")
+    with pytest.raises(TextgenError, match=r"must end in .keras"):
+        train([short], tmp_path / "m.h5", log=lambda s: None)
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_no_validation_trains_on_everything(tmp_path: Path, pattern_file: Path):
+    config = TrainConfig(seq_len=8, epochs=1, val_fraction=0, seed=1)
+    model = train(
+        [pattern_file],
+        tmp_path / "m.keras",
+        ModelConfig(layers=1, units=4, embedding_dim=4),
+        config,
+        log=lambda s: None,
+    )
+    assert model.record["tokens"]["validation"] == 0
+    assert model.record["best_val_perplexity"] is None

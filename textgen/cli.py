@@ -1,0 +1,429 @@
+"""The `textgen` command line: parse options, call the library, print.
+
+TensorFlow is imported only inside the commands that need it, so `--help` and
+option errors answer at once. Library errors become one line on stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import ModelConfig, TrainConfig
+from .errors import ModelFileError, TextgenError
+
+MODEL_DEFAULTS = ModelConfig()
+TRAIN_DEFAULTS = TrainConfig()
+
+MODELS_DIR = Path("models")
+
+
+def _debug_enabled() -> bool:
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx else None
+    return bool(root and root.params.get("debug"))
+
+
+def _import_tensorflow() -> None:
+    """Import TensorFlow with its start-up chatter silenced (unless --debug)."""
+    if _debug_enabled() or "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TensorFlow's C++ side logs to file descriptor 2 before any setting
+    # applies; hide that descriptor for the duration of the import.
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    import warnings
+
+    warnings.filterwarnings("ignore", module=r"keras(\.|$)")
+
+
+class _Group(click.Group):
+    """Turns library errors into one-line messages (tracebacks with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except TextgenError as err:
+            if _debug_enabled():
+                raise
+            raise click.ClickException(str(err)) from None
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            sys.exit(130)
+        except Exception as err:
+            if _debug_enabled():
+                raise
+            first_line = str(err).splitlines()[0] if str(err) else ""
+            raise click.ClickException(
+                f"unexpected {type(err).__name__}: {first_line} "
+                "(rerun with --debug for the traceback, and please report it)"
+            ) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="TEXTGEN_DEBUG",
+    help="Show tracebacks and TensorFlow's log messages.",
+)
+@click.version_option(__version__, prog_name="textgen")
+def cli(debug: bool) -> None:
+    """Train a word-level LSTM/GRU language model on your text and generate from it.
+
+    \b
+      textgen train corpus.txt             # -> models/corpus.keras
+      textgen generate --seed "call me"    # newest model in models/
+    """
+
+
+def _newest_model() -> Path:
+    candidates = [p for p in MODELS_DIR.glob("*.keras") if not p.name.startswith(".")]
+    if not candidates:
+        raise ModelFileError(
+            f"no model given and none in {MODELS_DIR}/; train one with "
+            "`textgen train CORPUS` or pass -m PATH"
+        )
+    newest = max(candidates, key=lambda p: p.stat().st_mtime)
+    click.echo(f"using {newest} (newest in {MODELS_DIR}/)", err=True)
+    return newest
+
+
+def _load(path: str | None) -> Any:
+    _import_tensorflow()
+    from .model import load_model
+
+    return load_model(Path(path) if path else _newest_model())
+
+
+@cli.command()
+@click.argument("corpus", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Model file to write.  [default: models/<first corpus name>.keras]",
+)
+@click.option(
+    "--cell",
+    type=click.Choice(["lstm", "gru", "rnn"]),
+    default=MODEL_DEFAULTS.cell,
+    show_default=True,
+    help="Recurrent cell: LSTM, GRU or a plain RNN.",
+)
+@click.option(
+    "--layers",
+    type=click.IntRange(min=1),
+    default=MODEL_DEFAULTS.layers,
+    show_default=True,
+    help="Stacked recurrent layers.",
+)
+@click.option(
+    "--units",
+    type=click.IntRange(min=1),
+    default=MODEL_DEFAULTS.units,
+    show_default=True,
+    help="Hidden units per recurrent layer.",
+)
+@click.option(
+    "--embedding-dim",
+    type=click.IntRange(min=1),
+    default=MODEL_DEFAULTS.embedding_dim,
+    show_default=True,
+    help="Size of the word vectors.",
+)
+@click.option(
+    "--dropout",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=MODEL_DEFAULTS.dropout,
+    show_default=True,
+    help="Dropout between layers and before the output.",
+)
+@click.option(
+    "--seq-len",
+    type=click.IntRange(min=1),
+    default=TRAIN_DEFAULTS.seq_len,
+    show_default=True,
+    help="Words per training window.",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=TRAIN_DEFAULTS.epochs,
+    show_default=True,
+    help="Most passes over the training text.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=TRAIN_DEFAULTS.batch_size,
+    show_default=True,
+    help="Windows per gradient step.",
+)
+@click.option(
+    "--learning-rate",
+    type=click.FloatRange(0, min_open=True),
+    default=TRAIN_DEFAULTS.learning_rate,
+    show_default=True,
+    help="Adam learning rate.",
+)
+@click.option(
+    "--clipnorm",
+    type=click.FloatRange(0),
+    default=TRAIN_DEFAULTS.clipnorm,
+    show_default=True,
+    help="Clip gradient norm to this (0: off).",
+)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 0.5, max_open=True),
+    default=TRAIN_DEFAULTS.val_fraction,
+    show_default=True,
+    help="Tail of the corpus held out for validation (0: none).",
+)
+@click.option(
+    "--max-vocab",
+    type=click.IntRange(min=3),
+    default=TRAIN_DEFAULTS.max_vocab,
+    show_default=True,
+    help="Most words in the vocabulary; the rest are <unk>.",
+)
+@click.option(
+    "--min-count",
+    type=click.IntRange(min=1),
+    default=TRAIN_DEFAULTS.min_count,
+    show_default=True,
+    help="Fewest occurrences for a word to get its own id.",
+)
+@click.option(
+    "--keep-case",
+    is_flag=True,
+    help="Keep upper and lower case distinct.  [default: fold to lower case]",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=0),
+    default=TRAIN_DEFAULTS.patience,
+    show_default=True,
+    help="Stop after this many epochs without a better validation loss (0: never).",
+)
+@click.option(
+    "--random-seed",
+    type=int,
+    default=None,
+    help="Make training repeatable on this machine.  [default: random]",
+)
+def train(corpus: tuple[str, ...], output: str | None, **options: Any) -> None:
+    """Train a model on CORPUS (text files or folders of .txt files)."""
+    _import_tensorflow()
+    from .train import train as train_model
+
+    model_config = ModelConfig(
+        **{
+            k: options.pop(k)
+            for k in ("cell", "layers", "units", "embedding_dim", "dropout")
+        }
+    )
+    options["lowercase"] = not options.pop("keep_case")
+    options["seed"] = options.pop("random_seed")
+    config = TrainConfig(**options)
+    path = (
+        Path(output)
+        if output
+        else MODELS_DIR / f"{Path(corpus[0]).resolve().stem}.keras"
+    )
+    model = train_model(
+        corpus,
+        path,
+        model_config,
+        config,
+        log=click.echo,
+        progress_bar=sys.stdout.isatty(),
+    )
+    record = model.record
+    perplexity = record["best_val_perplexity"]
+    summary = (
+        f"validation perplexity {perplexity:.1f}" if perplexity else "no validation"
+    )
+    click.echo(f"saved {path} (best epoch {record['best_epoch']}, {summary})")
+    click.echo(f'generate with: textgen generate -m {path} --seed "..."')
+
+
+@cli.command()
+@click.option(
+    "-m",
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="Model file.  [default: newest .keras in models/]",
+)
+@click.option(
+    "-s",
+    "--seed",
+    default="",
+    help="Text to start from.  [default: none: start a new paragraph]",
+)
+@click.option(
+    "-n",
+    "--length",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Words to generate.",
+)
+@click.option(
+    "-t",
+    "--temperature",
+    type=click.FloatRange(0),
+    default=0.8,
+    show_default=True,
+    help="Randomness; 0 is greedy.",
+)
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Sample from the k most likely words only (0: off).",
+)
+@click.option(
+    "--top-p",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Sample from the most likely words covering probability p (1: off).",
+)
+@click.option(
+    "--num-samples",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Independent samples, generated as one batch.",
+)
+@click.option(
+    "--random-seed",
+    type=int,
+    default=None,
+    help="Make the output repeatable.  [default: random]",
+)
+def generate(
+    model_path: str | None,
+    seed: str,
+    length: int,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    num_samples: int,
+    random_seed: int | None,
+) -> None:
+    """Generate text from a trained model, starting with SEED."""
+    from .generate import Generator
+    from .sampling import SamplingSettings
+
+    sampling = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p)
+    generator = Generator(_load(model_path))
+    unknown = generator.unknown_seed_words(seed)
+    if unknown:
+        click.echo(
+            "warning: seed words not in the model's vocabulary, read as <unk>: "
+            + " ".join(unknown),
+            err=True,
+        )
+    if num_samples == 1:
+        generator.generate(
+            seed,
+            length,
+            sampling,
+            1,
+            random_seed,
+            on_text=lambda text: click.echo(text, nl=False),
+        )
+        click.echo()
+        return
+    texts = generator.generate(seed, length, sampling, num_samples, random_seed)
+    for number, text in enumerate(texts, start=1):
+        click.echo(f"--- sample {number} ---\n{text}\n")
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+def info(path: str | None) -> None:
+    """Show what a model is and how it was trained.  [default: newest in models/]"""
+    model = _load(path)
+    from .model import count_parameters
+
+    config = model.model_config
+    record = model.record
+    rows = [
+        (
+            "model",
+            f"{config.cell.upper()}, {config.layers} x {config.units} units, "
+            f"embedding {config.embedding_dim}, dropout {config.dropout:g}",
+        ),
+        ("parameters", f"{count_parameters(model):,}"),
+        (
+            "vocabulary",
+            f"{len(model.vocabulary):,} words "
+            + (
+                "(lower-cased)" if model.tokenizer_settings.lowercase else "(case kept)"
+            ),
+        ),
+    ]
+    if record:
+        tokens = record["tokens"]
+        rows += [
+            (
+                "corpus",
+                ", ".join(
+                    f"{f['name']} ({f['tokens']:,} words)" for f in record["corpus"]
+                ),
+            ),
+            (
+                "tokens",
+                f"{tokens['train']:,} train, {tokens['validation']:,} validation",
+            ),
+            ("epochs", f"{record['epochs_run']} run, best {record['best_epoch']}"),
+            (
+                "validation perplexity",
+                f"{record['best_val_perplexity']:.2f}"
+                if record["best_val_perplexity"]
+                else "none (no validation)",
+            ),
+            ("train perplexity", f"{record['train_perplexity']:.2f}"),
+            (
+                "settings",
+                ", ".join(f"{k}={v}" for k, v in record["train_config"].items()),
+            ),
+            ("trained", f"{record['date']} with textgen {record['textgen_version']}"),
+        ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        click.echo(f"{name:<{width}}  {value}")
+
+
+def main() -> None:
+    """Entry point of the `textgen` console script."""
+    cli(prog_name="textgen")
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()

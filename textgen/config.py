@@ -1,0 +1,70 @@
+"""Hyperparameters: `ModelConfig` (the network) and `TrainConfig` (the fit).
+
+Plain frozen dataclasses with no TensorFlow import, so the command line can
+show their defaults instantly; `model.py` and `train.py` re-export them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import TextgenError
+
+CELLS = ("lstm", "gru", "rnn")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the network; saved in the model file."""
+
+    cell: str = "lstm"  # lstm | gru | rnn (SimpleRNN)
+    layers: int = 2  # stacked recurrent layers
+    units: int = 256  # hidden units per recurrent layer
+    embedding_dim: int = 128  # size of the learned word vectors
+    dropout: float = 0.2  # between layers and before the output; not recurrent
+    vocab_size: int = 0  # output classes, <pad> and <unk> included; 0: not yet known
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise TextgenError(f"unknown cell {self.cell!r}; use one of {CELLS}")
+        for field in ("layers", "units", "embedding_dim"):
+            if getattr(self, field) < 1:
+                raise TextgenError(f"{field} must be at least 1")
+        if self.vocab_size < 0:
+            raise TextgenError("vocab_size must not be negative")
+        if not 0 <= self.dropout < 1:
+            raise TextgenError("dropout must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train; saved in the model's training record."""
+
+    seq_len: int = 32  # words per training window (each trains seq_len predictions)
+    epochs: int = 20  # most passes over the training text
+    batch_size: int = 32  # windows per gradient step
+    learning_rate: float = 3e-3  # Adam step size
+    clipnorm: float = 1.0  # clip each gradient's norm to this; 0 turns it off
+    val_fraction: float = 0.1  # tail of the corpus held out for validation; 0: none
+    max_vocab: int = 20000  # most words in the vocabulary, <pad> and <unk> included
+    min_count: int = 1  # fewest occurrences a word needs to be in the vocabulary
+    lowercase: bool = True  # fold case (output is re-capitalised)
+    patience: int = 3  # stop after this many epochs without a better val loss; 0: never
+    seed: int | None = None  # fixes initial weights, window order and dropout
+
+    def __post_init__(self) -> None:
+        checks = {
+            "seq_len": self.seq_len >= 1,
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "clipnorm": self.clipnorm >= 0,
+            "val_fraction": 0 <= self.val_fraction < 0.5,
+            "max_vocab": self.max_vocab >= 3,
+            "min_count": self.min_count >= 1,
+            "patience": self.patience >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                value = getattr(self, name)
+                raise TextgenError(f"impossible value {value!r} for {name}")
