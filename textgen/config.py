@@ -41,15 +41,15 @@ class TrainConfig:
     """How to train; saved in the model's training record."""
 
     seq_len: int = 32  # words per training window (each trains seq_len predictions)
-    epochs: int = 20  # most passes over the training text
-    batch_size: int = 32  # windows per gradient step
+    epochs: int = 30  # most passes over the training text
+    batch_size: int = 16  # windows per gradient step
     learning_rate: float = 3e-3  # Adam step size
     clipnorm: float = 1.0  # clip each gradient's norm to this; 0 turns it off
     val_fraction: float = 0.1  # tail of the corpus held out for validation; 0: none
     max_vocab: int = 20000  # most words in the vocabulary, <pad> and <unk> included
     min_count: int = 1  # fewest occurrences a word needs to be in the vocabulary
     lowercase: bool = True  # fold case (output is re-capitalised)
-    patience: int = 3  # stop after this many epochs without a better val loss; 0: never
+    patience: int = 5  # stop after this many epochs without a better val loss; 0: never
     seed: int | None = None  # fixes initial weights, window order and dropout
 
     def __post_init__(self) -> None:
