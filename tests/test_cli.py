@@ -234,6 +234,16 @@ def test_existing_model_survives_a_failed_train(
     assert out.read_bytes() == b"previous model"
 
 
+def test_unwritable_output_is_refused_before_training(
+    tmp_path: Path, pattern_file: Path
+):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    line = one_line_error(run("train", pattern_file, "-o", blocker / "m.keras"))
+    assert "cannot write a model to" in line and "-o" in line
+    assert "epoch" not in line
+
+
 def test_debug_shows_the_traceback(bad_inputs):
     result = run("--debug", "train", bad_inputs["empty"])
     assert result.exit_code == 1

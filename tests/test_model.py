@@ -96,7 +96,7 @@ def test_failed_save_keeps_the_previous_file(tmp_path: Path, monkeypatch):
         raise OSError("No space left on device")
 
     monkeypatch.setattr(LanguageModel, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(ModelFileError, match=r"No space left on device.*unchanged"):
         save_model(_model(), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,24 @@ def count_parameters(model: keras.Model) -> int:
     return int(sum(keras.ops.size(w) for w in model.weights))
 
 
+def check_writable(path: str | Path) -> None:
+    """Fail now, not after hours of training, if `path`'s folder cannot be written.
+
+    Raises:
+        ModelFileError: the folder cannot be created or written to.
+    """
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".textgen-check-"):
+            pass
+    except OSError as err:
+        raise ModelFileError(
+            f"cannot write a model to {folder}/ ({err.strerror}); "
+            "choose another path with -o"
+        ) from None
+
+
 def save_model(model: LanguageModel, path: str | Path) -> Path:
     """Write the model to `path` atomically: a temporary file, then a rename.
 
@@ -167,11 +186,16 @@ def save_model(model: LanguageModel, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix != ".keras":
         raise ModelFileError(f"{path}: model files must end in .keras")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(path)
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
     try:
         model.save(temporary)
         os.replace(temporary, path)
+    except OSError as err:
+        raise ModelFileError(
+            f"could not save {path} ({err.strerror or err}); "
+            "any previous file there is unchanged"
+        ) from None
     finally:
         temporary.unlink(missing_ok=True)
     return path

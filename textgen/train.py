@@ -138,7 +138,7 @@ def train(
     import keras
 
     from .data import make_dataset, split_tail
-    from .model import build_model, count_parameters, save_model
+    from .model import build_model, check_writable, count_parameters, save_model
 
     output = Path(output)
     if output.suffix != ".keras":
@@ -147,6 +147,7 @@ def train(
     tokens, files = corpus_tokens(corpus, tokenizer)
     train_tokens, val_tokens = split_tail(tokens, config.seq_len, config.val_fraction)
     vocabulary = Vocabulary.build(train_tokens, config.max_vocab, config.min_count)
+    check_writable(output)
     train_ids = vocabulary.encode(train_tokens)
     val_ids = vocabulary.encode(val_tokens)
     seed = (
