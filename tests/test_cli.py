@@ -90,38 +90,14 @@ def test_train_generate_info_end_to_end(
 
 def test_generate_options(trained):
     path = trained[0]
-    two = run(
-        "generate",
-        "-m",
-        path,
-        "-s",
-        "one",
-        "-n",
-        10,
-        "--num-samples",
-        2,
-        "--random-seed",
-        3,
-        "-t",
-        2,
-    )
+    # fmt: off
+    args = ["generate", "-m", path, "-s", "one", "-n", 10, "--num-samples", 2,
+            "--random-seed", 3, "-t", 2]
+    # fmt: on
+    two = run(*args)
     assert two.exit_code == 0, two.output
     assert two.stdout.count("--- sample") == 2
-    again = run(
-        "generate",
-        "-m",
-        path,
-        "-s",
-        "one",
-        "-n",
-        10,
-        "--num-samples",
-        2,
-        "--random-seed",
-        3,
-        "-t",
-        2,
-    )
+    again = run(*args)
     assert again.stdout == two.stdout
     filtered = run(
         "generate", "-m", path, "-s", "one", "-n", 11, "--top-k", 1, "--random-seed", 1
