@@ -65,3 +65,27 @@ def test_streaming_pieces_join_to_the_detokenized_text():
     pieces = [stream.push(w) for w in words] + [stream.finish()]
     assert "".join(pieces) == detokenize(words, capitalize=True)
     assert sum(1 for p in pieces if p) > len(words) // 2  # it really streams
+
+
+def test_streaming_matches_detokenize_on_messy_token_runs():
+    """Random runs of words and punctuation: streaming never disagrees with the
+    whole-text detokenizer, whatever the order of quotes, brackets and ends."""
+    import random
+
+    pieces_of_text = ["the", "cat", "i", ".", ",", "!", "?", "``", "''", "(", ")",
+                      "n't", "'s", "--", ":", ";", "...", PARAGRAPH]  # fmt: skip
+    rng = random.Random(0)
+    for _ in range(300):
+        words = [rng.choice(pieces_of_text) for _ in range(rng.randint(1, 30))]
+        for capitalize in (False, True):
+            stream = StreamingDetokenizer(capitalize)
+            streamed = "".join([stream.push(w) for w in words] + [stream.finish()])
+            assert streamed == detokenize(words, capitalize), words
+
+
+def test_detokenize_joins_sentences_like_the_whole_paragraph():
+    text = 'He said, "stop." (she didn\'t.) "why?" they asked -- twice. end'
+    words = tokenize(text, KEEP_CASE)
+    from nltk.tokenize.treebank import TreebankWordDetokenizer
+
+    assert detokenize(words) == TreebankWordDetokenizer().detokenize(words)

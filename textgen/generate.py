@@ -1,14 +1,15 @@
 """`Generator`: text from a trained model with carried recurrent state.
 
-The seed is run through the model once; after that each new word is one step
-of the recurrent layers from the carried state, never a re-run of the window.
-Several samples run as one batch; a single sample can stream as it is made.
+The seed is read once; after that each new word is one recurrent step from the
+carried state, never a re-run of the window. The steps run in NumPy on the
+model's own weights (`Decoder`): for one word at a time that is far cheaper
+than a TensorFlow call. Several samples run as one batch; one sample streams.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,126 @@ from .vocab import PAD_ID, UNK_ID
 if TYPE_CHECKING:
     from .model import LanguageModel
 
+State = list[np.ndarray]  # one layer's state: [h, c] for LSTM, [h] otherwise
+
+
+# The steps below compute what Keras's cells compute, with each layer's input
+# and recurrent kernels stacked into one matrix (one matmul per layer per
+# word) and every sigmoid written as 0.5 * tanh(0.5 * x) + 0.5, with the 0.5
+# folded into the weights, so one tanh call covers all gates.
+
+
+def _lstm_weights(kernel, recurrent_kernel, bias):
+    units = recurrent_kernel.shape[0]
+    scale = np.full(4 * units, 0.5, dtype=np.float32)
+    scale[2 * units : 3 * units] = 1.0  # gate order i f c o; c is a tanh
+    return [np.concatenate([kernel, recurrent_kernel]) * scale, bias * scale]
+
+
+def _lstm_step(w: list[np.ndarray], x: np.ndarray, state: State) -> State:
+    weights, bias = w
+    h, c = state
+    u = h.shape[1]
+    t = np.tanh(np.concatenate([x, h], axis=1) @ weights + bias)  # (batch, 4u)
+    s = 0.5 * t + 0.5  # the sigmoid gates, where they apply
+    c = s[:, u : 2 * u] * c + s[:, :u] * t[:, 2 * u : 3 * u]
+    return [s[:, 3 * u :] * np.tanh(c), c]
+
+
+def _gru_weights(kernel, recurrent_kernel, bias):
+    # Keras's GRU with reset_after=True (its default, and cuDNN's variant):
+    # bias[0] is the input bias, bias[1] the recurrent bias.
+    units = recurrent_kernel.shape[0]
+    scale = np.full(3 * units, 0.5, dtype=np.float32)
+    scale[2 * units :] = 1.0  # gate order z r h; h is a tanh
+    return [kernel * scale, bias[0] * scale, recurrent_kernel * scale, bias[1] * scale]
+
+
+def _gru_step(w: list[np.ndarray], x: np.ndarray, state: State) -> State:
+    kernel, input_bias, recurrent_kernel, recurrent_bias = w
+    (h,) = state
+    u = h.shape[1]
+    from_x = x @ kernel + input_bias  # (batch, 3u)
+    from_h = h @ recurrent_kernel + recurrent_bias
+    zr = 0.5 * np.tanh(from_x[:, : 2 * u] + from_h[:, : 2 * u]) + 0.5
+    z, r = zr[:, :u], zr[:, u:]
+    candidate = np.tanh(from_x[:, 2 * u :] + r * from_h[:, 2 * u :])
+    return [candidate + z * (h - candidate)]
+
+
+def _rnn_weights(kernel, recurrent_kernel, bias):
+    return [np.concatenate([kernel, recurrent_kernel]), bias]
+
+
+def _rnn_step(w: list[np.ndarray], x: np.ndarray, state: State) -> State:
+    weights, bias = w
+    return [np.tanh(np.concatenate([x, state[0]], axis=1) @ weights + bias)]
+
+
+_CELLS = {
+    "lstm": (_lstm_weights, _lstm_step),
+    "gru": (_gru_weights, _gru_step),
+    "rnn": (_rnn_weights, _rnn_step),
+}
+
+
+class Decoder:
+    """One-word-at-a-time inference with the weights of a `LanguageModel`.
+
+    Computes exactly what the Keras layers compute (tested to float
+    tolerance), in NumPy, with the state passed in and out.
+    """
+
+    def __init__(self, model: LanguageModel) -> None:
+        config = model.model_config
+        prepare, self._step = _CELLS[config.cell]
+        self._state_count = 2 if config.cell == "lstm" else 1
+        self.units = config.units
+        self.embeddings = np.asarray(model.embedding.embeddings)  # (vocab, dim)
+        self.layers = [
+            prepare(*(np.asarray(w) for w in (c.kernel, c.recurrent_kernel, c.bias)))
+            for c in (layer.cell for layer in model.recurrent_layers)
+        ]
+        self.output_kernel = np.asarray(model.logits.kernel)  # (units, vocab)
+        self.output_bias = np.asarray(model.logits.bias)
+
+    def zero_states(self, batch: int) -> list[State]:
+        """All-zero states for `batch` sequences, as Keras starts them."""
+        zeros = np.zeros((batch, self.units), dtype=np.float32)
+        return [[zeros] * self._state_count for _ in self.layers]
+
+    def step(
+        self, ids: np.ndarray, states: list[State]
+    ) -> tuple[np.ndarray, list[State]]:
+        """Feed one word per sequence; return next-word logits and new states.
+
+        Args:
+            ids: (batch,) word ids.
+            states: per layer, the state carried from the previous step.
+        Returns:
+            (batch, vocab_size) logits and the states to carry on.
+        """
+        x = self.embeddings[ids]  # (batch, dim)
+        new_states = []
+        for weights, state in zip(self.layers, states, strict=True):
+            state = self._step(weights, x, state)
+            new_states.append(state)
+            x = state[0]  # (batch, units)
+        logits = x @ self.output_kernel  # (batch, vocab_size)
+        logits += self.output_bias
+        return logits, new_states
+
+    def read(
+        self, ids: np.ndarray, states: list[State] | None = None
+    ) -> tuple[np.ndarray, list[State]]:
+        """Feed (batch, steps) ids in turn; return the last logits and states."""
+        states = states or self.zero_states(ids.shape[0])
+        logits = None
+        for t in range(ids.shape[1]):
+            logits, states = self.step(ids[:, t], states)
+        assert logits is not None, "read needs at least one step"
+        return logits, states
+
 
 class Generator:
     """Generates text from a `LanguageModel`; reuse one for many calls."""
@@ -27,23 +148,15 @@ class Generator:
         """Args:
         model: a trained model (from `train` or `load_model`).
         """
-        import tensorflow as tf
-
-        self.model = model
         self.vocabulary = model.vocabulary
+        self.tokenizer_settings = model.tokenizer_settings
         self.capitalize = model.tokenizer_settings.lowercase
+        self.decoder = Decoder(model)
         self._banned_ids = (PAD_ID, UNK_ID)
-        # One compiled graph per input shape; reduce_retracing makes the
-        # batch and seed length symbolic after the first retrace.
-        self._step = tf.function(self._forward_last, reduce_retracing=True)
-
-    def _forward_last(self, ids: Any, states: Any) -> tuple[Any, Any]:
-        logits, states = self.model.forward(ids, states, training=False)
-        return logits[:, -1, :], states  # (batch, vocab_size), carried states
 
     def seed_words(self, seed: str) -> list[str]:
         """The seed as the model's tokens."""
-        return tokenize(seed, self.model.tokenizer_settings)
+        return tokenize(seed, self.tokenizer_settings)
 
     def unknown_seed_words(self, seed: str) -> list[str]:
         """Seed words the model does not know; they are read as `<unk>`."""
@@ -72,14 +185,11 @@ class Generator:
         Returns:
             One detokenized text per sample, each starting with the seed.
         """
-        import tensorflow as tf
-
         rng = np.random.default_rng(random_seed)
         seed_words = self.seed_words(seed)
-        context = seed_words or [PARAGRAPH]
-        seed_ids = self.vocabulary.encode(context)
+        seed_ids = self.vocabulary.encode(seed_words or [PARAGRAPH])
         batch_ids = np.repeat(seed_ids[None, :], num_samples, axis=0)  # (batch, seed)
-        logits, states = self._step(tf.constant(batch_ids), None)
+        logits, states = self.decoder.read(batch_ids)
 
         stream = StreamingDetokenizer(self.capitalize) if on_text else None
         if stream is not None:
@@ -87,13 +197,12 @@ class Generator:
                 on_text(stream.push(word))
         generated = np.zeros((num_samples, length), dtype=np.int64)
         for t in range(length):
-            chosen = next_ids(logits.numpy(), sampling, rng, self._banned_ids)
+            chosen = next_ids(logits, sampling, rng, self._banned_ids)
             generated[:, t] = chosen
             if stream is not None:
                 on_text(stream.push(self.vocabulary.words[chosen[0]]))
             if t + 1 < length:
-                step_ids = tf.constant(chosen[:, None], dtype=tf.int32)  # (batch, 1)
-                logits, states = self._step(step_ids, states)
+                logits, states = self.decoder.step(chosen, states)
         if stream is not None:
             on_text(stream.finish())
         return [

@@ -33,7 +33,7 @@ class SamplingSettings:
 
 def ban(logits: np.ndarray, banned_ids: Sequence[int]) -> np.ndarray:
     """Make the given ids impossible to choose."""
-    logits = np.array(logits, dtype=np.float64)
+    logits = np.array(logits, dtype=np.float32)  # a copy
     logits[..., list(banned_ids)] = -np.inf
     return logits
 
@@ -66,6 +66,38 @@ def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
     return np.where(keep, logits, -np.inf)
 
 
+# Words per block in `draw`: one cumulative sum over block totals, then one
+# within the chosen block, instead of a cumulative sum over the whole vocabulary.
+_BLOCK = 64
+
+
+def draw(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One index per row, with probability proportional to `weights` (>= 0).
+
+    An inverse-CDF draw done in two levels (blocks, then words), which costs a
+    fraction of a full-vocabulary cumulative sum. Zero weights are never drawn.
+    """
+    batch, size = weights.shape
+    padded = np.zeros((batch, size + -size % _BLOCK), dtype=np.float32)
+    padded[:, :size] = weights
+    blocks = padded.reshape(batch, -1, _BLOCK)  # (batch, n_blocks, _BLOCK)
+    ones = np.ones(_BLOCK, dtype=np.float32)
+    block_mass = np.cumsum((blocks @ ones).astype(np.float64), axis=-1)
+    target = rng.random(batch) * block_mass[:, -1]  # (batch,)
+    rows = np.arange(batch)
+    # The first block, then the first word, whose cumulative mass passes target.
+    k = np.minimum((block_mass <= target[:, None]).sum(axis=-1), blocks.shape[1] - 1)
+    before = np.where(k > 0, block_mass[rows, k - 1], 0.0)
+    inner = blocks[rows, k]  # (batch, _BLOCK)
+    word_mass = np.cumsum(inner, axis=-1, dtype=np.float64)
+    j = np.minimum((word_mass <= (target - before)[:, None]).sum(axis=-1), _BLOCK - 1)
+    # Rounding can carry the target past the block's last word; then take the
+    # last word in the block that has weight.
+    last = _BLOCK - 1 - np.argmax(inner[:, ::-1] > 0, axis=-1)
+    j = np.where(inner[rows, j] > 0, j, last)
+    return k * _BLOCK + j
+
+
 def next_ids(
     logits: np.ndarray,
     settings: SamplingSettings,
@@ -80,15 +112,11 @@ def next_ids(
         rng: the only source of randomness, so a seed fixes the output.
         banned_ids: ids never to pick (`<pad>`, `<unk>`).
     """
-    logits = top_p_filter(
-        top_k_filter(ban(logits, banned_ids), settings.top_k), settings.top_p
-    )
+    logits = ban(logits, banned_ids)
+    logits = top_p_filter(top_k_filter(logits, settings.top_k), settings.top_p)
     if settings.temperature == 0:
         return np.argmax(logits, axis=-1)
-    probs = softmax(logits / settings.temperature)
-    # Inverse-CDF draw: one uniform number per row, vectorised over the batch.
-    # The first index whose cumulative mass passes the draw can never be a
-    # zero-probability (filtered) word.
-    cumulative = np.cumsum(probs, axis=-1)
-    draws = rng.random((probs.shape[0], 1)) * cumulative[:, -1:]
-    return np.argmax(cumulative > draws, axis=-1)
+    # In place on the private copy `ban` made: exp((logits - max) / T).
+    logits -= logits.max(axis=-1, keepdims=True)
+    logits *= 1.0 / settings.temperature
+    return draw(np.exp(logits, out=logits), rng)

@@ -71,7 +71,28 @@ def capitalize_sentences(words: list[str]) -> list[str]:
     return result
 
 
-def _detokenize_paragraph(words: list[str], capitalize: bool) -> str:
+# Tokens that open a sentence when they follow the end of the previous one.
+_OPENERS = frozenset({"``", "(", "[", "{", "--"})
+
+
+def _starts_sentence(word: str) -> bool:
+    return word[:1].isalnum() or word in _OPENERS
+
+
+def _split_sentences(words: list[str]) -> list[list[str]]:
+    """Cut a paragraph's words after each ". ! ?" (and any closing quote)."""
+    sentences: list[list[str]] = []
+    ended = True
+    for word in words:
+        if not sentences or (ended and _starts_sentence(word)):
+            sentences.append([])
+            ended = False
+        sentences[-1].append(word)
+        ended = ended or word in SENTENCE_ENDS
+    return sentences
+
+
+def _detokenize_sentence(words: list[str], capitalize: bool) -> str:
     if capitalize:
         words = capitalize_sentences(words)
     return _detokenizer.detokenize(words)
@@ -90,12 +111,17 @@ def _split_paragraphs(words: list[str]) -> list[list[str]]:
 def detokenize(words: list[str], capitalize: bool = False) -> str:
     """Join word tokens back into prose; paragraphs are separated by a blank line.
 
+    Sentences are detokenized one at a time and joined by a space, which is
+    what NLTK's detokenizer does to a whole paragraph, at a cost that grows
+    with the sentence rather than the paragraph (and lets output stream).
+
     Args:
         words: tokens as `tokenize` makes them.
         capitalize: restore sentence-initial capitals (for lower-cased models).
     """
     return "\n\n".join(
-        _detokenize_paragraph(p, capitalize) for p in _split_paragraphs(words)
+        " ".join(_detokenize_sentence(s, capitalize) for s in _split_sentences(p))
+        for p in _split_paragraphs(words)
     )
 
 
@@ -104,45 +130,62 @@ class StreamingDetokenizer:
 
     The detokenizer may still change the space before the newest word (as in
     "word --" becoming "word--x"), so the text printed is the part the last two
-    detokenizations agree on, without trailing space; `finish` prints the rest.
+    detokenizations of the sentence agree on, without trailing space; the rest
+    comes when the sentence ends, and from `finish`. The pieces join to exactly
+    what `detokenize` makes of the same words.
     """
 
     def __init__(self, capitalize: bool = False) -> None:
         self.capitalize = capitalize
-        self._paragraph: list[str] = []
-        self._previous = ""  # detokenization of the paragraph so far
-        self._printed = ""  # of the current paragraph
-        self._started = False  # any text printed at all
-        self._break_pending = False
+        self._sentence: list[str] = []
+        self._ended = False  # the sentence has had its ". ! ?"
+        self._previous = ""  # detokenization of the sentence so far
+        self._printed = ""  # the part of it already returned
+        self._separator = ""  # goes before the next sentence: "", " " or blank line
+        self._started = False  # any text returned at all
 
     def push(self, word: str) -> str:
         """Add one word; return the new text to print (may be empty)."""
         if word == PARAGRAPH:
-            out = self._flush_paragraph()
-            self._break_pending = self._started
+            out = self._flush_sentence()
+            if self._started:
+                self._separator = "\n\n"
             return out
         out = ""
-        if self._break_pending:
-            out, self._break_pending = "\n\n", False
-        self._paragraph.append(word)
-        current = _detokenize_paragraph(self._paragraph, self.capitalize)
+        if self._ended and _starts_sentence(word):
+            out = self._flush_sentence()
+            self._separator = self._separator or " "
+        self._sentence.append(word)
+        self._ended = self._ended or word in SENTENCE_ENDS
+        current = _detokenize_sentence(self._sentence, self.capitalize)
         # commonprefix compares characters, which is what is wanted here.
         stable = os.path.commonprefix([self._previous, current]).rstrip()  # noqa: RUF071
         self._previous = current
         if len(stable) > len(self._printed) and stable.startswith(self._printed):
-            out += stable[len(self._printed) :]
+            out += self._take_separator() + stable[len(self._printed) :]
             self._printed = stable
-        self._started = self._started or bool(out)
         return out
 
-    def _flush_paragraph(self) -> str:
-        rest = self._previous[len(self._printed) :]
-        if not self._previous.startswith(self._printed):
-            rest = ""  # the rare case where the tail was rewritten: keep what shows
-        self._paragraph, self._previous, self._printed = [], "", ""
-        self._started = self._started or bool(rest)
+    def _take_separator(self) -> str:
+        """What goes before the sentence's first text: a space or a blank line."""
+        if self._printed:
+            return ""
+        separator = self._separator if self._started else ""
+        self._separator = ""
+        self._started = True
+        return separator
+
+    def _flush_sentence(self) -> str:
+        rest = ""
+        if self._previous.startswith(self._printed):
+            rest = self._previous[len(self._printed) :]
+        # else: the rare case where the tail was rewritten: keep what shows.
+        if rest:
+            rest = self._take_separator() + rest
+        self._sentence, self._previous, self._printed = [], "", ""
+        self._ended = False
         return rest
 
     def finish(self) -> str:
         """Return the text still held back; call once after the last word."""
-        return self._flush_paragraph()
+        return self._flush_sentence()
