@@ -1,0 +1,182 @@
+"""Training and generation speed: textgen against the classic recipe, side by
+side in one process on the same corpus and layer sizes. Prints one JSON object.
+
+    python benchmarks/speed.py [--corpus ../shared/corpora/moby_dick_four_chapters.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import classic_recipe
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+SEED_TEXT = "call me ishmael . some years ago"
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def recipe_figures(text: str, epochs: int, words: int) -> tuple[dict, object]:
+    import keras
+
+    data = classic_recipe.prepare(text)
+    model = classic_recipe.build(data.vocab_size)
+    epoch_seconds: list[float] = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            epoch_seconds.append(time.perf_counter() - self.start)
+
+    model.fit(
+        data.inputs,
+        data.labels,
+        batch_size=classic_recipe.BATCH_SIZE,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[Timer()],
+    )
+    classic_recipe.generate(model, data, SEED_TEXT, 2)  # warm up predict
+    seconds, _ = timed(classic_recipe.generate, model, data, SEED_TEXT, words)
+    steady = min(epoch_seconds[1:])  # the first epoch also traces the graph
+    return {
+        "vocab_size": data.vocab_size,
+        "windows": len(data.inputs),
+        "epoch_seconds": round(steady, 2),
+        "train_predictions_per_s": round(len(data.inputs) / steady),
+        "one_hot_label_bytes": int(data.labels.nbytes),
+        "generate_words_per_s": round(words / seconds, 1),
+    }, data
+
+
+def textgen_figures(corpus: Path, epochs: int, words: int) -> dict:
+    from textgen.config import ModelConfig, TrainConfig
+    from textgen.data import count_windows
+    from textgen.generate import Generator
+    from textgen.sampling import SamplingSettings
+    from textgen.train import train
+
+    same_sizes = ModelConfig(
+        cell="lstm", layers=2, units=150, embedding_dim=25, dropout=0
+    )
+    config = TrainConfig(epochs=epochs, val_fraction=0, patience=0, seed=1)
+    with tempfile.TemporaryDirectory() as folder:
+        model = train(
+            [corpus], Path(folder) / "m.keras", same_sizes, config, log=lambda s: None
+        )
+    record = model.record
+    steady = min(row["seconds"] for row in record["history"][1:])
+    predictions = (
+        count_windows(record["tokens"]["train"], config.seq_len) * config.seq_len
+    )
+
+    generator = Generator(model)
+    sampling = SamplingSettings()  # the CLI's defaults
+    generator.generate(SEED_TEXT, 20, sampling, random_seed=0)  # warm up
+    single, _ = timed(generator.generate, SEED_TEXT, words, sampling, 1, 0)
+    streamed, _ = timed(
+        generator.generate, SEED_TEXT, words, sampling, 1, 0, lambda t: None
+    )
+    batch, _ = timed(generator.generate, SEED_TEXT, words, sampling, 16, 0)
+
+    # Cost per generated word after a short and a long seed: the difference
+    # between generating 3n and n words, divided by 2n (best of 3 each).
+    corpus_words = corpus.read_text(encoding="utf-8").split()
+    per_word = {}
+    for seed_len in (10, 1000):
+        seed = " ".join(corpus_words[:seed_len])
+        short = min(
+            timed(generator.generate, seed, words, sampling, 1, 0)[0] for _ in range(3)
+        )
+        long = min(
+            timed(generator.generate, seed, 3 * words, sampling, 1, 0)[0]
+            for _ in range(3)
+        )
+        per_word[f"seed_{seed_len}_words_us_per_word"] = round(
+            (long - short) / (2 * words) * 1e6, 1
+        )
+    return {
+        "vocab_size": len(model.vocabulary),
+        "train_tokens": record["tokens"]["train"],
+        "seq_len": config.seq_len,
+        "batch_size": config.batch_size,
+        "epoch_seconds": round(steady, 2),
+        "train_predictions_per_s": round(predictions / steady),
+        "generate_words_per_s": round(words / single, 1),
+        "generate_words_per_s_streaming": round(words / streamed, 1),
+        "generate_16_samples_words_per_s": round(16 * words / batch, 1),
+        **per_word,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--corpus", type=Path, default=SHARED / "moby_dick_four_chapters.txt"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=4, help="the fastest after the first is timed"
+    )
+    parser.add_argument("--words", type=int, default=400, help="words per generation")
+    parser.add_argument("--recipe-words", type=int, default=30)
+    args = parser.parse_args()
+    if not args.corpus.exists():
+        sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    text = args.corpus.read_text(encoding="utf-8")
+    recipe, _ = recipe_figures(text, args.epochs, args.recipe_words)
+    ours = textgen_figures(args.corpus, args.epochs, args.words)
+    print(
+        json.dumps(
+            {
+                "corpus": args.corpus.name,
+                "layers": "Embedding 25, LSTM 150 x 2 (the recipe adds Dense 150 relu)",
+                "tensorflow": tf.__version__,
+                "cpu_count": os.cpu_count(),
+                "recipe": recipe,
+                "textgen": ours,
+                "ratios": {
+                    "train_predictions_per_s": round(
+                        ours["train_predictions_per_s"]
+                        / recipe["train_predictions_per_s"],
+                        1,
+                    ),
+                    "generate_words_per_s": round(
+                        ours["generate_words_per_s"] / recipe["generate_words_per_s"], 1
+                    ),
+                    "generate_16_vs_1_sample": round(
+                        ours["generate_16_samples_words_per_s"]
+                        / ours["generate_words_per_s"],
+                        1,
+                    ),
+                    "generate_16_vs_1_streaming_sample": round(
+                        ours["generate_16_samples_words_per_s"]
+                        / ours["generate_words_per_s_streaming"],
+                        1,
+                    ),
+                },
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
