@@ -50,6 +50,7 @@ def test_recurrent_layers_stay_cudnn_eligible():
             assert layer.recurrent_dropout == 0
             assert layer.unroll is False
             assert layer.use_bias is True
+            assert layer.use_cudnn in ("auto", True)
             if cell == "gru":
                 assert layer.reset_after is True
 
