@@ -52,7 +52,7 @@ def test_every_option_shows_its_default():
     for command in ("train", "generate"):
         text = run(command, "--help").output
         blocks = text.split("\n  -")[1:]  # one per option
-        assert len(blocks) == (18 if command == "train" else 9)
+        assert len(blocks) == (21 if command == "train" else 9)
         for block in blocks:
             assert "[default:" in block or block.startswith("h, --help"), block
 

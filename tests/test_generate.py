@@ -33,8 +33,17 @@ def test_carried_state_matches_the_full_window(trained):
     np.testing.assert_allclose(np.concatenate(stepped), full[0, 2:], atol=1e-5)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_decoder_computes_what_keras_computes(cell: str):
+@pytest.mark.parametrize(
+    ("cell", "tie", "units"),
+    [
+        ("lstm", False, 12),
+        ("gru", False, 12),
+        ("rnn", False, 12),
+        ("lstm", True, 12),  # tied through a projection (12 -> 5)
+        ("gru", True, 5),  # tied directly
+    ],
+)
+def test_decoder_computes_what_keras_computes(cell: str, tie: bool, units: int):
     """The NumPy decoder against Keras, for every cell, batch > 1, two layers,
     with random (untrained, so not degenerate) weights."""
     from textgen.config import ModelConfig
@@ -42,7 +51,9 @@ def test_decoder_computes_what_keras_computes(cell: str):
     from textgen.vocab import Vocabulary
 
     vocab = Vocabulary.build([f"w{i}" for i in range(30)])
-    config = ModelConfig(cell, layers=2, units=12, embedding_dim=5, vocab_size=32)
+    config = ModelConfig(
+        cell, layers=2, units=units, embedding_dim=5, tie_embeddings=tie, vocab_size=32
+    )
     model = build_model(config, vocab)
     for weight in model.weights:  # larger weights make the gates saturate too
         weight.assign(np.random.default_rng(0).normal(0, 0.6, weight.shape))

@@ -42,6 +42,22 @@ def test_save_load_gives_identical_logits_and_metadata(cell: str, tmp_path: Path
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no side files
 
 
+def test_tied_embeddings_share_the_matrix(tmp_path: Path):
+    from textgen.model import build_model, count_parameters, load_model, save_model
+
+    vocab = Vocabulary.build("a b c d e f g".split())
+    sizes = {"layers": 1, "units": 6, "embedding_dim": 4, "vocab_size": len(vocab)}
+    tied = build_model(ModelConfig(tie_embeddings=True, **sizes), vocab)
+    untied = build_model(ModelConfig(**sizes), vocab)
+    # Untied: a 6 x 9 kernel; tied: a 6 x 4 projection, the 9-word bias stays.
+    assert count_parameters(untied) - count_parameters(tied) == 6 * 9 - 6 * 4
+    ids = np.array([[2, 3, 4]])
+    loaded = load_model(save_model(tied, tmp_path / "t.keras"))
+    np.testing.assert_array_equal(np.asarray(loaded(ids)), np.asarray(tied(ids)))
+    tied.embedding.embeddings.assign(np.ones((9, 4)))  # the output moves with it
+    assert np.allclose(np.asarray(tied(ids))[0, 0], np.asarray(tied(ids))[0, 0, 0])
+
+
 def test_recurrent_layers_stay_cudnn_eligible():
     for cell in ("lstm", "gru"):
         for layer in _model(cell).recurrent_layers:

@@ -119,6 +119,40 @@ def test_short_corpus_and_bad_settings(tmp_path: Path):
     assert not (tmp_path / "m.keras").exists()
 
 
+def test_auto_batch_size_grows_with_the_corpus():
+    from textgen.config import auto_batch_size
+
+    assert [auto_batch_size(n) for n in (10, 186, 370, 700, 6000)] == [8, 8, 16, 32, 64]
+
+
+def test_time_limit_and_learning_rate_schedule(tmp_path: Path, pattern_file: Path):
+    lines: list[str] = []
+    config = TrainConfig(seq_len=8, epochs=5, max_minutes=1e-6, seed=1)
+    model = train(
+        [pattern_file],
+        tmp_path / "m.keras",
+        ModelConfig(layers=1, units=4),
+        config,
+        log=lines.append,
+    )
+    assert model.record["epochs_run"] == 1
+    assert any("time limit" in line for line in lines)
+    assert model.record["history"][0]["learning_rate"] == pytest.approx(3e-3)
+    # A learning rate far too high stalls the validation loss: it gets halved.
+    config = TrainConfig(
+        seq_len=8, epochs=6, learning_rate=5.0, lr_patience=1, patience=0, seed=1
+    )
+    model = train(
+        [pattern_file],
+        tmp_path / "m.keras",
+        ModelConfig(layers=1, units=4),
+        config,
+        log=lines.append,
+    )
+    rates = [row["learning_rate"] for row in model.record["history"]]
+    assert rates[0] == pytest.approx(5.0) and rates[-1] < rates[0]
+
+
 def test_no_validation_trains_on_everything(tmp_path: Path, pattern_file: Path):
     config = TrainConfig(seq_len=8, epochs=1, val_fraction=0, seed=1)
     model = train(

@@ -7,6 +7,7 @@ option errors answer at once. Library errors become one line on stderr.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -158,6 +159,11 @@ def _load(path: str | None) -> Any:
     help="Dropout between layers and before the output.",
 )
 @click.option(
+    "--tie-embeddings",
+    is_flag=True,
+    help="Let the output layer reuse the embedding matrix.  [default: separate]",
+)
+@click.option(
     "--seq-len",
     type=click.IntRange(min=1),
     default=TRAIN_DEFAULTS.seq_len,
@@ -173,10 +179,10 @@ def _load(path: str | None) -> Any:
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=0),
     default=TRAIN_DEFAULTS.batch_size,
     show_default=True,
-    help="Windows per gradient step.",
+    help="Windows per gradient step (0: auto, 8 to 64 by corpus size).",
 )
 @click.option(
     "--learning-rate",
@@ -226,6 +232,21 @@ def _load(path: str | None) -> Any:
     help="Stop after this many epochs without a better validation loss (0: never).",
 )
 @click.option(
+    "--lr-patience",
+    type=click.IntRange(min=0),
+    default=TRAIN_DEFAULTS.lr_patience,
+    show_default=True,
+    help="Halve the learning rate after this many epochs without a better "
+    "validation loss (0: never).",
+)
+@click.option(
+    "--max-minutes",
+    type=click.FloatRange(min=0),
+    default=TRAIN_DEFAULTS.max_minutes,
+    show_default=True,
+    help="Stop after the epoch that passes this many minutes (0: no limit).",
+)
+@click.option(
     "--random-seed",
     type=int,
     default=None,
@@ -236,11 +257,9 @@ def train(corpus: tuple[str, ...], output: str | None, **options: Any) -> None:
     _import_tensorflow()
     from .train import train as train_model
 
+    model_fields = {field.name for field in dataclasses.fields(ModelConfig)}
     model_config = ModelConfig(
-        **{
-            k: options.pop(k)
-            for k in ("cell", "layers", "units", "embedding_dim", "dropout")
-        }
+        **{name: options.pop(name) for name in list(options) if name in model_fields}
     )
     options["lowercase"] = not options.pop("keep_case")
     options["seed"] = options.pop("random_seed")

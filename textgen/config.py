@@ -22,6 +22,7 @@ class ModelConfig:
     units: int = 256  # hidden units per recurrent layer
     embedding_dim: int = 128  # size of the learned word vectors
     dropout: float = 0.2  # between layers and before the output; not recurrent
+    tie_embeddings: bool = False  # the output layer reuses the embedding matrix
     vocab_size: int = 0  # output classes, <pad> and <unk> included; 0: not yet known
 
     def __post_init__(self) -> None:
@@ -42,7 +43,7 @@ class TrainConfig:
 
     seq_len: int = 32  # words per training window (each trains seq_len predictions)
     epochs: int = 30  # most passes over the training text
-    batch_size: int = 16  # windows per gradient step
+    batch_size: int = 0  # windows per gradient step; 0: auto (see `auto_batch_size`)
     learning_rate: float = 3e-3  # Adam step size
     clipnorm: float = 1.0  # clip each gradient's norm to this; 0 turns it off
     val_fraction: float = 0.1  # tail of the corpus held out for validation; 0: none
@@ -50,21 +51,43 @@ class TrainConfig:
     min_count: int = 1  # fewest occurrences a word needs to be in the vocabulary
     lowercase: bool = True  # fold case (output is re-capitalised)
     patience: int = 5  # stop after this many epochs without a better val loss; 0: never
+    lr_patience: int = (
+        2  # halve the learning rate after this many such epochs; 0: never
+    )
+    max_minutes: float = (
+        0  # stop after the epoch that passes this much time; 0: no limit
+    )
     seed: int | None = None  # fixes initial weights, window order and dropout
 
     def __post_init__(self) -> None:
         checks = {
             "seq_len": self.seq_len >= 1,
             "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
+            "batch_size": self.batch_size >= 0,
             "learning_rate": self.learning_rate > 0,
             "clipnorm": self.clipnorm >= 0,
             "val_fraction": 0 <= self.val_fraction < 0.5,
             "max_vocab": self.max_vocab >= 3,
             "min_count": self.min_count >= 1,
             "patience": self.patience >= 0,
+            "lr_patience": self.lr_patience >= 0,
+            "max_minutes": self.max_minutes >= 0,
         }
         for name, ok in checks.items():
             if not ok:
                 value = getattr(self, name)
                 raise TextgenError(f"impossible value {value!r} for {name}")
+
+
+def auto_batch_size(n_windows: int) -> int:
+    """Batch size for `batch_size=0`: the largest power of two from 8 to 64 that
+    still gives an epoch at least 20 steps.
+
+    Bigger batches cost little more per step on a CPU (the recurrent loop's
+    per-time-step overhead dominates), so they train more words per second;
+    small corpora need the smaller batches to get enough updates per epoch.
+    """
+    size = 8
+    while size < 64 and n_windows // (size * 2) >= 20:
+        size *= 2
+    return size

@@ -100,8 +100,17 @@ class Decoder:
             prepare(*(np.asarray(w) for w in (c.kernel, c.recurrent_kernel, c.bias)))
             for c in (layer.cell for layer in model.recurrent_layers)
         ]
-        self.output_kernel = np.asarray(model.logits.kernel)  # (units, vocab)
-        self.output_bias = np.asarray(model.logits.bias)
+        if model.logits is not None:
+            self.output_kernel = np.asarray(model.logits.kernel)  # (units, vocab)
+            self.output_bias = np.asarray(model.logits.bias)
+        else:  # tied to the embeddings, through the projection if there is one
+            self.output_kernel = self.embeddings.T
+            if model.projection is not None:
+                self.output_kernel = (
+                    np.asarray(model.projection.kernel) @ self.embeddings.T
+                )
+            self.output_bias = np.asarray(model.output_bias)
+        self.output_kernel = np.ascontiguousarray(self.output_kernel)
 
     def zero_states(self, batch: int) -> list[State]:
         """All-zero states for `batch` sequences, as Keras starts them."""

@@ -70,7 +70,14 @@ class LanguageModel(keras.Model):
             _recurrent_layer(config, i) for i in range(config.layers)
         ]
         self.dropout = keras.layers.Dropout(config.dropout, name="dropout")
-        self.logits = keras.layers.Dense(config.vocab_size, name="logits")
+        self.logits = self.projection = None
+        if not config.tie_embeddings:
+            self.logits = keras.layers.Dense(config.vocab_size, name="logits")
+        elif config.units != config.embedding_dim:
+            # Tied output: map the hidden state to the embedding width first.
+            self.projection = keras.layers.Dense(
+                config.embedding_dim, use_bias=False, name="projection"
+            )
 
     @property
     def record(self) -> dict[str, Any]:
@@ -88,7 +95,16 @@ class LanguageModel(keras.Model):
         for layer in self.recurrent_layers:
             layer.build((batch, steps, width))
             width = self.model_config.units
-        self.logits.build((batch, steps, width))
+        if self.logits is not None:
+            self.logits.build((batch, steps, width))
+        else:
+            if self.projection is not None:
+                self.projection.build((batch, steps, width))
+            self.output_bias = self.add_weight(
+                shape=(self.model_config.vocab_size,),
+                initializer="zeros",
+                name="output_bias",
+            )
         self.built = True
 
     def call(self, ids: Any, training: bool = False) -> Any:
@@ -117,7 +133,16 @@ class LanguageModel(keras.Model):
             x = outputs[0]  # (batch, steps, units)
             new_states.append(list(outputs[1:]))
         x = self.dropout(x, training=training)
-        return self.logits(x), new_states
+        return self.output_logits(x), new_states
+
+    def output_logits(self, x: Any) -> Any:
+        """Logits over the vocabulary from the last layer's outputs."""
+        if self.logits is not None:
+            return self.logits(x)
+        if self.projection is not None:
+            x = self.projection(x)  # (batch, steps, embedding_dim)
+        embeddings = keras.ops.transpose(self.embedding.embeddings)
+        return keras.ops.matmul(x, embeddings) + self.output_bias
 
     def get_config(self) -> dict[str, Any]:
         return {

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig, auto_batch_size
 from .corpus import read_corpus
 from .errors import TextgenError, TrainingError
 from .tokens import PARAGRAPH, TokenizerSettings, tokenize
@@ -48,8 +48,11 @@ def corpus_tokens(
     return tokens, files
 
 
-def _callbacks(patience: int, has_validation: bool, log: Callable[[str], None]):
+def _callbacks(config: TrainConfig, has_validation: bool, log: Callable[[str], None]):
     import keras
+
+    patience = config.patience
+    monitor = "val_loss" if has_validation else "loss"
 
     class EpochLog(keras.callbacks.Callback):
         """Prints one line per epoch and keeps the history for the record."""
@@ -60,10 +63,15 @@ def _callbacks(patience: int, has_validation: bool, log: Callable[[str], None]):
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self.started = time.perf_counter()
+            self.learning_rate = float(self.model.optimizer.learning_rate)
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = logs or {}
-            row = {"epoch": epoch + 1, "seconds": time.perf_counter() - self.started}
+            row = {
+                "epoch": epoch + 1,
+                "seconds": time.perf_counter() - self.started,
+                "learning_rate": self.learning_rate,
+            }
             line = f"epoch {epoch + 1:>3}/{self.params['epochs']}"
             for prefix, label in (("", "train"), ("val_", "val")):
                 if f"{prefix}loss" in logs:
@@ -72,18 +80,20 @@ def _callbacks(patience: int, has_validation: bool, log: Callable[[str], None]):
                     row[f"{prefix}perplexity"] = perplexity(loss)
                     line += f"  {label} loss {loss:.3f} ppl {perplexity(loss):8.1f}"
             self.history.append(row)
-            log(f"{line}  {row['seconds']:.1f} s")
+            log(f"{line}  lr {self.learning_rate:.2g}  {row['seconds']:.1f} s")
 
     class BestEpoch(keras.callbacks.Callback):
-        """Early stopping that always ends on the best epoch's weights, and
-        stops at once when the loss becomes NaN."""
+        """Early stopping that always ends on the best epoch's weights; stops
+        at once when the loss becomes NaN, and after the time limit."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.monitor = "val_loss" if has_validation else "loss"
             self.best, self.best_epoch, self.best_weights = math.inf, 0, None
             self.diverged_epoch: int | None = None
             self.epoch = 0
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            self.started = time.perf_counter()
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self.epoch = epoch + 1
@@ -94,21 +104,32 @@ def _callbacks(patience: int, has_validation: bool, log: Callable[[str], None]):
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            value = float((logs or {}).get(self.monitor, math.nan))
+            value = float((logs or {}).get(monitor, math.nan))
             if self.diverged_epoch is not None:
                 return
             if value < self.best:
                 self.best, self.best_epoch = value, epoch + 1
                 self.best_weights = self.model.get_weights()
             elif patience and epoch + 1 - self.best_epoch >= patience:
-                log(f"no better {self.monitor} for {patience} epochs: stopping")
+                log(f"no better {monitor} for {patience} epochs: stopping")
+                self.model.stop_training = True
+            minutes = (time.perf_counter() - self.started) / 60
+            if config.max_minutes and minutes >= config.max_minutes:
+                log(f"time limit of {config.max_minutes:g} minutes reached: stopping")
                 self.model.stop_training = True
 
         def on_train_end(self, logs: Any = None) -> None:
             if self.best_weights is not None:
                 self.model.set_weights(self.best_weights)
 
-    return EpochLog(), BestEpoch()
+    callbacks = [EpochLog(), BestEpoch()]
+    if config.lr_patience:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, factor=0.5, patience=config.lr_patience, min_lr=1e-5
+            )
+        )
+    return callbacks
 
 
 def train(
@@ -137,7 +158,7 @@ def train(
     """
     import keras
 
-    from .data import make_dataset, split_tail
+    from .data import count_windows, make_dataset, split_tail
     from .model import build_model, check_writable, count_parameters, save_model
 
     output = Path(output)
@@ -170,18 +191,20 @@ def train(
         f"validation), vocabulary {len(vocabulary):,}, "
         f"{count_parameters(model):,} parameters, seed {seed}"
     )
-    train_data = make_dataset(train_ids, config.seq_len, config.batch_size, seed=seed)
-    val_data = (
-        make_dataset(val_ids, config.seq_len, config.batch_size)
-        if len(val_ids)
-        else None
+    batch_size = config.batch_size or auto_batch_size(
+        count_windows(len(train_ids), config.seq_len)
     )
-    epoch_log, best = _callbacks(config.patience, val_data is not None, log)
+    train_data = make_dataset(train_ids, config.seq_len, batch_size, seed=seed)
+    val_data = (
+        make_dataset(val_ids, config.seq_len, batch_size) if len(val_ids) else None
+    )
+    callbacks = _callbacks(config, val_data is not None, log)
+    epoch_log, best = callbacks[:2]
     model.fit(
         train_data,
         validation_data=val_data,
         epochs=config.epochs,
-        callbacks=[epoch_log, best],
+        callbacks=callbacks,
         verbose=1 if progress_bar else 0,
         shuffle=False,  # the dataset shuffles itself, reproducibly
     )
@@ -206,7 +229,11 @@ def train(
         "best_val_perplexity": best_row.get("val_perplexity"),
         "train_perplexity": best_row["perplexity"],
         "history": epoch_log.history,
-        "train_config": {**dataclasses.asdict(config), "seed": seed},
+        "train_config": {
+            **dataclasses.asdict(config),
+            "seed": seed,
+            "batch_size": batch_size,
+        },
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "textgen_version": __version__,
         "keras_version": keras.__version__,
