@@ -236,3 +236,15 @@ def test_tensorflow_chatter_is_silenced(trained, tmp_path):
     )  # fmt: skip
     assert out.stderr == ""
     assert "parameters" in out.stdout
+
+
+def test_evaluate_prints_tokens_oov_and_perplexity(trained, pattern_file: Path):
+    result = run("evaluate", "-m", trained[0], pattern_file)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "tokens scored  779"
+    assert lines[1].startswith("OOV rate       0.00% (0 read as <unk>)")
+    perplexity = float(lines[2].split()[1])
+    assert 1.0 <= perplexity < 1.5
+    missing = one_line_error(run("evaluate", "-m", trained[0], "nope.txt"))
+    assert "corpus not found" in missing

@@ -383,6 +383,31 @@ def generate(
 
 
 @cli.command()
+@click.option(
+    "-m",
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="Model file.  [default: newest .keras in models/]",
+)
+@click.argument("text", nargs=-1, required=True)
+def evaluate(model_path: str | None, text: tuple[str, ...]) -> None:
+    """Score a model on TEXT (files or folders): perplexity and OOV rate."""
+    model = _load(model_path)
+    from .evaluate import evaluate as evaluate_model
+
+    result = evaluate_model(model, text)
+    click.echo(f"tokens scored  {result.tokens:,}")
+    click.echo(
+        f"OOV rate       {result.oov_rate:.2%} ({result.unknown:,} read as <unk>)"
+    )
+    click.echo(
+        f"perplexity     {result.perplexity:.2f} "
+        f"(cross-entropy {result.cross_entropy:.4f} nats per word)"
+    )
+
+
+@cli.command()
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 def info(path: str | None) -> None:
     """Show what a model is and how it was trained.  [default: newest in models/]"""

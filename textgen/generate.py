@@ -128,15 +128,26 @@ class Decoder:
         Returns:
             (batch, vocab_size) logits and the states to carry on.
         """
+        hidden, states = self.advance(ids, states)
+        return self.logits(hidden), states
+
+    def advance(
+        self, ids: np.ndarray, states: list[State]
+    ) -> tuple[np.ndarray, list[State]]:
+        """The recurrent part of `step`: the top layer's output and new states."""
         x = self.embeddings[ids]  # (batch, dim)
         new_states = []
         for weights, state in zip(self.layers, states, strict=True):
             state = self._step(weights, x, state)
             new_states.append(state)
             x = state[0]  # (batch, units)
-        logits = x @ self.output_kernel  # (batch, vocab_size)
+        return x, new_states
+
+    def logits(self, hidden: np.ndarray) -> np.ndarray:
+        """Next-word logits (rows, vocab_size) from top-layer outputs (rows, units)."""
+        logits = hidden @ self.output_kernel
         logits += self.output_bias
-        return logits, new_states
+        return logits
 
     def read(
         self, ids: np.ndarray, states: list[State] | None = None
