@@ -48,7 +48,7 @@ def test_tied_embeddings_share_the_matrix(tmp_path: Path):
     vocab = Vocabulary.build("a b c d e f g".split())
     sizes = {"layers": 1, "units": 6, "embedding_dim": 4, "vocab_size": len(vocab)}
     tied = build_model(ModelConfig(tie_embeddings=True, **sizes), vocab)
-    untied = build_model(ModelConfig(**sizes), vocab)
+    untied = build_model(ModelConfig(tie_embeddings=False, **sizes), vocab)
     # Untied: a 6 x 9 kernel; tied: a 6 x 4 projection, the 9-word bias stays.
     assert count_parameters(untied) - count_parameters(tied) == 6 * 9 - 6 * 4
     ids = np.array([[2, 3, 4]])

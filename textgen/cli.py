@@ -159,9 +159,11 @@ def _load(path: str | None) -> Any:
     help="Dropout between layers and before the output.",
 )
 @click.option(
-    "--tie-embeddings",
-    is_flag=True,
-    help="Let the output layer reuse the embedding matrix.  [default: separate]",
+    "--tie-embeddings/--no-tie-embeddings",
+    default=MODEL_DEFAULTS.tie_embeddings,
+    show_default=True,
+    help="Let the output layer reuse the embedding matrix (fewer parameters, "
+    "half the output-layer work at the default sizes).",
 )
 @click.option(
     "--seq-len",

@@ -22,7 +22,7 @@ class ModelConfig:
     units: int = 256  # hidden units per recurrent layer
     embedding_dim: int = 128  # size of the learned word vectors
     dropout: float = 0.2  # between layers and before the output; not recurrent
-    tie_embeddings: bool = False  # the output layer reuses the embedding matrix
+    tie_embeddings: bool = True  # the output layer reuses the embedding matrix
     vocab_size: int = 0  # output classes, <pad> and <unk> included; 0: not yet known
 
     def __post_init__(self) -> None:
@@ -48,15 +48,11 @@ class TrainConfig:
     clipnorm: float = 1.0  # clip each gradient's norm to this; 0 turns it off
     val_fraction: float = 0.1  # tail of the corpus held out for validation; 0: none
     max_vocab: int = 20000  # most words in the vocabulary, <pad> and <unk> included
-    min_count: int = 1  # fewest occurrences a word needs to be in the vocabulary
+    min_count: int = 2  # fewer occurrences make a word <unk>, so <unk> gets trained
     lowercase: bool = True  # fold case (output is re-capitalised)
     patience: int = 5  # stop after this many epochs without a better val loss; 0: never
-    lr_patience: int = (
-        2  # halve the learning rate after this many such epochs; 0: never
-    )
-    max_minutes: float = (
-        0  # stop after the epoch that passes this much time; 0: no limit
-    )
+    lr_patience: int = 2  # halve the learning rate after this many such epochs
+    max_minutes: float = 0  # stop after the epoch that passes this; 0: no limit
     seed: int | None = None  # fixes initial weights, window order and dropout
 
     def __post_init__(self) -> None:
