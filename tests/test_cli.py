@@ -52,7 +52,10 @@ def test_every_option_shows_its_default():
     for command in ("train", "generate"):
         text = run(command, "--help").output
         blocks = text.split("\n  -")[1:]  # one per option
-        assert len(blocks) == (21 if command == "train" else 9)
+        options = [
+            p for p in cli.commands[command].params if p.param_type_name == "option"
+        ]
+        assert len(blocks) == len(options) + 1  # and --help
         for block in blocks:
             assert "[default:" in block or block.startswith("h, --help"), block
 
@@ -71,6 +74,8 @@ def test_train_generate_info_end_to_end(
     assert "val loss" in result.output and "ppl" in result.output
     assert "saved models/pattern.keras" in result.output
     assert Path("models/pattern.keras").exists()
+    assert "learning curves: models/pattern.png" in result.output
+    assert Path("models/pattern.png").read_bytes().startswith(b"\x89PNG")
 
     result = run("generate", "--seed", "three", "-n", 18, "-t", 0)
     assert result.exit_code == 0, result.output
@@ -248,3 +253,55 @@ def test_evaluate_prints_tokens_oov_and_perplexity(trained, pattern_file: Path):
     assert 1.0 <= perplexity < 1.5
     missing = one_line_error(run("evaluate", "-m", trained[0], "nope.txt"))
     assert "corpus not found" in missing
+
+
+QUICK = ["--units", "4", "--embedding-dim", "4", "--seq-len", "8", "--epochs", "2"]
+
+
+def test_plot_without_matplotlib(tmp_path: Path, pattern_file: Path, monkeypatch):
+    import textgen.plots
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(textgen.plots, "matplotlib_available", lambda: False)
+    line = one_line_error(run("train", pattern_file, "--plot", "curves.png", *QUICK))
+    assert "pip install 'textgen[plot]'" in line
+    assert not Path("models").exists() and not Path("curves.png").exists()
+    result = run("train", pattern_file, *QUICK)  # not asked for: a note, no picture
+    assert result.exit_code == 0, result.output
+    assert "matplotlib is missing" in result.output
+    assert (
+        Path("models/pattern.keras").exists()
+        and not Path("models/pattern.png").exists()
+    )
+
+
+def test_tensorboard_missing_is_one_line(
+    tmp_path: Path, pattern_file: Path, monkeypatch
+):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorboard" else real_find_spec(name, *a),
+    )
+    monkeypatch.chdir(tmp_path)
+    line = one_line_error(run("train", pattern_file, "--tensorboard", "tb", *QUICK))
+    assert "pip install 'textgen[tensorboard]'" in line
+    assert not Path("models/pattern.keras").exists()
+
+
+def test_plot_path_no_plot_and_tensorboard(
+    tmp_path: Path, pattern_file: Path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    result = run(
+        "train", pattern_file, "--plot", "pics/c.png", "--tensorboard", "tb", *QUICK
+    )
+    assert result.exit_code == 0, result.output
+    assert Path("pics/c.png").exists()
+    assert list(Path("tb").rglob("events.out.tfevents.*"))
+    result = run("train", pattern_file, "-o", "m2.keras", "--no-plot", *QUICK)
+    assert result.exit_code == 0, result.output
+    assert not Path("m2.png").exists()

@@ -254,8 +254,33 @@ def _load(path: str | None) -> Any:
     default=None,
     help="Make training repeatable on this machine.  [default: random]",
 )
-def train(corpus: tuple[str, ...], output: str | None, **options: Any) -> None:
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    help="Learning-curve picture to write (needs matplotlib).  "
+    "[default: the model path with .png, if matplotlib is installed]",
+)
+@click.option(
+    "--no-plot", is_flag=True, help="Write no learning-curve picture.  [default: off]"
+)
+@click.option(
+    "--tensorboard",
+    type=click.Path(file_okay=False),
+    help="Also log to this folder for TensorBoard.  [default: no logs]",
+)
+def train(
+    corpus: tuple[str, ...],
+    output: str | None,
+    plot: str | None,
+    no_plot: bool,
+    tensorboard: str | None,
+    **options: Any,
+) -> None:
     """Train a model on CORPUS (text files or folders of .txt files)."""
+    from .plots import INSTALL_HINT, matplotlib_available, require_matplotlib
+
+    if plot and not no_plot:
+        require_matplotlib()  # asked for: refuse now, not after training
     _import_tensorflow()
     from .train import train as train_model
 
@@ -271,6 +296,14 @@ def train(corpus: tuple[str, ...], output: str | None, **options: Any) -> None:
         if output
         else MODELS_DIR / f"{Path(corpus[0]).resolve().stem}.keras"
     )
+    picture = None
+    if not no_plot:
+        picture = Path(plot) if plot else path.with_suffix(".png")
+        if not matplotlib_available():
+            picture = None
+            click.echo(
+                f"(no learning-curve picture: matplotlib is missing; {INSTALL_HINT})"
+            )
     model = train_model(
         corpus,
         path,
@@ -278,6 +311,8 @@ def train(corpus: tuple[str, ...], output: str | None, **options: Any) -> None:
         config,
         log=click.echo,
         progress_bar=sys.stdout.isatty(),
+        plot=picture,
+        tensorboard=tensorboard,
     )
     record = model.record
     perplexity = record["best_val_perplexity"]
@@ -285,6 +320,8 @@ def train(corpus: tuple[str, ...], output: str | None, **options: Any) -> None:
         f"validation perplexity {perplexity:.1f}" if perplexity else "no validation"
     )
     click.echo(f"saved {path} (best epoch {record['best_epoch']}, {summary})")
+    if picture is not None:
+        click.echo(f"learning curves: {picture}")
     click.echo(f'generate with: textgen generate -m {path} --seed "..."')
 
 

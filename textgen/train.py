@@ -8,6 +8,7 @@ cross-entropy on logits, keeps the best epoch, and saves it atomically.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -139,6 +140,8 @@ def train(
     config: TrainConfig = TrainConfig(),
     log: Callable[[str], None] = print,
     progress_bar: bool = False,
+    plot: str | Path | None = None,
+    tensorboard: str | Path | None = None,
 ) -> Any:
     """Train a model on the corpus and save it to `output` (a `.keras` file).
 
@@ -149,6 +152,8 @@ def train(
         config: training settings.
         log: where progress lines go.
         progress_bar: also show Keras's per-batch progress bar.
+        plot: write the learning curves to this PNG (needs matplotlib).
+        tensorboard: write TensorBoard logs to this folder.
 
     Returns:
         The trained `LanguageModel` (also saved at `output`).
@@ -164,6 +169,11 @@ def train(
     output = Path(output)
     if output.suffix != ".keras":
         raise TextgenError(f"output {output} must end in .keras")
+    if tensorboard is not None and importlib.util.find_spec("tensorboard") is None:
+        raise TextgenError(
+            "--tensorboard needs TensorBoard; install it with: "
+            "pip install 'textgen[tensorboard]'"
+        )
     tokenizer = TokenizerSettings(lowercase=config.lowercase)
     tokens, files = corpus_tokens(corpus, tokenizer)
     train_tokens, val_tokens = split_tail(tokens, config.seq_len, config.val_fraction)
@@ -200,6 +210,8 @@ def train(
     )
     callbacks = _callbacks(config, val_data is not None, log)
     epoch_log, best = callbacks[:2]
+    if tensorboard is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard)))
     model.fit(
         train_data,
         validation_data=val_data,
@@ -239,4 +251,8 @@ def train(
         "keras_version": keras.__version__,
     }
     save_model(model, output)
+    if plot is not None:
+        from .plots import plot_learning_curves
+
+        plot_learning_curves({output.stem: epoch_log.history}, plot, title=output.name)
     return model
