@@ -115,6 +115,153 @@ def _load(path: str | None) -> Any:
     return load_model(Path(path) if path else _newest_model())
 
 
+# The model and training options that `train` and `compare` share.
+_TRAINING_OPTIONS = [
+    click.option(
+        "--layers",
+        type=click.IntRange(min=1),
+        default=MODEL_DEFAULTS.layers,
+        show_default=True,
+        help="Stacked recurrent layers.",
+    ),
+    click.option(
+        "--units",
+        type=click.IntRange(min=1),
+        default=MODEL_DEFAULTS.units,
+        show_default=True,
+        help="Hidden units per recurrent layer.",
+    ),
+    click.option(
+        "--embedding-dim",
+        type=click.IntRange(min=1),
+        default=MODEL_DEFAULTS.embedding_dim,
+        show_default=True,
+        help="Size of the word vectors.",
+    ),
+    click.option(
+        "--dropout",
+        type=click.FloatRange(0, 1, max_open=True),
+        default=MODEL_DEFAULTS.dropout,
+        show_default=True,
+        help="Dropout between layers and before the output.",
+    ),
+    click.option(
+        "--tie-embeddings/--no-tie-embeddings",
+        default=MODEL_DEFAULTS.tie_embeddings,
+        show_default=True,
+        help="Let the output layer reuse the embedding matrix (fewer parameters, "
+        "half the output-layer work at the default sizes).",
+    ),
+    click.option(
+        "--seq-len",
+        type=click.IntRange(min=1),
+        default=TRAIN_DEFAULTS.seq_len,
+        show_default=True,
+        help="Words per training window.",
+    ),
+    click.option(
+        "--epochs",
+        type=click.IntRange(min=1),
+        default=TRAIN_DEFAULTS.epochs,
+        show_default=True,
+        help="Most passes over the training text.",
+    ),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=0),
+        default=TRAIN_DEFAULTS.batch_size,
+        show_default=True,
+        help="Windows per gradient step (0: auto, 8 to 64 by corpus size).",
+    ),
+    click.option(
+        "--learning-rate",
+        type=click.FloatRange(0, min_open=True),
+        default=TRAIN_DEFAULTS.learning_rate,
+        show_default=True,
+        help="Adam learning rate.",
+    ),
+    click.option(
+        "--clipnorm",
+        type=click.FloatRange(0),
+        default=TRAIN_DEFAULTS.clipnorm,
+        show_default=True,
+        help="Clip gradient norm to this (0: off).",
+    ),
+    click.option(
+        "--val-fraction",
+        type=click.FloatRange(0, 0.5, max_open=True),
+        default=TRAIN_DEFAULTS.val_fraction,
+        show_default=True,
+        help="Tail of the corpus held out for validation (0: none).",
+    ),
+    click.option(
+        "--max-vocab",
+        type=click.IntRange(min=3),
+        default=TRAIN_DEFAULTS.max_vocab,
+        show_default=True,
+        help="Most words in the vocabulary; the rest are <unk>.",
+    ),
+    click.option(
+        "--min-count",
+        type=click.IntRange(min=1),
+        default=TRAIN_DEFAULTS.min_count,
+        show_default=True,
+        help="Fewest occurrences for a word to get its own id.",
+    ),
+    click.option(
+        "--keep-case",
+        is_flag=True,
+        help="Keep upper and lower case distinct.  [default: fold to lower case]",
+    ),
+    click.option(
+        "--patience",
+        type=click.IntRange(min=0),
+        default=TRAIN_DEFAULTS.patience,
+        show_default=True,
+        help="Stop after this many epochs without a better validation loss (0: never).",
+    ),
+    click.option(
+        "--lr-patience",
+        type=click.IntRange(min=0),
+        default=TRAIN_DEFAULTS.lr_patience,
+        show_default=True,
+        help="Halve the learning rate after this many epochs without a better "
+        "validation loss (0: never).",
+    ),
+    click.option(
+        "--max-minutes",
+        type=click.FloatRange(min=0),
+        default=TRAIN_DEFAULTS.max_minutes,
+        show_default=True,
+        help="Stop after the epoch that passes this many minutes (0: no limit).",
+    ),
+    click.option(
+        "--random-seed",
+        type=int,
+        default=None,
+        help="Make training repeatable on this machine.  [default: random]",
+    ),
+]
+
+
+def training_options(command: Any) -> Any:
+    """Decorate a command with the shared model and training options."""
+    for option in reversed(_TRAINING_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _configs(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
+    """Model and training configs from parsed options (consumed from the dict)."""
+    model_fields = {field.name for field in dataclasses.fields(ModelConfig)}
+    model_config = ModelConfig(
+        **{name: options.pop(name) for name in list(options) if name in model_fields}
+    )
+    options["lowercase"] = not options.pop("keep_case")
+    options["seed"] = options.pop("random_seed")
+    return model_config, TrainConfig(**options)
+
+
 @cli.command()
 @click.argument("corpus", nargs=-1, required=True)
 @click.option(
@@ -130,130 +277,7 @@ def _load(path: str | None) -> Any:
     show_default=True,
     help="Recurrent cell: LSTM, GRU or a plain RNN.",
 )
-@click.option(
-    "--layers",
-    type=click.IntRange(min=1),
-    default=MODEL_DEFAULTS.layers,
-    show_default=True,
-    help="Stacked recurrent layers.",
-)
-@click.option(
-    "--units",
-    type=click.IntRange(min=1),
-    default=MODEL_DEFAULTS.units,
-    show_default=True,
-    help="Hidden units per recurrent layer.",
-)
-@click.option(
-    "--embedding-dim",
-    type=click.IntRange(min=1),
-    default=MODEL_DEFAULTS.embedding_dim,
-    show_default=True,
-    help="Size of the word vectors.",
-)
-@click.option(
-    "--dropout",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=MODEL_DEFAULTS.dropout,
-    show_default=True,
-    help="Dropout between layers and before the output.",
-)
-@click.option(
-    "--tie-embeddings/--no-tie-embeddings",
-    default=MODEL_DEFAULTS.tie_embeddings,
-    show_default=True,
-    help="Let the output layer reuse the embedding matrix (fewer parameters, "
-    "half the output-layer work at the default sizes).",
-)
-@click.option(
-    "--seq-len",
-    type=click.IntRange(min=1),
-    default=TRAIN_DEFAULTS.seq_len,
-    show_default=True,
-    help="Words per training window.",
-)
-@click.option(
-    "--epochs",
-    type=click.IntRange(min=1),
-    default=TRAIN_DEFAULTS.epochs,
-    show_default=True,
-    help="Most passes over the training text.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=0),
-    default=TRAIN_DEFAULTS.batch_size,
-    show_default=True,
-    help="Windows per gradient step (0: auto, 8 to 64 by corpus size).",
-)
-@click.option(
-    "--learning-rate",
-    type=click.FloatRange(0, min_open=True),
-    default=TRAIN_DEFAULTS.learning_rate,
-    show_default=True,
-    help="Adam learning rate.",
-)
-@click.option(
-    "--clipnorm",
-    type=click.FloatRange(0),
-    default=TRAIN_DEFAULTS.clipnorm,
-    show_default=True,
-    help="Clip gradient norm to this (0: off).",
-)
-@click.option(
-    "--val-fraction",
-    type=click.FloatRange(0, 0.5, max_open=True),
-    default=TRAIN_DEFAULTS.val_fraction,
-    show_default=True,
-    help="Tail of the corpus held out for validation (0: none).",
-)
-@click.option(
-    "--max-vocab",
-    type=click.IntRange(min=3),
-    default=TRAIN_DEFAULTS.max_vocab,
-    show_default=True,
-    help="Most words in the vocabulary; the rest are <unk>.",
-)
-@click.option(
-    "--min-count",
-    type=click.IntRange(min=1),
-    default=TRAIN_DEFAULTS.min_count,
-    show_default=True,
-    help="Fewest occurrences for a word to get its own id.",
-)
-@click.option(
-    "--keep-case",
-    is_flag=True,
-    help="Keep upper and lower case distinct.  [default: fold to lower case]",
-)
-@click.option(
-    "--patience",
-    type=click.IntRange(min=0),
-    default=TRAIN_DEFAULTS.patience,
-    show_default=True,
-    help="Stop after this many epochs without a better validation loss (0: never).",
-)
-@click.option(
-    "--lr-patience",
-    type=click.IntRange(min=0),
-    default=TRAIN_DEFAULTS.lr_patience,
-    show_default=True,
-    help="Halve the learning rate after this many epochs without a better "
-    "validation loss (0: never).",
-)
-@click.option(
-    "--max-minutes",
-    type=click.FloatRange(min=0),
-    default=TRAIN_DEFAULTS.max_minutes,
-    show_default=True,
-    help="Stop after the epoch that passes this many minutes (0: no limit).",
-)
-@click.option(
-    "--random-seed",
-    type=int,
-    default=None,
-    help="Make training repeatable on this machine.  [default: random]",
-)
+@training_options
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False),
@@ -284,13 +308,7 @@ def train(
     _import_tensorflow()
     from .train import train as train_model
 
-    model_fields = {field.name for field in dataclasses.fields(ModelConfig)}
-    model_config = ModelConfig(
-        **{name: options.pop(name) for name in list(options) if name in model_fields}
-    )
-    options["lowercase"] = not options.pop("keep_case")
-    options["seed"] = options.pop("random_seed")
-    config = TrainConfig(**options)
+    model_config, config = _configs(options)
     path = (
         Path(output)
         if output
