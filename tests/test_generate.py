@@ -39,6 +39,7 @@ def test_carried_state_matches_the_full_window(trained):
         ("lstm", False, 12),
         ("gru", False, 12),
         ("rnn", False, 12),
+        ("peephole", False, 12),
         ("lstm", True, 12),  # tied through a projection (12 -> 5)
         ("gru", True, 5),  # tied directly
     ],

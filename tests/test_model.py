@@ -25,7 +25,7 @@ def _model(cell: str = "lstm"):
     )
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "peephole"])
 def test_save_load_gives_identical_logits_and_metadata(cell: str, tmp_path: Path):
     from textgen.model import LanguageModel, load_model, save_model
 

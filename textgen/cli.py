@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import ModelConfig, TrainConfig
+from .config import CELLS, ModelConfig, TrainConfig
 from .errors import ModelFileError, TextgenError
 
 MODEL_DEFAULTS = ModelConfig()
@@ -272,10 +272,10 @@ def _configs(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
 )
 @click.option(
     "--cell",
-    type=click.Choice(["lstm", "gru", "rnn"]),
+    type=click.Choice(CELLS),
     default=MODEL_DEFAULTS.cell,
     show_default=True,
-    help="Recurrent cell: LSTM, GRU or a plain RNN.",
+    help="Recurrent cell: LSTM, GRU, plain RNN, or LSTM with peephole connections.",
 )
 @training_options
 @click.option(

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 from .errors import TextgenError
 
-CELLS = ("lstm", "gru", "rnn")
+CELLS = ("lstm", "gru", "rnn", "peephole")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of the network; saved in the model file."""
 
-    cell: str = "lstm"  # lstm | gru | rnn (SimpleRNN)
+    cell: str = "lstm"  # lstm | gru | rnn (SimpleRNN) | peephole (peephole LSTM)
     layers: int = 2  # stacked recurrent layers
     units: int = 256  # hidden units per recurrent layer
     embedding_dim: int = 128  # size of the learned word vectors

@@ -9,7 +9,7 @@ than a TensorFlow call. Several samples run as one batch; one sample streams.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,7 +29,14 @@ State = list[np.ndarray]  # one layer's state: [h, c] for LSTM, [h] otherwise
 # folded into the weights, so one tanh call covers all gates.
 
 
-def _lstm_weights(kernel, recurrent_kernel, bias):
+def _weights(cell: Any, *names: str) -> list[np.ndarray]:
+    return [np.asarray(getattr(cell, name)) for name in names]
+
+
+def _lstm_weights(cell: Any) -> list[np.ndarray]:
+    kernel, recurrent_kernel, bias = _weights(
+        cell, "kernel", "recurrent_kernel", "bias"
+    )
     units = recurrent_kernel.shape[0]
     scale = np.full(4 * units, 0.5, dtype=np.float32)
     scale[2 * units : 3 * units] = 1.0  # gate order i f c o; c is a tanh
@@ -46,7 +53,10 @@ def _lstm_step(w: list[np.ndarray], x: np.ndarray, state: State) -> State:
     return [s[:, 3 * u :] * np.tanh(c), c]
 
 
-def _gru_weights(kernel, recurrent_kernel, bias):
+def _gru_weights(cell: Any) -> list[np.ndarray]:
+    kernel, recurrent_kernel, bias = _weights(
+        cell, "kernel", "recurrent_kernel", "bias"
+    )
     # Keras's GRU with reset_after=True (its default, and cuDNN's variant):
     # bias[0] is the input bias, bias[1] the recurrent bias.
     units = recurrent_kernel.shape[0]
@@ -67,7 +77,10 @@ def _gru_step(w: list[np.ndarray], x: np.ndarray, state: State) -> State:
     return [candidate + z * (h - candidate)]
 
 
-def _rnn_weights(kernel, recurrent_kernel, bias):
+def _rnn_weights(cell: Any) -> list[np.ndarray]:
+    kernel, recurrent_kernel, bias = _weights(
+        cell, "kernel", "recurrent_kernel", "bias"
+    )
     return [np.concatenate([kernel, recurrent_kernel]), bias]
 
 
@@ -76,7 +89,31 @@ def _rnn_step(w: list[np.ndarray], x: np.ndarray, state: State) -> State:
     return [np.tanh(np.concatenate([x, state[0]], axis=1) @ weights + bias)]
 
 
+def _peephole_weights(cell: Any) -> list[np.ndarray]:
+    names = ("kernel", "recurrent_kernel", "bias", "peephole")
+    kernel, recurrent_kernel, bias, peephole = _weights(cell, *names)
+    return [np.concatenate([kernel, recurrent_kernel]), bias, peephole]
+
+
+def _peephole_step(w: list[np.ndarray], x: np.ndarray, state: State) -> State:
+    # The gates see the cell state, so they cannot share one tanh call.
+    weights, bias, peephole = w
+    h, c = state
+    u = h.shape[1]
+    z = np.concatenate([x, h], axis=1) @ weights + bias  # (batch, 4u): i f c o
+    i = _sigmoid(z[:, :u] + peephole[0] * c)
+    f = _sigmoid(z[:, u : 2 * u] + peephole[1] * c)
+    c = f * c + i * np.tanh(z[:, 2 * u : 3 * u])
+    o = _sigmoid(z[:, 3 * u :] + peephole[2] * c)
+    return [o * np.tanh(c), c]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * np.tanh(0.5 * x) + 0.5
+
+
 _CELLS = {
+    "peephole": (_peephole_weights, _peephole_step),
     "lstm": (_lstm_weights, _lstm_step),
     "gru": (_gru_weights, _gru_step),
     "rnn": (_rnn_weights, _rnn_step),
@@ -93,13 +130,10 @@ class Decoder:
     def __init__(self, model: LanguageModel) -> None:
         config = model.model_config
         prepare, self._step = _CELLS[config.cell]
-        self._state_count = 2 if config.cell == "lstm" else 1
+        self._state_count = 2 if config.cell in ("lstm", "peephole") else 1
         self.units = config.units
         self.embeddings = np.asarray(model.embedding.embeddings)  # (vocab, dim)
-        self.layers = [
-            prepare(*(np.asarray(w) for w in (c.kernel, c.recurrent_kernel, c.bias)))
-            for c in (layer.cell for layer in model.recurrent_layers)
-        ]
+        self.layers = [prepare(layer.cell) for layer in model.recurrent_layers]
         if model.logits is not None:
             self.output_kernel = np.asarray(model.logits.kernel)  # (units, vocab)
             self.output_bias = np.asarray(model.logits.bias)

@@ -24,6 +24,15 @@ REGISTERED_NAME = "textgen>LanguageModel"
 
 
 def _recurrent_layer(config: ModelConfig, index: int) -> keras.layers.Layer:
+    name = f"{config.cell}_{index}"
+    if config.cell == "peephole":
+        # Imported here: `cells` imports Keras, whose import hook loads this module.
+        from .cells import PeepholeLSTMCell
+
+        cell = PeepholeLSTMCell(config.units, name=f"{name}_cell")
+        return keras.layers.RNN(
+            cell, return_sequences=True, return_state=True, name=name
+        )
     # Default activations, no recurrent_dropout, unroll=False, use_bias=True:
     # the configuration Keras runs with the fused cuDNN kernels on a GPU.
     layer_class = {
@@ -35,7 +44,7 @@ def _recurrent_layer(config: ModelConfig, index: int) -> keras.layers.Layer:
         config.units,
         return_sequences=True,
         return_state=True,
-        name=f"{config.cell}_{index}",
+        name=name,
     )
 
 
