@@ -305,3 +305,21 @@ def test_plot_path_no_plot_and_tensorboard(
     result = run("train", pattern_file, "-o", "m2.keras", "--no-plot", *QUICK)
     assert result.exit_code == 0, result.output
     assert not Path("m2.png").exists()
+
+
+def test_compare_trains_each_cell_and_prints_a_table(
+    tmp_path: Path, pattern_file: Path
+):
+    result = run(
+        "compare", pattern_file, "--cells", "rnn,gru", "-o", tmp_path / "cmp",
+        "--epochs", "1", "--units", "4", "--embedding-dim", "4", "--seq-len", "8",
+        "--random-seed", "3",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = result.stdout.split("\n\n")[-1].splitlines()
+    assert table[0].split()[:5] == ["cell", "parameters", "s/epoch", "best", "val"]
+    assert [line.split()[0] for line in table[1:3]] == ["rnn", "gru"]
+    for name in ("rnn.keras", "gru.keras", "curves.png", "gradients.png"):
+        assert (tmp_path / "cmp" / name).exists(), name
+    bad = run("compare", pattern_file, "--cells", "rnn,transformer")
+    assert bad.exit_code == 2 and "transformer" in bad.stderr

@@ -343,6 +343,73 @@ def train(
     click.echo(f'generate with: textgen generate -m {path} --seed "..."')
 
 
+def _cell_list(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    cells = [c.strip() for c in value.split(",") if c.strip()]
+    unknown = [c for c in cells if c not in CELLS]
+    if unknown or not cells:
+        raise click.BadParameter(
+            f"{', '.join(unknown) or 'none'}: choose from {', '.join(CELLS)}"
+        )
+    return list(dict.fromkeys(cells))
+
+
+@cli.command()
+@click.argument("corpus", nargs=-1, required=True)
+@click.option(
+    "--cells",
+    default="rnn,lstm,gru",
+    show_default=True,
+    callback=_cell_list,
+    help=f"Comma-separated cells to compare, from: {', '.join(CELLS)}.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output_dir",
+    type=click.Path(file_okay=False),
+    help="Folder for the models and pictures.  [default: models/compare-<corpus>]",
+)
+@training_options
+def compare(
+    corpus: tuple[str, ...], cells: list[str], output_dir: str | None, **options: Any
+) -> None:
+    """Train each cell on the same data and budget; compare them in a table."""
+    from .plots import INSTALL_HINT, matplotlib_available
+
+    _import_tensorflow()
+    from .compare import compare as compare_cells
+    from .compare import format_table
+
+    model_config, config = _configs(options)
+    folder = (
+        Path(output_dir)
+        if output_dir
+        else MODELS_DIR / f"compare-{Path(corpus[0]).resolve().stem}"
+    )
+    results = compare_cells(corpus, cells, folder, model_config, config, log=click.echo)
+    click.echo("")
+    click.echo(format_table(results))
+    click.echo(
+        "grad@d: gradient of the last word's loss with respect to the word d "
+        "places earlier, relative to the last word's own"
+    )
+    click.echo(f"models: {', '.join(str(r.path) for r in results)}")
+    if not matplotlib_available():
+        click.echo(f"(no pictures: matplotlib is missing; {INSTALL_HINT})")
+        return
+    from .plots import plot_gradient_decay, plot_learning_curves
+
+    curves = plot_learning_curves(
+        {r.cell: r.history for r in results}, folder / "curves.png", "learning curves"
+    )
+    gradients = plot_gradient_decay(
+        {r.cell: r.gradient_decay for r in results},
+        folder / "gradients.png",
+        "how far back gradients reach",
+    )
+    click.echo(f"pictures: {curves}, {gradients}")
+
+
 @cli.command()
 @click.option(
     "-m",

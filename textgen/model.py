@@ -129,7 +129,12 @@ class LanguageModel(keras.Model):
         Returns the logits (batch, steps, vocab_size) and each layer's final
         states, to carry into the next call.
         """
-        x = self.embedding(ids)  # (batch, steps, embedding_dim)
+        return self.forward_embedded(self.embedding(ids), states, training)
+
+    def forward_embedded(
+        self, x: Any, states: list[list[Any]] | None, training: bool = False
+    ) -> tuple[Any, list[list[Any]]]:
+        """`forward` from word vectors (batch, steps, embedding_dim) instead of ids."""
         new_states = []
         for i, layer in enumerate(self.recurrent_layers):
             if i > 0:

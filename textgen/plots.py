@@ -72,3 +72,30 @@ def plot_learning_curves(
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def plot_gradient_decay(
+    curves: Mapping[str, Sequence[float]], path: str | Path, title: str = ""
+) -> Path:
+    """Draw relative gradient norm against distance back, one line per cell."""
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for label, curve in curves.items():
+        axes.plot(range(len(curve)), curve, label=label)
+    axes.set_yscale("log")
+    axes.set_xlabel("distance back (words)")
+    axes.set_ylabel("gradient norm, relative to the last word")
+    axes.set_title(title)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

@@ -1,0 +1,114 @@
+"""`compare()`: train several cell types on the same split, vocabulary, seed
+and budget, and put their numbers side by side: parameters, time per epoch,
+best validation perplexity, and how far back their gradients reach.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import ModelConfig, TrainConfig
+
+DISTANCES = (1, 5, 10, 20, 40)  # words back reported in the table
+
+
+@dataclass
+class CellResult:
+    """One cell type's outcome in a comparison."""
+
+    cell: str
+    path: Path  # the saved model
+    parameters: int
+    seconds_per_epoch: float
+    best_val_perplexity: float | None
+    best_epoch: int
+    history: list[dict]
+    gradient_decay: np.ndarray  # relative gradient norm by distance back
+
+
+def compare(
+    corpus: Sequence[str | Path],
+    cells: Sequence[str],
+    output_dir: str | Path,
+    model_config: ModelConfig = ModelConfig(),
+    config: TrainConfig = TrainConfig(),
+    log: Callable[[str], None] = print,
+) -> list[CellResult]:
+    """Train one model per cell on the same data and budget; save each.
+
+    Args:
+        corpus: text files and folders.
+        cells: cell types, e.g. ("rnn", "lstm", "gru").
+        output_dir: where `<cell>.keras` files go.
+        model_config: the shared network shape (its `cell` is replaced).
+        config: the shared training settings; a random seed is drawn once
+            and used for every cell if none is given.
+    """
+    from .gradients import gradient_decay
+    from .model import count_parameters
+    from .train import corpus_tokens, train
+
+    if config.seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**31)
+        config = dataclasses.replace(config, seed=seed)
+    output_dir = Path(output_dir)
+    results = []
+    for cell in cells:
+        log(f"--- {cell} ---")
+        path = output_dir / f"{cell}.keras"
+        shape = dataclasses.replace(model_config, cell=cell)
+        model = train(corpus, path, shape, config, log=log)
+        record = model.record
+        history = record["history"]
+        tokens, _ = corpus_tokens(corpus, model.tokenizer_settings)
+        ids = model.vocabulary.encode(tokens[: record["tokens"]["train"]])
+        results.append(
+            CellResult(
+                cell=cell,
+                path=path,
+                parameters=count_parameters(model),
+                seconds_per_epoch=float(np.median([row["seconds"] for row in history])),
+                best_val_perplexity=record["best_val_perplexity"],
+                best_epoch=record["best_epoch"],
+                history=history,
+                gradient_decay=gradient_decay(model, ids, seed=config.seed),
+            )
+        )
+    return results
+
+
+def format_table(results: Sequence[CellResult]) -> str:
+    """The comparison as a plain-text table."""
+    gradient_columns = [f"grad@{d}" for d in DISTANCES]
+    header = ["cell", "parameters", "s/epoch", "best val ppl", "best epoch"]
+    rows = [header + gradient_columns]
+    for r in results:
+        perplexity = f"{r.best_val_perplexity:.1f}" if r.best_val_perplexity else "-"
+        decay = [
+            f"{r.gradient_decay[d]:.1e}" if d < len(r.gradient_decay) else "-"
+            for d in DISTANCES
+        ]
+        seconds = f"{r.seconds_per_epoch:.1f}"
+        rows.append(
+            [
+                r.cell,
+                f"{r.parameters:,}",
+                seconds,
+                perplexity,
+                str(r.best_epoch),
+                *decay,
+            ]
+        )
+    widths = [
+        max(len(row[i]) for row in rows) for i in range(len(header) + len(DISTANCES))
+    ]
+    lines = [
+        "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    return "\n".join(lines)
