@@ -236,6 +236,17 @@ _TRAINING_OPTIONS = [
         help="Stop after the epoch that passes this many minutes (0: no limit).",
     ),
     click.option(
+        "--pretrained-embeddings",
+        type=click.Path(dir_okay=False),
+        help="Start the word vectors from a GloVe or word2vec text file (the "
+        "embedding size follows the file).  [default: random]",
+    ),
+    click.option(
+        "--freeze-embeddings",
+        is_flag=True,
+        help="Keep the word vectors fixed while training.  [default: trained]",
+    ),
+    click.option(
         "--random-seed",
         type=int,
         default=None,

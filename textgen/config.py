@@ -54,6 +54,8 @@ class TrainConfig:
     lr_patience: int = 2  # halve the learning rate after this many such epochs
     max_minutes: float = 0  # stop after the epoch that passes this; 0: no limit
     seed: int | None = None  # fixes initial weights, window order and dropout
+    pretrained_embeddings: str | None = None  # GloVe/word2vec text file to start from
+    freeze_embeddings: bool = False  # keep the (pretrained) word vectors fixed
 
     def __post_init__(self) -> None:
         checks = {

@@ -21,6 +21,7 @@ import numpy as np
 from . import __version__
 from .config import ModelConfig, TrainConfig, auto_batch_size
 from .corpus import read_corpus
+from .embeddings import read_vectors
 from .errors import TextgenError, TrainingError
 from .tokens import PARAGRAPH, TokenizerSettings, tokenize
 from .vocab import UNK_ID, Vocabulary
@@ -187,9 +188,27 @@ def train(
         else int(np.random.SeedSequence().entropy % 2**31)
     )
 
+    vectors = None
+    if config.pretrained_embeddings:
+        vectors = read_vectors(config.pretrained_embeddings, vocabulary)
+        if vectors.dimension != model_config.embedding_dim:
+            log(f"embedding size set to {vectors.dimension}, the vectors' size")
+            model_config = dataclasses.replace(
+                model_config, embedding_dim=vectors.dimension
+            )
+        log(
+            f"pretrained vectors for {vectors.covered.sum():,} of "
+            f"{len(vocabulary) - 2:,} words ({vectors.covered[2:].mean():.0%})"
+        )
+
     keras.utils.set_random_seed(seed)
     model_config = dataclasses.replace(model_config, vocab_size=len(vocabulary))
     model = build_model(model_config, vocabulary, tokenizer)
+    if vectors is not None:
+        start = model.embedding.embeddings.numpy().copy()
+        start[vectors.covered] = vectors.matrix[vectors.covered]
+        model.embedding.embeddings.assign(start)
+    model.embedding.trainable = not config.freeze_embeddings
     model.compile(
         optimizer=keras.optimizers.Adam(
             learning_rate=config.learning_rate, clipnorm=config.clipnorm or None
@@ -236,6 +255,9 @@ def train(
         "validation_oov_rate": float(np.mean(val_ids == UNK_ID))
         if len(val_ids)
         else None,
+        "pretrained_vectors_coverage": (
+            float(vectors.covered[2:].mean()) if vectors is not None else None
+        ),
         "epochs_run": len(epoch_log.history),
         "best_epoch": best.best_epoch,
         "best_val_perplexity": best_row.get("val_perplexity"),

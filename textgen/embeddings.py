@@ -1,0 +1,82 @@
+"""Pretrained word vectors (GloVe or word2vec text format) for the embedding
+layer: the "already learned embeddings" route to a better model on little text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TextgenError
+from .vocab import Vocabulary
+
+
+@dataclass(frozen=True)
+class PretrainedVectors:
+    """Rows of vectors for a vocabulary, where the file had them."""
+
+    matrix: np.ndarray  # (vocab_size, dimension); zeros where not covered
+    covered: np.ndarray  # (vocab_size,) bool: the file had this word
+
+    @property
+    def dimension(self) -> int:
+        return self.matrix.shape[1]
+
+
+def read_vectors(path: str | Path, vocabulary: Vocabulary) -> PretrainedVectors:
+    """Read the vectors of the vocabulary's words from a text vectors file.
+
+    Lines are `word v1 v2 ...`; a word2vec header line (`count dimension`) is
+    skipped. A word missing in its own case is looked up in lower case.
+
+    Raises:
+        TextgenError: the file is missing, not UTF-8, or has ragged lines.
+    """
+    path = Path(path)
+    wanted: dict[str, list[int]] = {}
+    for index, word in enumerate(vocabulary.words[2:], start=2):
+        wanted.setdefault(word, []).append(index)
+        wanted.setdefault(word.lower(), []).append(index)
+    rows: dict[int, np.ndarray] = {}
+    exact: set[int] = set()
+    dimension = None
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                parts = line.rstrip().split(" ")
+                if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                    continue  # word2vec header
+                if len(parts) < 2:
+                    continue
+                if dimension is None:
+                    dimension = len(parts) - 1
+                if len(parts) - 1 != dimension:
+                    raise TextgenError(
+                        f"{path}: line {number} has {len(parts) - 1} numbers where "
+                        f"earlier lines have {dimension}; is this a vectors file?"
+                    )
+                for index in wanted.get(parts[0], ()):
+                    is_exact = vocabulary.words[index] == parts[0]
+                    if index not in rows or (is_exact and index not in exact):
+                        rows[index] = np.asarray(parts[1:], dtype=np.float32)
+                        if is_exact:
+                            exact.add(index)
+    except FileNotFoundError:
+        raise TextgenError(f"vectors file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise TextgenError(
+            f"{path} is not UTF-8 text; give a GloVe or word2vec .txt"
+        ) from None
+    except ValueError:
+        raise TextgenError(
+            f"{path}: a vector holds something that is not a number"
+        ) from None
+    if dimension is None:
+        raise TextgenError(f"{path} holds no vectors")
+    matrix = np.zeros((len(vocabulary), dimension), dtype=np.float32)
+    covered = np.zeros(len(vocabulary), dtype=bool)
+    for index, vector in rows.items():
+        matrix[index], covered[index] = vector, True
+    return PretrainedVectors(matrix, covered)
