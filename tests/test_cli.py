@@ -323,3 +323,14 @@ def test_compare_trains_each_cell_and_prints_a_table(
         assert (tmp_path / "cmp" / name).exists(), name
     bad = run("compare", pattern_file, "--cells", "rnn,transformer")
     assert bad.exit_code == 2 and "transformer" in bad.stderr
+
+
+def test_generate_verbose_reports_speed_model_and_copying(trained):
+    result = run(
+        "generate", "-m", trained[0], "-s", "one", "-n", 12, "-t", 0, "--verbose"
+    )
+    assert result.exit_code == 0, result.output
+    assert f"model: {trained[0]}" in result.stderr
+    assert "words/s (12 words)" in result.stderr
+    # The greedy pattern is the training text itself: all 12 words are copied.
+    assert "copied verbatim from the training text: 12 words" in result.stderr

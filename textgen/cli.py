@@ -478,6 +478,13 @@ def compare(
     default=None,
     help="Make the output repeatable.  [default: random]",
 )
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="After the text, report on stderr the speed, the model, and the longest "
+    "run of words copied verbatim from the training text.  [default: off]",
+)
 def generate(
     model_path: str | None,
     seed: str,
@@ -487,13 +494,19 @@ def generate(
     top_p: float,
     num_samples: int,
     random_seed: int | None,
+    verbose: bool,
 ) -> None:
     """Generate text from a trained model, starting with SEED."""
+    import time
+
     from .generate import Generator
     from .sampling import SamplingSettings
 
     sampling = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p)
-    generator = Generator(_load(model_path))
+    path = Path(model_path) if model_path else _newest_model()
+    model = _load(str(path))
+    generator = Generator(model)
+    started = time.perf_counter()
     unknown = generator.unknown_seed_words(seed)
     if unknown:
         click.echo(
@@ -511,10 +524,35 @@ def generate(
             on_text=lambda text: click.echo(text, nl=False),
         )
         click.echo()
+    else:
+        texts = generator.generate(seed, length, sampling, num_samples, random_seed)
+        for number, text in enumerate(texts, start=1):
+            click.echo(f"--- sample {number} ---\n{text}\n")
+    if verbose:
+        seconds = time.perf_counter() - started
+        _report_generation(model, path, generator.last_words, seconds)
+
+
+def _report_generation(model: Any, path: Path, samples: list, seconds: float) -> None:
+    """The --verbose summary of a generate run, on stderr."""
+    from .originality import Fingerprint
+
+    words = sum(len(sample) for sample in samples)
+    click.echo(f"model: {path}", err=True)
+    click.echo(f"speed: {words / seconds:,.0f} words/s ({words} words)", err=True)
+    fingerprint = model.record.get("fingerprint")
+    if fingerprint is None:
+        click.echo(
+            "copied: unknown (the model has no training-text fingerprint)", err=True
+        )
         return
-    texts = generator.generate(seed, length, sampling, num_samples, random_seed)
-    for number, text in enumerate(texts, start=1):
-        click.echo(f"--- sample {number} ---\n{text}\n")
+    fingerprint = Fingerprint.from_config(fingerprint)
+    runs = [fingerprint.longest_copied_run(sample) for sample in samples]
+    click.echo(
+        "longest run copied verbatim from the training text: "
+        + ", ".join(f"{run} words" if run else "none" for run in runs),
+        err=True,
+    )
 
 
 @cli.command()

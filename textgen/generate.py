@@ -207,6 +207,7 @@ class Generator:
         self.capitalize = model.tokenizer_settings.lowercase
         self.decoder = Decoder(model)
         self._banned_ids = (PAD_ID, UNK_ID)
+        self.last_words: list[list[str]] = []  # the generated words of the last call
 
     def seed_words(self, seed: str) -> list[str]:
         """The seed as the model's tokens."""
@@ -259,7 +260,7 @@ class Generator:
                 logits, states = self.decoder.step(chosen, states)
         if stream is not None:
             on_text(stream.finish())
+        self.last_words = [self.vocabulary.decode(row) for row in generated]
         return [
-            detokenize(seed_words + self.vocabulary.decode(row), self.capitalize)
-            for row in generated
+            detokenize(seed_words + words, self.capitalize) for words in self.last_words
         ]

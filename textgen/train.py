@@ -23,6 +23,7 @@ from .config import ModelConfig, TrainConfig, auto_batch_size
 from .corpus import read_corpus
 from .embeddings import read_vectors
 from .errors import TextgenError, TrainingError
+from .originality import Fingerprint
 from .tokens import PARAGRAPH, TokenizerSettings, tokenize
 from .vocab import UNK_ID, Vocabulary
 
@@ -258,6 +259,7 @@ def train(
         "pretrained_vectors_coverage": (
             float(vectors.covered[2:].mean()) if vectors is not None else None
         ),
+        "fingerprint": Fingerprint.of(tokens).to_config(),
         "epochs_run": len(epoch_log.history),
         "best_epoch": best.best_epoch,
         "best_val_perplexity": best_row.get("val_perplexity"),
