@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=20, help="training budget")
     parser.add_argument("--test-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dropout", type=float, help="override the default dropout")
     args = parser.parse_args()
     if not args.corpus.exists():
         sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
@@ -62,7 +63,15 @@ def main() -> None:
         learn_file.write_text(learn_text, encoding="utf-8")
         start = time.perf_counter()
         config = TrainConfig(max_minutes=args.minutes, seed=args.seed)
-        model = train([learn_file], Path(folder) / "m.keras", ModelConfig(), config)
+        model = train(
+            [learn_file],
+            Path(folder) / "m.keras",
+            ModelConfig()
+            if args.dropout is None
+            else ModelConfig(dropout=args.dropout),
+            config,
+            log=lambda line: print(line, file=sys.stderr),  # stdout is for the JSON
+        )
         minutes = (time.perf_counter() - start) / 60
     vocabulary = model.vocabulary
     test_tokens = tokenize(test_text, model.tokenizer_settings)

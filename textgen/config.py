@@ -21,7 +21,7 @@ class ModelConfig:
     layers: int = 2  # stacked recurrent layers
     units: int = 256  # hidden units per recurrent layer
     embedding_dim: int = 128  # size of the learned word vectors
-    dropout: float = 0.2  # between layers and before the output; not recurrent
+    dropout: float = 0.5  # on each layer's input and before the output; not recurrent
     tie_embeddings: bool = True  # the output layer reuses the embedding matrix
     vocab_size: int = 0  # output classes, <pad> and <unk> included; 0: not yet known
 

@@ -137,8 +137,7 @@ class LanguageModel(keras.Model):
         """`forward` from word vectors (batch, steps, embedding_dim) instead of ids."""
         new_states = []
         for i, layer in enumerate(self.recurrent_layers):
-            if i > 0:
-                x = self.dropout(x, training=training)
+            x = self.dropout(x, training=training)  # on each layer's input
             outputs = layer(
                 x,
                 initial_state=None if states is None else states[i],
