@@ -66,7 +66,9 @@ def run_setting(data, vocabulary, batch: int, precision: str, xla: bool, epochs:
     train_ids, val_ids = data
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(1)
-    config = ModelConfig(units=UNITS, embedding_dim=EMBEDDING, dropout=0.0)
+    config = ModelConfig(
+        units=UNITS, embedding_dim=EMBEDDING, dropout=0.0, tie_embeddings=False
+    )
     model = build_model(
         dataclasses.replace(config, vocab_size=len(vocabulary)), vocabulary
     )

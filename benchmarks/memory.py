@@ -27,8 +27,10 @@ def child(corpus: Path, copies: int) -> None:
     from textgen.train import train
 
     start = time.perf_counter()
-    sizes = ModelConfig(cell="lstm", layers=2, units=150, embedding_dim=25)
-    config = TrainConfig(epochs=1, seed=1)
+    sizes = ModelConfig(
+        cell="lstm", layers=2, units=150, embedding_dim=25, tie_embeddings=False
+    )
+    config = TrainConfig(epochs=1, seed=1, min_count=1, batch_size=16)
     with tempfile.TemporaryDirectory() as folder:
         model = train(
             [corpus] * copies,

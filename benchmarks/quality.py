@@ -14,6 +14,7 @@ score every test word in order, unknown words as `<unk>`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -45,6 +46,8 @@ def main() -> None:
     parser.add_argument("--test-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dropout", type=float, help="override the default dropout")
+    parser.add_argument("--units", type=int, help="override the default units")
+    parser.add_argument("--epochs", type=int, help="override the default epochs")
     args = parser.parse_args()
     if not args.corpus.exists():
         sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
@@ -62,13 +65,15 @@ def main() -> None:
         learn_file = Path(folder) / args.corpus.name
         learn_file.write_text(learn_text, encoding="utf-8")
         start = time.perf_counter()
-        config = TrainConfig(max_minutes=args.minutes, seed=args.seed)
+        shape = {
+            k: v for k, v in (("dropout", args.dropout), ("units", args.units)) if v
+        }
+        budget = {"epochs": args.epochs} if args.epochs else {}
+        config = TrainConfig(max_minutes=args.minutes, seed=args.seed, **budget)
         model = train(
             [learn_file],
             Path(folder) / "m.keras",
-            ModelConfig()
-            if args.dropout is None
-            else ModelConfig(dropout=args.dropout),
+            dataclasses.replace(ModelConfig(), **shape),
             config,
             log=lambda line: print(line, file=sys.stderr),  # stdout is for the JSON
         )
