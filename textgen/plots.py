@@ -30,6 +30,30 @@ def require_matplotlib() -> None:
         raise TextgenError(f"pictures need matplotlib; {INSTALL_HINT}")
 
 
+def _axes() -> tuple[Any, Any, Any]:
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen needed
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    return plt, figure, axes
+
+
+def _save(plt: Any, figure: Any, axes: Any, path: str | Path, title: str) -> Path:
+    axes.set_yscale("log")
+    axes.set_title(title)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
 def plot_learning_curves(
     histories: Mapping[str, Sequence[Mapping[str, Any]]],
     path: str | Path,
@@ -43,13 +67,7 @@ def plot_learning_curves(
         path: the PNG file to write.
         title: shown above the plot.
     """
-    require_matplotlib()
-    import matplotlib
-
-    matplotlib.use("Agg")  # no screen needed
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    plt, figure, axes = _axes()
     for index, (label, history) in enumerate(histories.items()):
         color = f"C{index}"
         epochs = [row["epoch"] for row in history]
@@ -60,42 +78,18 @@ def plot_learning_curves(
             )
         training = [row["perplexity"] for row in history]
         axes.plot(epochs, training, color=color, linestyle="--", label=f"{label} train")
-    axes.set_yscale("log")
     axes.set_xlabel("epoch")
     axes.set_ylabel("perplexity (log scale)")
-    axes.set_title(title)
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, axes, path, title)
 
 
 def plot_gradient_decay(
     curves: Mapping[str, Sequence[float]], path: str | Path, title: str = ""
 ) -> Path:
     """Draw relative gradient norm against distance back, one line per cell."""
-    require_matplotlib()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    plt, figure, axes = _axes()
     for label, curve in curves.items():
         axes.plot(range(len(curve)), curve, label=label)
-    axes.set_yscale("log")
     axes.set_xlabel("distance back (words)")
     axes.set_ylabel("gradient norm, relative to the last word")
-    axes.set_title(title)
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, axes, path, title)
