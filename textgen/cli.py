@@ -593,7 +593,8 @@ def info(path: str | None) -> None:
         (
             "model",
             f"{config.cell.upper()}, {config.layers} x {config.units} units, "
-            f"embedding {config.embedding_dim}, dropout {config.dropout:g}",
+            f"embedding {config.embedding_dim}, dropout {config.dropout:g}"
+            + (", output tied to the embeddings" if config.tie_embeddings else ""),
         ),
         ("parameters", f"{count_parameters(model):,}"),
         (

@@ -8,7 +8,6 @@ the figure is the model's true per-word cross-entropy on that text.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 
 from .generate import Decoder
 from .tokens import PARAGRAPH
+from .train import perplexity
 from .vocab import UNK_ID
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class Evaluation:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(self.cross_entropy) if self.cross_entropy < 700 else math.inf
+        return perplexity(self.cross_entropy)
 
     @property
     def oov_rate(self) -> float:
