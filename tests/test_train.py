@@ -136,7 +136,7 @@ def test_time_limit_and_learning_rate_schedule(tmp_path: Path, pattern_file: Pat
         log=lines.append,
     )
     assert model.record["epochs_run"] == 1
-    assert any("time limit" in line for line in lines)
+    assert any("minute limit: stopping" in line for line in lines)
     assert model.record["history"][0]["learning_rate"] == pytest.approx(3e-3)
     # A learning rate far too high stalls the validation loss: it gets halved.
     config = TrainConfig(

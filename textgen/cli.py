@@ -233,7 +233,7 @@ _TRAINING_OPTIONS = [
         type=click.FloatRange(min=0),
         default=TRAIN_DEFAULTS.max_minutes,
         show_default=True,
-        help="Stop after the epoch that passes this many minutes (0: no limit).",
+        help="Stop before an epoch that would end past this many minutes (0: none).",
     ),
     click.option(
         "--pretrained-embeddings",

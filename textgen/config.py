@@ -19,7 +19,7 @@ class ModelConfig:
 
     cell: str = "lstm"  # lstm | gru | rnn (SimpleRNN) | peephole (peephole LSTM)
     layers: int = 2  # stacked recurrent layers
-    units: int = 256  # hidden units per recurrent layer
+    units: int = 512  # hidden units per recurrent layer
     embedding_dim: int = 128  # size of the learned word vectors
     dropout: float = 0.5  # on each layer's input and before the output; not recurrent
     tie_embeddings: bool = True  # the output layer reuses the embedding matrix
@@ -52,7 +52,7 @@ class TrainConfig:
     lowercase: bool = True  # fold case (output is re-capitalised)
     patience: int = 5  # stop after this many epochs without a better val loss; 0: never
     lr_patience: int = 2  # halve the learning rate after this many such epochs
-    max_minutes: float = 0  # stop after the epoch that passes this; 0: no limit
+    max_minutes: float = 0  # stop before an epoch that would pass this; 0: no limit
     seed: int | None = None  # fixes initial weights, window order and dropout
     pretrained_embeddings: str | None = None  # GloVe/word2vec text file to start from
     freeze_embeddings: bool = False  # keep the (pretrained) word vectors fixed

@@ -116,9 +116,16 @@ def _callbacks(config: TrainConfig, has_validation: bool, log: Callable[[str], N
             elif patience and epoch + 1 - self.best_epoch >= patience:
                 log(f"no better {monitor} for {patience} epochs: stopping")
                 self.model.stop_training = True
+            # Stop unless another epoch of the average length still fits.
             minutes = (time.perf_counter() - self.started) / 60
-            if config.max_minutes and minutes >= config.max_minutes:
-                log(f"time limit of {config.max_minutes:g} minutes reached: stopping")
+            if (
+                config.max_minutes
+                and minutes * (epoch + 2) / (epoch + 1) > config.max_minutes
+            ):
+                log(
+                    f"another epoch would pass the {config.max_minutes:g}-minute "
+                    "limit: stopping"
+                )
                 self.model.stop_training = True
 
         def on_train_end(self, logs: Any = None) -> None:
