@@ -58,6 +58,7 @@ def compare(
         config = dataclasses.replace(config, seed=seed)
     output_dir = Path(output_dir)
     results = []
+    ids = None  # the training split's ids: the same for every cell
     for cell in cells:
         log(f"--- {cell} ---")
         path = output_dir / f"{cell}.keras"
@@ -65,8 +66,9 @@ def compare(
         model = train(corpus, path, shape, config, log=log)
         record = model.record
         history = record["history"]
-        tokens, _ = corpus_tokens(corpus, model.tokenizer_settings)
-        ids = model.vocabulary.encode(tokens[: record["tokens"]["train"]])
+        if ids is None:
+            tokens, _ = corpus_tokens(corpus, model.tokenizer_settings)
+            ids = model.vocabulary.encode(tokens[: record["tokens"]["train"]])
         results.append(
             CellResult(
                 cell=cell,
