@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, help="override the default dropout")
     parser.add_argument("--units", type=int, help="override the default units")
     parser.add_argument("--epochs", type=int, help="override the default epochs")
+    parser.add_argument("--seq-len", type=int, help="override the default window")
     args = parser.parse_args()
     if not args.corpus.exists():
         sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
@@ -68,7 +69,9 @@ def main() -> None:
         shape = {
             k: v for k, v in (("dropout", args.dropout), ("units", args.units)) if v
         }
-        budget = {"epochs": args.epochs} if args.epochs else {}
+        budget = {
+            k: v for k, v in (("epochs", args.epochs), ("seq_len", args.seq_len)) if v
+        }
         config = TrainConfig(max_minutes=args.minutes, seed=args.seed, **budget)
         model = train(
             [learn_file],
