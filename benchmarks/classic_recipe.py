@@ -34,6 +34,22 @@ class RecipeData:
         return len(self.word_to_id) + 1
 
 
+def epoch_timer(seconds: list[float]):
+    """A Keras callback that appends each epoch's wall-clock seconds to `seconds`."""
+    import time
+
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.start)
+
+    return EpochTimer()
+
+
 def recipe_words(text: str) -> list[str]:
     """Lower-cased word tokens without punctuation."""
     return [w for w in tokenize(text) if any(ch.isalnum() for ch in w)]

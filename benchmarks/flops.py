@@ -24,6 +24,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from classic_recipe import epoch_timer
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 UNITS, EMBEDDING, SEQ_LEN = 150, 25, 32
 
@@ -78,17 +82,13 @@ def run_setting(data, vocabulary, batch: int, precision: str, xla: bool, epochs:
         jit_compile=xla,
     )
     times: list[float] = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
     train_data = make_dataset(train_ids, SEQ_LEN, batch, seed=1)
     history = model.fit(
-        train_data, epochs=epochs, verbose=0, callbacks=[Timer()], shuffle=False
+        train_data,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[epoch_timer(times)],
+        shuffle=False,
     )
     val_loss = model.evaluate(make_dataset(val_ids, SEQ_LEN, batch), verbose=0)
     steady = min(times[1:])

@@ -30,26 +30,17 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 
 
 def recipe_figures(text: str, epochs: int, words: int) -> tuple[dict, object]:
-    import keras
 
     data = classic_recipe.prepare(text)
     model = classic_recipe.build(data.vocab_size)
     epoch_seconds: list[float] = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            epoch_seconds.append(time.perf_counter() - self.start)
-
     model.fit(
         data.inputs,
         data.labels,
         batch_size=classic_recipe.BATCH_SIZE,
         epochs=epochs,
         verbose=0,
-        callbacks=[Timer()],
+        callbacks=[classic_recipe.epoch_timer(epoch_seconds)],
     )
     classic_recipe.generate(model, data, SEED_TEXT, 2)  # warm up predict
     seconds, _ = timed(classic_recipe.generate, model, data, SEED_TEXT, words)

@@ -18,8 +18,6 @@ PATTERN_GREEDY = (
     "Three, four five. Six seven eight nine!\n\nOne two three, four five. Six"
 )
 
-SHARED_CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
-
 
 @pytest.fixture(scope="session")
 def pattern_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
