@@ -196,6 +196,11 @@ def test_no_model_anywhere_says_to_train(tmp_path: Path, monkeypatch):
         ["train", "x.txt", "--cell", "transformer"],
         ["train", "x.txt", "--dropout", "1"],
         ["train", "x.txt", "--learning-rate", "0"],
+        ["train", "x.txt", "--learning-rate", "nan"],
+        ["train", "x.txt", "--max-minutes", "inf"],
+        ["generate", "-t", "nan"],
+        ["train", "x.txt", "--lr-schedule", "cosine"],
+        ["train", "x.txt", "--distribute", "everywhere"],
     ],
 )
 def test_impossible_options_are_usage_errors(args):
@@ -211,8 +216,27 @@ def test_existing_model_survives_a_failed_train(
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "keep.keras"
     out.write_bytes(b"previous model")
-    one_line_error(run("train", bad_inputs["short"], "-o", out))
+    one_line_error(run("train", bad_inputs["short"], "-o", out, "--force"))
     assert out.read_bytes() == b"previous model"
+
+
+def test_train_never_overwrites_a_model_unasked(tmp_path: Path, pattern_file: Path):
+    out = tmp_path / "keep.keras"
+    out.write_bytes(b"previous model")
+    line = one_line_error(run("train", pattern_file, "-o", out))
+    assert "already exists; pass --force" in line and f"--resume {out}" in line
+    assert out.read_bytes() == b"previous model"
+    (tmp_path / "gru.keras").write_bytes(b"previous model")
+    line = one_line_error(
+        run("compare", pattern_file, "--cells", "gru", "-o", tmp_path)
+    )
+    assert "gru.keras already exists; pass --force" in line
+
+
+def test_a_resumed_model_keeps_its_shape(trained, tmp_path: Path, pattern_file: Path):
+    result = run("train", pattern_file, "--resume", trained[0], "--units", "8")
+    assert result.exit_code == 2
+    assert "--units: a resumed model keeps its shape" in result.stderr
 
 
 def test_unwritable_output_is_refused_before_training(
@@ -334,3 +358,19 @@ def test_generate_verbose_reports_speed_model_and_copying(trained):
     assert "words/s (12 words)" in result.stderr
     # The greedy pattern is the training text itself: all 12 words are copied.
     assert "copied verbatim from the training text: 12 words" in result.stderr
+
+
+def test_ctrl_c_in_train_exits_130_with_one_line(
+    tmp_path: Path, pattern_file: Path, monkeypatch
+):
+    import textgen.train
+    from textgen.errors import TrainingInterrupted
+
+    def interrupted(*args, **kwargs):
+        raise TrainingInterrupted("interrupted in epoch 2: saved the best model")
+
+    monkeypatch.setattr(textgen.train, "train", interrupted)
+    line = one_line_error(
+        run("train", pattern_file, "-o", tmp_path / "m.keras"), exit_code=130
+    )
+    assert line == "Error: interrupted in epoch 2: saved the best model"

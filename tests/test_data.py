@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from textgen.data import make_dataset, required_tokens, split_tail
+from textgen.data import (
+    check_windows,
+    make_dataset,
+    required_tokens,
+    split_lengths,
+    split_tail,
+)
 from textgen.errors import CorpusError
 
 
@@ -45,19 +51,56 @@ def test_labels_are_the_window_shifted_by_one():
     assert labels.dtype == np.int32  # integer labels, nothing one-hot
 
 
+def _epochs(ids, seed, epochs=2, first_epoch=0, lengths=None, seq_len=10):
+    data = make_dataset(
+        ids,
+        seq_len=seq_len,
+        batch_size=4,
+        seed=seed,
+        lengths=lengths,
+        epochs=epochs,
+        first_epoch=first_epoch,
+    )
+    windows = np.concatenate([x.numpy() for x, _ in data])
+    return np.split(windows, epochs)
+
+
 def test_training_windows_are_shuffled_shifted_and_reproducible():
     ids = np.arange(200, dtype=np.int32)
-
-    def epochs(seed, n=2):
-        data = make_dataset(ids, seq_len=10, batch_size=4, seed=seed)
-        return [np.concatenate([x.numpy() for x, _ in data]) for _ in range(n)]
-
-    first, second = epochs(3)
+    first, second = _epochs(ids, seed=3)
     assert first.shape == second.shape == (19, 10)
     assert not np.array_equal(first, second)  # a new order every epoch
     starts = first[:, 0]
     assert any(s % 10 for s in starts)  # windows are not all on the 10-grid
     assert starts.max() <= 200 - 11
     np.testing.assert_array_equal(first[:, 1:], first[:, :-1] + 1)  # contiguous
-    for a, b in zip(epochs(3), (first, second), strict=True):
+    for a, b in zip(_epochs(ids, seed=3), (first, second), strict=True):
         np.testing.assert_array_equal(a, b)
+    # An epoch's windows depend on the seed and its number only: a dataset
+    # that starts at epoch 2 (a resumed run) repeats the second epoch.
+    (again,) = _epochs(ids, seed=3, epochs=1, first_epoch=1)
+    np.testing.assert_array_equal(again, second)
+    assert not np.array_equal(_epochs(ids, seed=4)[0], first)
+
+
+def test_no_window_crosses_a_document_boundary():
+    lengths = [23, 9, 5, 31]  # the 5-word document holds no window of 5 + 1
+    ids = np.arange(sum(lengths), dtype=np.int32)
+    edges = np.cumsum([0, *lengths])
+    for epoch in _epochs(ids, seed=1, epochs=3, lengths=lengths, seq_len=5):
+        assert len(epoch) == 4 + 1 + 0 + 6
+        for window in epoch:
+            last = window[-1] + 1  # the label after the window
+            doc = np.searchsorted(edges, window[0], side="right") - 1
+            assert edges[doc] <= window[0] and last < edges[doc + 1]
+    fixed = make_dataset(ids, seq_len=5, batch_size=3, lengths=lengths)
+    starts = np.concatenate([x.numpy()[:, 0] for x, _ in fixed])
+    assert starts.tolist() == [0, 5, 10, 15, 23, 37, 42, 47, 52, 57, 62]
+
+
+def test_split_lengths_and_documents_too_short_for_a_window():
+    assert split_lengths([5, 10, 3], 12) == ([5, 7], [3, 3])
+    assert split_lengths([5, 10], 15) == ([5, 10], [])
+    check_windows([3, 9], [9], seq_len=8)  # the 9-word file holds one window
+    with pytest.raises(CorpusError, match=r"no training file holds one window.*6"):
+        check_windows([3, 6, 2], [9], seq_len=8)

@@ -92,6 +92,24 @@ def test_unknown_seed_words_and_empty_seed(generator):
     assert generator.generate("", 9, GREEDY)[0] == "One two three, four five. Six seven"
 
 
+def test_a_seed_of_only_unknown_words_still_generates(generator):
+    text = generator.generate("zebra quagga okapi", 6, GREEDY, random_seed=1)[0]
+    assert text.startswith("Zebra quagga okapi")
+    assert len(generator.last_words[0]) == 6 and "<unk>" not in text
+
+
+def test_a_huge_seed_is_cut_to_its_end(generator):
+    from textgen.generate import MAX_SEED_CHARS
+
+    seed = "one two three, four five. six seven eight nine! " * 250_000  # ~12 MB
+    used = generator.usable_seed(seed)
+    assert len(used) <= MAX_SEED_CHARS and seed.endswith(used)
+    assert used.split()[0] in seed.split()[:9]  # starts on a whole word
+    text = generator.generate(seed, 4, GREEDY)[0]
+    assert len(text) < MAX_SEED_CHARS + 100
+    assert generator.usable_seed("short seed") == "short seed"
+
+
 def test_pad_and_unk_are_never_generated(generator):
     # A hot, flat distribution would reach them quickly if they were allowed.
     texts = generator.generate(

@@ -154,3 +154,22 @@ def test_bad_model_files_get_one_clear_error(tmp_path: Path):
         load_model(damaged)
     config = json.loads(zipfile.ZipFile(tmp_path / "good.keras").read("config.json"))
     assert config["registered_name"] == "textgen>LanguageModel"
+
+
+def test_a_model_file_cut_short_anywhere_is_refused(tmp_path: Path):
+    """A copy or download cut off at any byte gets one clear error, never a
+    crash or a half-loaded model."""
+    from textgen.model import load_model, save_model
+
+    good = save_model(_model(), tmp_path / "good.keras").read_bytes()
+    cut = tmp_path / "cut.keras"
+    ends = sorted(
+        {
+            *range(0, len(good), max(len(good) // 1500, 1)),
+            *range(len(good) - 64, len(good)),
+        }
+    )
+    for end in ends:
+        cut.write_bytes(good[:end])
+        with pytest.raises(ModelFileError, match=r"not a .keras model file|damaged"):
+            load_model(cut)

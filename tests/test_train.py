@@ -125,9 +125,11 @@ def test_auto_batch_size_grows_with_the_corpus():
     assert [auto_batch_size(n) for n in (10, 186, 370, 700, 6000)] == [8, 8, 16, 32, 64]
 
 
-def test_time_limit_and_learning_rate_schedule(tmp_path: Path, pattern_file: Path):
+def test_time_limit_stops_mid_epoch_and_keeps_the_validated_model(
+    tmp_path: Path, pattern_file: Path
+):
     lines: list[str] = []
-    config = TrainConfig(seq_len=8, epochs=5, max_minutes=1e-6, seed=1)
+    config = TrainConfig(seq_len=8, epochs=5, batch_size=8, max_minutes=1e-6, seed=1)
     model = train(
         [pattern_file],
         tmp_path / "m.keras",
@@ -136,21 +138,63 @@ def test_time_limit_and_learning_rate_schedule(tmp_path: Path, pattern_file: Pat
         log=lines.append,
     )
     assert model.record["epochs_run"] == 1
-    assert any("minute limit: stopping" in line for line in lines)
+    assert any("(step 1 of " in line and "stopping" in line for line in lines)
+    assert model.record["best_val_perplexity"] is not None
     assert model.record["history"][0]["learning_rate"] == pytest.approx(3e-3)
-    # A learning rate far too high stalls the validation loss: it gets halved.
-    config = TrainConfig(
-        seq_len=8, epochs=6, learning_rate=5.0, lr_patience=1, patience=0, seed=1
-    )
+
+
+def _rates_seen(tmp_path: Path, pattern_file: Path, config: TrainConfig):
+    """The learning rate the optimizer held after each epoch, and the model."""
+    import keras
+
+    rates: list[float] = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            rates.append(float(self.model.optimizer.learning_rate))
+
     model = train(
         [pattern_file],
         tmp_path / "m.keras",
         ModelConfig(layers=1, units=4),
         config,
-        log=lines.append,
+        log=lambda s: None,
+        force=True,
+        callbacks=[Spy()],
     )
-    rates = [row["learning_rate"] for row in model.record["history"]]
-    assert rates[0] == pytest.approx(5.0) and rates[-1] < rates[0]
+    return rates, model
+
+
+def test_linear_schedule_reaches_zero_on_the_last_step(
+    tmp_path: Path, pattern_file: Path
+):
+    config = TrainConfig(
+        seq_len=8, epochs=4, batch_size=8, patience=0, lr_schedule="linear", seed=1
+    )
+    rates, model = _rates_seen(tmp_path, pattern_file, config)
+    assert len(rates) == 4
+    assert all(np.diff(rates) < 0)  # falls every epoch
+    steps = -(-((model.record["tokens"]["train"] - 1) // 8) // 8)
+    # The last step ran with one step of the four epochs' worth left.
+    assert rates[-1] == pytest.approx(3e-3 / (4 * steps), rel=1e-4)
+
+
+def test_plateau_and_constant_schedules(tmp_path: Path, pattern_file: Path):
+    # A learning rate far too high stalls the validation loss: it gets halved.
+    config = TrainConfig(
+        seq_len=8,
+        epochs=6,
+        learning_rate=5.0,
+        lr_schedule="plateau",
+        lr_patience=1,
+        patience=0,
+        seed=1,
+    )
+    rates, _ = _rates_seen(tmp_path, pattern_file, config)
+    assert rates[-1] < 5.0
+    config = TrainConfig(seq_len=8, epochs=3, lr_schedule="constant", seed=1)
+    rates, _ = _rates_seen(tmp_path, pattern_file, config)
+    assert rates == [pytest.approx(3e-3)] * 3
 
 
 def test_no_validation_trains_on_everything(tmp_path: Path, pattern_file: Path):

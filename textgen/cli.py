@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
-from .config import CELLS, ModelConfig, TrainConfig
-from .errors import ModelFileError, TextgenError
+from .config import CELLS, DISTRIBUTE, LR_SCHEDULES, ModelConfig, TrainConfig
+from .errors import ModelFileError, TextgenError, TrainingInterrupted
 
 MODEL_DEFAULTS = ModelConfig()
 TRAIN_DEFAULTS = TrainConfig()
@@ -54,6 +56,16 @@ def _import_tensorflow() -> None:
     warnings.filterwarnings("ignore", module=r"keras(\.|$)")
 
 
+class _Number(click.FloatRange):
+    """A float in a range; "nan" and "inf" are refused (ranges let them by)."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 class _Group(click.Group):
     """Turns library errors into one-line messages (tracebacks with --debug)."""
 
@@ -65,7 +77,10 @@ class _Group(click.Group):
         except TextgenError as err:
             if _debug_enabled():
                 raise
-            raise click.ClickException(str(err)) from None
+            failure = click.ClickException(str(err))
+            if isinstance(err, TrainingInterrupted):
+                failure.exit_code = 130  # the shell's code for Ctrl-C
+            raise failure from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             sys.exit(130)
@@ -140,7 +155,7 @@ _TRAINING_OPTIONS = [
     ),
     click.option(
         "--dropout",
-        type=click.FloatRange(0, 1, max_open=True),
+        type=_Number(0, 1, max_open=True),
         default=MODEL_DEFAULTS.dropout,
         show_default=True,
         help="Dropout between layers and before the output.",
@@ -175,21 +190,21 @@ _TRAINING_OPTIONS = [
     ),
     click.option(
         "--learning-rate",
-        type=click.FloatRange(0, min_open=True),
+        type=_Number(0, min_open=True),
         default=TRAIN_DEFAULTS.learning_rate,
         show_default=True,
         help="Adam learning rate.",
     ),
     click.option(
         "--clipnorm",
-        type=click.FloatRange(0),
+        type=_Number(0),
         default=TRAIN_DEFAULTS.clipnorm,
         show_default=True,
         help="Clip gradient norm to this (0: off).",
     ),
     click.option(
         "--val-fraction",
-        type=click.FloatRange(0, 0.5, max_open=True),
+        type=_Number(0, 0.5, max_open=True),
         default=TRAIN_DEFAULTS.val_fraction,
         show_default=True,
         help="Tail of the corpus held out for validation (0: none).",
@@ -221,19 +236,29 @@ _TRAINING_OPTIONS = [
         help="Stop after this many epochs without a better validation loss (0: never).",
     ),
     click.option(
+        "--lr-schedule",
+        type=click.Choice(LR_SCHEDULES),
+        default=TRAIN_DEFAULTS.lr_schedule,
+        show_default=True,
+        help="plateau: halve the learning rate when the validation loss stalls; "
+        "linear: lower it to zero by the last epoch or the --max-minutes limit, "
+        "whichever comes first; constant.",
+    ),
+    click.option(
         "--lr-patience",
         type=click.IntRange(min=0),
         default=TRAIN_DEFAULTS.lr_patience,
         show_default=True,
-        help="Halve the learning rate after this many epochs without a better "
-        "validation loss (0: never).",
+        help="With --lr-schedule plateau: halve the learning rate after this many "
+        "epochs without a better validation loss (0: never).",
     ),
     click.option(
         "--max-minutes",
-        type=click.FloatRange(min=0),
+        type=_Number(min=0),
         default=TRAIN_DEFAULTS.max_minutes,
         show_default=True,
-        help="Stop before an epoch that would end past this many minutes (0: none).",
+        help="Stop training after this many minutes, mid-epoch if need be, "
+        "keeping the best model (0: no limit).",
     ),
     click.option(
         "--pretrained-embeddings",
@@ -251,6 +276,14 @@ _TRAINING_OPTIONS = [
         type=int,
         default=None,
         help="Make training repeatable on this machine.  [default: random]",
+    ),
+    click.option(
+        "--distribute",
+        type=click.Choice(DISTRIBUTE),
+        default=TRAIN_DEFAULTS.distribute,
+        show_default=True,
+        help="mirrored: split each batch over all local GPUs; multi-worker: over "
+        "the machines in TF_CONFIG (see the README).",
     ),
 ]
 
@@ -303,28 +336,77 @@ def _configs(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
     type=click.Path(file_okay=False),
     help="Also log to this folder for TensorBoard.  [default: no logs]",
 )
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Keep the latest state in NAME.last.keras every N epochs (0: never).",
+)
+@click.option(
+    "--resume",
+    type=click.Path(dir_okay=False),
+    help="Train this model (or its .last.keras checkpoint) further: same "
+    "vocabulary, settings, optimizer state and epoch count; --epochs counts "
+    "every epoch.  [default: output is the model itself]",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite an existing model file.  [default: refuse to]",
+)
 def train(
     corpus: tuple[str, ...],
     output: str | None,
     plot: str | None,
     no_plot: bool,
     tensorboard: str | None,
+    checkpoint_every: int,
+    resume: str | None,
+    force: bool,
     **options: Any,
 ) -> None:
-    """Train a model on CORPUS (text files or folders of .txt files)."""
-    from .plots import INSTALL_HINT, matplotlib_available, require_matplotlib
+    """Train a model on CORPUS (text files or folders of .txt files).
 
+    Ctrl-C stops after the current batch and saves the best model so far.
+    """
+    from .plots import INSTALL_HINT, matplotlib_available, require_matplotlib
+    from .train import check_output, resumed_config
+
+    ctx = click.get_current_context()
+    given = [
+        name
+        for name in options
+        if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+    ]
+    model_fields = {field.name for field in dataclasses.fields(ModelConfig)}
+    shape = [f"--{n.replace('_', '-')}" for n in given if n in model_fields]
+    if resume and shape:
+        raise click.UsageError(f"{', '.join(shape)}: a resumed model keeps its shape")
+    if output:
+        path = Path(output)
+    elif resume:
+        path = Path(resume)
+        if path.name.endswith(".last.keras"):  # a checkpoint: back to its model
+            path = path.with_name(path.name.removesuffix(".last.keras") + ".keras")
+    else:
+        path = MODELS_DIR / f"{Path(corpus[0]).resolve().stem}.keras"
+    check_output(path, force or bool(resume))  # before the slow TensorFlow import
     if plot and not no_plot:
         require_matplotlib()  # asked for: refuse now, not after training
     _import_tensorflow()
     from .train import train as train_model
 
+    renamed = {"keep_case": "lowercase", "random_seed": "seed"}
     model_config, config = _configs(options)
-    path = (
-        Path(output)
-        if output
-        else MODELS_DIR / f"{Path(corpus[0]).resolve().stem}.keras"
-    )
+    if resume:
+        from .model import load_model
+
+        changes = {renamed.get(n, n): None for n in given}
+        config = resumed_config(
+            load_model(resume).record or {},
+            **{name: getattr(config, name) for name in changes},
+        )
     picture = None
     if not no_plot:
         picture = Path(plot) if plot else path.with_suffix(".png")
@@ -342,7 +424,15 @@ def train(
         progress_bar=sys.stdout.isatty(),
         plot=picture,
         tensorboard=tensorboard,
+        resume=resume,
+        force=force,
+        checkpoint_every=checkpoint_every,
     )
+    from .distribute import is_chief
+
+    if not is_chief(config.distribute):
+        click.echo("done; the chief worker saved the model")
+        return
     record = model.record
     perplexity = record["best_val_perplexity"]
     summary = (
@@ -381,23 +471,37 @@ def _cell_list(ctx: click.Context, param: click.Parameter, value: str) -> list[s
     help="Folder for the models and pictures.  [default: models/compare-<corpus>]",
 )
 @training_options
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite models already in the folder.  [default: refuse to]",
+)
 def compare(
-    corpus: tuple[str, ...], cells: list[str], output_dir: str | None, **options: Any
+    corpus: tuple[str, ...],
+    cells: list[str],
+    output_dir: str | None,
+    force: bool,
+    **options: Any,
 ) -> None:
     """Train each cell on the same data and budget; compare them in a table."""
     from .plots import INSTALL_HINT, matplotlib_available
+    from .train import check_output
 
-    _import_tensorflow()
-    from .compare import compare as compare_cells
-    from .compare import format_table
-
-    model_config, config = _configs(options)
     folder = (
         Path(output_dir)
         if output_dir
         else MODELS_DIR / f"compare-{Path(corpus[0]).resolve().stem}"
     )
-    results = compare_cells(corpus, cells, folder, model_config, config, log=click.echo)
+    for cell in cells:
+        check_output(folder / f"{cell}.keras", force)
+    _import_tensorflow()
+    from .compare import compare as compare_cells
+    from .compare import format_table
+
+    model_config, config = _configs(options)
+    results = compare_cells(
+        corpus, cells, folder, model_config, config, log=click.echo, force=force
+    )
     click.echo("")
     click.echo(format_table(results))
     click.echo(
@@ -446,7 +550,7 @@ def compare(
 @click.option(
     "-t",
     "--temperature",
-    type=click.FloatRange(0),
+    type=_Number(0),
     default=0.8,
     show_default=True,
     help="Randomness; 0 is greedy.",
@@ -460,7 +564,7 @@ def compare(
 )
 @click.option(
     "--top-p",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=_Number(0, 1, min_open=True),
     default=1.0,
     show_default=True,
     help="Sample from the most likely words covering probability p (1: off).",
@@ -499,7 +603,7 @@ def generate(
     """Generate text from a trained model, starting with SEED."""
     import time
 
-    from .generate import Generator
+    from .generate import MAX_SEED_CHARS, Generator
     from .sampling import SamplingSettings
 
     sampling = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p)
@@ -507,11 +611,19 @@ def generate(
     model = _load(str(path))
     generator = Generator(model)
     started = time.perf_counter()
+    if len(generator.usable_seed(seed)) < len(seed):
+        click.echo(
+            f"note: the seed has {len(seed):,} characters; only its last "
+            f"{MAX_SEED_CHARS:,} are read and printed",
+            err=True,
+        )
+        seed = generator.usable_seed(seed)
     unknown = generator.unknown_seed_words(seed)
     if unknown:
+        shown = " ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
         click.echo(
             "warning: seed words not in the model's vocabulary, read as <unk>: "
-            + " ".join(unknown),
+            + shown,
             err=True,
         )
     if num_samples == 1:
@@ -540,13 +652,15 @@ def _report_generation(model: Any, path: Path, samples: list, seconds: float) ->
     words = sum(len(sample) for sample in samples)
     click.echo(f"model: {path}", err=True)
     click.echo(f"speed: {words / seconds:,.0f} words/s ({words} words)", err=True)
-    fingerprint = model.record.get("fingerprint")
+    saved = model.record.get("fingerprint")
+    fingerprint = Fingerprint.from_config(saved) if saved else None
     if fingerprint is None:
         click.echo(
-            "copied: unknown (the model has no training-text fingerprint)", err=True
+            "copied: unknown (the model has no training-text fingerprint of this "
+            "textgen version)",
+            err=True,
         )
         return
-    fingerprint = Fingerprint.from_config(fingerprint)
     runs = [fingerprint.longest_copied_run(sample) for sample in samples]
     click.echo(
         "longest run copied verbatim from the training text: "

@@ -38,6 +38,7 @@ def compare(
     model_config: ModelConfig = ModelConfig(),
     config: TrainConfig = TrainConfig(),
     log: Callable[[str], None] = print,
+    force: bool = False,
 ) -> list[CellResult]:
     """Train one model per cell on the same data and budget; save each.
 
@@ -48,10 +49,11 @@ def compare(
         model_config: the shared network shape (its `cell` is replaced).
         config: the shared training settings; a random seed is drawn once
             and used for every cell if none is given.
+        force: overwrite models already in `output_dir`.
     """
     from .gradients import gradient_decay
     from .model import count_parameters
-    from .train import corpus_tokens, train
+    from .train import corpus_ids, train
 
     if config.seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**31)
@@ -63,12 +65,12 @@ def compare(
         log(f"--- {cell} ---")
         path = output_dir / f"{cell}.keras"
         shape = dataclasses.replace(model_config, cell=cell)
-        model = train(corpus, path, shape, config, log=log)
+        model = train(corpus, path, shape, config, log=log, force=force)
         record = model.record
         history = record["history"]
         if ids is None:
-            tokens, _ = corpus_tokens(corpus, model.tokenizer_settings)
-            ids = model.vocabulary.encode(tokens[: record["tokens"]["train"]])
+            text = corpus_ids(corpus, model.tokenizer_settings)
+            ids = text.encode(model.vocabulary)[: record["tokens"]["train"]]
         results.append(
             CellResult(
                 cell=cell,

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from .errors import TextgenError
 
 CELLS = ("lstm", "gru", "rnn", "peephole")
+LR_SCHEDULES = ("linear", "plateau", "constant")
+DISTRIBUTE = ("none", "mirrored", "multi-worker")
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,13 @@ class TrainConfig:
     min_count: int = 2  # fewer occurrences make a word <unk>, so <unk> gets trained
     lowercase: bool = True  # fold case (output is re-capitalised)
     patience: int = 5  # stop after this many epochs without a better val loss; 0: never
-    lr_patience: int = 2  # halve the learning rate after this many such epochs
-    max_minutes: float = 0  # stop before an epoch that would pass this; 0: no limit
+    lr_schedule: str = "plateau"  # plateau | linear: to zero by the end | constant
+    lr_patience: int = 2  # plateau: halve the rate after this many such epochs
+    max_minutes: float = 0  # stop training after this many minutes; 0: no limit
     seed: int | None = None  # fixes initial weights, window order and dropout
     pretrained_embeddings: str | None = None  # GloVe/word2vec text file to start from
     freeze_embeddings: bool = False  # keep the (pretrained) word vectors fixed
+    distribute: str = "none"  # none | mirrored (local devices) | multi-worker
 
     def __post_init__(self) -> None:
         checks = {
@@ -70,11 +74,18 @@ class TrainConfig:
             "patience": self.patience >= 0,
             "lr_patience": self.lr_patience >= 0,
             "max_minutes": self.max_minutes >= 0,
+            "lr_schedule": self.lr_schedule in LR_SCHEDULES,
+            "distribute": self.distribute in DISTRIBUTE,
         }
         for name, ok in checks.items():
             if not ok:
                 value = getattr(self, name)
                 raise TextgenError(f"impossible value {value!r} for {name}")
+        if self.distribute == "multi-worker" and self.max_minutes:
+            raise TextgenError(
+                "--max-minutes cannot be used with --distribute multi-worker: "
+                "each worker would stop at a different step; use --epochs"
+            )
 
 
 def auto_batch_size(n_windows: int) -> int:

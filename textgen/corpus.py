@@ -7,7 +7,7 @@ line ends, and refuses anything else with one message naming the file and fix.
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,40 +25,113 @@ class Document:
     text: str
 
 
-def decode_text(data: bytes, name: str) -> str:
-    """Decode a file's bytes to text with ``\\n`` line ends.
+CHUNK_BYTES = 1 << 22  # read files 4 MiB at a time
+
+
+def decode_chunks(chunks: Iterable[bytes], name: str) -> Iterator[str]:
+    """Decode a file's bytes, given in pieces, to text with ``\n`` line ends.
+
+    Only one piece is held at a time, so a file of any size streams through.
+    UTF-16 needs its byte-order mark; anything else must be UTF-8 (a BOM is
+    dropped) with no NUL byte in its first 8 KiB.
 
     Args:
-        data: the raw file contents.
+        chunks: the raw file contents, in order.
         name: the file name, used in error messages.
 
     Raises:
-        CorpusError: the bytes are binary or not UTF-8/UTF-16 text.
+        CorpusError: binary or not UTF-8/UTF-16 text, naming the byte offset
+            (in the whole file) of the first bad byte.
     """
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            text = data.decode("utf-16")
-        except UnicodeDecodeError as err:
+    decoder: codecs.IncrementalDecoder | None = None
+    fed = 0  # bytes given to the decoder so far
+    skipped = 0  # the byte-order mark
+    pending_cr = ""
+    for chunk in chunks:
+        if decoder is None:
+            encoding = "utf-8"
+            for bom, codec in (
+                (codecs.BOM_UTF16_LE, "utf-16-le"),
+                (codecs.BOM_UTF16_BE, "utf-16-be"),
+                (codecs.BOM_UTF8, "utf-8"),
+            ):
+                if chunk.startswith(bom):
+                    encoding, skipped, chunk = codec, len(bom), chunk[len(bom) :]
+                    break
+            if encoding == "utf-8":
+                nul = chunk.find(b"\x00", 0, _BINARY_PROBE_BYTES - skipped)
+                if nul != -1:
+                    raise CorpusError(
+                        f"{name} looks like a binary file (NUL byte at offset "
+                        f"{nul + skipped}); give a plain-text .txt file"
+                    )
+            decoder = codecs.getincrementaldecoder(encoding)()
+        text = _decode(decoder, chunk, fed + skipped, name, final=False)
+        fed += len(chunk)
+        text, pending_cr = _newlines(pending_cr + text)
+        if text:
+            yield text
+    if decoder is not None:
+        text, pending_cr = _newlines(
+            pending_cr + _decode(decoder, b"", fed + skipped, name, final=True)
+        )
+        if text + pending_cr:
+            yield (text + pending_cr).replace("\r", "\n")
+
+
+def _decode(
+    decoder: codecs.IncrementalDecoder, data: bytes, offset: int, name: str, final: bool
+) -> str:
+    buffered = len(decoder.getstate()[0])
+    try:
+        return decoder.decode(data, final)
+    except UnicodeDecodeError as err:
+        at = offset - buffered + err.start
+        if err.encoding.startswith("utf-16"):
             raise CorpusError(
-                f"{name}: invalid UTF-16 at byte offset {err.start}; "
+                f"{name}: invalid UTF-16 at byte offset {at}; "
                 "re-save the file as UTF-8 text"
             ) from None
-    else:
-        nul = data.find(b"\x00", 0, _BINARY_PROBE_BYTES)
-        if nul != -1:
-            raise CorpusError(
-                f"{name} looks like a binary file (NUL byte at offset {nul}); "
-                "give a plain-text .txt file"
-            )
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as err:
-            bad = data[err.start]
-            raise CorpusError(
-                f"{name} is not UTF-8 text (byte 0x{bad:02x} at offset "
-                f"{err.start}); re-save it as UTF-8"
-            ) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+        bad = err.object[err.start]
+        raise CorpusError(
+            f"{name} is not UTF-8 text (byte 0x{bad:02x} at offset {at}); "
+            "re-save it as UTF-8"
+        ) from None
+
+
+def _newlines(text: str) -> tuple[str, str]:
+    """CRLF and CR to LF; a final CR waits for the next piece (it may be CRLF)."""
+    held = "\r" if text.endswith("\r") else ""
+    body = text[:-1] if held else text
+    return body.replace("\r\n", "\n").replace("\r", "\n"), held
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """Decode a whole file's bytes (see `decode_chunks`)."""
+    return "".join(decode_chunks([data], name))
+
+
+def read_pieces(path: Path) -> Iterator[str]:
+    """A file's text in pieces of about `CHUNK_BYTES`, read as it is consumed.
+
+    Raises:
+        CorpusError: the file is missing, unreadable, empty or not text.
+    """
+    try:
+        with path.open("rb") as file:
+            empty = True
+            chunks = iter(lambda: file.read(CHUNK_BYTES), b"")
+            for piece in decode_chunks(chunks, str(path)):
+                empty = empty and not piece.strip()
+                yield piece
+    except FileNotFoundError:
+        raise CorpusError(f"corpus not found: {path}; check the path") from None
+    except IsADirectoryError:
+        raise CorpusError(f"{path} is a folder, not a file") from None
+    except OSError as err:
+        raise CorpusError(f"cannot read {path}: {err.strerror}") from None
+    if empty:
+        raise CorpusError(f"{path} is empty; give a file with some text in it")
 
 
 def read_file(path: Path) -> Document:
@@ -70,18 +143,7 @@ def read_file(path: Path) -> Document:
     Raises:
         CorpusError: the file is missing, unreadable, empty or not text.
     """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CorpusError(f"corpus not found: {path}; check the path") from None
-    except IsADirectoryError:
-        raise CorpusError(f"{path} is a folder, not a file") from None
-    except OSError as err:
-        raise CorpusError(f"cannot read {path}: {err.strerror}") from None
-    text = decode_text(data, str(path))
-    if not text.strip():
-        raise CorpusError(f"{path} is empty; give a file with some text in it")
-    return Document(name=str(path), text=text)
+    return Document(name=str(path), text="".join(read_pieces(path)))
 
 
 def find_text_files(path: Path) -> list[Path]:
@@ -99,6 +161,27 @@ def find_text_files(path: Path) -> list[Path]:
     return files
 
 
+def corpus_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The files a corpus names: files as given, folders' ``*.txt`` files
+    (recursively, sorted), in order.
+
+    Raises:
+        CorpusError: a path is missing, a folder has no text file, or none given.
+    """
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            files.extend(find_text_files(path))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise CorpusError(f"corpus not found: {path}; check the path")
+    if not files:
+        raise CorpusError("no corpus given; name at least one text file or folder")
+    return files
+
+
 def read_corpus(paths: Iterable[str | Path]) -> list[Document]:
     """Read files and folders (recursively, ``*.txt``) into documents, in order.
 
@@ -108,15 +191,4 @@ def read_corpus(paths: Iterable[str | Path]) -> list[Document]:
     Raises:
         CorpusError: a path is missing, or a file is empty, binary or not text.
     """
-    documents: list[Document] = []
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            documents.extend(read_file(p) for p in find_text_files(path))
-        elif path.exists():
-            documents.append(read_file(path))
-        else:
-            raise CorpusError(f"corpus not found: {path}; check the path")
-    if not documents:
-        raise CorpusError("no corpus given; name at least one text file or folder")
-    return documents
+    return [read_file(path) for path in corpus_files(paths)]

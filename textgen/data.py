@@ -73,42 +73,123 @@ def count_windows(n_tokens: int, seq_len: int) -> int:
     return max((n_tokens - 1) // seq_len, 0)
 
 
+def window_starts(
+    lengths: Sequence[int], seq_len: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each non-overlapping window starts, document by document.
+
+    Args:
+        lengths: token counts of the documents laid end to end in one id array.
+        seq_len: words per window.
+
+    Returns:
+        `(starts, last)`: int64 arrays with one entry per window; `last` is the
+        latest start that keeps a shifted window inside its own document.
+    """
+    starts, last = [], []
+    offset = 0
+    for n in lengths:
+        k = count_windows(n, seq_len)
+        starts.append(offset + seq_len * np.arange(k, dtype=np.int64))
+        last.append(np.full(k, offset + n - seq_len - 1, dtype=np.int64))
+        offset += n
+    if not starts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(starts), np.concatenate(last)
+
+
+def split_lengths(lengths: Sequence[int], n_first: int) -> tuple[list[int], list[int]]:
+    """Document lengths on each side of a cut `n_first` tokens in."""
+    first, second, offset = [], [], 0
+    for n in lengths:
+        before = min(max(n_first - offset, 0), n)
+        if before:
+            first.append(before)
+        if n - before:
+            second.append(n - before)
+        offset += n
+    return first, second
+
+
+def check_windows(
+    train_lengths: Sequence[int], val_lengths: Sequence[int], seq_len: int
+) -> None:
+    """Fail clearly when no document of a part holds one whole window.
+
+    Raises:
+        CorpusError: with the longest document's length and the fix.
+    """
+    for part, lengths in (("training", train_lengths), ("validation", val_lengths)):
+        if not lengths or any(count_windows(n, seq_len) for n in lengths):
+            continue
+        raise CorpusError(
+            f"no {part} file holds one window of --seq-len {seq_len} "
+            f"({seq_len + 1} words; the longest has {max(lengths)}) and windows "
+            "never cross from one file into the next; join short files into "
+            "one or lower --seq-len"
+        )
+
+
 def make_dataset(
-    ids: np.ndarray, seq_len: int, batch_size: int, seed: int | None = None
+    ids: np.ndarray,
+    seq_len: int,
+    batch_size: int,
+    seed: int | None = None,
+    lengths: Sequence[int] | None = None,
+    epochs: int = 1,
+    first_epoch: int = 0,
 ) -> tf.data.Dataset:
     """Batches of `(inputs, labels)`, both int32 of shape (batch, seq_len).
+
+    No window crosses from one document into the next.
 
     Args:
         ids: the token ids, in corpus order.
         seq_len: words per window.
-        batch_size: windows per batch (the last batch may be smaller).
+        batch_size: windows per batch (an epoch's last batch may be smaller).
         seed: for training, shuffle the windows and shift each by a random
             offset below `seq_len`, anew every epoch, so the model sees every
             alignment of the text; None (validation) gives fixed windows in order.
+        lengths: token counts of the documents in `ids`; None: one document.
+        epochs: with a seed, how many epochs the dataset holds, one after
+            another; each epoch's order depends only on `seed` and its number,
+            so training resumed at `first_epoch` sees what it would have seen.
+        first_epoch: the number of the dataset's first epoch.
     """
     import tensorflow as tf
 
-    n_windows = count_windows(len(ids), seq_len)
-    assert n_windows > 0, "split_tail guarantees one window"
+    base, last = window_starts([len(ids)] if lengths is None else lengths, seq_len)
+    assert len(base) > 0, "the caller checks that there is a window"
     all_ids = tf.constant(ids, dtype=tf.int32)
     offsets = tf.range(seq_len + 1, dtype=tf.int64)
-    index = tf.data.Dataset.range(n_windows)
-    if seed is None:
-        starts = index.map(lambda i: i * seq_len)
-    else:
-        last_start = len(ids) - seq_len - 1
-        shifts = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        starts = tf.data.Dataset.zip(index, shifts).map(
-            lambda i, r: tf.minimum(i * seq_len + r % seq_len, last_start)
-        )
-        starts = starts.shuffle(n_windows, seed=seed, reshuffle_each_iteration=True)
 
     def cut(batch_starts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         windows = tf.gather(all_ids, batch_starts[:, None] + offsets)
         return windows[:, :-1], windows[:, 1:]  # (batch, seq_len) each
 
-    return (
-        starts.batch(batch_size)
-        .map(cut, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
+    if seed is None:
+        starts = tf.data.Dataset.from_tensor_slices(base).batch(batch_size)
+    else:
+        base_t, last_t = tf.constant(base), tf.constant(last)
+        n = len(base)
+
+        def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
+            key = tf.stack([tf.constant(seed, tf.int64), 2 * epoch])
+            shift = tf.random.stateless_uniform(
+                [n], seed=key, minval=0, maxval=seq_len, dtype=tf.int64
+            )
+            other = key + tf.constant([0, 1], tf.int64)
+            order = tf.argsort(tf.random.stateless_uniform([n], seed=other))
+            shuffled = tf.gather(tf.minimum(base_t + shift, last_t), order)
+            return tf.data.Dataset.from_tensor_slices(shuffled).batch(batch_size)
+
+        starts = (
+            tf.data.Dataset.range(first_epoch, first_epoch + epochs)
+            .flat_map(epoch_batches)
+            .apply(
+                tf.data.experimental.assert_cardinality(epochs * -(-n // batch_size))
+            )
+        )
+    return starts.map(cut, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+        tf.data.AUTOTUNE
     )

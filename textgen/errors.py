@@ -16,3 +16,7 @@ class ModelFileError(TextgenError):
 
 class TrainingError(TextgenError):
     """Training could not produce a model (bad settings, diverged loss)."""
+
+
+class TrainingInterrupted(TrainingError):
+    """Ctrl-C stopped training; the best model so far was saved."""

@@ -76,10 +76,9 @@ def evaluate(model: LanguageModel, paths: Sequence[str | Path]) -> Evaluation:
     Raises:
         CorpusError: a file is missing, empty or not text.
     """
-    from .train import corpus_tokens
+    from .train import corpus_ids
 
-    tokens, _ = corpus_tokens(paths, model.tokenizer_settings)
-    ids = model.vocabulary.encode(tokens)
+    ids = corpus_ids(paths, model.tokenizer_settings).encode(model.vocabulary)
     losses = score_ids(model, ids)
     return Evaluation(
         tokens=len(ids),

@@ -195,6 +195,9 @@ class Decoder:
         return logits, states
 
 
+MAX_SEED_CHARS = 10_000  # a longer seed is cut to its end
+
+
 class Generator:
     """Generates text from a `LanguageModel`; reuse one for many calls."""
 
@@ -209,9 +212,20 @@ class Generator:
         self._banned_ids = (PAD_ID, UNK_ID)
         self.last_words: list[list[str]] = []  # the generated words of the last call
 
+    @staticmethod
+    def usable_seed(seed: str) -> str:
+        """The seed, or for a very long one its last `MAX_SEED_CHARS` characters
+        from a word boundary: more text than that cannot change the state the
+        model carries forward, and reading it would only cost time."""
+        if len(seed) <= MAX_SEED_CHARS:
+            return seed
+        tail = seed[-MAX_SEED_CHARS:]
+        cut = next((i for i, c in enumerate(tail) if c.isspace()), len(tail))
+        return tail[cut:].lstrip() if cut < len(tail) else tail
+
     def seed_words(self, seed: str) -> list[str]:
-        """The seed as the model's tokens."""
-        return tokenize(seed, self.tokenizer_settings)
+        """The (usable part of the) seed as the model's tokens."""
+        return tokenize(self.usable_seed(seed), self.tokenizer_settings)
 
     def unknown_seed_words(self, seed: str) -> list[str]:
         """Seed words the model does not know; they are read as `<unk>`."""
@@ -229,7 +243,8 @@ class Generator:
         """Continue `seed` by `length` words, `num_samples` times in one batch.
 
         Args:
-            seed: text to start from; empty starts a new paragraph.
+            seed: text to start from; empty starts a new paragraph; of a very
+                long one only the end is read (see `usable_seed`).
             length: words (tokens) to generate after the seed.
             sampling: temperature, top-k and top-p.
             num_samples: independent continuations, run as one batch.

@@ -157,6 +157,33 @@ class LanguageModel(keras.Model):
         embeddings = keras.ops.transpose(self.embedding.embeddings)
         return keras.ops.matmul(x, embeddings) + self.output_bias
 
+    def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None):
+        # Under a distribution strategy Keras builds the loss from one batch
+        # averaged across replicas, and that average fails for a batch of
+        # integer ids under MultiWorkerMirroredStrategy (keras-team/keras#20585).
+        # The batch only lends its shapes and types, which are known here.
+        if self._distribute_strategy is None:
+            return super()._maybe_symbolic_build(iterator, data_batch)
+        ids = keras.KerasTensor((None, None), "int32")
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=(ids, ids))
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        return self._per_replica_logs(super().train_step(data))
+
+    def test_step(self, data: Any) -> dict[str, Any]:
+        return self._per_replica_logs(super().test_step(data))
+
+    def _per_replica_logs(self, logs: dict[str, Any]) -> dict[str, Any]:
+        # Keras averages each step's logs across MultiWorkerMirroredStrategy
+        # workers along axis 0, which a scalar loss lacks; give it one.
+        import tensorflow as tf
+
+        strategy = self._distribute_strategy
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
     def get_config(self) -> dict[str, Any]:
         return {
             "model_config": dataclasses.asdict(self.model_config),
@@ -265,8 +292,12 @@ def _check_archive(path: Path) -> None:
         )
 
 
-def load_model(path: str | Path) -> LanguageModel:
+def load_model(path: str | Path, compile: bool = False) -> LanguageModel:
     """Load a model written by `save_model`, with one clear error if it cannot.
+
+    Args:
+        path: the `.keras` file.
+        compile: also restore the optimizer and its state (to resume training).
 
     Raises:
         ModelFileError: missing, not a `.keras` archive, damaged, or foreign.
@@ -276,7 +307,7 @@ def load_model(path: str | Path) -> LanguageModel:
     if path.suffix != ".keras":
         raise ModelFileError(f"{path}: rename it to end in .keras to load it")
     try:
-        model = keras.saving.load_model(path, compile=False)
+        model = keras.saving.load_model(path, compile=compile)
     except Exception as err:  # Keras raises many types for damaged archives
         reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
         raise ModelFileError(

@@ -6,6 +6,7 @@ the model, and the longest run of generated words copied verbatim from it.
 from __future__ import annotations
 
 import base64
+import hashlib
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,19 +18,43 @@ NGRAM = 5  # shortest run of words that counts as copied
 BITS_PER_NGRAM = 12  # about 0.3% false positives with 8 hash functions
 MAX_BITS = 8 * 2**20  # 1 MiB in the model file at most
 HASHES = 8
+HASHING = "blake2b-words-v2"  # how n-grams are hashed; saved with the bits
+_BLOCK = 1 << 18  # n-grams hashed at a time: bounds memory for big corpora
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _ngram_keys(words: Sequence[str], n: int) -> list[bytes]:
-    return [
-        " ".join(words[i : i + n]).encode("utf-8") for i in range(len(words) - n + 1)
-    ]
+def word_hashes(words: Sequence[str]) -> np.ndarray:
+    """A 64-bit hash of each word (uint64), the same on every machine."""
+    return np.fromiter(
+        (
+            int.from_bytes(
+                hashlib.blake2b(w.encode("utf-8"), digest_size=8).digest(), "little"
+            )
+            for w in words
+        ),
+        dtype=np.uint64,
+        count=len(words),
+    )
 
 
-def _positions(key: bytes, bits: int) -> np.ndarray:
+def ngram_hashes(hashes: np.ndarray, n: int) -> np.ndarray:
+    """One order-sensitive 64-bit hash per run of `n` consecutive words."""
+    m = len(hashes) - n + 1
+    if m <= 0:
+        return np.zeros(0, dtype=np.uint64)
+    h = np.zeros(m, dtype=np.uint64)
+    for j in range(n):  # multiply-xorshift mixing; uint64 arithmetic wraps
+        h = (h ^ hashes[j : j + m]) * _MULTIPLIER
+        h ^= h >> np.uint64(29)
+    return h
+
+
+def _positions(ngrams: np.ndarray, bits: int) -> np.ndarray:
     # Double hashing: the i-th position is h1 + i * h2 (mod bits).
-    h1 = zlib.crc32(key)
-    h2 = zlib.adler32(key) | 1
-    return (h1 + np.arange(HASHES, dtype=np.int64) * h2) % bits
+    h1 = ngrams & np.uint64(0xFFFFFFFF)
+    h2 = (ngrams >> np.uint64(32)) | np.uint64(1)
+    steps = np.arange(HASHES, dtype=np.uint64)
+    return ((h1[:, None] + steps * h2[:, None]) % np.uint64(bits)).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -43,28 +68,47 @@ class Fingerprint:
     @classmethod
     def of(cls, words: Sequence[str], n: int = NGRAM) -> Fingerprint:
         """Fingerprint every n-gram of `words`."""
-        keys = _ngram_keys(words, n)
-        size = int(min(max(len(keys), 1) * BITS_PER_NGRAM, MAX_BITS))
-        flags = np.zeros(size, dtype=bool)
-        for key in keys:
-            flags[_positions(key, size)] = True
-        return cls(np.packbits(flags), size, n)
+        return cls.of_ids(np.arange(len(words)), word_hashes(words), n)
 
-    def _has(self, key: bytes) -> bool:
-        positions = _positions(key, self.size)
+    @classmethod
+    def of_ids(cls, ids: np.ndarray, hashes: np.ndarray, n: int = NGRAM) -> Fingerprint:
+        """Fingerprint the n-grams of a text given as `ids` into `hashes` (the
+        `word_hashes` of its distinct words): no per-token strings needed."""
+        size = int(min(max(len(ids) - n + 1, 1) * BITS_PER_NGRAM, MAX_BITS))
+        empty = cls(np.packbits(np.zeros(size, dtype=bool)), size, n)
+        return empty.extended_ids(ids, hashes)
+
+    def extended(self, words: Sequence[str]) -> Fingerprint:
+        """This fingerprint plus every n-gram of `words`."""
+        return self.extended_ids(np.arange(len(words)), word_hashes(words))
+
+    def extended_ids(self, ids: np.ndarray, hashes: np.ndarray) -> Fingerprint:
+        """This fingerprint plus every n-gram of a text given as in `of_ids`
+        (same size: the false positive rate grows with many new n-grams)."""
+        flags = np.unpackbits(self.bits)[: self.size].astype(bool)
+        step = _BLOCK
+        for begin in range(0, max(len(ids) - self.n + 1, 0), step):
+            block = hashes[ids[begin : begin + step + self.n - 1]]
+            flags[_positions(ngram_hashes(block, self.n), self.size).ravel()] = True
+        return Fingerprint(np.packbits(flags), self.size, self.n)
+
+    def _found(self, words: Sequence[str]) -> np.ndarray:
+        """For each n-gram of `words`: (probably) in the fingerprinted text."""
+        positions = _positions(ngram_hashes(word_hashes(words), self.n), self.size)
         # np.packbits is big-endian within each byte.
-        return bool(np.all(self.bits[positions >> 3] & (0x80 >> (positions & 7))))
+        hit = self.bits[positions >> 3] & (0x80 >> (positions & 7)).astype(np.uint8)
+        return hit.astype(bool).all(axis=1)
 
     def contains(self, words: Sequence[str]) -> bool:
         """Whether this n-gram (probably) occurs in the fingerprinted text."""
-        return self._has(" ".join(words).encode("utf-8"))
+        return bool(self._found(words)[0])
 
     def longest_copied_run(self, words: Sequence[str]) -> int:
         """Length of the longest stretch of `words` whose every n-gram occurs in
         the fingerprinted text (0 when no n-gram does)."""
         longest = streak = 0
-        for key in _ngram_keys(words, self.n):
-            streak = streak + 1 if self._has(key) else 0
+        for found in self._found(words):
+            streak = streak + 1 if found else 0
             if streak:
                 longest = max(longest, streak + self.n - 1)
         return longest
@@ -72,9 +116,12 @@ class Fingerprint:
     def to_config(self) -> dict[str, Any]:
         """Plain JSON form, for the model's training record."""
         packed = base64.b64encode(zlib.compress(self.bits.tobytes(), 9)).decode("ascii")
-        return {"n": self.n, "size": self.size, "bits": packed}
+        return {"n": self.n, "size": self.size, "bits": packed, "hashing": HASHING}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Fingerprint:
+    def from_config(cls, config: dict[str, Any]) -> Fingerprint | None:
+        """The fingerprint, or None if it was hashed another way (an older model)."""
+        if config.get("hashing") != HASHING:
+            return None
         raw = zlib.decompress(base64.b64decode(config["bits"]))
         return cls(np.frombuffer(raw, dtype=np.uint8), config["size"], config["n"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from nltk.tokenize import NLTKWordTokenizer
@@ -51,6 +52,30 @@ def tokenize(text: str, settings: TokenizerSettings = TokenizerSettings()) -> li
     if settings.lowercase:
         words = [w if w == PARAGRAPH else w.lower() for w in words]
     return words
+
+
+def tokenize_pieces(
+    pieces: Iterable[str], settings: TokenizerSettings = TokenizerSettings()
+) -> Iterator[list[str]]:
+    """`tokenize` for text that arrives in pieces (a file read bit by bit).
+
+    Text is held back to the last paragraph break seen, so the words come out
+    exactly as `tokenize` of the whole text would give them, block by block.
+    """
+    held, started = "", False
+    for piece in pieces:
+        held += piece
+        breaks = list(_paragraph_break.finditer(held))
+        if not breaks:
+            continue
+        words = tokenize(held[: breaks[-1].start()], settings)
+        held = held[breaks[-1].end() :]
+        if words:
+            yield [PARAGRAPH, *words] if started else words
+            started = True
+    words = tokenize(held, settings)
+    if words:
+        yield [PARAGRAPH, *words] if started else words
 
 
 def capitalize_sentences(words: list[str]) -> list[str]:

@@ -10,8 +10,12 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,12 +24,12 @@ import numpy as np
 
 from . import __version__
 from .config import ModelConfig, TrainConfig, auto_batch_size
-from .corpus import read_corpus
+from .corpus import corpus_files, read_pieces
 from .embeddings import read_vectors
-from .errors import TextgenError, TrainingError
-from .originality import Fingerprint
-from .tokens import PARAGRAPH, TokenizerSettings, tokenize
-from .vocab import UNK_ID, Vocabulary
+from .errors import ModelFileError, TextgenError, TrainingError, TrainingInterrupted
+from .originality import Fingerprint, word_hashes
+from .tokens import TokenizerSettings, tokenize_pieces
+from .vocab import UNK_ID, Vocabulary, WordIndex
 
 
 def perplexity(loss: float) -> float:
@@ -33,25 +37,161 @@ def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 700 else math.inf
 
 
+@dataclass(frozen=True)
+class CorpusIds:
+    """A corpus read and tokenized into one int32 per word: `ids` index
+    `words`, the distinct words in order of first appearance."""
+
+    words: list[str]
+    ids: np.ndarray
+    files: list[dict[str, Any]]  # per file (a document): name and token count
+
+    def counts(self, stop: int | None = None) -> dict[str, int]:
+        """How often each word occurs in the first `stop` tokens."""
+        counts = np.bincount(self.ids[:stop], minlength=len(self.words))
+        return dict(zip(self.words, counts.tolist(), strict=True))
+
+    def encode(self, vocabulary: Vocabulary) -> np.ndarray:
+        """The text as the vocabulary's ids (int32; unknown words are <unk>)."""
+        if not self.words:
+            return np.zeros(0, dtype=np.int32)
+        return vocabulary.encode(self.words)[self.ids]
+
+    def tokens(self) -> list[str]:
+        """The text as a list of words (for small corpora)."""
+        return [self.words[i] for i in self.ids]
+
+
+def corpus_ids(
+    paths: Sequence[str | Path],
+    settings: TokenizerSettings,
+    progress: Callable[[int], None] | None = None,
+) -> CorpusIds:
+    """Read and tokenize every corpus file, one after another, streaming:
+    memory holds one piece of text at a time plus four bytes per word.
+
+    Args:
+        paths: files and folders.
+        settings: how to tokenize.
+        progress: called with the number of characters read, piece by piece.
+
+    Raises:
+        CorpusError: a path is missing, or a file is empty, binary or not text.
+    """
+    index = WordIndex()
+    files = []
+    for path in corpus_files(paths):
+        pieces = read_pieces(path)
+        if progress is not None:
+            pieces = _reported(pieces, progress)
+        count = 0
+        for block in tokenize_pieces(pieces, settings):
+            index.add(block)
+            count += len(block)
+        files.append({"name": str(path), "tokens": count})
+    return CorpusIds(index.words, index.ids(), files)
+
+
+def _reported(pieces: Iterable[str], progress: Callable[[int], None]):
+    for piece in pieces:
+        progress(len(piece))
+        yield piece
+
+
 def corpus_tokens(
     paths: Sequence[str | Path], settings: TokenizerSettings
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """Read and tokenize every corpus file, joined by paragraph breaks.
+    """The corpus as one list of words, and per file its name and token count."""
+    corpus = corpus_ids(paths, settings)
+    return corpus.tokens(), corpus.files
 
-    Returns the tokens and, per file, its name and token count.
+
+def resumed_config(record: dict[str, Any], **changes: Any) -> TrainConfig:
+    """The training settings a saved model was trained with, with `changes`
+    (the options given again) applied: what `train --resume` continues with."""
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    saved = {k: v for k, v in record.get("train_config", {}).items() if k in fields}
+    return TrainConfig(**(saved | changes))
+
+
+def _read_with_progress(
+    corpus: Sequence[str | Path], settings: TokenizerSettings, bar: bool
+) -> CorpusIds:
+    """`corpus_ids`, with a progress bar on the terminal for big corpora."""
+    total = sum(path.stat().st_size for path in corpus_files(corpus))
+    if not bar or total < 2**24:
+        return corpus_ids(corpus, settings)
+    import click
+
+    with click.progressbar(
+        length=total, label="reading", file=sys.stderr, show_pos=False
+    ) as progress:
+        return corpus_ids(corpus, settings, progress.update)
+
+
+def check_output(output: str | Path, overwrite: bool) -> None:
+    """Refuse to replace an existing model unless asked to.
+
+    Raises:
+        ModelFileError: `output` exists and `overwrite` is false.
     """
-    tokens: list[str] = []
-    files = []
-    for document in read_corpus(paths):
-        words = tokenize(document.text, settings)
-        files.append({"name": document.name, "tokens": len(words)})
-        if tokens and words:
-            tokens.append(PARAGRAPH)
-        tokens.extend(words)
-    return tokens, files
+    if Path(output).exists() and not overwrite:
+        raise ModelFileError(
+            f"{output} already exists; pass --force to overwrite it, "
+            f"--resume {output} to train it further, or -o for another file"
+        )
 
 
-def _callbacks(config: TrainConfig, has_validation: bool, log: Callable[[str], None]):
+def checkpoint_path(output: str | Path) -> Path:
+    """Where `--checkpoint-every` keeps the latest state: NAME.last.keras."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.last.keras")
+
+
+class _Interrupt:
+    """Ctrl-C while training: the first asks Keras to stop after the current
+    batch; the second raises KeyboardInterrupt at once."""
+
+    def __init__(self, model: Any, log: Callable[[str], None]) -> None:
+        self.model, self.log, self.count = model, log, 0
+
+    def __enter__(self) -> _Interrupt:
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self.handle)
+        return self
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+        self.model.stop_training = True
+        self.log(
+            "interrupted: stopping after this batch to save the best model so "
+            "far (Ctrl-C again to quit at once without saving)"
+        )
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _value(variable: Any) -> float:
+    """A scalar variable's value (also a distributed one) as a float."""
+    import keras
+
+    return float(keras.ops.convert_to_numpy(variable))
+
+
+def _callbacks(
+    config: TrainConfig,
+    seed: int,
+    steps_per_epoch: int,
+    has_validation: bool,
+    history: list[dict[str, Any]],
+    log: Callable[[str], None],
+) -> list[Any]:
+    """EpochLog, BestEpoch, Budget and DropoutSeeds, then the optional ones."""
     import keras
 
     patience = config.patience
@@ -62,11 +202,11 @@ def _callbacks(config: TrainConfig, has_validation: bool, log: Callable[[str], N
 
         def __init__(self) -> None:
             super().__init__()
-            self.history: list[dict[str, float]] = []
+            self.history = list(history)  # a resumed model's epochs come first
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self.started = time.perf_counter()
-            self.learning_rate = float(self.model.optimizer.learning_rate)
+            self.learning_rate = _value(self.model.optimizer.learning_rate)
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = logs or {}
@@ -87,16 +227,13 @@ def _callbacks(config: TrainConfig, has_validation: bool, log: Callable[[str], N
 
     class BestEpoch(keras.callbacks.Callback):
         """Early stopping that always ends on the best epoch's weights; stops
-        at once when the loss becomes NaN, and after the time limit."""
+        at once when the loss becomes NaN."""
 
         def __init__(self) -> None:
             super().__init__()
             self.best, self.best_epoch, self.best_weights = math.inf, 0, None
             self.diverged_epoch: int | None = None
             self.epoch = 0
-
-        def on_train_begin(self, logs: Any = None) -> None:
-            self.started = time.perf_counter()
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self.epoch = epoch + 1
@@ -116,30 +253,89 @@ def _callbacks(config: TrainConfig, has_validation: bool, log: Callable[[str], N
             elif patience and epoch + 1 - self.best_epoch >= patience:
                 log(f"no better {monitor} for {patience} epochs: stopping")
                 self.model.stop_training = True
-            # Stop unless another epoch of the average length still fits.
-            minutes = (time.perf_counter() - self.started) / 60
-            if (
-                config.max_minutes
-                and minutes * (epoch + 2) / (epoch + 1) > config.max_minutes
-            ):
-                log(
-                    f"another epoch would pass the {config.max_minutes:g}-minute "
-                    "limit: stopping"
-                )
-                self.model.stop_training = True
 
         def on_train_end(self, logs: Any = None) -> None:
             if self.best_weights is not None:
                 self.model.set_weights(self.best_weights)
 
-    callbacks = [EpochLog(), BestEpoch()]
-    if config.lr_patience:
+    class Budget(keras.callbacks.Callback):
+        """Ends training at the time limit, mid-epoch if need be but leaving time
+        to validate, and with the linear schedule lowers the learning rate to
+        zero by the end of the budget: the last epoch's last step, or the time
+        limit when that comes first."""
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            self.started = time.perf_counter()
+            self.validation_seconds = 0.0  # the longest validation pass so far
+            self.limit = config.max_minutes * 60
+            self.total_steps = config.epochs * steps_per_epoch
+
+        def on_test_begin(self, logs: Any = None) -> None:
+            self.test_started = time.perf_counter()
+
+        def on_test_end(self, logs: Any = None) -> None:
+            seconds = time.perf_counter() - self.test_started
+            self.validation_seconds = max(self.validation_seconds, seconds)
+
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            if config.lr_schedule != "linear":
+                return
+            # The optimizer's step counter survives --resume.
+            progress = _value(self.model.optimizer.iterations) / self.total_steps
+            if self.limit:
+                elapsed = time.perf_counter() - self.started
+                usable = max(self.limit - self.validation_seconds, 1e-9)
+                progress = max(progress, elapsed / usable)
+            rate = config.learning_rate * max(1.0 - progress, 0.0)
+            self.model.optimizer.learning_rate = rate
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            elapsed = time.perf_counter() - self.started
+            if (
+                self.limit
+                and not self.model.stop_training
+                and elapsed + self.validation_seconds >= self.limit
+            ):
+                log(
+                    f"time limit of {config.max_minutes:g} minutes reached "
+                    f"(step {batch + 1} of {steps_per_epoch}): stopping"
+                )
+                self.model.stop_training = True
+
+    class DropoutSeeds(keras.callbacks.Callback):
+        """Sets every dropout random stream from (seed, epoch) when an epoch
+        begins, so a resumed run draws the masks the uninterrupted one would."""
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            states = [
+                v for v in self.model.variables if v.name == "seed_generator_state"
+            ]
+            for i, state in enumerate(states):
+                key = np.random.SeedSequence([seed, epoch, i]).generate_state(1)[0]
+                value = np.array([key % 2**31, 0])
+                state.assign(value.astype(keras.backend.standardize_dtype(state.dtype)))
+
+    callbacks = [EpochLog(), BestEpoch(), Budget(), DropoutSeeds()]
+    if config.lr_schedule == "plateau" and config.lr_patience:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor=monitor, factor=0.5, patience=config.lr_patience, min_lr=1e-5
             )
         )
     return callbacks
+
+
+def _checkpoint_callback(every: int, path: Path, save: Callable[[], None]) -> Any:
+    import keras
+
+    class Checkpoint(keras.callbacks.Callback):
+        """Saves the latest state (weights and optimizer) every `every` epochs."""
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if (epoch + 1) % every == 0 and not self.model.stop_training:
+                save()
+
+    return Checkpoint()
 
 
 def train(
@@ -151,139 +347,271 @@ def train(
     progress_bar: bool = False,
     plot: str | Path | None = None,
     tensorboard: str | Path | None = None,
+    *,
+    resume: str | Path | None = None,
+    force: bool = False,
+    checkpoint_every: int = 0,
+    callbacks: Sequence[Any] = (),
 ) -> Any:
     """Train a model on the corpus and save it to `output` (a `.keras` file).
 
     Args:
-        corpus: text files and folders of `.txt` files.
-        output: where to write the model; written only if training succeeds.
+        corpus: text files and folders of `.txt` files; each file is a document
+            and no training window crosses from one into the next.
+        output: where to write the model; written only if training succeeds
+            (or is interrupted with Ctrl-C after a first epoch).
         model_config: a `ModelConfig`; its `vocab_size` is set from the corpus.
-        config: training settings.
+            Ignored when resuming: the saved model keeps its shape.
+        config: training settings (see `resumed_config` for resuming).
+            `epochs` counts every epoch, those of a resumed model included.
         log: where progress lines go.
         progress_bar: also show Keras's per-batch progress bar.
         plot: write the learning curves to this PNG (needs matplotlib).
         tensorboard: write TensorBoard logs to this folder.
+        resume: a model (or its `.last.keras` checkpoint) to continue training:
+            its vocabulary (new words become `<unk>`), optimizer state, epoch
+            counter and training record are kept.
+        force: overwrite an existing `output` (resuming always may).
+        checkpoint_every: save the latest state to `NAME.last.keras` beside
+            `output` every this many epochs (0: never).
+        callbacks: more Keras callbacks for `fit`.
 
     Returns:
         The trained `LanguageModel` (also saved at `output`).
 
     Raises:
-        TextgenError: unreadable or too-short corpus, or a diverged loss.
+        TextgenError: unreadable or too-short corpus, an existing output, a
+            diverged loss, or an interruption (after saving the best model).
     """
     import keras
 
-    from .data import count_windows, make_dataset, split_tail
-    from .model import build_model, check_writable, count_parameters, save_model
+    from .data import (
+        check_windows,
+        make_dataset,
+        split_lengths,
+        split_tail,
+        window_starts,
+    )
+    from .distribute import is_chief, make_strategy, scope
+    from .model import (
+        build_model,
+        check_writable,
+        count_parameters,
+        load_model,
+        save_model,
+    )
 
     output = Path(output)
     if output.suffix != ".keras":
         raise TextgenError(f"output {output} must end in .keras")
+    check_output(output, force or resume is not None)
     if tensorboard is not None and importlib.util.find_spec("tensorboard") is None:
         raise TextgenError(
             "--tensorboard needs TensorBoard; install it with: "
             "pip install 'textgen[tensorboard]'"
         )
-    tokenizer = TokenizerSettings(lowercase=config.lowercase)
-    tokens, files = corpus_tokens(corpus, tokenizer)
-    train_tokens, val_tokens = split_tail(tokens, config.seq_len, config.val_fraction)
-    vocabulary = Vocabulary.build(train_tokens, config.max_vocab, config.min_count)
+    # Before any other TensorFlow op: multi-worker training requires it.
+    strategy = make_strategy(config.distribute)
+    if strategy is not None:
+        log(f"{strategy.num_replicas_in_sync} replicas ({config.distribute})")
+    previous: dict[str, Any] = {}
+    if resume is not None:
+        with scope(strategy):
+            model = load_model(resume, compile=True)
+        previous = model.record or {}
+        tokenizer, vocabulary = model.tokenizer_settings, model.vocabulary
+    else:
+        tokenizer = TokenizerSettings(lowercase=config.lowercase)
+    text = _read_with_progress(corpus, tokenizer, progress_bar)
+    files = text.files
+    n_train = len(split_tail(text.ids, config.seq_len, config.val_fraction)[0])
+    n_val = len(text.ids) - n_train
+    train_lengths, val_lengths = split_lengths([f["tokens"] for f in files], n_train)
+    check_windows(train_lengths, val_lengths, config.seq_len)
+    if resume is None:
+        vocabulary = Vocabulary.from_counts(
+            text.counts(n_train), config.max_vocab, config.min_count
+        )
     check_writable(output)
-    train_ids = vocabulary.encode(train_tokens)
-    val_ids = vocabulary.encode(val_tokens)
-    seed = (
-        config.seed
-        if config.seed is not None
-        else int(np.random.SeedSequence().entropy % 2**31)
-    )
+    all_ids = text.encode(vocabulary)
+    train_ids, val_ids = all_ids[:n_train], all_ids[n_train:]
+    if resume is not None:
+        unknown = float(np.mean(all_ids == UNK_ID))
+        log(
+            f"resuming {resume} after epoch {previous.get('epochs_run', 0)}; "
+            f"{unknown:.1%} of the corpus words are <unk> to its vocabulary"
+        )
+    seed = config.seed
+    if seed is None:  # a resumed model keeps its seed
+        seed = previous.get("train_config", {}).get("seed")
+    if seed is None and config.distribute == "multi-worker":
+        raise TrainingError(
+            "--distribute multi-worker needs --random-seed N, the same on every "
+            "worker, so they agree on the vocabulary and the window order"
+        )
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**31)
+    config = dataclasses.replace(config, seed=seed)
 
     vectors = None
-    if config.pretrained_embeddings:
-        vectors = read_vectors(config.pretrained_embeddings, vocabulary)
-        if vectors.dimension != model_config.embedding_dim:
-            log(f"embedding size set to {vectors.dimension}, the vectors' size")
-            model_config = dataclasses.replace(
-                model_config, embedding_dim=vectors.dimension
+    if resume is None:
+        if config.pretrained_embeddings:
+            vectors = read_vectors(config.pretrained_embeddings, vocabulary)
+            if vectors.dimension != model_config.embedding_dim:
+                log(f"embedding size set to {vectors.dimension}, the vectors' size")
+                model_config = dataclasses.replace(
+                    model_config, embedding_dim=vectors.dimension
+                )
+            log(
+                f"pretrained vectors for {vectors.covered.sum():,} of "
+                f"{len(vocabulary) - 2:,} words ({vectors.covered[2:].mean():.0%})"
             )
-        log(
-            f"pretrained vectors for {vectors.covered.sum():,} of "
-            f"{len(vocabulary) - 2:,} words ({vectors.covered[2:].mean():.0%})"
-        )
-
-    keras.utils.set_random_seed(seed)
-    model_config = dataclasses.replace(model_config, vocab_size=len(vocabulary))
-    model = build_model(model_config, vocabulary, tokenizer)
-    if vectors is not None:
-        start = model.embedding.embeddings.numpy().copy()
-        start[vectors.covered] = vectors.matrix[vectors.covered]
-        model.embedding.embeddings.assign(start)
-    model.embedding.trainable = not config.freeze_embeddings
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            learning_rate=config.learning_rate, clipnorm=config.clipnorm or None
-        ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
+        keras.utils.set_random_seed(seed)
+        model_config = dataclasses.replace(model_config, vocab_size=len(vocabulary))
+        with scope(strategy):
+            model = build_model(model_config, vocabulary, tokenizer)
+            if vectors is not None:
+                start = model.embedding.embeddings.numpy().copy()
+                start[vectors.covered] = vectors.matrix[vectors.covered]
+                model.embedding.embeddings.assign(start)
+            model.embedding.trainable = not config.freeze_embeddings
+            model.compile(
+                optimizer=keras.optimizers.Adam(
+                    learning_rate=config.learning_rate,
+                    clipnorm=config.clipnorm or None,
+                ),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            )
+    else:
+        keras.utils.set_random_seed(seed)
+        if config.lr_schedule == "constant":  # plateau goes on from the saved rate
+            model.optimizer.learning_rate = config.learning_rate
     log(
-        f"{len(tokens):,} words ({len(train_tokens):,} train, {len(val_tokens):,} "
-        f"validation), vocabulary {len(vocabulary):,}, "
+        f"{len(all_ids):,} words ({n_train:,} train, {n_val:,} validation) in "
+        f"{len(files)} file{'s' if len(files) > 1 else ''}, "
+        f"vocabulary {len(vocabulary):,}, "
         f"{count_parameters(model):,} parameters, seed {seed}"
     )
-    batch_size = config.batch_size or auto_batch_size(
-        count_windows(len(train_ids), config.seq_len)
-    )
-    train_data = make_dataset(train_ids, config.seq_len, batch_size, seed=seed)
-    val_data = (
-        make_dataset(val_ids, config.seq_len, batch_size) if len(val_ids) else None
-    )
-    callbacks = _callbacks(config, val_data is not None, log)
-    epoch_log, best = callbacks[:2]
-    if tensorboard is not None:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard)))
-    model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=config.epochs,
-        callbacks=callbacks,
-        verbose=1 if progress_bar else 0,
-        shuffle=False,  # the dataset shuffles itself, reproducibly
-    )
-    if best.diverged_epoch is not None:
+    n_windows = len(window_starts(train_lengths, config.seq_len)[0])
+    batch_size = config.batch_size or auto_batch_size(n_windows)
+    steps_per_epoch = -(-n_windows // batch_size)
+    first_epoch = int(previous.get("epochs_run", 0))
+    if first_epoch >= config.epochs:
         raise TrainingError(
-            f"the loss became NaN in epoch {best.diverged_epoch}; try a lower "
-            f"--learning-rate (now {config.learning_rate:g}) or --clipnorm 1.0"
+            f"{resume} has trained {first_epoch} epochs already; ask for more "
+            f"with --epochs (it counts them all, e.g. --epochs {first_epoch + 10})"
         )
-    best_row = epoch_log.history[best.best_epoch - 1]
-    model.record = {
-        "corpus": files,
-        "tokens": {
-            "total": len(tokens),
-            "train": len(train_tokens),
-            "validation": len(val_tokens),
-        },
-        "validation_oov_rate": float(np.mean(val_ids == UNK_ID))
+    train_data = make_dataset(
+        train_ids,
+        config.seq_len,
+        batch_size,
+        seed=seed,
+        lengths=train_lengths,
+        epochs=config.epochs - first_epoch,
+        first_epoch=first_epoch,
+    )
+    val_data = (
+        make_dataset(val_ids, config.seq_len, batch_size, lengths=val_lengths)
         if len(val_ids)
-        else None,
-        "pretrained_vectors_coverage": (
-            float(vectors.covered[2:].mean()) if vectors is not None else None
-        ),
-        "fingerprint": Fingerprint.of(tokens).to_config(),
-        "epochs_run": len(epoch_log.history),
-        "best_epoch": best.best_epoch,
-        "best_val_perplexity": best_row.get("val_perplexity"),
-        "train_perplexity": best_row["perplexity"],
-        "history": epoch_log.history,
-        "train_config": {
-            **dataclasses.asdict(config),
-            "seed": seed,
-            "batch_size": batch_size,
-        },
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "textgen_version": __version__,
-        "keras_version": keras.__version__,
-    }
-    save_model(model, output)
-    if plot is not None:
+        else None
+    )
+    fit_callbacks = _callbacks(
+        config,
+        seed,
+        steps_per_epoch,
+        val_data is not None,
+        previous.get("history", []),
+        log,
+    )
+    epoch_log, best = fit_callbacks[:2]
+    hashes = word_hashes(text.words)
+    earlier = Fingerprint.from_config(previous.get("fingerprint") or {})
+    if earlier is not None:
+        fingerprint = earlier.extended_ids(text.ids, hashes)
+    else:
+        fingerprint = Fingerprint.of_ids(text.ids, hashes)
+
+    def record(best_epoch: int) -> dict[str, Any]:
+        rows = {row["epoch"]: row for row in epoch_log.history}
+        best_row = rows.get(best_epoch, {})
+        runs = previous.get("runs", [])
+        return {
+            "corpus": files,
+            "tokens": {"total": len(all_ids), "train": n_train, "validation": n_val},
+            "validation_oov_rate": float(np.mean(val_ids == UNK_ID))
+            if len(val_ids)
+            else None,
+            "pretrained_vectors_coverage": (
+                float(vectors.covered[2:].mean())
+                if vectors is not None
+                else previous.get("pretrained_vectors_coverage")
+            ),
+            "fingerprint": fingerprint.to_config(),
+            "epochs_run": len(epoch_log.history),
+            "best_epoch": best_epoch,
+            "best_val_perplexity": best_row.get("val_perplexity"),
+            "train_perplexity": best_row.get("perplexity"),
+            "history": epoch_log.history,
+            "train_config": {
+                **dataclasses.asdict(config),
+                "batch_size": batch_size,
+            },
+            # One entry per `train` run that made this model, resumed ones too.
+            "runs": [
+                *runs,
+                {
+                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "corpus": [f["name"] for f in files],
+                    "first_epoch": first_epoch + 1,
+                    "last_epoch": len(epoch_log.history),
+                },
+            ],
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "textgen_version": __version__,
+            "keras_version": keras.__version__,
+        }
+
+    chief = is_chief(config.distribute)  # other multi-worker workers write nothing
+    if not chief:
+        log("a worker, not the chief: the chief (worker 0) writes the model")
+    if checkpoint_every and chief:
+        last = checkpoint_path(output)
+
+        def save_latest() -> None:
+            model.record = record(len(epoch_log.history))
+            save_model(model, last)
+
+        fit_callbacks.append(_checkpoint_callback(checkpoint_every, last, save_latest))
+    if tensorboard is not None:
+        fit_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard)))
+    fit_callbacks.extend(callbacks)
+    with _Interrupt(model, log) as interrupt:
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=config.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=fit_callbacks,
+            verbose=1 if progress_bar else 0,
+            shuffle=False,  # the dataset shuffles itself, reproducibly
+        )
+        if best.diverged_epoch is not None:
+            raise TrainingError(
+                f"the loss became NaN in epoch {best.diverged_epoch}; try a lower "
+                f"--learning-rate (now {config.learning_rate:g}) or --clipnorm 1.0"
+            )
+        model.record = record(best.best_epoch)
+        if chief:
+            save_model(model, output)
+    if plot is not None and chief:
         from .plots import plot_learning_curves
 
         plot_learning_curves({output.stem: epoch_log.history}, plot, title=output.name)
+    if interrupt.count:
+        raise TrainingInterrupted(
+            f"interrupted in epoch {len(epoch_log.history)}: saved the best model "
+            f"so far (epoch {best.best_epoch}) to {output}; continue with "
+            f"`textgen train --resume {output} ...`"
+        )
     return model

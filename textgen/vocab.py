@@ -7,7 +7,7 @@ neither is ever generated. Saved inside the model as plain lists.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,9 +47,14 @@ class Vocabulary:
             max_size: most ids in total, `<pad>` and `<unk>` included; None for all.
             min_count: fewest occurrences a word needs to get its own id.
         """
-        counts = Counter(tokens)
-        counts.pop(PAD, None)
-        counts.pop(UNK, None)
+        return cls.from_counts(Counter(tokens), max_size, min_count)
+
+    @classmethod
+    def from_counts(
+        cls, counts: Mapping[str, int], max_size: int | None = None, min_count: int = 1
+    ) -> Vocabulary:
+        """`build` from word counts already made."""
+        counts = {w: int(c) for w, c in counts.items() if w not in (PAD, UNK) and c}
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         ranked = [(w, c) for w, c in ranked if c >= min_count]
         if max_size is not None:
@@ -82,3 +87,35 @@ class Vocabulary:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Vocabulary:
         return cls(config["words"], config.get("counts"))
+
+
+class WordIndex:
+    """Numbers each distinct word in order of first appearance, as text streams
+    by, so a corpus is held as one int32 per word rather than one string."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+        self._blocks: list[np.ndarray] = []
+
+    def add(self, words: Sequence[str]) -> None:
+        """Append `words` to the text."""
+        ids = self._ids
+        self._blocks.append(
+            np.fromiter(
+                (ids.setdefault(w, len(ids)) for w in words),
+                dtype=np.int32,
+                count=len(words),
+            )
+        )
+
+    @property
+    def words(self) -> list[str]:
+        """The distinct words; the text's ids index into this list."""
+        return list(self._ids)
+
+    def ids(self) -> np.ndarray:
+        """The whole text so far, as indices into `words` (int32)."""
+        if len(self._blocks) != 1:
+            joined = np.concatenate(self._blocks) if self._blocks else None
+            self._blocks = [joined if joined is not None else np.zeros(0, np.int32)]
+        return self._blocks[0]

@@ -1,0 +1,104 @@
+"""Peak memory and time to read and tokenize a big corpus into word ids:
+textgen's streaming reader against the classic recipe (read the whole file,
+tokenize it into one list of words, map the list to a list of ids), each in a
+fresh process. The corpus is Moby-Dick repeated to the size asked for.
+Prints one JSON object.
+
+    python benchmarks/corpus_memory.py [--megabytes 100] [--corpus PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def child(way: str, path: Path) -> None:
+    start = time.perf_counter()
+    if way == "textgen":
+        from textgen.tokens import TokenizerSettings
+        from textgen.train import corpus_ids
+        from textgen.vocab import Vocabulary
+
+        text = corpus_ids([path], TokenizerSettings())
+        vocabulary = Vocabulary.from_counts(text.counts(), 20000, 2)
+        ids = text.encode(vocabulary)
+        tokens, distinct = len(ids), len(text.words)
+    else:
+        from classic_recipe import recipe_words
+
+        words = recipe_words(path.read_text(encoding="utf-8"))
+        word_to_id: dict[str, int] = {}
+        ids = [word_to_id.setdefault(w, len(word_to_id) + 1) for w in words]
+        tokens, distinct = len(ids), len(word_to_id)
+    print(
+        json.dumps(
+            {
+                "seconds": round(time.perf_counter() - start, 1),
+                "peak_rss_mb": round(peak_rss_mb()),
+                "tokens": tokens,
+                "distinct_words": distinct,
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=SHARED / "moby_dick.txt")
+    parser.add_argument("--megabytes", type=float, default=100)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]))
+        return
+    if not args.corpus.exists():
+        sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
+    book = args.corpus.read_bytes()
+    copies = max(1, round(args.megabytes * 2**20 / len(book)))
+    results: dict[str, object] = {"corpus": args.corpus.name, "copies": copies}
+    with tempfile.TemporaryDirectory() as folder:
+        big = Path(folder) / "big.txt"
+        with big.open("wb") as out:
+            for _ in range(copies):
+                out.write(book + b"\n\n")
+        results["megabytes"] = round(big.stat().st_size / 2**20, 1)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        for way in ("textgen", "classic_recipe"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", way, str(big)],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
+            if out.returncode:
+                results[way] = {"failed": out.stderr.strip().splitlines()[-1:]}
+            else:
+                results[way] = json.loads(out.stdout.strip().splitlines()[-1])
+    ours, theirs = results["textgen"], results["classic_recipe"]
+    if "peak_rss_mb" in ours and "peak_rss_mb" in theirs:
+        results["memory_ratio_recipe_over_textgen"] = round(
+            theirs["peak_rss_mb"] / ours["peak_rss_mb"], 1
+        )
+        results["time_ratio_recipe_over_textgen"] = round(
+            theirs["seconds"] / ours["seconds"], 2
+        )
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

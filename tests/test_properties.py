@@ -1,0 +1,71 @@
+"""Property-based tests over arbitrary Unicode: reading, tokenizing, the
+vocabulary and detokenizing never raise, and ids always decode to words."""
+
+import codecs
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from textgen.corpus import decode_text
+from textgen.errors import CorpusError
+from textgen.tokens import PARAGRAPH, StreamingDetokenizer, detokenize, tokenize
+from textgen.vocab import UNK, UNK_ID, Vocabulary
+
+# Every code point a str can hold, surrogates aside (they cannot be encoded).
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)
+FAST = settings(max_examples=150, deadline=None)
+
+
+@FAST
+@given(TEXT, st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]), st.booleans())
+def test_any_text_saved_in_a_supported_encoding_reads_back(text, encoding, crlf):
+    saved = text.replace("\n", "\r\n") if crlf else text
+    try:
+        got = decode_text(saved.encode(encoding), "f.txt")
+    except CorpusError as err:
+        # Only a NUL inside UTF-8 text makes it look binary.
+        assert "\x00" in text and encoding != "utf-16", err
+        return
+    expected = text.replace("\r\n", "\n").replace("\r", "\n")
+    if encoding == "utf-8" and text.startswith("\ufeff"):
+        expected = expected[1:]  # a leading U+FEFF is read as the BOM
+    assert got == expected
+
+
+@FAST
+@given(st.binary(max_size=200))
+def test_any_bytes_decode_or_name_the_problem(data):
+    try:
+        text = decode_text(data, "f.txt")
+    except CorpusError as err:
+        message = str(err)
+        assert message.startswith("f.txt") and "\n" not in message
+        assert "offset" in message
+    else:
+        assert isinstance(text, str) and "\r" not in text
+        assert data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
+            b"\x00" not in data[:8192]
+        )
+
+
+@FAST
+@given(TEXT, st.booleans())
+def test_tokenize_vocabulary_and_detokenize_never_fail(text, lowercase):
+    from textgen.tokens import TokenizerSettings
+
+    words = tokenize(text, TokenizerSettings(lowercase=lowercase))
+    assert all(isinstance(w, str) and w and not w.isspace() for w in words)
+    assert not words or (words[0] != PARAGRAPH and words[-1] != PARAGRAPH)
+    vocabulary = Vocabulary.build(words, max_size=20, min_count=1)
+    ids = vocabulary.encode(words)
+    assert len(ids) == len(words)
+    assert ((ids >= UNK_ID) & (ids < len(vocabulary))).all()
+    decoded = vocabulary.decode(ids)
+    assert all(
+        d == w or (d == UNK and i == UNK_ID)
+        for d, w, i in zip(decoded, words, ids, strict=True)
+    )
+    assert isinstance(detokenize(decoded, capitalize=lowercase), str)
+    stream = StreamingDetokenizer(capitalize=lowercase)
+    streamed = "".join(stream.push(w) for w in decoded) + stream.finish()
+    assert isinstance(streamed, str)
