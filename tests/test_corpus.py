@@ -63,3 +63,30 @@ def test_missing_empty_and_folder_without_text(tmp_path: Path):
         read_corpus([folder])
     with pytest.raises(CorpusError, match=r"no corpus given"):
         read_corpus([])
+
+
+def test_bad_bytes_are_located_in_the_whole_file_when_read_in_pieces(tmp_path: Path):
+    from textgen.corpus import decode_chunks
+
+    chunks = [b"abc", "d\u00e9".encode()[:-1], "\u00e9".encode()[-1:] + b"xy\xffz"]
+    with pytest.raises(CorpusError, match=r"byte 0xff at offset 8"):
+        list(decode_chunks(chunks, "x.txt"))
+    utf16 = "ab".encode("utf-16")  # BOM + 4 bytes
+    with pytest.raises(CorpusError, match=r"invalid UTF-16 at byte offset 6"):
+        list(decode_chunks([utf16[:3], utf16[3:] + b"\x00\xd8" + b"a\x00"], "y.txt"))
+
+
+def test_a_corpus_bigger_than_one_piece_streams(tmp_path: Path, monkeypatch):
+    import textgen.corpus
+    from textgen.tokens import TokenizerSettings, tokenize
+    from textgen.train import corpus_ids
+
+    monkeypatch.setattr(textgen.corpus, "CHUNK_BYTES", 64)
+    text = "".join(f"Paragraph {i} is here, caf\u00e9.\r\n\r\n" for i in range(1500))
+    path = tmp_path / "big.txt"
+    path.write_bytes(text.encode("utf-8-sig"))
+    seen: list[int] = []
+    corpus = corpus_ids([path], TokenizerSettings(), progress=seen.append)
+    assert corpus.tokens() == tokenize(text.replace("\r\n", "\n"))
+    assert len(seen) > 50 and sum(seen) == len(text.replace("\r\n", "\n"))
+    assert corpus.ids.dtype.name == "int32" and len(corpus.words) < 1520

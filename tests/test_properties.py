@@ -2,6 +2,7 @@
 vocabulary and detokenizing never raise, and ids always decode to words."""
 
 import codecs
+import itertools
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -69,3 +70,39 @@ def test_tokenize_vocabulary_and_detokenize_never_fail(text, lowercase):
     stream = StreamingDetokenizer(capitalize=lowercase)
     streamed = "".join(stream.push(w) for w in decoded) + stream.finish()
     assert isinstance(streamed, str)
+
+
+def _split(data, cuts):
+    edges = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
+
+
+PROSE = st.lists(
+    st.sampled_from(
+        ["whale", "ship", "Ahab", "caf\u00e9", "na\u00efve", "\U0001f40b", ",", ".",
+         "!", " ", " ", "\n", "\r\n", "\r", "\n\n", "\n \n", "\t"]
+    ),
+    max_size=80,
+).map("".join)  # fmt: skip
+CUTS = st.lists(st.integers(min_value=0, max_value=10_000), max_size=6)
+
+
+@FAST
+@given(PROSE, st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]), CUTS)
+def test_reading_in_pieces_equals_reading_at_once(text, encoding, cuts):
+    from textgen.corpus import decode_chunks
+
+    data = text.encode(encoding)
+    pieces = list(decode_chunks(_split(data, cuts), "f.txt"))
+    assert "".join(pieces) == decode_text(data, "f.txt")
+
+
+@FAST
+@given(PROSE, CUTS, st.booleans())
+def test_tokenizing_in_pieces_equals_tokenizing_at_once(text, cuts, lowercase):
+    from textgen.tokens import TokenizerSettings, tokenize_pieces
+
+    settings = TokenizerSettings(lowercase=lowercase)
+    blocks = list(tokenize_pieces(_split(text, cuts), settings))
+    assert [w for block in blocks for w in block] == tokenize(text, settings)
+    assert all(blocks)

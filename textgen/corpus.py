@@ -7,6 +7,7 @@ line ends, and refuses anything else with one message naming the file and fix.
 from __future__ import annotations
 
 import codecs
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,40 +44,40 @@ def decode_chunks(chunks: Iterable[bytes], name: str) -> Iterator[str]:
         CorpusError: binary or not UTF-8/UTF-16 text, naming the byte offset
             (in the whole file) of the first bad byte.
     """
-    decoder: codecs.IncrementalDecoder | None = None
-    fed = 0  # bytes given to the decoder so far
-    skipped = 0  # the byte-order mark
-    pending_cr = ""
+    chunks = iter(chunks)
+    head = b""  # enough of the start to see the byte-order mark and probe for NUL
     for chunk in chunks:
-        if decoder is None:
-            encoding = "utf-8"
-            for bom, codec in (
-                (codecs.BOM_UTF16_LE, "utf-16-le"),
-                (codecs.BOM_UTF16_BE, "utf-16-be"),
-                (codecs.BOM_UTF8, "utf-8"),
-            ):
-                if chunk.startswith(bom):
-                    encoding, skipped, chunk = codec, len(bom), chunk[len(bom) :]
-                    break
-            if encoding == "utf-8":
-                nul = chunk.find(b"\x00", 0, _BINARY_PROBE_BYTES - skipped)
-                if nul != -1:
-                    raise CorpusError(
-                        f"{name} looks like a binary file (NUL byte at offset "
-                        f"{nul + skipped}); give a plain-text .txt file"
-                    )
-            decoder = codecs.getincrementaldecoder(encoding)()
-        text = _decode(decoder, chunk, fed + skipped, name, final=False)
+        head += chunk
+        if len(head) >= _BINARY_PROBE_BYTES:
+            break
+    encoding, skipped = "utf-8", 0
+    for bom, codec in (
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+        (codecs.BOM_UTF8, "utf-8"),
+    ):
+        if head.startswith(bom):
+            encoding, skipped = codec, len(bom)
+            break
+    if encoding == "utf-8":
+        nul = head.find(b"\x00", 0, _BINARY_PROBE_BYTES)
+        if nul != -1:
+            raise CorpusError(
+                f"{name} looks like a binary file (NUL byte at offset {nul}); "
+                "give a plain-text .txt file"
+            )
+    decoder = codecs.getincrementaldecoder(encoding)()
+    fed = skipped  # bytes of the file given to the decoder so far
+    pending_cr = ""
+    for chunk in itertools.chain([head[skipped:]], chunks):
+        text = _decode(decoder, chunk, fed, name, final=False)
         fed += len(chunk)
         text, pending_cr = _newlines(pending_cr + text)
         if text:
             yield text
-    if decoder is not None:
-        text, pending_cr = _newlines(
-            pending_cr + _decode(decoder, b"", fed + skipped, name, final=True)
-        )
-        if text + pending_cr:
-            yield (text + pending_cr).replace("\r", "\n")
+    text, pending_cr = _newlines(pending_cr + _decode(decoder, b"", fed, name, True))
+    if text + pending_cr:
+        yield (text + pending_cr).replace("\r", "\n")
 
 
 def _decode(
