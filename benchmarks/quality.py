@@ -9,6 +9,8 @@ counts exactly textgen's training tokens. Both use textgen's vocabulary and
 score every test word in order, unknown words as `<unk>`.
 
     python benchmarks/quality.py [--minutes 20] [--corpus PATH]
+        [--units N --layers N --cell C --dropout F --epochs N --seq-len N
+         --learning-rate F --lr-schedule S]   (to explore other settings)
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ def main() -> None:
     parser.add_argument("--units", type=int, help="override the default units")
     parser.add_argument("--epochs", type=int, help="override the default epochs")
     parser.add_argument("--seq-len", type=int, help="override the default window")
+    parser.add_argument("--learning-rate", type=float, help="override the default")
+    parser.add_argument("--lr-schedule", help="override the default schedule")
+    parser.add_argument("--cell", help="override the default cell")
+    parser.add_argument("--layers", type=int, help="override the default layers")
     args = parser.parse_args()
     if not args.corpus.exists():
         sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
@@ -67,10 +73,14 @@ def main() -> None:
         learn_file.write_text(learn_text, encoding="utf-8")
         start = time.perf_counter()
         shape = {
-            k: v for k, v in (("dropout", args.dropout), ("units", args.units)) if v
+            k: getattr(args, k)
+            for k in ("dropout", "units", "cell", "layers")
+            if getattr(args, k) is not None
         }
         budget = {
-            k: v for k, v in (("epochs", args.epochs), ("seq_len", args.seq_len)) if v
+            k: getattr(args, k)
+            for k in ("epochs", "seq_len", "learning_rate", "lr_schedule")
+            if getattr(args, k) is not None
         }
         config = TrainConfig(max_minutes=args.minutes, seed=args.seed, **budget)
         model = train(

@@ -90,3 +90,24 @@ def test_a_corpus_bigger_than_one_piece_streams(tmp_path: Path, monkeypatch):
     assert corpus.tokens() == tokenize(text.replace("\r\n", "\n"))
     assert len(seen) > 50 and sum(seen) == len(text.replace("\r\n", "\n"))
     assert corpus.ids.dtype.name == "int32" and len(corpus.words) < 1520
+
+
+def test_a_10_mb_corpus_becomes_four_bytes_per_word(tmp_path: Path):
+    """Defined behaviour for a big corpus: read and tokenized as a stream, held
+    as one int32 per word (about 2 million words here, some 20 s)."""
+    import numpy as np
+
+    from textgen.tokens import PARAGRAPH, TokenizerSettings
+    from textgen.train import corpus_ids
+
+    rng = np.random.default_rng(0)
+    words = np.array(["the", "sea", "whale", "ship", "rope", "storm", "calm", "deck"])
+    path = tmp_path / "big.txt"
+    with path.open("w", encoding="utf-8") as out:
+        while out.tell() < 10 * 2**20:
+            out.write(" ".join(rng.choice(words, 120)) + ".\n\n")
+    corpus = corpus_ids([path], TokenizerSettings())
+    paragraphs = path.read_text(encoding="utf-8").count("\n\n")
+    assert len(corpus.ids) == paragraphs * 122 - 1  # 120 words, ".", then <p>
+    assert sorted(corpus.words) == sorted([*words, ".", PARAGRAPH])
+    assert corpus.ids.dtype == np.int32 and corpus.ids.nbytes == 4 * len(corpus.ids)
