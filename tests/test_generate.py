@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 from conftest import PATTERN_GREEDY
@@ -117,3 +119,61 @@ def test_pad_and_unk_are_never_generated(generator):
     )
     for text in texts:
         assert PAD not in text and UNK not in text
+
+
+def test_stop_strings_end_the_text_and_are_not_printed(generator):
+    pieces: list[str] = []
+    (sample,) = generator.sample(
+        ["one"], [GREEDY], 30, on_text=pieces.append, stop=["five", "zzz"]
+    )
+    assert sample.text == "One two three, four"
+    assert "".join(pieces) == sample.text
+    # The detokenizer settles a word when the next arrives: one token more.
+    assert sample.stopped_by == "five" and sample.words[-2:] == ["five", "."]
+    # Without streaming the same cut is made.
+    (quiet,) = generator.sample(["one"], [GREEDY], 30, stop=["five"])
+    assert quiet.text == sample.text
+
+
+def test_until_sentence_or_paragraph(generator):
+    sentence, paragraph = (
+        generator.sample(["one"], [GREEDY], 30, until=until)[0]
+        for until in ("sentence", "paragraph")
+    )
+    assert sentence.text == "One two three, four five."
+    assert paragraph.text == "One two three, four five. Six seven eight nine!"
+    assert sentence.stopped_by == paragraph.stopped_by == "until"
+    capped = generator.sample(["one"], [GREEDY], 2, until="paragraph")[0]
+    assert capped.text == "One two three" and capped.stopped_by == "length"
+
+
+def test_rows_with_their_own_seeds_and_settings_in_one_batch(generator):
+    hot = SamplingSettings(temperature=5.0)
+    samples = generator.sample(["one", "six seven", "one"], [GREEDY, GREEDY, hot], 3)
+    assert samples[0].text == "One two three,"
+    assert samples[1].text == "Six seven eight nine!"
+    assert (
+        samples[2].sampling is hot and samples[0].random_seed == samples[2].random_seed
+    )
+    again = generator.sample(
+        ["one"] * 3, [hot] * 3, 6, random_seed=samples[0].random_seed
+    )
+    assert len({s.text for s in again}) > 1  # rows draw independently
+
+
+def test_no_repeat_ngram_breaks_the_learned_cycle(generator):
+    no_bigram = SamplingSettings(temperature=0, no_repeat_ngram=2)
+    (sample,) = generator.sample(["one two"], [no_bigram], 14)
+    words = ["one", "two", *sample.words]
+    bigrams = list(itertools.pairwise(words))
+    assert len(set(bigrams)) == len(bigrams)
+
+
+def test_beam_search_is_deterministic_and_finds_the_likely_text(generator):
+    first = generator.beam_search("one", 8, beams=3, num_results=2)
+    second = generator.beam_search("one", 8, beams=3, num_results=2)
+    assert [s.text for s in first] == [s.text for s in second]
+    assert first[0].words == generator.sample(["one"], [GREEDY], 8)[0].words
+    assert len(first) == 2 and first[0].text != first[1].text
+    ended = generator.beam_search("one", 30, beams=3, until="sentence")[0]
+    assert ended.text == "One two three, four five."

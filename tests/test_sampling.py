@@ -4,7 +4,11 @@ import pytest
 from textgen.errors import TextgenError
 from textgen.sampling import (
     SamplingSettings,
+    min_p_filter,
     next_ids,
+    no_repeat_ngram,
+    process,
+    repetition_penalty,
     softmax,
     top_k_filter,
     top_p_filter,
@@ -65,8 +69,69 @@ def test_same_seed_same_choices():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"temperature": -0.1}, {"top_k": -1}, {"top_p": 0}, {"top_p": 1.5}]
+    "kwargs",
+    [
+        {"temperature": -0.1},
+        {"top_k": -1},
+        {"top_p": 0},
+        {"top_p": 1.5},
+        {"min_p": 1},
+        {"repetition_penalty": 0.5},
+        {"repeat_window": 0},
+        {"no_repeat_ngram": 1},
+    ],
 )
 def test_impossible_settings_are_refused(kwargs):
     with pytest.raises(TextgenError):
         SamplingSettings(**kwargs)
+
+
+def test_min_p_keeps_words_near_the_likeliest():
+    # probabilities 0.05 0.1 0.5 0.25 0.1: min-p 0.3 keeps p >= 0.15
+    assert np.isfinite(min_p_filter(LOGITS, 0.3)).tolist() == [
+        [False, False, True, True, False]
+    ]
+    assert np.isfinite(min_p_filter(LOGITS, 0.21)).sum() == 2
+    assert np.array_equal(min_p_filter(LOGITS, 0), LOGITS)
+
+
+def test_repetition_penalty_lowers_recent_words_either_sign():
+    logits = np.array([[2.0, -1.0, 0.5, 3.0]])
+    history = np.array([[3, 0, 1, 1]])
+    out = repetition_penalty(logits, history, penalty=2.0, window=3)
+    # The window holds 0 and 1 (3 is older): 2 -> 1, -1 -> -2, once each.
+    assert out.tolist() == [[1.0, -2.0, 0.5, 3.0]]
+    assert logits.tolist() == [[2.0, -1.0, 0.5, 3.0]]  # a copy
+    assert np.array_equal(repetition_penalty(logits, history, 1.0, 3), logits)
+
+
+def test_no_repeat_ngram_bans_what_would_repeat():
+    logits = np.zeros((2, 6))
+    history = np.array([[1, 2, 3, 1, 2], [4, 5, 4, 5, 4]])
+    out = no_repeat_ngram(logits, history, 3)
+    # Row 0 ends "1 2", which was followed by 3; row 1 ends "5 4", followed by 5.
+    assert np.isinf(out).tolist() == [
+        [False, False, False, True, False, False],
+        [False, False, False, False, False, True],
+    ]
+    assert not np.isinf(no_repeat_ngram(logits, history[:, :1], 3)).any()
+
+
+def test_controls_apply_in_the_documented_order():
+    # Banned first, then penalties, then the filters see what is left.
+    logits = np.log(np.array([[0.4, 0.3, 0.2, 0.1]]))
+    settings = SamplingSettings(repetition_penalty=3.0, top_k=1, temperature=0)
+    history = np.array([[0]])
+    rng = np.random.default_rng(0)
+    # Word 0 is penalised (log 0.4 * 3 < log 0.3), so top-1 keeps word 1.
+    assert next_ids(logits, settings, rng, history=history).tolist() == [1]
+    assert next_ids(logits, settings, rng, banned_ids=[1], history=history) == [2]
+    kept = np.isfinite(process(logits, SamplingSettings(top_p=0.6, min_p=0.6)))
+    assert kept.tolist() == [[True, True, False, False]]  # top-p keeps 2, min-p both
+
+
+def test_one_settings_per_row():
+    logits = np.repeat(LOGITS, 2, axis=0)
+    rows = [SamplingSettings(temperature=0), SamplingSettings(temperature=0, top_k=1)]
+    picks = next_ids(logits, rows, np.random.default_rng(0), banned_ids=[2])
+    assert picks.tolist() == [3, 3]

@@ -8,13 +8,20 @@ than a TensorFlow call. Several samples run as one batch; one sample streams.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .sampling import SamplingSettings, next_ids
-from .tokens import PARAGRAPH, StreamingDetokenizer, detokenize, tokenize
+from .sampling import SamplingSettings, next_ids, process
+from .tokens import (
+    PARAGRAPH,
+    SENTENCE_ENDS,
+    StreamingDetokenizer,
+    detokenize,
+    tokenize,
+)
 from .vocab import PAD_ID, UNK_ID
 
 if TYPE_CHECKING:
@@ -198,6 +205,18 @@ class Decoder:
 MAX_SEED_CHARS = 10_000  # a longer seed is cut to its end
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One generated text and how it was made."""
+
+    seed: str
+    text: str  # the seed and its continuation, detokenized
+    words: list[str]  # the generated tokens
+    sampling: SamplingSettings
+    random_seed: int | None  # the one actually used (None: beam search)
+    stopped_by: str  # "length", "until", "beam", or the stop string
+
+
 class Generator:
     """Generates text from a `LanguageModel`; reuse one for many calls."""
 
@@ -246,7 +265,7 @@ class Generator:
             seed: text to start from; empty starts a new paragraph; of a very
                 long one only the end is read (see `usable_seed`).
             length: words (tokens) to generate after the seed.
-            sampling: temperature, top-k and top-p.
+            sampling: temperature, top-k, top-p and the other controls.
             num_samples: independent continuations, run as one batch.
             random_seed: fixes the sampled words; None draws a fresh seed.
             on_text: with one sample, called with each piece of text as soon as
@@ -255,27 +274,275 @@ class Generator:
         Returns:
             One detokenized text per sample, each starting with the seed.
         """
-        rng = np.random.default_rng(random_seed)
-        seed_words = self.seed_words(seed)
-        seed_ids = self.vocabulary.encode(seed_words or [PARAGRAPH])
-        batch_ids = np.repeat(seed_ids[None, :], num_samples, axis=0)  # (batch, seed)
-        logits, states = self.decoder.read(batch_ids)
+        samples = self.sample(
+            [seed] * num_samples,
+            [sampling] * num_samples,
+            length,
+            random_seed=random_seed,
+            on_text=on_text,
+        )
+        return [sample.text for sample in samples]
 
-        stream = StreamingDetokenizer(self.capitalize) if on_text else None
-        if stream is not None:
-            for word in seed_words:
-                on_text(stream.push(word))
-        generated = np.zeros((num_samples, length), dtype=np.int64)
+    def sample(
+        self,
+        seeds: Sequence[str],
+        samplings: Sequence[SamplingSettings],
+        length: int = 50,
+        random_seed: int | None = None,
+        on_text: Callable[[str], None] | None = None,
+        stop: Sequence[str] = (),
+        until: str | None = None,
+    ) -> list[Sample]:
+        """One continuation per (seed, sampling) pair, all in one batch.
+
+        Args:
+            seeds: the text each row starts from (see `generate`).
+            samplings: each row's sampling controls.
+            length: most words to generate per row.
+            random_seed: fixes the sampled words; None draws a fresh seed
+                (each `Sample` reports the one used).
+            on_text: with one row, called with each piece of text as soon as
+                it is safe to print; the pieces join to the sample's text.
+            stop: strings that end a row's text where they first appear (they
+                are not part of it).
+            until: "sentence" or "paragraph": end a row at the end of its first
+                complete sentence or paragraph (within `length` words).
+        """
+        assert len(seeds) == len(samplings) > 0, "one sampling per seed"
+        assert until in (None, "sentence", "paragraph"), until
+        assert on_text is None or len(seeds) == 1, "streaming is for one row"
+        if random_seed is None:
+            random_seed = int(np.random.SeedSequence().entropy % 2**31)
+        rng = np.random.default_rng(random_seed)
+        rows = len(seeds)
+        seed_words = [self.seed_words(seed) for seed in seeds]
+        logits, states, history = self._read_seeds(seed_words)
+        width = history.shape[1]
+        history = np.concatenate([history, np.zeros((rows, length), np.int32)], 1)
+        shared = samplings[0] if len(set(samplings)) == 1 else samplings
+        watchers = [
+            _StopWatch(words, self.capitalize, stop, on_text if rows == 1 else None)
+            for words in seed_words
+        ]
+        watch = bool(stop) or on_text is not None  # else detokenize at the end
+        ends = np.full(rows, length)
+        done = np.zeros(rows, dtype=bool)
         for t in range(length):
-            chosen = next_ids(logits, sampling, rng, self._banned_ids)
-            generated[:, t] = chosen
-            if stream is not None:
-                on_text(stream.push(self.vocabulary.words[chosen[0]]))
+            chosen = next_ids(
+                logits, shared, rng, self._banned_ids, history[:, : width + t]
+            )
+            history[:, width + t] = chosen
+            for row in np.flatnonzero(~done):
+                word = self.vocabulary.words[chosen[row]]
+                finished = _ends_text(word, until)
+                if finished == "before":  # a paragraph break ends it, unwritten
+                    ends[row], done[row] = t, True
+                    continue
+                if (watch and watchers[row].push(word)) or finished:
+                    ends[row], done[row] = t + 1, True
+            if done.all():
+                break
             if t + 1 < length:
                 logits, states = self.decoder.step(chosen, states)
-        if stream is not None:
-            on_text(stream.finish())
-        self.last_words = [self.vocabulary.decode(row) for row in generated]
-        return [
-            detokenize(seed_words + words, self.capitalize) for words in self.last_words
+        self.last_words = [
+            self.vocabulary.decode(history[row, width : width + ends[row]])
+            for row in range(rows)
         ]
+        samples = []
+        for row in range(rows):
+            words = self.last_words[row]
+            if watch:
+                text = watchers[row].finish()
+            else:
+                text = detokenize(seed_words[row] + words, self.capitalize)
+            samples.append(
+                Sample(
+                    seed=seeds[row],
+                    text=text,
+                    words=words,
+                    sampling=samplings[row],
+                    random_seed=random_seed,
+                    stopped_by=watchers[row].stopped_by
+                    or ("until" if until and ends[row] < length else "length"),
+                )
+            )
+        return samples
+
+    def _read_seeds(
+        self, seed_words: Sequence[list[str]]
+    ) -> tuple[np.ndarray, list[State], np.ndarray]:
+        """Run each distinct seed through the network once.
+
+        Returns the next-word logits and states per row, and the seeds' ids
+        left-padded with `<pad>` into one (rows, longest) array.
+        """
+        read: dict[tuple[str, ...], tuple[np.ndarray, list[State], np.ndarray]] = {}
+        for words in seed_words:
+            key = tuple(words)
+            if key not in read:
+                ids = self.vocabulary.encode(words or [PARAGRAPH])
+                logits, states = self.decoder.read(ids[None, :])
+                read[key] = (logits, states, ids)
+        parts = [read[tuple(words)] for words in seed_words]
+        logits = np.concatenate([p[0] for p in parts])
+        states = [
+            [np.concatenate([p[1][layer][k] for p in parts]) for k in range(len(st))]
+            for layer, st in enumerate(parts[0][1])
+        ]
+        longest = max(len(p[2]) for p in parts)
+        history = np.full((len(parts), longest), PAD_ID, dtype=np.int32)
+        for row, (_, _, ids) in enumerate(parts):
+            history[row, longest - len(ids) :] = ids
+        return logits, states, history
+
+    def beam_search(
+        self,
+        seed: str,
+        length: int,
+        beams: int,
+        sampling: SamplingSettings = SamplingSettings(),
+        num_results: int = 1,
+        until: str | None = None,
+    ) -> list[Sample]:
+        """The most likely continuations by beam search: deterministic.
+
+        Keeps the `beams` best partial continuations by total log-probability
+        (after the banned words and `sampling`'s penalties and filters; its
+        temperature is not used), and ranks finished ones by the mean
+        log-probability per word (length normalisation), so short endings are
+        not favoured just for being short.
+
+        Returns:
+            The `num_results` best, best first.
+        """
+        words = self.seed_words(seed)
+        logits, states, history = self._read_seeds([words])
+        scores = np.zeros(1)
+        finished: list[tuple[float, np.ndarray]] = []
+        width = history.shape[1]
+        for t in range(length):
+            processed = process(logits, sampling, self._banned_ids, history)
+            logp = processed - _log_sum_exp(processed)
+            total = (scores[:, None] + logp).ravel()
+            best = np.argsort(-total, kind="stable")[: beams * 2]
+            best = best[np.isfinite(total[best])]
+            parents, chosen = np.divmod(best, logp.shape[1])
+            keep_rows, keep_ids, keep_scores = [], [], []
+            for parent, word_id, score in zip(
+                parents, chosen, total[best], strict=True
+            ):
+                ending = _ends_text(self.vocabulary.words[word_id], until)
+                if ending:
+                    kept = history[parent, width:]
+                    if ending != "before":
+                        kept = np.append(kept, word_id)
+                    if len(kept):
+                        mean = (score if ending != "before" else scores[parent]) / len(
+                            kept
+                        )
+                        finished.append((float(mean), kept))
+                    continue
+                if len(keep_rows) < beams:
+                    keep_rows.append(parent)
+                    keep_ids.append(word_id)
+                    keep_scores.append(score)
+            if not keep_rows:
+                break
+            rows = np.array(keep_rows)
+            chosen = np.array(keep_ids)
+            history = np.concatenate([history[rows], chosen[:, None]], axis=1)
+            scores = np.array(keep_scores)
+            states = [[part[rows] for part in layer] for layer in states]
+            if t + 1 < length:
+                logits, states = self.decoder.step(chosen, states)
+        generated = history[:, width:]
+        if generated.shape[1]:
+            for score, row in zip(scores, generated, strict=True):
+                finished.append((float(score) / len(row), row))
+        finished.sort(key=lambda item: -item[0])
+        results = []
+        for _, ids in finished[:num_results]:
+            found = self.vocabulary.decode(ids)
+            results.append(
+                Sample(
+                    seed=seed,
+                    text=detokenize(words + found, self.capitalize),
+                    words=found,
+                    sampling=sampling,
+                    random_seed=None,
+                    stopped_by="beam",
+                )
+            )
+        self.last_words = [sample.words for sample in results]
+        return results
+
+
+def _log_sum_exp(logits: np.ndarray) -> np.ndarray:
+    top = logits.max(axis=-1, keepdims=True)
+    return top + np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
+
+
+def _ends_text(word: str, until: str | None) -> str:
+    """Whether `word` ends the text under --until: "after" it, "before" it
+    (a paragraph break, which is not written), or "" (go on)."""
+    if until is None:
+        return ""
+    if word == PARAGRAPH:
+        return "before"
+    if until == "sentence" and word in SENTENCE_ENDS:
+        return "after"
+    return ""
+
+
+class _StopWatch:
+    """Detokenizes one row as it grows, watches its continuation for stop
+    strings, and streams the text that can no longer be part of one."""
+
+    def __init__(
+        self,
+        seed_words: list[str],
+        capitalize: bool,
+        stop: Sequence[str],
+        on_text: Callable[[str], None] | None,
+    ) -> None:
+        self.stream = StreamingDetokenizer(capitalize)
+        self.stop = [s for s in stop if s]
+        self.hold = max((len(s) for s in self.stop), default=1) - 1
+        self.on_text = on_text
+        # Where the continuation starts in the text (the seed's own text).
+        self.start = len(detokenize(seed_words, capitalize))
+        self.text = "".join(self.stream.push(w) for w in seed_words)
+        self.shown = 0  # characters of `text` passed to on_text
+        self.stopped_by: str | None = None
+        self._show(min(len(self.text), self.start))
+
+    def push(self, word: str) -> bool:
+        """Add a word; True once a stop string has appeared."""
+        if self.stopped_by is None:
+            self.text += self.stream.push(word)
+            self._check(final=False)
+        return self.stopped_by is not None
+
+    def finish(self) -> str:
+        """The whole text: the seed and the continuation, cut at a stop string."""
+        if self.stopped_by is None:
+            self.text += self.stream.finish()
+            self._check(final=True)
+        return self.text
+
+    def _check(self, final: bool) -> None:
+        hits = [
+            (found, s)
+            for s in self.stop
+            if (found := self.text.find(s, self.start)) != -1
+        ]
+        if hits:
+            cut, self.stopped_by = min(hits)
+            self.text = self.text[:cut].rstrip()
+        done = final or bool(hits)
+        self._show(len(self.text) if done else max(len(self.text) - self.hold, 0))
+
+    def _show(self, upto: int) -> None:
+        if self.on_text is not None and upto > self.shown:
+            self.on_text(self.text[self.shown : upto])
+            self.shown = upto

@@ -1,7 +1,13 @@
-"""Choose next words from logits: temperature, top-k and top-p (nucleus).
+"""Choose next words from logits: penalties, filters, temperature, drawing.
 
-Pure NumPy functions of a (batch, vocab_size) logits array, applied in a fixed
-order: banned ids removed -> top-k -> top-p -> temperature (0 is greedy) -> draw.
+Pure NumPy functions of a (batch, vocab_size) logits array (and, for the
+penalties, the ids so far), applied by `next_ids` in this fixed order:
+
+1. banned ids (`<pad>`, `<unk>`) removed;
+2. repetition penalty on words of the last `repeat_window` ids;
+3. no-repeat n-gram: words that would repeat an n-gram are removed;
+4. top-k, 5. top-p, 6. min-p filters (on the penalised distribution);
+7. temperature (0: the most likely word), 8. the draw.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ class SamplingSettings:
     temperature: float = 1.0  # 0: always the most likely word; >1: more surprising
     top_k: int = 0  # keep only the k most likely words; 0 keeps all
     top_p: float = 1.0  # keep the fewest words whose probability sums to p
+    min_p: float = 0.0  # drop words less likely than min_p x the likeliest one
+    repetition_penalty: float = 1.0  # >1 makes recent words less likely
+    repeat_window: int = 64  # how many recent ids the penalty looks at
+    no_repeat_ngram: int = 0  # never repeat an n-gram of this size; 0: off
 
     def __post_init__(self) -> None:
         if not self.temperature >= 0:
@@ -29,6 +39,14 @@ class SamplingSettings:
             raise TextgenError("top-k must be 0 (off) or more")
         if not 0 < self.top_p <= 1:
             raise TextgenError("top-p must be in (0, 1]")
+        if not 0 <= self.min_p < 1:
+            raise TextgenError("min-p must be in [0, 1)")
+        if not self.repetition_penalty >= 1:
+            raise TextgenError("repetition penalty must be 1 (off) or more")
+        if self.repeat_window < 1:
+            raise TextgenError("repeat window must be at least 1")
+        if self.no_repeat_ngram < 0 or self.no_repeat_ngram == 1:
+            raise TextgenError("no-repeat n-gram size must be 0 (off) or 2 or more")
 
 
 def ban(logits: np.ndarray, banned_ids: Sequence[int]) -> np.ndarray:
@@ -66,6 +84,68 @@ def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
     return np.where(keep, logits, -np.inf)
 
 
+def min_p_filter(logits: np.ndarray, min_p: float) -> np.ndarray:
+    """Keep, per row, the words at least `min_p` times as likely as the likeliest."""
+    if min_p <= 0:
+        return logits
+    # p_i >= min_p * p_max  <=>  logit_i >= logit_max + log(min_p)
+    floor = logits.max(axis=-1, keepdims=True) + np.log(min_p)
+    return np.where(logits >= floor, logits, -np.inf)
+
+
+def repetition_penalty(
+    logits: np.ndarray, history: np.ndarray, penalty: float, window: int
+) -> np.ndarray:
+    """Make the words among each row's last `window` ids less likely: a positive
+    logit is divided by `penalty`, a negative one multiplied (as in CTRL), so
+    the word's probability falls either way. Each word is penalised once.
+
+    Args:
+        logits: (batch, vocab_size).
+        history: (batch, t) ids so far, oldest first.
+    """
+    if penalty == 1 or history.shape[-1] == 0:
+        return logits
+    logits = np.array(logits, dtype=np.float32)
+    for row, recent in enumerate(history[:, -window:]):
+        ids = np.unique(recent)
+        values = logits[row, ids]
+        logits[row, ids] = np.where(values > 0, values / penalty, values * penalty)
+    return logits
+
+
+def no_repeat_ngram(logits: np.ndarray, history: np.ndarray, n: int) -> np.ndarray:
+    """Remove, per row, every word that would complete an n-gram already in
+    that row's history (the seed included)."""
+    if n < 2 or history.shape[-1] < n - 1:
+        return logits
+    logits = np.array(logits, dtype=np.float32)
+    for row, ids in enumerate(history):
+        grams = np.lib.stride_tricks.sliding_window_view(ids, n)  # (len - n + 1, n)
+        if not len(grams):
+            continue
+        repeats = (grams[:, :-1] == ids[len(ids) - n + 1 :]).all(axis=1)
+        logits[row, grams[repeats, -1]] = -np.inf
+    return logits
+
+
+def process(
+    logits: np.ndarray,
+    settings: SamplingSettings,
+    banned_ids: Sequence[int] = (),
+    history: np.ndarray | None = None,
+) -> np.ndarray:
+    """Steps 1 to 6 of the order above: the logits a word is then drawn from."""
+    logits = ban(logits, banned_ids)
+    if history is not None:
+        logits = repetition_penalty(
+            logits, history, settings.repetition_penalty, settings.repeat_window
+        )
+        logits = no_repeat_ngram(logits, history, settings.no_repeat_ngram)
+    logits = top_p_filter(top_k_filter(logits, settings.top_k), settings.top_p)
+    return min_p_filter(logits, settings.min_p)
+
+
 # Words per block in `draw`: one cumulative sum over block totals, then one
 # within the chosen block, instead of a cumulative sum over the whole vocabulary.
 _BLOCK = 64
@@ -100,20 +180,33 @@ def draw(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def next_ids(
     logits: np.ndarray,
-    settings: SamplingSettings,
+    settings: SamplingSettings | Sequence[SamplingSettings],
     rng: np.random.Generator,
     banned_ids: Sequence[int] = (),
+    history: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pick one id per row of `logits` (batch, vocab_size).
 
     Args:
         logits: unnormalised scores from the model.
-        settings: temperature, top-k and top-p.
+        settings: one `SamplingSettings` for every row, or one per row.
         rng: the only source of randomness, so a seed fixes the output.
         banned_ids: ids never to pick (`<pad>`, `<unk>`).
+        history: (batch, t) ids so far, for the repetition controls.
     """
-    logits = ban(logits, banned_ids)
-    logits = top_p_filter(top_k_filter(logits, settings.top_k), settings.top_p)
+    if not isinstance(settings, SamplingSettings):  # one per row
+        rows = [
+            next_ids(
+                logits[i : i + 1],
+                one,
+                rng,
+                banned_ids,
+                None if history is None else history[i : i + 1],
+            )
+            for i, one in enumerate(settings)
+        ]
+        return np.concatenate(rows)
+    logits = process(logits, settings, banned_ids, history)
     if settings.temperature == 0:
         return np.argmax(logits, axis=-1)
     # In place on the private copy `ban` made: exp((logits - max) / T).
