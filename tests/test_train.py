@@ -140,7 +140,9 @@ def test_time_limit_stops_mid_epoch_and_keeps_the_validated_model(
     assert model.record["epochs_run"] == 1
     assert any("(step 1 of " in line and "stopping" in line for line in lines)
     assert model.record["best_val_perplexity"] is not None
-    assert model.record["history"][0]["learning_rate"] == pytest.approx(3e-3)
+    assert model.record["history"][0]["learning_rate"] == pytest.approx(
+        TrainConfig().learning_rate
+    )
 
 
 def _rates_seen(tmp_path: Path, pattern_file: Path, config: TrainConfig):
@@ -176,7 +178,7 @@ def test_linear_schedule_reaches_zero_on_the_last_step(
     assert all(np.diff(rates) < 0)  # falls every epoch
     steps = -(-((model.record["tokens"]["train"] - 1) // 8) // 8)
     # The last step ran with one step of the four epochs' worth left.
-    assert rates[-1] == pytest.approx(3e-3 / (4 * steps), rel=1e-4)
+    assert rates[-1] == pytest.approx(config.learning_rate / (4 * steps), rel=1e-4)
 
 
 def test_plateau_and_constant_schedules(tmp_path: Path, pattern_file: Path):
@@ -194,7 +196,7 @@ def test_plateau_and_constant_schedules(tmp_path: Path, pattern_file: Path):
     assert rates[-1] < 5.0
     config = TrainConfig(seq_len=8, epochs=3, lr_schedule="constant", seed=1)
     rates, _ = _rates_seen(tmp_path, pattern_file, config)
-    assert rates == [pytest.approx(3e-3)] * 3
+    assert rates == [pytest.approx(config.learning_rate)] * 3
 
 
 def test_no_validation_trains_on_everything(tmp_path: Path, pattern_file: Path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -112,7 +113,11 @@ def cli(debug: bool) -> None:
 
 
 def _newest_model() -> Path:
-    candidates = [p for p in MODELS_DIR.glob("*.keras") if not p.name.startswith(".")]
+    candidates = [
+        p
+        for p in MODELS_DIR.glob("*.keras")
+        if not p.name.startswith(".") and not p.name.endswith(".last.keras")
+    ]
     if not candidates:
         raise ModelFileError(
             f"no model given and none in {MODELS_DIR}/; train one with "
@@ -222,6 +227,14 @@ _TRAINING_OPTIONS = [
         default=TRAIN_DEFAULTS.min_count,
         show_default=True,
         help="Fewest occurrences for a word to get its own id.",
+    ),
+    click.option(
+        "--level",
+        type=click.Choice(["word", "char"]),
+        default=TRAIN_DEFAULTS.level,
+        show_default=True,
+        help="What the model reads and writes: words, or characters (case kept, "
+        "no detokenizer; a --seq-len of 100 or more suits them).",
     ),
     click.option(
         "--keep-case",
@@ -525,6 +538,25 @@ def compare(
     click.echo(f"pictures: {curves}, {gradients}")
 
 
+class _Temperatures(click.ParamType):
+    """One temperature, or several separated by commas: "0.2,0.5,1.0"."""
+
+    name = "T[,T...]"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, tuple):
+            return value
+        try:
+            values = tuple(float(part) for part in str(value).split(","))
+        except ValueError:
+            self.fail(
+                f"{value!r} is not a number or a comma-separated list", param, ctx
+            )
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            self.fail(f"{value!r}: temperatures must be 0 or more", param, ctx)
+        return values
+
+
 @cli.command()
 @click.option(
     "-m",
@@ -537,7 +569,13 @@ def compare(
     "-s",
     "--seed",
     default="",
-    help="Text to start from.  [default: none: start a new paragraph]",
+    help="Text to start from; - reads it from stdin.  "
+    "[default: none: start a new paragraph]",
+)
+@click.option(
+    "--seed-file",
+    type=click.Path(dir_okay=False),
+    help="One seed per line; one sample each, generated as one batch.  [default: none]",
 )
 @click.option(
     "-n",
@@ -545,15 +583,16 @@ def compare(
     type=click.IntRange(min=1),
     default=50,
     show_default=True,
-    help="Words to generate.",
+    help="Most words to generate.",
 )
 @click.option(
     "-t",
     "--temperature",
-    type=_Number(0),
-    default=0.8,
+    type=_Temperatures(),
+    default="0.8",
     show_default=True,
-    help="Randomness; 0 is greedy.",
+    help="Randomness; 0 is greedy. Several, comma-separated, give one labelled "
+    "sample each.",
 )
 @click.option(
     "--top-k",
@@ -570,17 +609,80 @@ def compare(
     help="Sample from the most likely words covering probability p (1: off).",
 )
 @click.option(
+    "--min-p",
+    type=_Number(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Drop words less likely than min-p times the likeliest (0: off).",
+)
+@click.option(
+    "--repetition-penalty",
+    type=_Number(1),
+    default=1.0,
+    show_default=True,
+    help="Make words of the last --repeat-window words less likely (1: off).",
+)
+@click.option(
+    "--repeat-window",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Recent words the repetition penalty looks at.",
+)
+@click.option(
+    "--no-repeat-ngram",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Never repeat a run of this many words (0: off; 2 or more).",
+)
+@click.option(
+    "--beam",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Beam search with this many beams: the likeliest text, deterministic, "
+    "length-normalised (0: sample instead).",
+)
+@click.option(
+    "--stop",
+    multiple=True,
+    help="End the text where this appears (not printed); repeatable.  [default: none]",
+)
+@click.option(
+    "--until",
+    type=click.Choice(["sentence", "paragraph"]),
+    help="End at the end of the first complete sentence or paragraph (-n is "
+    "the most words).  [default: -n words]",
+)
+@click.option(
     "--num-samples",
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Independent samples, generated as one batch.",
+    help="Independent samples per seed and temperature, generated as one batch.",
 )
 @click.option(
     "--random-seed",
     type=int,
     default=None,
     help="Make the output repeatable.  [default: random]",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "jsonl"]),
+    default="text",
+    show_default=True,
+    help="jsonl: one JSON object per sample with the seed, every setting, the "
+    "random seed used, the text, word count and words/s.",
+)
+@click.option(
+    "-i",
+    "--interactive",
+    is_flag=True,
+    help="A prompt: each line is a seed; :t 0.7, :n 100, :k 40, :p 0.9 change "
+    "settings; Ctrl-D leaves.  [default: off]",
 )
 @click.option(
     "-v",
@@ -592,25 +694,83 @@ def compare(
 def generate(
     model_path: str | None,
     seed: str,
+    seed_file: str | None,
     length: int,
-    temperature: float,
-    top_k: int,
-    top_p: float,
+    temperature: tuple[float, ...],
+    beam: int,
+    stop: tuple[str, ...],
+    until: str | None,
     num_samples: int,
     random_seed: int | None,
+    output_format: str,
+    interactive: bool,
     verbose: bool,
+    **controls: Any,
 ) -> None:
     """Generate text from a trained model, starting with SEED."""
-    import time
-
-    from .generate import MAX_SEED_CHARS, Generator
     from .sampling import SamplingSettings
 
-    sampling = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p)
+    if seed_file and seed:
+        raise click.UsageError("give --seed or --seed-file, not both")
+    if beam and len(temperature) > 1:
+        raise click.UsageError("--beam is deterministic: give one temperature")
+    if interactive and (seed_file or seed == "-" or output_format != "text"):
+        raise click.UsageError(
+            "--interactive reads seeds from the prompt and prints text"
+        )
+    try:
+        samplings = [SamplingSettings(temperature=t, **controls) for t in temperature]
+    except TextgenError as err:
+        raise click.UsageError(str(err)) from None
+    seeds = [seed]
+    if seed == "-":
+        seeds = [sys.stdin.read()]
+    elif seed_file:
+        from .corpus import decode_text
+
+        try:
+            data = Path(seed_file).read_bytes()
+        except OSError as err:
+            raise click.ClickException(
+                f"cannot read --seed-file {seed_file}: {err.strerror}"
+            ) from None
+        seeds = [line for line in decode_text(data, seed_file).split("\n") if line]
+        if not seeds:
+            raise click.ClickException(f"--seed-file {seed_file} has no seeds in it")
     path = Path(model_path) if model_path else _newest_model()
     model = _load(str(path))
+    from .generate import Generator
+
     generator = Generator(model)
-    started = time.perf_counter()
+    if interactive:
+        _interactive(generator, samplings[0], length, stop, until, random_seed)
+        return
+    seeds = [_usable_seed(generator, s) for s in seeds]
+    job = _Job(generator, path, length, beam, stop, until, random_seed)
+    rows = [
+        (s, sampling)
+        for s in seeds
+        for sampling in samplings
+        for _ in range(num_samples)
+    ]
+    stream = output_format == "text" and len(rows) == 1 and not beam
+    samples, seconds = job.run(rows, num_samples, stream)
+    if output_format == "jsonl":
+        rate = sum(len(sample.words) for sample in samples) / max(seconds, 1e-9)
+        for number, sample in enumerate(samples):
+            click.echo(json.dumps(job.record(sample, number, rate)))
+    elif not stream:
+        for number, sample in enumerate(samples):
+            label = job.label(sample, number, seeds, samplings, num_samples)
+            click.echo(f"--- {label} ---\n{sample.text}\n")
+    if verbose:
+        _report_generation(model, path, [s.words for s in samples], seconds)
+
+
+def _usable_seed(generator: Any, seed: str) -> str:
+    """The seed the model reads, with notes on stderr about long or unknown seeds."""
+    from .generate import MAX_SEED_CHARS
+
     if len(generator.usable_seed(seed)) < len(seed):
         click.echo(
             f"note: the seed has {len(seed):,} characters; only its last "
@@ -626,32 +786,164 @@ def generate(
             + shown,
             err=True,
         )
-    if num_samples == 1:
-        generator.generate(
-            seed,
+    return seed
+
+
+@dataclasses.dataclass
+class _Job:
+    """One `generate` run: its fixed settings, and how samples are labelled."""
+
+    generator: Any
+    model_path: Path
+    length: int
+    beam: int
+    stop: tuple[str, ...]
+    until: str | None
+    random_seed: int | None
+
+    def run(self, rows: list, num_samples: int, stream: bool) -> tuple[list, float]:
+        """Generate one sample per (seed, sampling) row; returns them and the
+        seconds taken."""
+        import time
+
+        started = time.perf_counter()
+        if self.beam:
+            samples = []
+            for seed, sampling in rows[::num_samples]:
+                found = self.generator.beam_search(
+                    seed, self.length, self.beam, sampling, num_samples, self.until
+                )
+                samples.extend(_cut(sample, self.stop) for sample in found)
+            return samples, time.perf_counter() - started
+        samples = self.generator.sample(
+            [seed for seed, _ in rows],
+            [sampling for _, sampling in rows],
+            self.length,
+            random_seed=self.random_seed,
+            on_text=(lambda text: click.echo(text, nl=False)) if stream else None,
+            stop=self.stop,
+            until=self.until,
+        )
+        if stream:
+            click.echo()
+        return samples, time.perf_counter() - started
+
+    def label(
+        self,
+        sample: Any,
+        number: int,
+        seeds: list[str],
+        samplings: list[Any],
+        num_samples: int,
+    ) -> str:
+        """What varies between the samples of this run: "seed 2, temperature 0.5"."""
+        parts = []
+        if len(seeds) > 1:
+            parts.append(f"seed {number // (len(samplings) * num_samples) + 1}")
+        if len(samplings) > 1:
+            parts.append(f"temperature {sample.sampling.temperature:g}")
+        if num_samples > 1:
+            parts.append(f"sample {number % num_samples + 1}")
+        return ", ".join(parts) or "sample 1"
+
+    def record(self, sample: Any, number: int, rate: float) -> dict[str, Any]:
+        """One jsonl line: enough to reproduce the sample and script with it
+        (`words_per_second` is the whole batch's)."""
+        return {
+            "sample": number + 1,
+            "seed": sample.seed,
+            "text": sample.text,
+            "words": len(sample.words),
+            "words_per_second": round(rate, 1),
+            "stopped_by": sample.stopped_by,
+            "random_seed": sample.random_seed,
+            "model": str(self.model_path),
+            "length": self.length,
+            "beam": self.beam,
+            "stop": list(self.stop),
+            "until": self.until,
+            **dataclasses.asdict(sample.sampling),
+        }
+
+
+def _cut(sample: Any, stop: tuple[str, ...]) -> Any:
+    """A beam-search sample cut where a stop string first appears after its seed."""
+    start = len(sample.seed.strip())
+    hits = [(sample.text.find(s, start), s) for s in stop if s]
+    hits = [(at, s) for at, s in hits if at != -1]
+    if not hits:
+        return sample
+    at, which = min(hits)
+    return dataclasses.replace(sample, text=sample.text[:at].rstrip(), stopped_by=which)
+
+
+_COMMANDS = {
+    ":t": ("temperature", float),
+    ":k": ("top_k", int),
+    ":p": ("top_p", float),
+    ":minp": ("min_p", float),
+    ":rep": ("repetition_penalty", float),
+    ":n": ("length", int),
+}
+
+
+def _interactive(
+    generator: Any,
+    sampling: Any,
+    length: int,
+    stop: tuple[str, ...],
+    until: str | None,
+    random_seed: int | None,
+) -> None:
+    """Read seeds line by line and stream each continuation; `:x value`
+    commands change settings; end of input (Ctrl-D) leaves."""
+    stdin = sys.stdin
+    names = ", ".join(f"{k} {v[0]}" for k, v in _COMMANDS.items())
+    click.echo(f"a seed per line; {names}; Ctrl-D to leave", err=True)
+    while True:
+        click.echo("> ", nl=False, err=True)
+        line = stdin.readline()
+        if not line:
+            click.echo(err=True)
+            return
+        line = line.rstrip("\n")
+        command, _, value = line.strip().partition(" ")
+        if command in _COMMANDS:
+            name, kind = _COMMANDS[command]
+            try:
+                if name == "length":
+                    length = max(kind(value), 1)
+                else:
+                    sampling = dataclasses.replace(sampling, **{name: kind(value)})
+            except (ValueError, TextgenError) as err:
+                click.echo(f"{command}: {err}", err=True)
+                continue
+            shown = length if name == "length" else getattr(sampling, name)
+            click.echo(f"{name} = {shown}", err=True)
+            continue
+        if command.startswith(":"):
+            click.echo(f"unknown command {command}; try {names}", err=True)
+            continue
+        generator.sample(
+            [_usable_seed(generator, line)],
+            [sampling],
             length,
-            sampling,
-            1,
-            random_seed,
+            random_seed=random_seed,
             on_text=lambda text: click.echo(text, nl=False),
+            stop=stop,
+            until=until,
         )
         click.echo()
-    else:
-        texts = generator.generate(seed, length, sampling, num_samples, random_seed)
-        for number, text in enumerate(texts, start=1):
-            click.echo(f"--- sample {number} ---\n{text}\n")
-    if verbose:
-        seconds = time.perf_counter() - started
-        _report_generation(model, path, generator.last_words, seconds)
 
 
 def _report_generation(model: Any, path: Path, samples: list, seconds: float) -> None:
     """The --verbose summary of a generate run, on stderr."""
     from .originality import Fingerprint
 
+    unit = "characters" if model.tokenizer_settings.level == "char" else "words"
     words = sum(len(sample) for sample in samples)
     click.echo(f"model: {path}", err=True)
-    click.echo(f"speed: {words / seconds:,.0f} words/s ({words} words)", err=True)
+    click.echo(f"speed: {words / seconds:,.0f} {unit}/s ({words} {unit})", err=True)
     saved = model.record.get("fingerprint")
     fingerprint = Fingerprint.from_config(saved) if saved else None
     if fingerprint is None:
@@ -664,7 +956,7 @@ def _report_generation(model: Any, path: Path, samples: list, seconds: float) ->
     runs = [fingerprint.longest_copied_run(sample) for sample in samples]
     click.echo(
         "longest run copied verbatim from the training text: "
-        + ", ".join(f"{run} words" if run else "none" for run in runs),
+        + ", ".join(f"{run} {unit}" if run else "none" for run in runs),
         err=True,
     )
 
@@ -688,6 +980,12 @@ def evaluate(model_path: str | None, text: tuple[str, ...]) -> None:
     click.echo(
         f"OOV rate       {result.oov_rate:.2%} ({result.unknown:,} read as <unk>)"
     )
+    if model.tokenizer_settings.level == "char":
+        click.echo(
+            f"bits per char  {result.cross_entropy / math.log(2):.4f} "
+            f"(perplexity {result.perplexity:.2f} per character)"
+        )
+        return
     click.echo(
         f"perplexity     {result.perplexity:.2f} "
         f"(cross-entropy {result.cross_entropy:.4f} nats per word)"
@@ -703,6 +1001,7 @@ def info(path: str | None) -> None:
 
     config = model.model_config
     record = model.record
+    unit = "characters" if model.tokenizer_settings.level == "char" else "words"
     rows = [
         (
             "model",
@@ -713,7 +1012,7 @@ def info(path: str | None) -> None:
         ("parameters", f"{count_parameters(model):,}"),
         (
             "vocabulary",
-            f"{len(model.vocabulary):,} words "
+            f"{len(model.vocabulary):,} {unit} "
             + (
                 "(lower-cased)" if model.tokenizer_settings.lowercase else "(case kept)"
             ),
@@ -725,7 +1024,7 @@ def info(path: str | None) -> None:
             (
                 "corpus",
                 ", ".join(
-                    f"{f['name']} ({f['tokens']:,} words)" for f in record["corpus"]
+                    f"{f['name']} ({f['tokens']:,} {unit})" for f in record["corpus"]
                 ),
             ),
             (

@@ -46,7 +46,7 @@ class TrainConfig:
     seq_len: int = 32  # words per training window (each trains seq_len predictions)
     epochs: int = 30  # most passes over the training text
     batch_size: int = 0  # windows per gradient step; 0: auto (see `auto_batch_size`)
-    learning_rate: float = 3e-3  # Adam step size
+    learning_rate: float = 5e-3  # Adam step size
     clipnorm: float = 1.0  # clip each gradient's norm to this; 0 turns it off
     val_fraction: float = 0.1  # tail of the corpus held out for validation; 0: none
     max_vocab: int = 20000  # most words in the vocabulary, <pad> and <unk> included
@@ -60,6 +60,7 @@ class TrainConfig:
     pretrained_embeddings: str | None = None  # GloVe/word2vec text file to start from
     freeze_embeddings: bool = False  # keep the (pretrained) word vectors fixed
     distribute: str = "none"  # none | mirrored (local devices) | multi-worker
+    level: str = "word"  # word or char: what one token is (char keeps case)
 
     def __post_init__(self) -> None:
         checks = {
@@ -76,6 +77,7 @@ class TrainConfig:
             "max_minutes": self.max_minutes >= 0,
             "lr_schedule": self.lr_schedule in LR_SCHEDULES,
             "distribute": self.distribute in DISTRIBUTE,
+            "level": self.level in ("word", "char"),
         }
         for name, ok in checks.items():
             if not ok:

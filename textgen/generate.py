@@ -15,13 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .sampling import SamplingSettings, next_ids, process
-from .tokens import (
-    PARAGRAPH,
-    SENTENCE_ENDS,
-    StreamingDetokenizer,
-    detokenize,
-    tokenize,
-)
+from .tokens import PARAGRAPH, SENTENCE_ENDS, text_makers, tokenize
 from .vocab import PAD_ID, UNK_ID
 
 if TYPE_CHECKING:
@@ -227,6 +221,10 @@ class Generator:
         self.vocabulary = model.vocabulary
         self.tokenizer_settings = model.tokenizer_settings
         self.capitalize = model.tokenizer_settings.lowercase
+        self.level = model.tokenizer_settings.level
+        self.join, self.stream = text_makers(model.tokenizer_settings)
+        # What an empty seed starts from: a new paragraph, or a new line.
+        self.start_token = "\n" if self.level == "char" else PARAGRAPH
         self.decoder = Decoder(model)
         self._banned_ids = (PAD_ID, UNK_ID)
         self.last_words: list[list[str]] = []  # the generated words of the last call
@@ -321,7 +319,7 @@ class Generator:
         history = np.concatenate([history, np.zeros((rows, length), np.int32)], 1)
         shared = samplings[0] if len(set(samplings)) == 1 else samplings
         watchers = [
-            _StopWatch(words, self.capitalize, stop, on_text if rows == 1 else None)
+            _StopWatch(words, self, stop, on_text if rows == 1 else None)
             for words in seed_words
         ]
         watch = bool(stop) or on_text is not None  # else detokenize at the end
@@ -354,7 +352,7 @@ class Generator:
             if watch:
                 text = watchers[row].finish()
             else:
-                text = detokenize(seed_words[row] + words, self.capitalize)
+                text = self.join(seed_words[row] + words)
             samples.append(
                 Sample(
                     seed=seeds[row],
@@ -380,7 +378,7 @@ class Generator:
         for words in seed_words:
             key = tuple(words)
             if key not in read:
-                ids = self.vocabulary.encode(words or [PARAGRAPH])
+                ids = self.vocabulary.encode(words or [self.start_token])
                 logits, states = self.decoder.read(ids[None, :])
                 read[key] = (logits, states, ids)
         parts = [read[tuple(words)] for words in seed_words]
@@ -466,7 +464,7 @@ class Generator:
             results.append(
                 Sample(
                     seed=seed,
-                    text=detokenize(words + found, self.capitalize),
+                    text=self.join(words + found),
                     words=found,
                     sampling=sampling,
                     random_seed=None,
@@ -487,8 +485,8 @@ def _ends_text(word: str, until: str | None) -> str:
     (a paragraph break, which is not written), or "" (go on)."""
     if until is None:
         return ""
-    if word == PARAGRAPH:
-        return "before"
+    if word == PARAGRAPH or (word == "\n" and until == "paragraph"):
+        return "before"  # for character models a paragraph is a line
     if until == "sentence" and word in SENTENCE_ENDS:
         return "after"
     return ""
@@ -501,16 +499,16 @@ class _StopWatch:
     def __init__(
         self,
         seed_words: list[str],
-        capitalize: bool,
+        generator: Generator,
         stop: Sequence[str],
         on_text: Callable[[str], None] | None,
     ) -> None:
-        self.stream = StreamingDetokenizer(capitalize)
+        self.stream = generator.stream()
         self.stop = [s for s in stop if s]
         self.hold = max((len(s) for s in self.stop), default=1) - 1
         self.on_text = on_text
         # Where the continuation starts in the text (the seed's own text).
-        self.start = len(detokenize(seed_words, capitalize))
+        self.start = len(generator.join(seed_words))
         self.text = "".join(self.stream.push(w) for w in seed_words)
         self.shown = 0  # characters of `text` passed to on_text
         self.stopped_by: str | None = None

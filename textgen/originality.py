@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 NGRAM = 5  # shortest run of words that counts as copied
+CHAR_NGRAM = 20  # the same for character models: characters
 BITS_PER_NGRAM = 12  # about 0.3% false positives with 8 hash functions
 MAX_BITS = 8 * 2**20  # 1 MiB in the model file at most
 HASHES = 8

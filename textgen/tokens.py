@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from nltk.tokenize import NLTKWordTokenizer
@@ -16,6 +16,7 @@ from nltk.tokenize.punkt import PunktSentenceTokenizer
 from nltk.tokenize.treebank import TreebankWordDetokenizer
 
 PARAGRAPH = "<p>"
+LEVELS = ("word", "char")
 SENTENCE_ENDS = frozenset({".", "!", "?", "..."})
 
 # An untrained Punkt model needs no downloaded data; it splits on ". ! ?" well
@@ -31,6 +32,11 @@ class TokenizerSettings:
     """How text becomes words; saved in the model so generation matches."""
 
     lowercase: bool = True  # fold case; output is re-capitalised at sentence starts
+    level: str = "word"  # word: NLTK words and <p>; char: every character as it is
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"unknown level {self.level!r}; use one of {LEVELS}")
 
 
 def tokenize(text: str, settings: TokenizerSettings = TokenizerSettings()) -> list[str]:
@@ -40,6 +46,8 @@ def tokenize(text: str, settings: TokenizerSettings = TokenizerSettings()) -> li
         text: any text; single line breaks inside a paragraph are spaces.
         settings: the case policy.
     """
+    if settings.level == "char":
+        return list(text.lower() if settings.lowercase else text)
     words: list[str] = []
     for paragraph in _paragraph_break.split(text):
         paragraph = " ".join(paragraph.split())
@@ -62,6 +70,11 @@ def tokenize_pieces(
     Text is held back to the last paragraph break seen, so the words come out
     exactly as `tokenize` of the whole text would give them, block by block.
     """
+    if settings.level == "char":
+        for piece in pieces:
+            if piece:
+                yield tokenize(piece, settings)
+        return
     held, started = "", False
     for piece in pieces:
         held += piece
@@ -150,6 +163,21 @@ def detokenize(words: list[str], capitalize: bool = False) -> str:
     )
 
 
+def text_makers(
+    settings: TokenizerSettings,
+) -> tuple[Callable[[list[str]], str], Callable[[], StreamingDetokenizer]]:
+    """How a model's tokens become text: a function of a whole token list, and
+    a factory of streaming detokenizers. Characters are simply joined; words
+    are detokenized (re-capitalised when the model lower-cased its text)."""
+    if settings.level == "char":
+        return "".join, _CharacterStream
+    capitalize = settings.lowercase
+    return (
+        lambda words: detokenize(words, capitalize),
+        lambda: StreamingDetokenizer(capitalize),
+    )
+
+
 class StreamingDetokenizer:
     """Detokenize words one at a time, returning the text that is safe to print.
 
@@ -214,3 +242,13 @@ class StreamingDetokenizer:
     def finish(self) -> str:
         """Return the text still held back; call once after the last word."""
         return self._flush_sentence()
+
+
+class _CharacterStream(StreamingDetokenizer):
+    """The streaming detokenizer of character models: each character as it comes."""
+
+    def push(self, word: str) -> str:
+        return word
+
+    def finish(self) -> str:
+        return ""

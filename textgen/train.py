@@ -27,7 +27,7 @@ from .config import ModelConfig, TrainConfig, auto_batch_size
 from .corpus import corpus_files, read_pieces
 from .embeddings import read_vectors
 from .errors import ModelFileError, TextgenError, TrainingError, TrainingInterrupted
-from .originality import Fingerprint, word_hashes
+from .originality import CHAR_NGRAM, NGRAM, Fingerprint, word_hashes
 from .tokens import TokenizerSettings, tokenize_pieces
 from .vocab import UNK_ID, Vocabulary, WordIndex
 
@@ -421,7 +421,9 @@ def train(
         previous = model.record or {}
         tokenizer, vocabulary = model.tokenizer_settings, model.vocabulary
     else:
-        tokenizer = TokenizerSettings(lowercase=config.lowercase)
+        tokenizer = TokenizerSettings(
+            lowercase=config.lowercase and config.level == "word", level=config.level
+        )
     text = _read_with_progress(corpus, tokenizer, progress_bar)
     files = text.files
     n_train = len(split_tail(text.ids, config.seq_len, config.val_fraction)[0])
@@ -529,7 +531,8 @@ def train(
     if earlier is not None:
         fingerprint = earlier.extended_ids(text.ids, hashes)
     else:
-        fingerprint = Fingerprint.of_ids(text.ids, hashes)
+        n = NGRAM if tokenizer.level == "word" else CHAR_NGRAM
+        fingerprint = Fingerprint.of_ids(text.ids, hashes, n)
 
     def record(best_epoch: int) -> dict[str, Any]:
         rows = {row["epoch"]: row for row in epoch_log.history}

@@ -1,0 +1,73 @@
+"""Character-level models: the same train, save, generate, evaluate and info,
+with characters for words."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from textgen.cli import cli
+
+TEXT = "Ab cd! Ef gh.\n" * 80  # a cycle of 14 characters, case and newline kept
+
+
+@pytest.fixture(scope="module")
+def char_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("char")
+    corpus = folder / "cycle.txt"
+    corpus.write_text(TEXT, encoding="utf-8")
+    path = folder / "cycle.keras"
+    result = CliRunner().invoke(
+        cli,
+        [
+            *("train", str(corpus), "-o", str(path), "--level", "char", "--no-plot"),
+            *("--units", "32", "--embedding-dim", "8", "--layers", "1"),
+            *("--dropout", "0", "--seq-len", "16", "--epochs", "30"),
+            *("--learning-rate", "0.02", "--patience", "0", "--random-seed", "3"),
+            *("--batch-size", "8"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return corpus, path
+
+
+def test_a_character_model_learns_characters_and_says_so(char_model):
+    from textgen.model import load_model
+
+    _, path = char_model
+    model = load_model(path)
+    assert model.tokenizer_settings.level == "char"
+    assert not model.tokenizer_settings.lowercase  # case kept
+    assert set(model.vocabulary.words[2:]) == set(TEXT)
+    assert model.record["tokens"]["total"] == len(TEXT)
+    assert model.record["fingerprint"]["n"] == 20
+
+
+def test_generate_needs_no_flag_and_evaluate_reports_bits_per_character(char_model):
+    corpus, path = char_model
+    result = CliRunner().invoke(
+        cli, ["generate", "-m", str(path), "-s", "Ab", "-n", 25, "-t", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Ab cd! Ef gh.\nAb cd! Ef gh.\n"
+    until = CliRunner().invoke(
+        cli, ["generate", "-m", str(path), "-s", "Ef", "-t", "0", "--until", "sentence"]
+    )
+    assert until.stdout == "Ef gh.\n"
+    scored = CliRunner().invoke(cli, ["evaluate", "-m", str(path), str(corpus)])
+    assert scored.exit_code == 0, scored.output
+    bits = float(scored.stdout.split("bits per char")[1].split()[0])
+    assert 0 <= bits < 0.5  # a learned cycle is nearly certain
+    info = CliRunner().invoke(cli, ["info", str(path)])
+    assert "characters (case kept)" in info.stdout
+
+
+def test_word_models_are_unchanged_by_the_level_option(tmp_path: Path):
+    from textgen.tokens import TokenizerSettings, tokenize
+
+    text = "One two.\n\nThree"
+    assert tokenize(text, TokenizerSettings(level="char")) == list("one two.\n\nthree")
+    assert tokenize(text, TokenizerSettings(lowercase=False, level="char")) == list(
+        text
+    )
+    assert tokenize(text) == ["one", "two", ".", "<p>", "three"]

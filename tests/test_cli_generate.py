@@ -1,0 +1,82 @@
+"""`textgen generate`: several temperatures, seeds from a file or stdin, jsonl,
+stopping, beam search and the interactive prompt, through the command line."""
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from textgen.cli import cli
+
+
+def run(*args, stdin: str | None = None):
+    return CliRunner().invoke(cli, [str(a) for a in args], input=stdin)
+
+
+def test_several_temperatures_give_labelled_samples(trained):
+    result = run("generate", "-m", trained[0], "-s", "one", "-n", 4, "-t", "0,1.5,0")
+    assert result.exit_code == 0, result.output
+    blocks = result.stdout.split("--- temperature ")[1:]
+    assert [b.split(" ---")[0] for b in blocks] == ["0", "1.5", "0"]
+    greedy = "One two three, four"
+    assert blocks[0].split("---\n")[1].strip() == greedy
+    assert blocks[2].split("---\n")[1].strip() == greedy
+
+
+def test_seed_file_and_stdin_seeds(trained, tmp_path: Path):
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("one\n\nsix seven\n", encoding="utf-8")
+    result = run("generate", "-m", trained[0], "--seed-file", seeds, "-n", 3, "-t", 0)
+    assert result.exit_code == 0, result.output
+    assert "--- seed 1 ---\nOne two three,\n" in result.stdout
+    assert "--- seed 2 ---\nSix seven eight nine!\n" in result.stdout
+    piped = run("generate", "-m", trained[0], "-s", "-", "-n", 3, "-t", 0, stdin="one")
+    assert piped.exit_code == 0 and piped.stdout == "One two three,\n"
+    both = run("generate", "-m", trained[0], "-s", "x", "--seed-file", seeds)
+    assert both.exit_code == 2 and "not both" in both.stderr
+
+
+def test_jsonl_records_reproduce_the_run(trained):
+    args = ["generate", "-m", trained[0], "-s", "one", "-n", 5, "-t", "1.0,2.0"]
+    result = run(*args, "--format", "jsonl", "--top-k", 3)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["temperature"] for r in records] == [1.0, 2.0]
+    first = records[0]
+    assert first["seed"] == "one" and first["top_k"] == 3 and first["words"] == 5
+    assert first["words_per_second"] > 0 and first["model"] == str(trained[0])
+    again = run(*args, "--format", "jsonl", "--top-k", 3, "--random-seed",
+                first["random_seed"])  # fmt: skip
+    assert [json.loads(line)["text"] for line in again.stdout.splitlines()] == [
+        r["text"] for r in records
+    ]
+
+
+def test_stop_until_and_beam_on_the_command_line(trained):
+    stop = run("generate", "-m", trained[0], "-s", "one", "-n", 30, "-t", 0,
+               "--stop", "four")  # fmt: skip
+    assert stop.exit_code == 0 and stop.stdout == "One two three,\n"
+    until = run("generate", "-m", trained[0], "-s", "six", "-n", 30, "-t", 0.5,
+                "--top-k", 1, "--until", "sentence")  # fmt: skip
+    assert until.stdout == "Six seven eight nine!\n"
+    beam = run("generate", "-m", trained[0], "-s", "one", "-n", 6, "--beam", 3,
+               "--num-samples", 2)  # fmt: skip
+    assert beam.exit_code == 0, beam.output
+    assert beam.stdout.startswith("--- sample 1 ---\nOne two three, four five.")
+    assert beam.stdout.count("--- sample") == 2
+    bad = run("generate", "-m", trained[0], "--beam", 2, "-t", "0.5,1")
+    assert bad.exit_code == 2 and "one temperature" in bad.stderr
+    bad = run("generate", "-m", trained[0], "--no-repeat-ngram", 1)
+    assert bad.exit_code == 2 and "2 or more" in bad.stderr
+
+
+def test_interactive_prompt_reads_seeds_and_commands(trained):
+    session = "one\n:t 0\n:n 3\nsix\n:k nope\n:zz 1\n"
+    result = run("generate", "-m", trained[0], "-i", "-t", 0, "-n", 4, stdin=session)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["One two three, four", "Six seven eight nine"]
+    assert "temperature = 0.0" in result.stderr and "length = 3" in result.stderr
+    assert (
+        ":k: invalid literal" in result.stderr
+        and "unknown command :zz" in result.stderr
+    )
