@@ -71,3 +71,20 @@ def test_word_models_are_unchanged_by_the_level_option(tmp_path: Path):
         text
     )
     assert tokenize(text) == ["one", "two", ".", "<p>", "three"]
+
+
+def test_compare_works_on_characters_too(char_model, tmp_path: Path):
+    corpus, _ = char_model
+    result = CliRunner().invoke(
+        cli,
+        [
+            *("compare", str(corpus), "--cells", "rnn,gru", "-o", str(tmp_path)),
+            *("--level", "char", "--units", "8", "--embedding-dim", "4"),
+            *("--layers", "1", "--seq-len", "16", "--epochs", "1"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "rnn" in result.stdout and "gru" in result.stdout
+    from textgen.model import load_model
+
+    assert load_model(tmp_path / "gru.keras").tokenizer_settings.level == "char"

@@ -45,6 +45,7 @@ def test_jsonl_records_reproduce_the_run(trained):
     first = records[0]
     assert first["seed"] == "one" and first["top_k"] == 3 and first["words"] == 5
     assert first["words_per_second"] > 0 and first["model"] == str(trained[0])
+    assert first["longest_copied_run"] in (0, 5)  # runs of 5 words or more count
     again = run(*args, "--format", "jsonl", "--top-k", 3, "--random-seed",
                 first["random_seed"])  # fmt: skip
     assert [json.loads(line)["text"] for line in again.stdout.splitlines()] == [

@@ -756,9 +756,13 @@ def generate(
     stream = output_format == "text" and len(rows) == 1 and not beam
     samples, seconds = job.run(rows, num_samples, stream)
     if output_format == "jsonl":
+        from .originality import Fingerprint
+
         rate = sum(len(sample.words) for sample in samples) / max(seconds, 1e-9)
+        saved = model.record.get("fingerprint")
+        fingerprint = Fingerprint.from_config(saved) if saved else None
         for number, sample in enumerate(samples):
-            click.echo(json.dumps(job.record(sample, number, rate)))
+            click.echo(json.dumps(job.record(sample, number, rate, fingerprint)))
     elif not stream:
         for number, sample in enumerate(samples):
             label = job.label(sample, number, seeds, samplings, num_samples)
@@ -846,9 +850,13 @@ class _Job:
             parts.append(f"sample {number % num_samples + 1}")
         return ", ".join(parts) or "sample 1"
 
-    def record(self, sample: Any, number: int, rate: float) -> dict[str, Any]:
+    def record(
+        self, sample: Any, number: int, rate: float, fingerprint: Any
+    ) -> dict[str, Any]:
         """One jsonl line: enough to reproduce the sample and script with it
-        (`words_per_second` is the whole batch's)."""
+        (`words_per_second` is the whole batch's; `longest_copied_run` is in
+        tokens, None when the model has no fingerprint)."""
+        copied = fingerprint.longest_copied_run(sample.words) if fingerprint else None
         return {
             "sample": number + 1,
             "seed": sample.seed,
@@ -856,6 +864,7 @@ class _Job:
             "words": len(sample.words),
             "words_per_second": round(rate, 1),
             "stopped_by": sample.stopped_by,
+            "longest_copied_run": copied,
             "random_seed": sample.random_seed,
             "model": str(self.model_path),
             "length": self.length,
