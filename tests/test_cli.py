@@ -199,6 +199,8 @@ def test_no_model_anywhere_says_to_train(tmp_path: Path, monkeypatch):
         ["train", "x.txt", "--learning-rate", "nan"],
         ["train", "x.txt", "--max-minutes", "inf"],
         ["generate", "-t", "nan"],
+        ["generate", "--random-seed", "-1"],
+        ["train", "x.txt", "--random-seed", "-5"],
         ["train", "x.txt", "--lr-schedule", "cosine"],
         ["train", "x.txt", "--distribute", "everywhere"],
     ],

@@ -1,6 +1,7 @@
 """The command line under random options and random files: every outcome is
 a success or a short error, never a traceback or an "unexpected" error."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,7 @@ def invocations(draw):
 
 
 @settings(
-    max_examples=40,
+    max_examples=int(os.environ.get("TEXTGEN_FUZZ_EXAMPLES", "40")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

@@ -266,6 +266,13 @@ _TRAINING_OPTIONS = [
         "epochs without a better validation loss (0: never).",
     ),
     click.option(
+        "--average/--no-average",
+        default=TRAIN_DEFAULTS.average,
+        show_default=True,
+        help="Validate and keep a moving average of the weights over about the "
+        "last epoch rather than the last step's weights.",
+    ),
+    click.option(
         "--max-minutes",
         type=_Number(min=0),
         default=TRAIN_DEFAULTS.max_minutes,
@@ -286,7 +293,7 @@ _TRAINING_OPTIONS = [
     ),
     click.option(
         "--random-seed",
-        type=int,
+        type=click.IntRange(0, 2**31 - 1),
         default=None,
         help="Make training repeatable on this machine.  [default: random]",
     ),
@@ -664,7 +671,7 @@ class _Temperatures(click.ParamType):
 )
 @click.option(
     "--random-seed",
-    type=int,
+    type=click.IntRange(0, 2**32 - 1),
     default=None,
     help="Make the output repeatable.  [default: random]",
 )

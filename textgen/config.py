@@ -55,6 +55,7 @@ class TrainConfig:
     patience: int = 5  # stop after this many epochs without a better val loss; 0: never
     lr_schedule: str = "plateau"  # plateau | linear: to zero by the end | constant
     lr_patience: int = 2  # plateau: halve the rate after this many such epochs
+    average: bool = True  # validate and keep a moving average of the weights
     max_minutes: float = 0  # stop training after this many minutes; 0: no limit
     seed: int | None = None  # fixes initial weights, window order and dropout
     pretrained_embeddings: str | None = None  # GloVe/word2vec text file to start from

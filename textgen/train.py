@@ -315,7 +315,32 @@ def _callbacks(
                 value = np.array([key % 2**31, 0])
                 state.assign(value.astype(keras.backend.standardize_dtype(state.dtype)))
 
-    callbacks = [EpochLog(), BestEpoch(), Budget(), DropoutSeeds()]
+    class AveragedWeights(keras.callbacks.Callback):
+        """Validates (and so keeps, as the best) the optimizer's moving average
+        of the weights instead of the last step's, then hands training back
+        its own weights: averaging damps the last steps' noise."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.raw: list[np.ndarray] | None = None
+
+        def on_test_begin(self, logs: Any = None) -> None:
+            variables = self.model.trainable_variables
+            self.raw = [keras.ops.convert_to_numpy(v) for v in variables]
+            self.model.optimizer.finalize_variable_values(variables)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if self.raw is not None:
+                for variable, value in zip(
+                    self.model.trainable_variables, self.raw, strict=True
+                ):
+                    variable.assign(value)
+                self.raw = None
+
+    callbacks = [EpochLog(), BestEpoch()]
+    if config.average:  # after BestEpoch, before checkpoints, which want raw
+        callbacks.append(AveragedWeights())
+    callbacks += [Budget(), DropoutSeeds()]
     if config.lr_schedule == "plateau" and config.lr_patience:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
@@ -455,6 +480,10 @@ def train(
         seed = int(np.random.SeedSequence().entropy % 2**31)
     config = dataclasses.replace(config, seed=seed)
 
+    n_windows = len(window_starts(train_lengths, config.seq_len)[0])
+    batch_size = config.batch_size or auto_batch_size(n_windows)
+    steps_per_epoch = -(-n_windows // batch_size)
+
     vectors = None
     if resume is None:
         if config.pretrained_embeddings:
@@ -481,6 +510,9 @@ def train(
                 optimizer=keras.optimizers.Adam(
                     learning_rate=config.learning_rate,
                     clipnorm=config.clipnorm or None,
+                    # Averaged over about the last epoch's steps.
+                    use_ema=config.average,
+                    ema_momentum=min(max(1 - 1 / steps_per_epoch, 0.9), 0.999),
                 ),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             )
@@ -494,9 +526,6 @@ def train(
         f"vocabulary {len(vocabulary):,}, "
         f"{count_parameters(model):,} parameters, seed {seed}"
     )
-    n_windows = len(window_starts(train_lengths, config.seq_len)[0])
-    batch_size = config.batch_size or auto_batch_size(n_windows)
-    steps_per_epoch = -(-n_windows // batch_size)
     first_epoch = int(previous.get("epochs_run", 0))
     if first_epoch >= config.epochs:
         raise TrainingError(
@@ -525,7 +554,7 @@ def train(
         previous.get("history", []),
         log,
     )
-    epoch_log, best = fit_callbacks[:2]
+    epoch_log, best = fit_callbacks[:2]  # see _callbacks
     hashes = word_hashes(text.words)
     earlier = Fingerprint.from_config(previous.get("fingerprint") or {})
     if earlier is not None:
