@@ -177,3 +177,5 @@ def test_beam_search_is_deterministic_and_finds_the_likely_text(generator):
     assert len(first) == 2 and first[0].text != first[1].text
     ended = generator.beam_search("one", 30, beams=3, until="sentence")[0]
     assert ended.text == "One two three, four five."
+    cut = generator.beam_search("one", 8, beams=3, stop=["four"])[0]
+    assert cut.text == "One two three," and cut.stopped_by == "four"

@@ -782,13 +782,14 @@ def _usable_seed(generator: Any, seed: str) -> str:
     """The seed the model reads, with notes on stderr about long or unknown seeds."""
     from .generate import MAX_SEED_CHARS
 
-    if len(generator.usable_seed(seed)) < len(seed):
+    usable = generator.usable_seed(seed)
+    if len(usable) < len(seed):
         click.echo(
             f"note: the seed has {len(seed):,} characters; only its last "
             f"{MAX_SEED_CHARS:,} are read and printed",
             err=True,
         )
-        seed = generator.usable_seed(seed)
+        seed = usable
     unknown = generator.unknown_seed_words(seed)
     if unknown:
         shown = " ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
@@ -821,10 +822,15 @@ class _Job:
         if self.beam:
             samples = []
             for seed, sampling in rows[::num_samples]:
-                found = self.generator.beam_search(
-                    seed, self.length, self.beam, sampling, num_samples, self.until
+                samples += self.generator.beam_search(
+                    seed,
+                    self.length,
+                    self.beam,
+                    sampling,
+                    num_samples,
+                    self.until,
+                    self.stop,
                 )
-                samples.extend(_cut(sample, self.stop) for sample in found)
             return samples, time.perf_counter() - started
         samples = self.generator.sample(
             [seed for seed, _ in rows],
@@ -880,17 +886,6 @@ class _Job:
             "until": self.until,
             **dataclasses.asdict(sample.sampling),
         }
-
-
-def _cut(sample: Any, stop: tuple[str, ...]) -> Any:
-    """A beam-search sample cut where a stop string first appears after its seed."""
-    start = len(sample.seed.strip())
-    hits = [(sample.text.find(s, start), s) for s in stop if s]
-    hits = [(at, s) for at, s in hits if at != -1]
-    if not hits:
-        return sample
-    at, which = min(hits)
-    return dataclasses.replace(sample, text=sample.text[:at].rstrip(), stopped_by=which)
 
 
 _COMMANDS = {

@@ -401,6 +401,7 @@ class Generator:
         sampling: SamplingSettings = SamplingSettings(),
         num_results: int = 1,
         until: str | None = None,
+        stop: Sequence[str] = (),
     ) -> list[Sample]:
         """The most likely continuations by beam search: deterministic.
 
@@ -411,7 +412,8 @@ class Generator:
         not favoured just for being short.
 
         Returns:
-            The `num_results` best, best first.
+            The `num_results` best, best first, each cut at the first of the
+            `stop` strings in it (the search itself does not see them).
         """
         words = self.seed_words(seed)
         logits, states, history = self._read_seeds([words])
@@ -461,14 +463,21 @@ class Generator:
         results = []
         for _, ids in finished[:num_results]:
             found = self.vocabulary.decode(ids)
+            text, stopped_by = self.join(words + found), "beam"
+            if stop:
+                watch = _StopWatch(words, self, stop, None)
+                for word in found:
+                    if watch.push(word):
+                        break
+                text, stopped_by = watch.finish(), watch.stopped_by or "beam"
             results.append(
                 Sample(
                     seed=seed,
-                    text=self.join(words + found),
+                    text=text,
                     words=found,
                     sampling=sampling,
                     random_seed=None,
-                    stopped_by="beam",
+                    stopped_by=stopped_by,
                 )
             )
         self.last_words = [sample.words for sample in results]
