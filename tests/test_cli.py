@@ -247,7 +247,8 @@ def test_unwritable_output_is_refused_before_training(
     blocker = tmp_path / "file"
     blocker.write_text("a file, not a folder")
     line = one_line_error(run("train", pattern_file, "-o", blocker / "m.keras"))
-    assert "cannot write a model to" in line and "-o" in line
+    assert "cannot write the model in" in line and "is a file" in line
+    assert "with -o" in line
     assert "epoch" not in line
 
 

@@ -13,6 +13,22 @@ from textgen.tokens import TokenizerSettings
 from textgen.vocab import Vocabulary
 
 
+# A training record with every field textgen reads, and one of its own.
+RECORD = {
+    "corpus": [{"name": "a.txt", "tokens": 7}],
+    "tokens": {"total": 7, "train": 6, "validation": 1},
+    "epochs_run": 1,
+    "best_epoch": 1,
+    "best_val_perplexity": 5.0,
+    "train_perplexity": 6.0,
+    "history": [{"epoch": 1, "loss": 1.8, "perplexity": 6.0}],
+    "train_config": {"seq_len": 4},
+    "date": "2026-01-01T00:00:00+00:00",
+    "textgen_version": "0.1.0",
+    "note": [1, 2],
+}
+
+
 def _model(cell: str = "lstm"):
     from textgen.model import build_model
 
@@ -20,9 +36,7 @@ def _model(cell: str = "lstm"):
     config = ModelConfig(
         cell=cell, layers=2, units=6, embedding_dim=4, vocab_size=len(vocab)
     )
-    return build_model(
-        config, vocab, TokenizerSettings(lowercase=False), {"note": [1, 2]}
-    )
+    return build_model(config, vocab, TokenizerSettings(lowercase=False), RECORD)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "peephole"])
@@ -38,7 +52,7 @@ def test_save_load_gives_identical_logits_and_metadata(cell: str, tmp_path: Path
     assert loaded.vocabulary.words == model.vocabulary.words
     assert loaded.model_config == model.model_config
     assert loaded.tokenizer_settings == TokenizerSettings(lowercase=False)
-    assert loaded.record == {"note": [1, 2]}
+    assert loaded.record == RECORD
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no side files
 
 

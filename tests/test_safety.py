@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from textgen.config import ModelConfig, TrainConfig
-from textgen.errors import ModelFileError, TrainingError, TrainingInterrupted
+from textgen.errors import OutputError, TrainingError, TrainingInterrupted
 from textgen.train import checkpoint_path, train
 
 SHAPE = ModelConfig(layers=1, units=8, embedding_dim=8)
@@ -28,7 +28,7 @@ def test_an_existing_model_is_kept_unless_forced(tmp_path: Path, pattern_file: P
     out = tmp_path / "m.keras"
     out.write_bytes(b"precious")
     config = TrainConfig(seq_len=8, epochs=1, seed=1)
-    with pytest.raises(ModelFileError, match=r"already exists; pass --force"):
+    with pytest.raises(OutputError, match=r"already exists; pass --force"):
         _train(pattern_file, out, config)
     assert out.read_bytes() == b"precious"
     _train(pattern_file, out, config, force=True)

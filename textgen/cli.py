@@ -21,11 +21,18 @@ from click.core import ParameterSource
 from . import __version__
 from .config import CELLS, DISTRIBUTE, LR_SCHEDULES, ModelConfig, TrainConfig
 from .errors import ModelFileError, TextgenError, TrainingInterrupted
+from .terminal import printable
 
 MODEL_DEFAULTS = ModelConfig()
 TRAIN_DEFAULTS = TrainConfig()
 
 MODELS_DIR = Path("models")
+
+
+def echo(message: Any = "", err: bool = False, nl: bool = True) -> None:
+    """`click.echo` with every character that could act on a terminal escaped:
+    model files, file names and generated text are untrusted."""
+    click.echo(printable(str(message)), err=err, nl=nl)
 
 
 def _debug_enabled() -> bool:
@@ -78,17 +85,17 @@ class _Group(click.Group):
         except TextgenError as err:
             if _debug_enabled():
                 raise
-            failure = click.ClickException(str(err))
+            failure = click.ClickException(printable(str(err), newlines=False))
             if isinstance(err, TrainingInterrupted):
                 failure.exit_code = 130  # the shell's code for Ctrl-C
             raise failure from None
         except KeyboardInterrupt:
-            click.echo("\ninterrupted", err=True)
+            echo("\ninterrupted", err=True)
             sys.exit(130)
         except Exception as err:
             if _debug_enabled():
                 raise
-            first_line = str(err).splitlines()[0] if str(err) else ""
+            first_line = printable(str(err).splitlines()[0]) if str(err) else ""
             raise click.ClickException(
                 f"unexpected {type(err).__name__}: {first_line} "
                 "(rerun with --debug for the traceback, and please report it)"
@@ -124,7 +131,7 @@ def _newest_model() -> Path:
             "`textgen train CORPUS` or pass -m PATH"
         )
     newest = max(candidates, key=lambda p: p.stat().st_mtime)
-    click.echo(f"using {newest} (newest in {MODELS_DIR}/)", err=True)
+    echo(f"using {newest} (newest in {MODELS_DIR}/)", err=True)
     return newest
 
 
@@ -391,7 +398,7 @@ def train(
     Ctrl-C stops after the current batch and saves the best model so far.
     """
     from .plots import INSTALL_HINT, matplotlib_available, require_matplotlib
-    from .train import check_output, resumed_config
+    from .train import check_train_outputs, resumed_config, resumed_model_path
 
     ctx = click.get_current_context()
     given = [
@@ -406,14 +413,28 @@ def train(
     if output:
         path = Path(output)
     elif resume:
-        path = Path(resume)
-        if path.name.endswith(".last.keras"):  # a checkpoint: back to its model
-            path = path.with_name(path.name.removesuffix(".last.keras") + ".keras")
+        path = resumed_model_path(resume)
     else:
         path = MODELS_DIR / f"{Path(corpus[0]).resolve().stem}.keras"
-    check_output(path, force or bool(resume))  # before the slow TensorFlow import
     if plot and not no_plot:
         require_matplotlib()  # asked for: refuse now, not after training
+    picture = None
+    if not no_plot:
+        picture = Path(plot) if plot else path.with_suffix(".png")
+        if not matplotlib_available():
+            picture = None
+            echo(f"(no learning-curve picture: matplotlib is missing; {INSTALL_HINT})")
+    # Every file this run will write, checked before the slow TensorFlow import.
+    check_train_outputs(
+        corpus,
+        path,
+        resume=resume,
+        force=force,
+        plot=picture,
+        tensorboard=tensorboard,
+        checkpoint_every=checkpoint_every,
+        vectors=options.get("pretrained_embeddings"),
+    )
     _import_tensorflow()
     from .train import train as train_model
 
@@ -427,14 +448,6 @@ def train(
             load_model(resume).record or {},
             **{name: getattr(config, name) for name in changes},
         )
-    picture = None
-    if not no_plot:
-        picture = Path(plot) if plot else path.with_suffix(".png")
-        if not matplotlib_available():
-            picture = None
-            click.echo(
-                f"(no learning-curve picture: matplotlib is missing; {INSTALL_HINT})"
-            )
     model = train_model(
         corpus,
         path,
@@ -451,17 +464,17 @@ def train(
     from .distribute import is_chief
 
     if not is_chief(config.distribute):
-        click.echo("done; the chief worker saved the model")
+        echo("done; the chief worker saved the model")
         return
     record = model.record
     perplexity = record["best_val_perplexity"]
     summary = (
         f"validation perplexity {perplexity:.1f}" if perplexity else "no validation"
     )
-    click.echo(f"saved {path} (best epoch {record['best_epoch']}, {summary})")
-    if picture is not None:
-        click.echo(f"learning curves: {picture}")
-    click.echo(f'generate with: textgen generate -m {path} --seed "..."')
+    echo(f"saved {path} (best epoch {record['best_epoch']}, {summary})")
+    if picture is not None and picture.exists():
+        echo(f"learning curves: {picture}")
+    echo(f'generate with: textgen generate -m {path} --seed "..."')
 
 
 def _cell_list(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
@@ -504,16 +517,15 @@ def compare(
     **options: Any,
 ) -> None:
     """Train each cell on the same data and budget; compare them in a table."""
+    from .compare import check_compare_outputs
     from .plots import INSTALL_HINT, matplotlib_available
-    from .train import check_output
 
     folder = (
         Path(output_dir)
         if output_dir
         else MODELS_DIR / f"compare-{Path(corpus[0]).resolve().stem}"
     )
-    for cell in cells:
-        check_output(folder / f"{cell}.keras", force)
+    check_compare_outputs(corpus, cells, folder, force, matplotlib_available())
     _import_tensorflow()
     from .compare import compare as compare_cells
     from .compare import format_table
@@ -522,15 +534,15 @@ def compare(
     results = compare_cells(
         corpus, cells, folder, model_config, config, log=click.echo, force=force
     )
-    click.echo("")
-    click.echo(format_table(results))
-    click.echo(
+    echo("")
+    echo(format_table(results))
+    echo(
         "grad@d: gradient of the last word's loss with respect to the word d "
         "places earlier, relative to the last word's own"
     )
-    click.echo(f"models: {', '.join(str(r.path) for r in results)}")
+    echo(f"models: {', '.join(str(r.path) for r in results)}")
     if not matplotlib_available():
-        click.echo(f"(no pictures: matplotlib is missing; {INSTALL_HINT})")
+        echo(f"(no pictures: matplotlib is missing; {INSTALL_HINT})")
         return
     from .plots import plot_gradient_decay, plot_learning_curves
 
@@ -542,7 +554,7 @@ def compare(
         folder / "gradients.png",
         "how far back gradients reach",
     )
-    click.echo(f"pictures: {curves}, {gradients}")
+    echo(f"pictures: {curves}, {gradients}")
 
 
 class _Temperatures(click.ParamType):
@@ -729,21 +741,7 @@ def generate(
         samplings = [SamplingSettings(temperature=t, **controls) for t in temperature]
     except TextgenError as err:
         raise click.UsageError(str(err)) from None
-    seeds = [seed]
-    if seed == "-":
-        seeds = [sys.stdin.read()]
-    elif seed_file:
-        from .corpus import decode_text
-
-        try:
-            data = Path(seed_file).read_bytes()
-        except OSError as err:
-            raise click.ClickException(
-                f"cannot read --seed-file {seed_file}: {err.strerror}"
-            ) from None
-        seeds = [line for line in decode_text(data, seed_file).split("\n") if line]
-        if not seeds:
-            raise click.ClickException(f"--seed-file {seed_file} has no seeds in it")
+    seeds, lengths = _read_seeds(seed, seed_file)
     path = Path(model_path) if model_path else _newest_model()
     model = _load(str(path))
     from .generate import Generator
@@ -752,7 +750,7 @@ def generate(
     if interactive:
         _interactive(generator, samplings[0], length, stop, until, random_seed)
         return
-    seeds = [_usable_seed(generator, s) for s in seeds]
+    seeds = [_usable_seed(generator, s, n) for s, n in zip(seeds, lengths, strict=True)]
     job = _Job(generator, path, length, beam, stop, until, random_seed)
     rows = [
         (s, sampling)
@@ -769,23 +767,69 @@ def generate(
         saved = model.record.get("fingerprint")
         fingerprint = Fingerprint.from_config(saved) if saved else None
         for number, sample in enumerate(samples):
-            click.echo(json.dumps(job.record(sample, number, rate, fingerprint)))
+            echo(json.dumps(job.record(sample, number, rate, fingerprint)))
     elif not stream:
         for number, sample in enumerate(samples):
             label = job.label(sample, number, seeds, samplings, num_samples)
-            click.echo(f"--- {label} ---\n{sample.text}\n")
+            echo(f"--- {label} ---\n{sample.text}\n")
+    _report_relaxed(generator, controls)
     if verbose:
         _report_generation(model, path, [s.words for s in samples], seconds)
 
 
-def _usable_seed(generator: Any, seed: str) -> str:
-    """The seed the model reads, with notes on stderr about long or unknown seeds."""
+MAX_SEEDS = 1000  # lines of a --seed-file: each is a row of one batch
+
+
+def _read_seeds(seed: str, seed_file: str | None) -> tuple[list[str], list[int]]:
+    """The seeds to generate from, and each one's whole length in characters.
+
+    `--seed -` and `--seed-file` are read as streams (the corpus decoder:
+    binary or undecodable input is one clear error), keeping at most twice
+    the characters a seed can use, so no input can exhaust memory.
+    """
+    from .corpus import decode_chunks, lines, read_pieces, stream_chunks, tail
+    from .generate import MAX_SEED_CHARS
+
+    keep = 2 * MAX_SEED_CHARS
+    if seed == "-":
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:  # a text-only stream (some embedding programs)
+            chunks = iter(lambda: sys.stdin.read(1 << 20).encode("utf-8"), b"")
+        else:
+            chunks = stream_chunks(stdin)
+        text, total = tail(decode_chunks(chunks, "the seed on stdin"), keep)
+        return [text], [total]
+    if seed_file:
+        name = f"--seed-file {seed_file}"
+        found = lines(
+            read_pieces(Path(seed_file), "--seed-file"), keep, MAX_SEEDS, name
+        )
+        if not found:
+            raise click.ClickException(f"{name} has no seeds in it")
+        return found, [len(line) for line in found]
+    return [seed], [len(seed)]
+
+
+def _report_relaxed(generator: Any, controls: dict[str, Any]) -> None:
+    """Say once which sampling rule was lifted because it left no word."""
+    if "no_repeat_ngram" in generator.relaxed:
+        echo(
+            f"note: --no-repeat-ngram {controls['no_repeat_ngram']} ruled out every "
+            "word at some steps (a small vocabulary); it was lifted there",
+            err=True,
+        )
+
+
+def _usable_seed(generator: Any, seed: str, length: int | None = None) -> str:
+    """The seed the model reads, with notes on stderr about long or unknown seeds
+    (`length`: the whole seed's length, when only its end was kept)."""
     from .generate import MAX_SEED_CHARS
 
     usable = generator.usable_seed(seed)
-    if len(usable) < len(seed):
-        click.echo(
-            f"note: the seed has {len(seed):,} characters; only its last "
+    length = max(length or 0, len(seed))
+    if len(usable) < length:
+        echo(
+            f"note: the seed has {length:,} characters; only its last "
             f"{MAX_SEED_CHARS:,} are read and printed",
             err=True,
         )
@@ -793,7 +837,7 @@ def _usable_seed(generator: Any, seed: str) -> str:
     unknown = generator.unknown_seed_words(seed)
     if unknown:
         shown = " ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
-        click.echo(
+        echo(
             "warning: seed words not in the model's vocabulary, read as <unk>: "
             + shown,
             err=True,
@@ -837,12 +881,12 @@ class _Job:
             [sampling for _, sampling in rows],
             self.length,
             random_seed=self.random_seed,
-            on_text=(lambda text: click.echo(text, nl=False)) if stream else None,
+            on_text=(lambda text: echo(text, nl=False)) if stream else None,
             stop=self.stop,
             until=self.until,
         )
         if stream:
-            click.echo()
+            echo()
         return samples, time.perf_counter() - started
 
     def label(
@@ -910,14 +954,17 @@ def _interactive(
     commands change settings; end of input (Ctrl-D) leaves."""
     stdin = sys.stdin
     names = ", ".join(f"{k} {v[0]}" for k, v in _COMMANDS.items())
-    click.echo(f"a seed per line; {names}; Ctrl-D to leave", err=True)
+    echo(f"a seed per line; {names}; Ctrl-D to leave", err=True)
     while True:
-        click.echo("> ", nl=False, err=True)
-        line = stdin.readline()
-        if not line:
-            click.echo(err=True)
+        echo("> ", nl=False, err=True)
+        try:
+            line = _read_line(stdin)
+        except UnicodeDecodeError:
+            echo("that line is not UTF-8 text; type it again", err=True)
+            continue
+        if line is None:
+            echo(err=True)
             return
-        line = line.rstrip("\n")
         command, _, value = line.strip().partition(" ")
         if command in _COMMANDS:
             name, kind = _COMMANDS[command]
@@ -927,24 +974,39 @@ def _interactive(
                 else:
                     sampling = dataclasses.replace(sampling, **{name: kind(value)})
             except (ValueError, TextgenError) as err:
-                click.echo(f"{command}: {err}", err=True)
+                echo(f"{command}: {err}", err=True)
                 continue
             shown = length if name == "length" else getattr(sampling, name)
-            click.echo(f"{name} = {shown}", err=True)
+            echo(f"{name} = {shown}", err=True)
             continue
         if command.startswith(":"):
-            click.echo(f"unknown command {command}; try {names}", err=True)
+            echo(f"unknown command {command}; try {names}", err=True)
             continue
         generator.sample(
             [_usable_seed(generator, line)],
             [sampling],
             length,
             random_seed=random_seed,
-            on_text=lambda text: click.echo(text, nl=False),
+            on_text=lambda text: echo(text, nl=False),
             stop=stop,
             until=until,
         )
-        click.echo()
+        echo()
+
+
+def _read_line(stdin: Any) -> str | None:
+    """One line typed at the prompt (None at the end of input); of a line
+    longer than a seed can use, only its end is kept."""
+    from .generate import MAX_SEED_CHARS
+
+    line, keep = "", 2 * MAX_SEED_CHARS
+    while True:
+        part = stdin.readline(keep)
+        if not part:
+            return line or None
+        line = (line + part)[-keep:]
+        if part.endswith("\n"):
+            return line.rstrip("\n")
 
 
 def _report_generation(model: Any, path: Path, samples: list, seconds: float) -> None:
@@ -953,19 +1015,19 @@ def _report_generation(model: Any, path: Path, samples: list, seconds: float) ->
 
     unit = "characters" if model.tokenizer_settings.level == "char" else "words"
     words = sum(len(sample) for sample in samples)
-    click.echo(f"model: {path}", err=True)
-    click.echo(f"speed: {words / seconds:,.0f} {unit}/s ({words} {unit})", err=True)
+    echo(f"model: {path}", err=True)
+    echo(f"speed: {words / seconds:,.0f} {unit}/s ({words} {unit})", err=True)
     saved = model.record.get("fingerprint")
     fingerprint = Fingerprint.from_config(saved) if saved else None
     if fingerprint is None:
-        click.echo(
+        echo(
             "copied: unknown (the model has no training-text fingerprint of this "
             "textgen version)",
             err=True,
         )
         return
     runs = [fingerprint.longest_copied_run(sample) for sample in samples]
-    click.echo(
+    echo(
         "longest run copied verbatim from the training text: "
         + ", ".join(f"{run} {unit}" if run else "none" for run in runs),
         err=True,
@@ -987,17 +1049,15 @@ def evaluate(model_path: str | None, text: tuple[str, ...]) -> None:
     from .evaluate import evaluate as evaluate_model
 
     result = evaluate_model(model, text)
-    click.echo(f"tokens scored  {result.tokens:,}")
-    click.echo(
-        f"OOV rate       {result.oov_rate:.2%} ({result.unknown:,} read as <unk>)"
-    )
+    echo(f"tokens scored  {result.tokens:,}")
+    echo(f"OOV rate       {result.oov_rate:.2%} ({result.unknown:,} read as <unk>)")
     if model.tokenizer_settings.level == "char":
-        click.echo(
+        echo(
             f"bits per char  {result.cross_entropy / math.log(2):.4f} "
             f"(perplexity {result.perplexity:.2f} per character)"
         )
         return
-    click.echo(
+    echo(
         f"perplexity     {result.perplexity:.2f} "
         f"(cross-entropy {result.cross_entropy:.4f} nats per word)"
     )
@@ -1058,11 +1118,16 @@ def info(path: str | None) -> None:
         ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
-        click.echo(f"{name:<{width}}  {value}")
+        echo(f"{name:<{width}}  {value}")
 
 
 def main() -> None:
     """Entry point of the `textgen` console script."""
+    # What cannot be encoded for this terminal (an undecodable file name under
+    # a strict locale) is written as an escape rather than raising.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     cli(prog_name="textgen")
 
 

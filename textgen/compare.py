@@ -31,6 +31,33 @@ class CellResult:
     gradient_decay: np.ndarray  # relative gradient norm by distance back
 
 
+def check_compare_outputs(
+    corpus: Sequence[str | Path],
+    cells: Sequence[str],
+    folder: Path,
+    force: bool,
+    pictures: bool,
+) -> None:
+    """Refuse, before any work, a comparison that would lose a file: one model
+    per cell in `folder`, and the two pictures when `pictures`.
+
+    Raises:
+        OutputError: see `outputs.check_outputs`.
+    """
+    from .corpus import corpus_files
+    from .outputs import Output, check_outputs
+
+    wanted = [
+        Output(folder / f"{cell}.keras", f"{cell} model", option="-o") for cell in cells
+    ]
+    if pictures:
+        wanted += [
+            Output(folder / "curves.png", "learning-curve picture", option="-o"),
+            Output(folder / "gradients.png", "gradient picture", option="-o"),
+        ]
+    check_outputs(wanted, corpus_files(corpus), force)
+
+
 def compare(
     corpus: Sequence[str | Path],
     cells: Sequence[str],

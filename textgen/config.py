@@ -6,6 +6,7 @@ show their defaults instantly; `model.py` and `train.py` re-export them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .errors import TextgenError
@@ -37,6 +38,39 @@ class ModelConfig:
             raise TextgenError("vocab_size must not be negative")
         if not 0 <= self.dropout < 1:
             raise TextgenError("dropout must be in [0, 1)")
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of every weight of the network, by a stable name (the
+        model file reader checks a file's weights against these)."""
+        vocab, dim, units = self.vocab_size, self.embedding_dim, self.units
+        gates = {"lstm": 4, "peephole": 4, "gru": 3, "rnn": 1}[self.cell]
+        shapes: dict[str, tuple[int, ...]] = {"embedding": (vocab, dim)}
+        width = dim
+        for i in range(self.layers):
+            shapes[f"layer{i}.kernel"] = (width, gates * units)
+            shapes[f"layer{i}.recurrent_kernel"] = (units, gates * units)
+            # Keras's GRU (reset_after) keeps an input and a recurrent bias.
+            bias = (2, 3 * units) if self.cell == "gru" else (gates * units,)
+            shapes[f"layer{i}.bias"] = bias
+            if self.cell == "peephole":
+                shapes[f"layer{i}.peephole"] = (3, units)
+            width = units
+        if not self.tie_embeddings:
+            shapes["logits.kernel"] = (units, vocab)
+            shapes["logits.bias"] = (vocab,)
+        else:
+            if units != dim:
+                shapes["projection.kernel"] = (units, dim)
+            shapes["output_bias"] = (vocab,)
+        return shapes
+
+    def parameter_count(self) -> int:
+        """Number of weights in the network."""
+        return sum(math.prod(shape) for shape in self.weight_shapes().values())
+
+    def largest_matrix(self) -> int:
+        """Entries in the network's biggest single weight."""
+        return max(math.prod(shape) for shape in self.weight_shapes().values())
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import CorpusError
 
-# Bytes inspected for NUL when deciding whether a file is binary.
+# Bytes read before choosing the encoding (enough for any byte-order mark).
 _BINARY_PROBE_BYTES = 8192
 
 
@@ -33,8 +34,8 @@ def decode_chunks(chunks: Iterable[bytes], name: str) -> Iterator[str]:
     """Decode a file's bytes, given in pieces, to text with ``\n`` line ends.
 
     Only one piece is held at a time, so a file of any size streams through.
-    UTF-16 needs its byte-order mark; anything else must be UTF-8 (a BOM is
-    dropped) with no NUL byte in its first 8 KiB.
+    UTF-16 and UTF-32 need their byte-order mark; anything else must be UTF-8
+    (a BOM is dropped). A NUL character anywhere means a binary file.
 
     Args:
         chunks: the raw file contents, in order.
@@ -45,13 +46,15 @@ def decode_chunks(chunks: Iterable[bytes], name: str) -> Iterator[str]:
             (in the whole file) of the first bad byte.
     """
     chunks = iter(chunks)
-    head = b""  # enough of the start to see the byte-order mark and probe for NUL
+    head = b""  # enough of the start to see the byte-order mark
     for chunk in chunks:
         head += chunk
         if len(head) >= _BINARY_PROBE_BYTES:
             break
     encoding, skipped = "utf-8", 0
-    for bom, codec in (
+    for bom, codec in (  # UTF-32 first: its little-endian BOM starts UTF-16's
+        (codecs.BOM_UTF32_LE, "utf-32-le"),
+        (codecs.BOM_UTF32_BE, "utf-32-be"),
         (codecs.BOM_UTF16_LE, "utf-16-le"),
         (codecs.BOM_UTF16_BE, "utf-16-be"),
         (codecs.BOM_UTF8, "utf-8"),
@@ -59,25 +62,34 @@ def decode_chunks(chunks: Iterable[bytes], name: str) -> Iterator[str]:
         if head.startswith(bom):
             encoding, skipped = codec, len(bom)
             break
-    if encoding == "utf-8":
-        nul = head.find(b"\x00", 0, _BINARY_PROBE_BYTES)
-        if nul != -1:
-            raise CorpusError(
-                f"{name} looks like a binary file (NUL byte at offset {nul}); "
-                "give a plain-text .txt file"
-            )
     decoder = codecs.getincrementaldecoder(encoding)()
     fed = skipped  # bytes of the file given to the decoder so far
     pending_cr = ""
     for chunk in itertools.chain([head[skipped:]], chunks):
+        start = fed - len(decoder.getstate()[0])  # where `text` begins in the file
         text = _decode(decoder, chunk, fed, name, final=False)
         fed += len(chunk)
+        _refuse_nul(text, start, encoding, name)
         text, pending_cr = _newlines(pending_cr + text)
         if text:
             yield text
-    text, pending_cr = _newlines(pending_cr + _decode(decoder, b"", fed, name, True))
+    start = fed - len(decoder.getstate()[0])
+    text = _decode(decoder, b"", fed, name, True)
+    _refuse_nul(text, start, encoding, name)
+    text, pending_cr = _newlines(pending_cr + text)
     if text + pending_cr:
         yield (text + pending_cr).replace("\r", "\n")
+
+
+def _refuse_nul(text: str, start: int, encoding: str, name: str) -> None:
+    """A NUL anywhere in the text means a binary file, not text."""
+    nul = text.find("\x00")
+    if nul != -1:
+        at = start + len(text[:nul].encode(encoding))
+        raise CorpusError(
+            f"{name} looks like a binary file (NUL byte at offset {at}); "
+            "give a plain-text .txt file"
+        )
 
 
 def _decode(
@@ -88,9 +100,10 @@ def _decode(
         return decoder.decode(data, final)
     except UnicodeDecodeError as err:
         at = offset - buffered + err.start
-        if err.encoding.startswith("utf-16"):
+        if "16" in err.encoding or "32" in err.encoding:
+            label = "UTF-32" if "32" in err.encoding else "UTF-16"
             raise CorpusError(
-                f"{name}: invalid UTF-16 at byte offset {at}; "
+                f"{name}: invalid {label} at byte offset {at}; "
                 "re-save the file as UTF-8 text"
             ) from None
         bad = err.object[err.start]
@@ -112,8 +125,12 @@ def decode_text(data: bytes, name: str) -> str:
     return "".join(decode_chunks([data], name))
 
 
-def read_pieces(path: Path) -> Iterator[str]:
+def read_pieces(path: Path, what: str = "corpus") -> Iterator[str]:
     """A file's text in pieces of about `CHUNK_BYTES`, read as it is consumed.
+
+    Args:
+        path: the file.
+        what: what the file is, for messages ("corpus", "--seed-file").
 
     Raises:
         CorpusError: the file is missing, unreadable, empty or not text.
@@ -126,13 +143,53 @@ def read_pieces(path: Path) -> Iterator[str]:
                 empty = empty and not piece.strip()
                 yield piece
     except FileNotFoundError:
-        raise CorpusError(f"corpus not found: {path}; check the path") from None
+        raise CorpusError(f"{what} not found: {path}; check the path") from None
     except IsADirectoryError:
         raise CorpusError(f"{path} is a folder, not a file") from None
     except OSError as err:
         raise CorpusError(f"cannot read {path}: {err.strerror}") from None
     if empty:
         raise CorpusError(f"{path} is empty; give a file with some text in it")
+
+
+def stream_chunks(binary: BinaryIO) -> Iterator[bytes]:
+    """A binary stream (a file, stdin) in `CHUNK_BYTES` pieces."""
+    return iter(lambda: binary.read(CHUNK_BYTES), b"")
+
+
+def tail(pieces: Iterable[str], keep: int) -> tuple[str, int]:
+    """The last `keep` characters of streamed text, and its whole length:
+    memory holds one piece and the tail, however long the stream."""
+    kept, total = "", 0
+    for piece in pieces:
+        total += len(piece)
+        kept = (kept + piece)[-keep:]
+    return kept, total
+
+
+def lines(pieces: Iterable[str], keep: int, most: int, name: str) -> list[str]:
+    """The non-empty lines of streamed text, each cut to its last `keep`
+    characters (a longer line is never held whole).
+
+    Raises:
+        CorpusError: more than `most` lines.
+    """
+    found: list[str] = []
+    line = ""
+    for piece in itertools.chain(pieces, ["\n"]):
+        parts = piece.split("\n")
+        for part in parts[:-1]:
+            line = (line + part)[-keep:]
+            if line.strip():
+                if len(found) == most:
+                    raise CorpusError(
+                        f"{name} has more than {most:,} lines; give at most "
+                        f"{most:,} at a time"
+                    )
+                found.append(line)
+            line = ""
+        line = (line + parts[-1])[-keep:]
+    return found
 
 
 def read_file(path: Path) -> Document:

@@ -20,3 +20,8 @@ class TrainingError(TextgenError):
 
 class TrainingInterrupted(TrainingError):
     """Ctrl-C stopped training; the best model so far was saved."""
+
+
+class OutputError(TextgenError):
+    """A command would write where it must not: over an input, an existing file
+    (without --force), a folder, or somewhere that cannot be written."""

@@ -228,6 +228,9 @@ class Generator:
         self.decoder = Decoder(model)
         self._banned_ids = (PAD_ID, UNK_ID)
         self.last_words: list[list[str]] = []  # the generated words of the last call
+        # Sampling rules lifted at some step because they left no word (see
+        # `sampling.process`); the command line says so once.
+        self.relaxed: set[str] = set()
 
     @staticmethod
     def usable_seed(seed: str) -> str:
@@ -316,7 +319,8 @@ class Generator:
         seed_words = [self.seed_words(seed) for seed in seeds]
         logits, states, history = self._read_seeds(seed_words)
         width = history.shape[1]
-        history = np.concatenate([history, np.zeros((rows, length), np.int32)], 1)
+        # Grown as words come (not `length` up front: -n may be huge).
+        history = _grown(history, width + min(length, 256))
         shared = samplings[0] if len(set(samplings)) == 1 else samplings
         watchers = [
             _StopWatch(words, self, stop, on_text if rows == 1 else None)
@@ -327,8 +331,15 @@ class Generator:
         done = np.zeros(rows, dtype=bool)
         for t in range(length):
             chosen = next_ids(
-                logits, shared, rng, self._banned_ids, history[:, : width + t]
+                logits,
+                shared,
+                rng,
+                self._banned_ids,
+                history[:, : width + t],
+                self.relaxed,
             )
+            if width + t == history.shape[1]:
+                history = _grown(history, 2 * history.shape[1])
             history[:, width + t] = chosen
             for row in np.flatnonzero(~done):
                 word = self.vocabulary.words[chosen[row]]
@@ -421,7 +432,9 @@ class Generator:
         finished: list[tuple[float, np.ndarray]] = []
         width = history.shape[1]
         for t in range(length):
-            processed = process(logits, sampling, self._banned_ids, history)
+            processed = process(
+                logits, sampling, self._banned_ids, history, self.relaxed
+            )
             logp = processed - _log_sum_exp(processed)
             total = (scores[:, None] + logp).ravel()
             best = np.argsort(-total, kind="stable")[: beams * 2]
@@ -482,6 +495,13 @@ class Generator:
             )
         self.last_words = [sample.words for sample in results]
         return results
+
+
+def _grown(history: np.ndarray, columns: int) -> np.ndarray:
+    """`history` (rows, t) widened to `columns` with room for new ids."""
+    wider = np.zeros((history.shape[0], columns), dtype=np.int32)
+    wider[:, : history.shape[1]] = history
+    return wider
 
 
 def _log_sum_exp(logits: np.ndarray) -> np.ndarray:

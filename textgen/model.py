@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from .config import CELLS, ModelConfig  # noqa: F401  (re-exported)
 from .errors import ModelFileError
+from .modelfile import read_config
+from .outputs import atomic_write
 from .tokens import TokenizerSettings
 from .vocab import Vocabulary
-
-REGISTERED_NAME = "textgen>LanguageModel"
 
 
 def _recurrent_layer(config: ModelConfig, index: int) -> keras.layers.Layer:
@@ -225,71 +223,20 @@ def count_parameters(model: keras.Model) -> int:
     return int(sum(keras.ops.size(w) for w in model.weights))
 
 
-def check_writable(path: str | Path) -> None:
-    """Fail now, not after hours of training, if `path`'s folder cannot be written.
-
-    Raises:
-        ModelFileError: the folder cannot be created or written to.
-    """
-    folder = Path(path).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".textgen-check-"):
-            pass
-    except OSError as err:
-        raise ModelFileError(
-            f"cannot write a model to {folder}/ ({err.strerror}); "
-            "choose another path with -o"
-        ) from None
-
-
 def save_model(model: LanguageModel, path: str | Path) -> Path:
-    """Write the model to `path` atomically: a temporary file, then a rename.
-
-    A crash or a failed save leaves any previous file at `path` untouched.
+    """Write the model to `path` atomically (see `outputs.atomic_write`): a
+    crash, a kill or a power cut leaves any previous file at `path` untouched.
     """
     path = Path(path)
     if path.suffix != ".keras":
         raise ModelFileError(f"{path}: model files must end in .keras")
-    check_writable(path)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
     try:
-        model.save(temporary)
-        os.replace(temporary, path)
+        return atomic_write(path, model.save)
     except OSError as err:
         raise ModelFileError(
             f"could not save {path} ({err.strerror or err}); "
             "any previous file there is unchanged"
         ) from None
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
-def _check_archive(path: Path) -> None:
-    if not path.exists():
-        raise ModelFileError(
-            f"model not found: {path}; train one with `textgen train CORPUS`"
-        )
-    if path.is_dir():
-        raise ModelFileError(f"{path} is a folder; give a .keras model file")
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(
-            f"{path} is not a .keras model file (not a zip archive); "
-            "give a file written by `textgen train`"
-        )
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (KeyError, ValueError, zipfile.BadZipFile, OSError):
-        raise ModelFileError(
-            f"{path} is damaged or not a Keras model; retrain it with `textgen train`"
-        ) from None
-    if not isinstance(config, dict) or config.get("registered_name") != REGISTERED_NAME:
-        raise ModelFileError(
-            f"{path} is a Keras model that textgen did not write; "
-            "give a model trained with `textgen train`"
-        )
 
 
 def load_model(path: str | Path, compile: bool = False) -> LanguageModel:
@@ -303,7 +250,7 @@ def load_model(path: str | Path, compile: bool = False) -> LanguageModel:
         ModelFileError: missing, not a `.keras` archive, damaged, or foreign.
     """
     path = Path(path)
-    _check_archive(path)
+    read_config(path)  # every field checked before Keras builds anything
     if path.suffix != ".keras":
         raise ModelFileError(f"{path}: rename it to end in .keras to load it")
     try:
@@ -314,5 +261,11 @@ def load_model(path: str | Path, compile: bool = False) -> LanguageModel:
             f"{path} is damaged and cannot be loaded ({reason}); "
             "retrain it with `textgen train`"
         ) from None
-    assert isinstance(model, LanguageModel)
+    if not isinstance(model, LanguageModel):
+        raise ModelFileError(f"{path} is not a textgen model")
+    if not all(np.isfinite(w).all() for w in model.get_weights()):
+        raise ModelFileError(
+            f"{path} has weights that are not numbers (NaN or infinity); "
+            "retrain it with `textgen train`"
+        )
     return model

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ModelFileError
+
 NGRAM = 5  # shortest run of words that counts as copied
 CHAR_NGRAM = 20  # the same for character models: characters
 BITS_PER_NGRAM = 12  # about 0.3% false positives with 8 hash functions
@@ -121,8 +123,36 @@ class Fingerprint:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Fingerprint | None:
-        """The fingerprint, or None if it was hashed another way (an older model)."""
-        if config.get("hashing") != HASHING:
+        """The fingerprint, or None if it was hashed another way (an older model).
+
+        The config comes from a model file, so it is checked and inflated with
+        a bound: at most `MAX_BITS` bits, never more bytes than they need.
+
+        Raises:
+            ModelFileError: a field is missing, out of range or inconsistent.
+        """
+        if not isinstance(config, dict) or config.get("hashing") != HASHING:
             return None
-        raw = zlib.decompress(base64.b64decode(config["bits"]))
-        return cls(np.frombuffer(raw, dtype=np.uint8), config["size"], config["n"])
+        size, n, packed = config.get("size"), config.get("n"), config.get("bits")
+        if not (
+            type(size) is int
+            and 0 < size <= MAX_BITS
+            and type(n) is int
+            and 1 <= n <= 1000
+            and isinstance(packed, str)
+            and len(packed) <= 2 * MAX_BITS // 8 + 4096
+        ):
+            raise ModelFileError("the training-text fingerprint is malformed")
+        expected = -(-size // 8)
+        try:
+            inflater = zlib.decompressobj()
+            raw = inflater.decompress(base64.b64decode(packed, validate=True), expected)
+            extra = inflater.decompress(inflater.unconsumed_tail, 1)
+            complete = inflater.eof and not extra
+        except (ValueError, zlib.error):
+            raw, complete = b"", False
+        if len(raw) != expected or not complete:
+            raise ModelFileError(
+                "the training-text fingerprint does not hold the bits it claims"
+            )
+        return cls(np.frombuffer(raw, dtype=np.uint8), size, n)

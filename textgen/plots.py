@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TextgenError
+from .outputs import atomic_write
 
 INSTALL_HINT = "install it with: pip install 'textgen[plot]'"
 
@@ -49,9 +50,11 @@ def _save(plt: Any, figure: Any, axes: Any, path: str | Path, title: str) -> Pat
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    try:
+        # Written whole or not at all, like models.
+        return atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=100))
+    finally:
+        plt.close(figure)
 
 
 def plot_learning_curves(

@@ -7,17 +7,26 @@ penalties, the ids so far), applied by `next_ids` in this fixed order:
 2. repetition penalty on words of the last `repeat_window` ids;
 3. no-repeat n-gram: words that would repeat an n-gram are removed;
 4. top-k, 5. top-p, 6. min-p filters (on the penalised distribution);
-7. temperature (0: the most likely word), 8. the draw.
+7. temperature (0, or below `GREEDY_BELOW`: the most likely word), 8. the draw.
+
+Whatever the settings, a banned id is never chosen and every row gets a word
+(see `process` for how a rule that rules out everything is relaxed).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import TextgenError
+
+# Temperatures below this are greedy: 1 / T must stay finite in float32, and
+# so far below 1 the draw is the likeliest word anyway.
+GREEDY_BELOW = 1e-30
+_LARGEST = np.finfo(np.float32).max
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,9 @@ class SamplingSettings:
     no_repeat_ngram: int = 0  # never repeat an n-gram of this size; 0: off
 
     def __post_init__(self) -> None:
+        for name in ("temperature", "top_p", "min_p", "repetition_penalty"):
+            if not math.isfinite(getattr(self, name)):
+                raise TextgenError(f"{name.replace('_', '-')} must be a finite number")
         if not self.temperature >= 0:
             raise TextgenError("temperature must be 0 (greedy) or more")
         if self.top_k < 0:
@@ -50,8 +62,10 @@ class SamplingSettings:
 
 
 def ban(logits: np.ndarray, banned_ids: Sequence[int]) -> np.ndarray:
-    """Make the given ids impossible to choose."""
+    """Make the given ids impossible to choose (and a NaN score, which a
+    damaged model could give, impossible too; +inf becomes the largest float)."""
     logits = np.array(logits, dtype=np.float32)  # a copy
+    np.nan_to_num(logits, copy=False, nan=-np.inf, posinf=_LARGEST, neginf=-np.inf)
     logits[..., list(banned_ids)] = -np.inf
     return logits
 
@@ -117,7 +131,7 @@ def repetition_penalty(
 def no_repeat_ngram(logits: np.ndarray, history: np.ndarray, n: int) -> np.ndarray:
     """Remove, per row, every word that would complete an n-gram already in
     that row's history (the seed included)."""
-    if n < 2 or history.shape[-1] < n - 1:
+    if n < 2 or history.shape[-1] < n:  # no whole n-gram yet
         return logits
     logits = np.array(logits, dtype=np.float32)
     for row, ids in enumerate(history):
@@ -134,14 +148,33 @@ def process(
     settings: SamplingSettings,
     banned_ids: Sequence[int] = (),
     history: np.ndarray | None = None,
+    relaxed: set[str] | None = None,
 ) -> np.ndarray:
-    """Steps 1 to 6 of the order above: the logits a word is then drawn from."""
+    """Steps 1 to 6 of the order above: the logits a word is then drawn from.
+
+    Every row keeps at least one word that is not banned: when the no-repeat
+    n-gram rule leaves a row nothing, the rule is lifted for that row at that
+    step (the softest way out; the filters after it always keep the likeliest
+    word), and its name is added to `relaxed`. A row with no usable score at
+    all (a damaged model) falls back to every allowed word alike.
+    """
     logits = ban(logits, banned_ids)
     if history is not None:
         logits = repetition_penalty(
             logits, history, settings.repetition_penalty, settings.repeat_window
         )
-        logits = no_repeat_ngram(logits, history, settings.no_repeat_ngram)
+        filtered = no_repeat_ngram(logits, history, settings.no_repeat_ngram)
+        stuck = ~np.isfinite(filtered).any(axis=-1)
+        if stuck.any() and np.isfinite(logits[stuck]).any(axis=-1).all():
+            filtered[stuck] = logits[stuck]
+            if relaxed is not None:
+                relaxed.add("no_repeat_ngram")
+        logits = filtered
+    stuck = ~np.isfinite(logits).any(axis=-1)
+    if stuck.any():
+        allowed = np.zeros(logits.shape[-1], dtype=np.float32)
+        allowed[list(banned_ids)] = -np.inf
+        logits[stuck] = allowed
     logits = top_p_filter(top_k_filter(logits, settings.top_k), settings.top_p)
     return min_p_filter(logits, settings.min_p)
 
@@ -184,6 +217,7 @@ def next_ids(
     rng: np.random.Generator,
     banned_ids: Sequence[int] = (),
     history: np.ndarray | None = None,
+    relaxed: set[str] | None = None,
 ) -> np.ndarray:
     """Pick one id per row of `logits` (batch, vocab_size).
 
@@ -193,6 +227,8 @@ def next_ids(
         rng: the only source of randomness, so a seed fixes the output.
         banned_ids: ids never to pick (`<pad>`, `<unk>`).
         history: (batch, t) ids so far, for the repetition controls.
+        relaxed: collects the names of rules lifted because they left a row
+            no word (see `process`).
     """
     if not isinstance(settings, SamplingSettings):  # one per row
         rows = [
@@ -202,14 +238,21 @@ def next_ids(
                 rng,
                 banned_ids,
                 None if history is None else history[i : i + 1],
+                relaxed,
             )
             for i, one in enumerate(settings)
         ]
         return np.concatenate(rows)
-    logits = process(logits, settings, banned_ids, history)
-    if settings.temperature == 0:
+    logits = process(logits, settings, banned_ids, history, relaxed)
+    if settings.temperature < GREEDY_BELOW:
         return np.argmax(logits, axis=-1)
-    # In place on the private copy `ban` made: exp((logits - max) / T).
+    # In place on the private copy `ban` made: exp((logits - max) / T). With
+    # T >= GREEDY_BELOW, 1 / T is finite in float32, so nothing overflows to
+    # NaN: scores far below the maximum become -inf, then probability 0.
     logits -= logits.max(axis=-1, keepdims=True)
-    logits *= 1.0 / settings.temperature
+    scale = np.float32(1.0 / settings.temperature)
+    if scale > 0:
+        logits *= scale
+    else:  # so hot that every allowed word is alike (and -inf * 0 is NaN)
+        logits = np.where(np.isfinite(logits), np.float32(0), np.float32(-np.inf))
     return draw(np.exp(logits, out=logits), rng)

@@ -62,6 +62,25 @@ def tokenize(text: str, settings: TokenizerSettings = TokenizerSettings()) -> li
     return words
 
 
+# Most text held back waiting for a paragraph break; past it (a corpus with no
+# blank lines, one sentence per line) text is cut at a line end instead.
+HOLD_CHARS = 1 << 20
+_sentence_line_end = re.compile(r"[.!?][\"')\]]*[ \t]*\n")
+
+
+def _line_cut(text: str) -> int:
+    """Where to cut text that has no paragraph break: after the last line that
+    ends a sentence, else the last line, else the last space (else nowhere)."""
+    ends = [m.end() for m in _sentence_line_end.finditer(text, len(text) // 2)]
+    if ends:
+        return ends[-1]
+    for separator in ("\n", " ", "\t"):
+        cut = text.rfind(separator)
+        if cut > 0:
+            return cut + 1
+    return len(text)
+
+
 def tokenize_pieces(
     pieces: Iterable[str], settings: TokenizerSettings = TokenizerSettings()
 ) -> Iterator[list[str]]:
@@ -69,26 +88,36 @@ def tokenize_pieces(
 
     Text is held back to the last paragraph break seen, so the words come out
     exactly as `tokenize` of the whole text would give them, block by block.
+    Text with no paragraph break for `HOLD_CHARS` characters is cut at the
+    end of its last sentence-ending line instead (else its last line or
+    space), so memory stays bounded whatever the layout.
     """
     if settings.level == "char":
         for piece in pieces:
             if piece:
                 yield tokenize(piece, settings)
         return
-    held, started = "", False
+    held, started, pending_break = "", False, False
     for piece in pieces:
         held += piece
         breaks = list(_paragraph_break.finditer(held))
-        if not breaks:
+        if breaks:
+            cut, resume, at_break = breaks[-1].start(), breaks[-1].end(), True
+        elif len(held) > HOLD_CHARS:
+            cut = resume = _line_cut(held)
+            at_break = False
+        else:
             continue
-        words = tokenize(held[: breaks[-1].start()], settings)
-        held = held[breaks[-1].end() :]
+        words = tokenize(held[:cut], settings)
+        held = held[resume:]
         if words:
-            yield [PARAGRAPH, *words] if started else words
-            started = True
+            yield [PARAGRAPH, *words] if started and pending_break else words
+            started, pending_break = True, at_break
+        else:
+            pending_break = pending_break or at_break
     words = tokenize(held, settings)
     if words:
-        yield [PARAGRAPH, *words] if started else words
+        yield [PARAGRAPH, *words] if started and pending_break else words
 
 
 def capitalize_sentences(words: list[str]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import os
 import signal
 import sys
 import threading
@@ -26,8 +27,14 @@ from . import __version__
 from .config import ModelConfig, TrainConfig, auto_batch_size
 from .corpus import corpus_files, read_pieces
 from .embeddings import read_vectors
-from .errors import ModelFileError, TextgenError, TrainingError, TrainingInterrupted
+from .errors import (
+    OutputError,
+    TextgenError,
+    TrainingError,
+    TrainingInterrupted,
+)
 from .originality import CHAR_NGRAM, NGRAM, Fingerprint, word_hashes
+from .outputs import Output, check_outputs
 from .tokens import TokenizerSettings, tokenize_pieces
 from .vocab import UNK_ID, Vocabulary, WordIndex
 
@@ -129,23 +136,125 @@ def _read_with_progress(
         return corpus_ids(corpus, settings, progress.update)
 
 
-def check_output(output: str | Path, overwrite: bool) -> None:
-    """Refuse to replace an existing model unless asked to.
+PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def check_train_outputs(
+    corpus: Sequence[str | Path],
+    output: str | Path,
+    *,
+    resume: str | Path | None = None,
+    force: bool = False,
+    plot: str | Path | None = None,
+    tensorboard: str | Path | None = None,
+    checkpoint_every: int = 0,
+    vectors: str | Path | None = None,
+) -> None:
+    """Refuse, before any work, a `train` run that would lose a file.
+
+    The model, its checkpoint and picture may replace existing files only with
+    `force`, or when they are the model being resumed (and its companions);
+    nothing is ever written over the corpus or the vectors file.
 
     Raises:
-        ModelFileError: `output` exists and `overwrite` is false.
+        OutputError: see `outputs.check_outputs`.
+        CorpusError: a corpus path is missing.
     """
-    if Path(output).exists() and not overwrite:
-        raise ModelFileError(
-            f"{output} already exists; pass --force to overwrite it, "
-            f"--resume {output} to train it further, or -o for another file"
+    output = Path(output)
+    if output.suffix != ".keras":
+        raise OutputError(f"output {output} must end in .keras")
+    in_place = False
+    inputs = [*corpus_files(corpus), *([Path(vectors)] if vectors else [])]
+    if resume is not None:
+        resume = Path(resume)
+        resumed_model = resumed_model_path(resume)
+        in_place = output.resolve() in (resume.resolve(), resumed_model.resolve())
+        if not in_place:
+            inputs.append(resume)
+    wanted = [Output(output, "model", replaceable=in_place, option="-o")]
+    if checkpoint_every:
+        wanted.append(
+            Output(checkpoint_path(output), "checkpoint", in_place, option="-o")
         )
+    if plot is not None:
+        plot = Path(plot)
+        if plot.suffix.lower() not in PICTURE_SUFFIXES:
+            raise OutputError(
+                f"picture {plot} must end in {', '.join(PICTURE_SUFFIXES)}"
+            )
+        default = plot.resolve() == output.with_suffix(".png").resolve()
+        replaceable = in_place and default
+        wanted.append(Output(plot, "picture", replaceable, option="--plot"))
+    if tensorboard is not None:
+        folder = Path(tensorboard)
+        wanted.append(
+            Output(folder, "TensorBoard logs", folder=True, option="--tensorboard")
+        )
+    check_outputs(wanted, inputs, force, hint=f"--resume {output} to train it further")
 
 
 def checkpoint_path(output: str | Path) -> Path:
     """Where `--checkpoint-every` keeps the latest state: NAME.last.keras."""
     output = Path(output)
     return output.with_name(f"{output.stem}.last.keras")
+
+
+def resumed_model_path(resume: str | Path) -> Path:
+    """The model a `--resume` run writes by default: the model itself, or for a
+    `.last.keras` checkpoint the model it belongs to."""
+    path = Path(resume)
+    if path.name.endswith(".last.keras"):
+        return path.with_name(path.name.removesuffix(".last.keras") + ".keras")
+    return path
+
+
+def _write_picture(
+    history: list[dict[str, Any]], output: Path, plot: Path, log: Callable[[str], None]
+) -> None:
+    """The learning curves; a failure here (a full disk) costs the picture, not
+    the model, which is already saved."""
+    from .plots import plot_learning_curves
+
+    try:
+        plot_learning_curves({output.stem: history}, plot, title=output.name)
+    except (OSError, TextgenError) as err:
+        reason = getattr(err, "strerror", None) or err
+        log(f"could not write the picture {plot} ({reason}); the model is saved")
+
+
+def check_trainable_size(config: ModelConfig) -> None:
+    """Refuse, before building it, a network this machine cannot train.
+
+    Training holds each weight about six times (the weights, Adam's two
+    moments, the average, the gradient, the best epoch's copy), 4 bytes each.
+
+    Raises:
+        TrainingError: the network needs more memory than the machine has,
+            or one of its matrices is too big for TensorFlow.
+    """
+    parameters = config.parameter_count()
+    largest = config.largest_matrix()
+    fix = "lower --units, --embedding-dim, --layers or --max-vocab"
+    if largest >= 2**31:
+        raise TrainingError(
+            f"one matrix of this network would have {largest:,} entries, more "
+            f"than TensorFlow handles (2,147,483,647); {fix}"
+        )
+    need, memory = parameters * 4 * 6, _physical_memory()
+    if memory and need > memory:
+        raise TrainingError(
+            f"a network of {parameters:,} parameters needs about "
+            f"{need / 2**30:,.1f} GiB to train, more than this machine's "
+            f"{memory / 2**30:,.1f} GiB; {fix}"
+        )
+
+
+def _physical_memory() -> int:
+    """Bytes of memory in the machine (0 when it cannot be told)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 0
 
 
 class _Interrupt:
@@ -418,18 +527,19 @@ def train(
         window_starts,
     )
     from .distribute import is_chief, make_strategy, scope
-    from .model import (
-        build_model,
-        check_writable,
-        count_parameters,
-        load_model,
-        save_model,
-    )
+    from .model import build_model, count_parameters, load_model, save_model
 
     output = Path(output)
-    if output.suffix != ".keras":
-        raise TextgenError(f"output {output} must end in .keras")
-    check_output(output, force or resume is not None)
+    check_train_outputs(
+        corpus,
+        output,
+        resume=resume,
+        force=force,
+        plot=plot,
+        tensorboard=tensorboard,
+        checkpoint_every=checkpoint_every,
+        vectors=config.pretrained_embeddings if resume is None else None,
+    )
     if tensorboard is not None and importlib.util.find_spec("tensorboard") is None:
         raise TextgenError(
             "--tensorboard needs TensorBoard; install it with: "
@@ -459,7 +569,6 @@ def train(
         vocabulary = Vocabulary.from_counts(
             text.counts(n_train), config.max_vocab, config.min_count
         )
-    check_writable(output)
     all_ids = text.encode(vocabulary)
     train_ids, val_ids = all_ids[:n_train], all_ids[n_train:]
     if resume is not None:
@@ -499,6 +608,7 @@ def train(
             )
         keras.utils.set_random_seed(seed)
         model_config = dataclasses.replace(model_config, vocab_size=len(vocabulary))
+        check_trainable_size(model_config)
         with scope(strategy):
             model = build_model(model_config, vocabulary, tokenizer)
             if vectors is not None:
@@ -637,9 +747,7 @@ def train(
         if chief:
             save_model(model, output)
     if plot is not None and chief:
-        from .plots import plot_learning_curves
-
-        plot_learning_curves({output.stem: epoch_log.history}, plot, title=output.name)
+        _write_picture(epoch_log.history, output, Path(plot), log)
     if interrupt.count:
         raise TrainingInterrupted(
             f"interrupted in epoch {len(epoch_log.history)}: saved the best model "

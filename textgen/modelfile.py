@@ -1,0 +1,261 @@
+"""A `.keras` file is untrusted input: read its configuration without Keras,
+with bounded memory, and check every field against limits and against the
+other fields before anything is built from it. One `ModelFileError` line
+says what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from .config import ModelConfig, TrainConfig
+from .errors import ModelFileError, TextgenError
+from .tokens import LEVELS
+from .vocab import PAD, UNK
+
+REGISTERED_NAME = "textgen>LanguageModel"
+WEIGHTS_ENTRY = "model.weights.h5"
+MAX_CONFIG_BYTES = 256 * 2**20  # config.json: the vocabulary, record, fingerprint
+# Far beyond any model textgen can train, small enough to rule out overflow.
+LIMITS = {"layers": 64, "units": 2**16, "embedding_dim": 2**16, "vocab_size": 2**24}
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The checked `config.json` of a textgen model file (Keras's layout:
+    the model's own arguments are under "config").
+
+    Raises:
+        ModelFileError: missing, not a zip, damaged, foreign, or any field
+            out of bounds or in disagreement with another.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(
+            f"model not found: {path}; train one with `textgen train CORPUS`"
+        )
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder; give a .keras model file")
+    damaged = f"{path} is damaged or not a Keras model; retrain it with `textgen train`"
+    try:
+        if not zipfile.is_zipfile(path):
+            raise ModelFileError(
+                f"{path} is not a .keras model file (not a zip archive); "
+                "give a file written by `textgen train`"
+            )
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("config.json")
+            if info.file_size > MAX_CONFIG_BYTES:
+                raise ModelFileError(
+                    f"{path}: its config.json claims {info.file_size:,} bytes, "
+                    f"more than a model's can hold ({MAX_CONFIG_BYTES:,}); "
+                    "it is not a textgen model"
+                )
+            with archive.open(info) as entry:  # stops at the size it claims
+                raw = entry.read(MAX_CONFIG_BYTES + 1)
+            weights = archive.getinfo(WEIGHTS_ENTRY).file_size
+        outer = json.loads(raw)
+    except ModelFileError:
+        raise
+    except (KeyError, ValueError, zipfile.BadZipFile, OSError, EOFError):
+        raise ModelFileError(damaged) from None
+    if not isinstance(outer, dict) or outer.get("registered_name") != REGISTERED_NAME:
+        raise ModelFileError(
+            f"{path} is a Keras model that textgen did not write; "
+            "give a model trained with `textgen train`"
+        )
+    config = outer.get("config")
+    try:
+        check_config(config, weights)
+    except ModelFileError as err:
+        raise ModelFileError(
+            f"{path} is damaged or was tampered with ({err}); "
+            "retrain it with `textgen train`"
+        ) from None
+    return outer
+
+
+def _fail(message: str) -> None:
+    raise ModelFileError(message)
+
+
+def _typed(cls: type, values: Any, where: str) -> Any:
+    """An instance of the frozen dataclass `cls` from `values`, checking that
+    each field has the type its annotation names (ints for floats are fine)."""
+    if not isinstance(values, dict):
+        _fail(f"{where} is not a mapping")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    known = {}
+    for name, value in values.items():
+        if name not in fields:
+            continue  # a newer or older textgen's setting: not used here
+        allowed = str(fields[name].type).replace(" ", "").split("|")
+        if not any(_matches(value, kind) for kind in allowed):
+            _fail(f"{where}.{name} is {value!r:.40}, not {' or '.join(allowed)}")
+        known[name] = value
+    try:
+        return cls(**known)
+    except (TextgenError, ValueError, TypeError) as err:
+        _fail(f"{where}: {err}")
+
+
+def _matches(value: Any, kind: str) -> bool:
+    """Whether a JSON value is of the type an annotation names."""
+    if kind == "None":
+        return value is None
+    if kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind == "int":
+        return isinstance(value, int)
+    if kind == "float":
+        return isinstance(value, int) or (
+            isinstance(value, float) and math.isfinite(value)
+        )
+    return kind == "str" and isinstance(value, str)
+
+
+def check_config(config: Any, weights_bytes: int | None = None) -> None:
+    """Check a LanguageModel's arguments (model_config, vocabulary, tokenizer,
+    record) against limits and each other.
+
+    Args:
+        config: the "config" part of the file's `config.json`.
+        weights_bytes: the size of the weights file, which must hold at least
+            the 4 bytes per parameter the shape promises (so a tiny file
+            cannot make the loader build a huge network).
+
+    Raises:
+        ModelFileError: naming the first field that is wrong.
+    """
+    if not isinstance(config, dict):
+        _fail("no model arguments")
+    shape = _typed(ModelConfig, config.get("model_config"), "model_config")
+    for name, limit in LIMITS.items():
+        if getattr(shape, name) > limit:
+            _fail(f"model_config.{name} {getattr(shape, name):,} is over {limit:,}")
+    if weights_bytes is not None and weights_bytes < 4 * shape.parameter_count():
+        _fail(
+            f"its weights file has {weights_bytes:,} bytes, too few for the "
+            f"{shape.parameter_count():,} parameters its shape needs"
+        )
+    tokenizer = config.get("tokenizer") or {}
+    if not isinstance(tokenizer, dict) or not set(tokenizer) <= {"lowercase", "level"}:
+        _fail("tokenizer settings are not textgen's")
+    if not isinstance(tokenizer.get("lowercase", True), bool):
+        _fail("tokenizer.lowercase is not true or false")
+    level = tokenizer.get("level", "word")
+    if level not in LEVELS:
+        _fail(f"tokenizer.level is {level!r:.40}, not one of {', '.join(LEVELS)}")
+    _check_vocabulary(config.get("vocabulary"), shape.vocab_size, level)
+    record = config.get("record")
+    if record is None:
+        record = {}
+    if not isinstance(record, dict):
+        _fail("the training record is not a mapping")
+    if record:
+        check_record(record)
+
+
+def _check_vocabulary(vocabulary: Any, size: int, level: str) -> None:
+    if not isinstance(vocabulary, dict) or not isinstance(
+        vocabulary.get("words"), list
+    ):
+        _fail("vocabulary has no word list")
+    words = vocabulary["words"]
+    if len(words) != size:
+        _fail(f"the vocabulary has {len(words):,} words, the output layer {size:,}")
+    if size < 3 or words[:2] != [PAD, UNK]:
+        _fail("the vocabulary must be <pad>, <unk> and at least one word")
+    if not all(isinstance(w, str) and w for w in words):
+        _fail("a vocabulary word is not a non-empty string")
+    if len(set(words)) != len(words):
+        _fail("the vocabulary repeats a word")
+    if level == "char" and any(len(w) != 1 for w in words[2:]):
+        _fail("a character model's vocabulary holds more than single characters")
+    counts = vocabulary.get("counts")
+    if counts is not None and (
+        not isinstance(counts, list)
+        or len(counts) != size
+        or not all(type(c) is int and c >= 0 for c in counts)
+    ):
+        _fail("the vocabulary's counts do not match its words")
+
+
+# The record's fields textgen reads, and what each must be.
+_NUMBER = (int, float)
+_OPTIONAL_NUMBER = (int, float, type(None))
+_RECORD = {
+    "corpus": list,
+    "tokens": dict,
+    "epochs_run": int,
+    "best_epoch": int,
+    "best_val_perplexity": _OPTIONAL_NUMBER,
+    "train_perplexity": _OPTIONAL_NUMBER,
+    "history": list,
+    "train_config": dict,
+    "date": str,
+    "textgen_version": str,
+}
+_OPTIONAL_RECORD = {
+    "fingerprint": (dict, type(None)),
+    "runs": list,
+    "validation_oov_rate": _OPTIONAL_NUMBER,
+    "pretrained_vectors_coverage": _OPTIONAL_NUMBER,
+    "keras_version": str,
+}
+
+
+def _is(value: Any, kinds: Any) -> bool:
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    return isinstance(value, kinds) and not (
+        isinstance(value, bool) and bool not in kinds
+    )
+
+
+def check_record(record: dict[str, Any]) -> None:
+    """Check a non-empty training record has every field textgen reads, each
+    of the right type and size.
+
+    Raises:
+        ModelFileError: naming the first field that is missing or wrong.
+    """
+    for name, kinds in (_RECORD | _OPTIONAL_RECORD).items():
+        if name not in record:
+            if name in _RECORD:
+                _fail(f"the training record lacks {name!r}")
+            continue
+        if not _is(record[name], kinds):
+            _fail(f"record.{name} has the wrong type")
+    for item in record["corpus"]:
+        if not (
+            isinstance(item, dict)
+            and _is(item.get("name"), str)
+            and _is(item.get("tokens"), int)
+        ):
+            _fail("record.corpus must list files with a name and a token count")
+    if not all(
+        _is(record["tokens"].get(k), int) for k in ("total", "train", "validation")
+    ):
+        _fail("record.tokens must count total, train and validation tokens")
+    for row in record["history"]:
+        if not (
+            isinstance(row, dict)
+            and _is(row.get("epoch"), int)
+            and _is(row.get("perplexity"), _NUMBER)
+            and all(_is(v, _NUMBER) for v in row.values())
+        ):
+            _fail("record.history rows must be numbers per epoch")
+    for run in record.get("runs", []):
+        if not isinstance(run, dict):
+            _fail("record.runs must be a list of mappings")
+    _typed(TrainConfig, record["train_config"], "record.train_config")
+    if record.get("fingerprint"):
+        from .originality import Fingerprint
+
+        Fingerprint.from_config(record["fingerprint"])  # bounded; raises if bad
