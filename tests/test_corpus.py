@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from textgen.corpus import decode_text, read_corpus
+from textgen.corpus import decode_chunks, decode_text, read_corpus
 from textgen.errors import CorpusError
+from textgen.tokens import TokenizerSettings, tokenize
 
 
 def test_reads_utf8_with_and_without_bom_and_normalises_line_ends(tmp_path: Path):
@@ -111,3 +112,51 @@ def test_a_10_mb_corpus_becomes_four_bytes_per_word(tmp_path: Path):
     assert len(corpus.ids) == paragraphs * 122 - 1  # 120 words, ".", then <p>
     assert sorted(corpus.words) == sorted([*words, ".", PARAGRAPH])
     assert corpus.ids.dtype == np.int32 and corpus.ids.nbytes == 4 * len(corpus.ids)
+
+
+def test_a_nul_far_into_a_file_is_still_binary():
+    data = b"plain words " * 100_000 + b"\x00tail"
+    with pytest.raises(
+        CorpusError, match=r"binary file \(NUL byte at offset 1200000\)"
+    ):
+        list(
+            decode_chunks([data[i : i + 4096] for i in range(0, len(data), 4096)], "f")
+        )
+    utf16 = "\ufeffwords\x00".encode("utf-16-le")
+    with pytest.raises(CorpusError, match=r"binary file \(NUL byte at offset 12\)"):
+        decode_text(utf16, "f")
+
+
+@pytest.mark.parametrize("encoding", ["utf-32-le", "utf-32-be"])
+def test_utf32_with_a_bom_is_read_as_utf32(encoding):
+    text = "caf\u00e9 \U0001f600 line\r\nnext"
+    data = ("\ufeff" + text).encode(encoding)
+    assert decode_text(data, "f") == "caf\u00e9 \U0001f600 line\nnext"
+
+
+def test_a_corpus_without_blank_lines_streams(tmp_path, monkeypatch):
+    """One sentence per line and no paragraph break: memory stays bounded by
+    the pieces, not the file (tracemalloc), and the words are all there."""
+    import tracemalloc
+
+    import textgen.corpus
+    import textgen.tokens
+    from textgen.train import corpus_ids
+
+    monkeypatch.setattr(textgen.corpus, "CHUNK_BYTES", 1 << 16)
+    monkeypatch.setattr(textgen.tokens, "HOLD_CHARS", 1 << 16)
+    line = "The quick brown fox jumps over the lazy dog number {}.\n"
+    path = tmp_path / "lines.txt"
+    path.write_text("".join(line.format(i % 50) for i in range(24_000)))
+    size = path.stat().st_size  # about 1.3 MB, 288,000 words
+    tracemalloc.start()
+    try:
+        corpus = corpus_ids([path], TokenizerSettings())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(corpus.ids) == 24_000 * 12
+    assert corpus.tokens()[:12] == tokenize(line.format(0))
+    # The ids take 1.8 times the file (4 bytes a word, twice while joined),
+    # plus a fixed ~2 MB; all of it as words at once would take 15 times.
+    assert peak < 4 * size, f"peak {peak / 2**20:.1f} MiB, file {size / 2**20:.1f} MiB"

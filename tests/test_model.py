@@ -12,7 +12,6 @@ from textgen.errors import ModelFileError
 from textgen.tokens import TokenizerSettings
 from textgen.vocab import Vocabulary
 
-
 # A training record with every field textgen reads, and one of its own.
 RECORD = {
     "corpus": [{"name": "a.txt", "tokens": 7}],

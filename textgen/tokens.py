@@ -6,6 +6,7 @@ settings keep case, and detokenized output gets its sentence capitals back.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -62,9 +63,12 @@ def tokenize(text: str, settings: TokenizerSettings = TokenizerSettings()) -> li
     return words
 
 
-# Most text held back waiting for a paragraph break; past it (a corpus with no
-# blank lines, one sentence per line) text is cut at a line end instead.
-HOLD_CHARS = 1 << 20
+# Most text tokenized in one call. Paragraphs are cut where they end; text
+# with no paragraph break for this long (a corpus with no blank lines, one
+# sentence per line) is cut at a line end instead. It also keeps each call
+# well inside NLTK's 5-second limit on one sentence-splitting regex search,
+# which a paragraph of about a megabyte can pass on a slow machine.
+HOLD_CHARS = 1 << 16
 _sentence_line_end = re.compile(r"[.!?][\"')\]]*[ \t]*\n")
 
 
@@ -81,16 +85,29 @@ def _line_cut(text: str) -> int:
     return len(text)
 
 
+def _next_cut(held: str, final: bool) -> tuple[int, int, bool] | None:
+    """Where to cut the held text: (end of the words, start of the rest,
+    whether a paragraph break lies between), or None to wait for more."""
+    window = held[:HOLD_CHARS]
+    breaks = list(_paragraph_break.finditer(window))
+    if breaks and (len(held) > HOLD_CHARS or not final):
+        return breaks[-1].start(), breaks[-1].end(), True
+    if len(held) > HOLD_CHARS:
+        cut = _line_cut(window)
+        return cut, cut, False
+    return None
+
+
 def tokenize_pieces(
     pieces: Iterable[str], settings: TokenizerSettings = TokenizerSettings()
 ) -> Iterator[list[str]]:
     """`tokenize` for text that arrives in pieces (a file read bit by bit).
 
-    Text is held back to the last paragraph break seen, so the words come out
-    exactly as `tokenize` of the whole text would give them, block by block.
-    Text with no paragraph break for `HOLD_CHARS` characters is cut at the
-    end of its last sentence-ending line instead (else its last line or
-    space), so memory stays bounded whatever the layout.
+    Text is cut at paragraph breaks, so the words come out exactly as
+    `tokenize` of the whole text would give them, block by block. A stretch
+    of more than `HOLD_CHARS` characters with no paragraph break is cut at
+    the end of its last sentence-ending line instead (else its last line or
+    space), so memory and time per call stay bounded whatever the layout.
     """
     if settings.level == "char":
         for piece in pieces:
@@ -98,23 +115,18 @@ def tokenize_pieces(
                 yield tokenize(piece, settings)
         return
     held, started, pending_break = "", False, False
-    for piece in pieces:
-        held += piece
-        breaks = list(_paragraph_break.finditer(held))
-        if breaks:
-            cut, resume, at_break = breaks[-1].start(), breaks[-1].end(), True
-        elif len(held) > HOLD_CHARS:
-            cut = resume = _line_cut(held)
-            at_break = False
-        else:
-            continue
-        words = tokenize(held[:cut], settings)
-        held = held[resume:]
-        if words:
-            yield [PARAGRAPH, *words] if started and pending_break else words
-            started, pending_break = True, at_break
-        else:
-            pending_break = pending_break or at_break
+    for piece in itertools.chain(pieces, [None]):
+        final = piece is None
+        held += piece or ""
+        while (cut := _next_cut(held, final)) is not None:
+            end, resume, at_break = cut
+            words = tokenize(held[:end], settings)
+            held = held[resume:]
+            if words:
+                yield [PARAGRAPH, *words] if started and pending_break else words
+                started, pending_break = True, at_break
+            else:
+                pending_break = pending_break or at_break
     words = tokenize(held, settings)
     if words:
         yield [PARAGRAPH, *words] if started and pending_break else words
