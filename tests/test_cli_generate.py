@@ -81,3 +81,61 @@ def test_interactive_prompt_reads_seeds_and_commands(trained):
         ":k: invalid literal" in result.stderr
         and "unknown command :zz" in result.stderr
     )
+
+
+def test_bad_and_endless_seed_input_is_bounded(trained, tmp_path: Path):
+    binary = CliRunner().invoke(
+        cli, ["generate", "-m", str(trained[0]), "-s", "-"], input=b"text\x00\x01\x02"
+    )
+    assert binary.exit_code == 1 and "binary" in binary.stderr
+    assert len(binary.stderr.strip().splitlines()) == 1
+    latin1 = CliRunner().invoke(
+        cli, ["generate", "-m", str(trained[0]), "-s", "-"], input=b"caf\xe9"
+    )
+    assert latin1.exit_code == 1 and "not UTF-8" in latin1.stderr
+    # A long piped seed is read as a stream; only its end is used.
+    long = "zebra " * 400_000 + "one"
+    piped = run("generate", "-m", trained[0], "-s", "-", "-n", 2, "-t", 0, stdin=long)
+    assert piped.exit_code == 0, piped.output
+    assert "the seed has 2,400,003 characters" in piped.stderr
+    assert len(piped.stdout) < 10_100  # the seed's last 10,000 characters and more
+    many = tmp_path / "many.txt"
+    many.write_text("one\n" * 1001)
+    refused = run("generate", "-m", trained[0], "--seed-file", many)
+    assert refused.exit_code == 1 and "more than 1,000 lines" in refused.stderr
+    missing = run("generate", "-m", trained[0], "--seed-file", tmp_path / "none.txt")
+    assert missing.exit_code == 1 and "--seed-file not found" in missing.stderr
+
+
+def test_a_huge_length_is_not_allocated_up_front(trained):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = run(
+            "generate",
+            "-m",
+            trained[0],
+            "-s",
+            "one",
+            "-n",
+            10**9,
+            "--until",
+            "sentence",
+            "-t",
+            0,
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 0 and result.stdout == "One two three, four five.\n"
+    assert peak < 50 * 2**20  # -n 10**9 up front would be 4 GB
+
+
+def test_a_no_repeat_rule_that_leaves_no_word_is_lifted_and_said(trained):
+    # 200 words over a dozen: some word must run out of unused successors.
+    args = ["-s", "one", "-n", 200, "--no-repeat-ngram", 2, "--random-seed", 1]
+    result = run("generate", "-m", trained[0], *args)
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.split()) > 100
+    assert result.stderr.count("--no-repeat-ngram 2 ruled out every word") == 1

@@ -171,3 +171,27 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         atomic_write(target, fail)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
+
+
+def test_a_picture_that_fails_after_saving_costs_only_the_picture(
+    tmp_path, pattern_file, monkeypatch
+):
+    from textgen.config import ModelConfig, TrainConfig
+    from textgen.train import train
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("textgen.plots.plot_learning_curves", full_disk)
+    lines: list[str] = []
+    out = tmp_path / "m.keras"
+    train(
+        [pattern_file],
+        out,
+        ModelConfig(layers=1, units=4, embedding_dim=4),
+        TrainConfig(seq_len=8, epochs=1, seed=1),
+        log=lines.append,
+        plot=tmp_path / "m.png",
+    )
+    assert out.exists() and not (tmp_path / "m.png").exists()
+    assert any("No space left" in line and "model is saved" in line for line in lines)

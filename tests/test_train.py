@@ -210,3 +210,29 @@ def test_no_validation_trains_on_everything(tmp_path: Path, pattern_file: Path):
     )
     assert model.record["tokens"]["validation"] == 0
     assert model.record["best_val_perplexity"] is None
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        (dict(embedding_dim=10**8), "more than TensorFlow handles"),
+        (dict(units=15_000), "more than this machine's 8.0 GiB"),
+    ],
+)
+def test_a_network_too_big_to_train_is_refused_before_it_is_built(
+    shape, message, pattern_file, tmp_path, monkeypatch
+):
+    from textgen.config import ModelConfig, TrainConfig
+    from textgen.errors import TrainingError
+    from textgen.train import train
+
+    monkeypatch.setattr("textgen.train._physical_memory", lambda: 8 * 2**30)
+    with pytest.raises(TrainingError, match=message):
+        train(
+            [pattern_file],
+            tmp_path / "m.keras",
+            ModelConfig(**shape),
+            TrainConfig(seq_len=8, epochs=1),
+            log=lambda line: None,
+        )
+    assert not (tmp_path / "m.keras").exists()
