@@ -80,3 +80,22 @@ def test_training_starts_from_and_can_freeze_the_vectors(
         table[model.vocabulary.word_to_id["two"]], [0.5, 0.5, 0.5]
     )
     assert not model.embedding.trainable
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("tide " + "0.1 " * 70_000 + "\n", "vectors of 70,000 numbers"),
+        ("tide " + "1" * (1 << 21) + "\n", "is over 1,048,576 characters"),
+        ("tide nan 0.2\n", "not a number"),
+    ],
+)
+def test_hostile_vectors_files_are_refused(content, message, tmp_path):
+    from textgen.errors import TextgenError
+
+    path = tmp_path / "vectors.txt"
+    path.write_text(content)
+    with pytest.raises(TextgenError, match=message):
+        read_vectors(path, Vocabulary.build(["tide", "boat"]))
+    with pytest.raises(TextgenError, match="is a folder"):
+        read_vectors(tmp_path, Vocabulary.build(["tide", "boat"]))

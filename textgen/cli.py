@@ -435,11 +435,15 @@ def train(
         checkpoint_every=checkpoint_every,
         vectors=options.get("pretrained_embeddings"),
     )
+    renamed = {"keep_case": "lowercase", "random_seed": "seed"}
+    model_config, config = _configs(options)
+    if not resume:  # a shape too big even for the smallest vocabulary: say so now
+        from .train import check_trainable_size
+
+        check_trainable_size(dataclasses.replace(model_config, vocab_size=3))
     _import_tensorflow()
     from .train import train as train_model
 
-    renamed = {"keep_case": "lowercase", "random_seed": "seed"}
-    model_config, config = _configs(options)
     if resume:
         from .model import load_model
 

@@ -25,6 +25,10 @@ class PretrainedVectors:
         return self.matrix.shape[1]
 
 
+MAX_LINE_CHARS = 1 << 20  # a 300-number GloVe line is about 3,000 characters
+MAX_DIMENSION = 1 << 16  # the largest embedding a model file may have
+
+
 def read_vectors(path: str | Path, vocabulary: Vocabulary) -> PretrainedVectors:
     """Read the vectors of the vocabulary's words from a text vectors file.
 
@@ -43,8 +47,14 @@ def read_vectors(path: str | Path, vocabulary: Vocabulary) -> PretrainedVectors:
     exact: set[int] = set()
     dimension = None
     try:
-        with path.open(encoding="utf-8") as lines:
+        with path.open(encoding="utf-8") as file:
+            lines = iter(lambda: file.readline(MAX_LINE_CHARS + 1), "")
             for number, line in enumerate(lines, start=1):
+                if len(line) > MAX_LINE_CHARS:
+                    raise TextgenError(
+                        f"{path}: line {number} is over {MAX_LINE_CHARS:,} "
+                        "characters; is this a vectors file?"
+                    )
                 parts = line.rstrip().split(" ")
                 if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
                     continue  # word2vec header
@@ -52,6 +62,11 @@ def read_vectors(path: str | Path, vocabulary: Vocabulary) -> PretrainedVectors:
                     continue
                 if dimension is None:
                     dimension = len(parts) - 1
+                    if dimension > MAX_DIMENSION:
+                        raise TextgenError(
+                            f"{path}: vectors of {dimension:,} numbers, more than "
+                            f"{MAX_DIMENSION:,}; is this a vectors file?"
+                        )
                 if len(parts) - 1 != dimension:
                     raise TextgenError(
                         f"{path}: line {number} has {len(parts) - 1} numbers where "
@@ -61,10 +76,16 @@ def read_vectors(path: str | Path, vocabulary: Vocabulary) -> PretrainedVectors:
                     is_exact = vocabulary.words[index] == parts[0]
                     if index not in rows or (is_exact and index not in exact):
                         rows[index] = np.asarray(parts[1:], dtype=np.float32)
+                        if not np.isfinite(rows[index]).all():
+                            raise ValueError("not a finite number")  # caught below
                         if is_exact:
                             exact.add(index)
     except FileNotFoundError:
         raise TextgenError(f"vectors file not found: {path}") from None
+    except IsADirectoryError:
+        raise TextgenError(f"{path} is a folder; give a vectors .txt file") from None
+    except OSError as err:
+        raise TextgenError(f"cannot read {path}: {err.strerror}") from None
     except UnicodeDecodeError:
         raise TextgenError(
             f"{path} is not UTF-8 text; give a GloVe or word2vec .txt"
