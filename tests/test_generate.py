@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from conftest import PATTERN_GREEDY
 
-from textgen.generate import Decoder, Generator
+from textgen.decoder import Decoder
+from textgen.generate import Generator
 from textgen.sampling import SamplingSettings
 from textgen.vocab import PAD, UNK
 
@@ -26,7 +27,7 @@ def test_carried_state_matches_the_full_window(trained):
     model = trained[1]
     ids = model.vocabulary.encode("one two three , four five . six seven".split())
     full = np.asarray(model(ids[None, :]))  # (1, 9, vocab)
-    decoder = Decoder(model)
+    decoder = Decoder(model.model_config, model.named_weights())
     logits, states = decoder.read(ids[None, :3])
     stepped = [logits]
     for word_id in ids[3:]:
@@ -62,7 +63,7 @@ def test_decoder_computes_what_keras_computes(cell: str, tie: bool, units: int):
         weight.assign(np.random.default_rng(0).normal(0, 0.6, weight.shape))
     ids = np.random.default_rng(1).integers(0, 32, size=(3, 10))
     full = np.asarray(model(ids))  # (3, 10, vocab)
-    decoder = Decoder(model)
+    decoder = Decoder(model.model_config, model.named_weights())
     states = decoder.zero_states(3)
     for t in range(10):
         logits, states = decoder.step(ids[:, t], states)

@@ -136,10 +136,10 @@ def _newest_model() -> Path:
 
 
 def _load(path: str | None) -> Any:
-    _import_tensorflow()
-    from .model import load_model
+    """The model to use, read without TensorFlow (see `modelfile.read_model`)."""
+    from .modelfile import read_model
 
-    return load_model(Path(path) if path else _newest_model())
+    return read_model(Path(path) if path else _newest_model())
 
 
 # The model and training options that `train` and `compare` share.
@@ -1072,8 +1072,6 @@ def evaluate(model_path: str | None, text: tuple[str, ...]) -> None:
 def info(path: str | None) -> None:
     """Show what a model is and how it was trained.  [default: newest in models/]"""
     model = _load(path)
-    from .model import count_parameters
-
     config = model.model_config
     record = model.record
     unit = "characters" if model.tokenizer_settings.level == "char" else "words"
@@ -1084,7 +1082,7 @@ def info(path: str | None) -> None:
             f"embedding {config.embedding_dim}, dropout {config.dropout:g}"
             + (", output tied to the embeddings" if config.tie_embeddings else ""),
         ),
-        ("parameters", f"{count_parameters(model):,}"),
+        ("parameters", f"{config.parameter_count():,}"),
         (
             "vocabulary",
             f"{len(model.vocabulary):,} {unit} "

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .generate import Decoder
+from .decoder import Decoder
 from .tokens import PARAGRAPH
 from .train import perplexity
 from .vocab import UNK_ID
@@ -50,7 +50,7 @@ def score_ids(model: LanguageModel, ids: np.ndarray) -> np.ndarray:
         model: the model to score with.
         ids: (n,) word ids of one text, in order.
     """
-    decoder = Decoder(model)
+    decoder = Decoder(model.model_config, model.named_weights())
     start = model.vocabulary.word_to_id.get(PARAGRAPH, UNK_ID)
     inputs = np.concatenate([[start], ids[:-1]]).astype(np.int64)
     # The recurrence one word at a time; the output layer, which dominates

@@ -10,191 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .decoder import Decoder, State
 from .sampling import SamplingSettings, next_ids, process
 from .tokens import PARAGRAPH, SENTENCE_ENDS, text_makers, tokenize
 from .vocab import PAD_ID, UNK_ID
 
 if TYPE_CHECKING:
     from .model import LanguageModel
-
-State = list[np.ndarray]  # one layer's state: [h, c] for LSTM, [h] otherwise
-
-
-# The steps below compute what Keras's cells compute, with each layer's input
-# and recurrent kernels stacked into one matrix (one matmul per layer per
-# word) and every sigmoid written as 0.5 * tanh(0.5 * x) + 0.5, with the 0.5
-# folded into the weights, so one tanh call covers all gates.
-
-
-def _weights(cell: Any, *names: str) -> list[np.ndarray]:
-    return [np.asarray(getattr(cell, name)) for name in names]
-
-
-def _lstm_weights(cell: Any) -> list[np.ndarray]:
-    kernel, recurrent_kernel, bias = _weights(
-        cell, "kernel", "recurrent_kernel", "bias"
-    )
-    units = recurrent_kernel.shape[0]
-    scale = np.full(4 * units, 0.5, dtype=np.float32)
-    scale[2 * units : 3 * units] = 1.0  # gate order i f c o; c is a tanh
-    return [np.concatenate([kernel, recurrent_kernel]) * scale, bias * scale]
-
-
-def _lstm_step(w: list[np.ndarray], x: np.ndarray, state: State) -> State:
-    weights, bias = w
-    h, c = state
-    u = h.shape[1]
-    t = np.tanh(np.concatenate([x, h], axis=1) @ weights + bias)  # (batch, 4u)
-    s = 0.5 * t + 0.5  # the sigmoid gates, where they apply
-    c = s[:, u : 2 * u] * c + s[:, :u] * t[:, 2 * u : 3 * u]
-    return [s[:, 3 * u :] * np.tanh(c), c]
-
-
-def _gru_weights(cell: Any) -> list[np.ndarray]:
-    kernel, recurrent_kernel, bias = _weights(
-        cell, "kernel", "recurrent_kernel", "bias"
-    )
-    # Keras's GRU with reset_after=True (its default, and cuDNN's variant):
-    # bias[0] is the input bias, bias[1] the recurrent bias.
-    units = recurrent_kernel.shape[0]
-    scale = np.full(3 * units, 0.5, dtype=np.float32)
-    scale[2 * units :] = 1.0  # gate order z r h; h is a tanh
-    return [kernel * scale, bias[0] * scale, recurrent_kernel * scale, bias[1] * scale]
-
-
-def _gru_step(w: list[np.ndarray], x: np.ndarray, state: State) -> State:
-    kernel, input_bias, recurrent_kernel, recurrent_bias = w
-    (h,) = state
-    u = h.shape[1]
-    from_x = x @ kernel + input_bias  # (batch, 3u)
-    from_h = h @ recurrent_kernel + recurrent_bias
-    zr = 0.5 * np.tanh(from_x[:, : 2 * u] + from_h[:, : 2 * u]) + 0.5
-    z, r = zr[:, :u], zr[:, u:]
-    candidate = np.tanh(from_x[:, 2 * u :] + r * from_h[:, 2 * u :])
-    return [candidate + z * (h - candidate)]
-
-
-def _rnn_weights(cell: Any) -> list[np.ndarray]:
-    kernel, recurrent_kernel, bias = _weights(
-        cell, "kernel", "recurrent_kernel", "bias"
-    )
-    return [np.concatenate([kernel, recurrent_kernel]), bias]
-
-
-def _rnn_step(w: list[np.ndarray], x: np.ndarray, state: State) -> State:
-    weights, bias = w
-    return [np.tanh(np.concatenate([x, state[0]], axis=1) @ weights + bias)]
-
-
-def _peephole_weights(cell: Any) -> list[np.ndarray]:
-    names = ("kernel", "recurrent_kernel", "bias", "peephole")
-    kernel, recurrent_kernel, bias, peephole = _weights(cell, *names)
-    return [np.concatenate([kernel, recurrent_kernel]), bias, peephole]
-
-
-def _peephole_step(w: list[np.ndarray], x: np.ndarray, state: State) -> State:
-    # The gates see the cell state, so they cannot share one tanh call.
-    weights, bias, peephole = w
-    h, c = state
-    u = h.shape[1]
-    z = np.concatenate([x, h], axis=1) @ weights + bias  # (batch, 4u): i f c o
-    i = _sigmoid(z[:, :u] + peephole[0] * c)
-    f = _sigmoid(z[:, u : 2 * u] + peephole[1] * c)
-    c = f * c + i * np.tanh(z[:, 2 * u : 3 * u])
-    o = _sigmoid(z[:, 3 * u :] + peephole[2] * c)
-    return [o * np.tanh(c), c]
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * np.tanh(0.5 * x) + 0.5
-
-
-_CELLS = {
-    "peephole": (_peephole_weights, _peephole_step),
-    "lstm": (_lstm_weights, _lstm_step),
-    "gru": (_gru_weights, _gru_step),
-    "rnn": (_rnn_weights, _rnn_step),
-}
-
-
-class Decoder:
-    """One-word-at-a-time inference with the weights of a `LanguageModel`.
-
-    Computes exactly what the Keras layers compute (tested to float
-    tolerance), in NumPy, with the state passed in and out.
-    """
-
-    def __init__(self, model: LanguageModel) -> None:
-        config = model.model_config
-        prepare, self._step = _CELLS[config.cell]
-        self._state_count = 2 if config.cell in ("lstm", "peephole") else 1
-        self.units = config.units
-        self.embeddings = np.asarray(model.embedding.embeddings)  # (vocab, dim)
-        self.layers = [prepare(layer.cell) for layer in model.recurrent_layers]
-        if model.logits is not None:
-            self.output_kernel = np.asarray(model.logits.kernel)  # (units, vocab)
-            self.output_bias = np.asarray(model.logits.bias)
-        else:  # tied to the embeddings, through the projection if there is one
-            self.output_kernel = self.embeddings.T
-            if model.projection is not None:
-                self.output_kernel = (
-                    np.asarray(model.projection.kernel) @ self.embeddings.T
-                )
-            self.output_bias = np.asarray(model.output_bias)
-        self.output_kernel = np.ascontiguousarray(self.output_kernel)
-
-    def zero_states(self, batch: int) -> list[State]:
-        """All-zero states for `batch` sequences, as Keras starts them."""
-        zeros = np.zeros((batch, self.units), dtype=np.float32)
-        return [[zeros] * self._state_count for _ in self.layers]
-
-    def step(
-        self, ids: np.ndarray, states: list[State]
-    ) -> tuple[np.ndarray, list[State]]:
-        """Feed one word per sequence; return next-word logits and new states.
-
-        Args:
-            ids: (batch,) word ids.
-            states: per layer, the state carried from the previous step.
-        Returns:
-            (batch, vocab_size) logits and the states to carry on.
-        """
-        hidden, states = self.advance(ids, states)
-        return self.logits(hidden), states
-
-    def advance(
-        self, ids: np.ndarray, states: list[State]
-    ) -> tuple[np.ndarray, list[State]]:
-        """The recurrent part of `step`: the top layer's output and new states."""
-        x = self.embeddings[ids]  # (batch, dim)
-        new_states = []
-        for weights, state in zip(self.layers, states, strict=True):
-            state = self._step(weights, x, state)
-            new_states.append(state)
-            x = state[0]  # (batch, units)
-        return x, new_states
-
-    def logits(self, hidden: np.ndarray) -> np.ndarray:
-        """Next-word logits (rows, vocab_size) from top-layer outputs (rows, units)."""
-        logits = hidden @ self.output_kernel
-        logits += self.output_bias
-        return logits
-
-    def read(
-        self, ids: np.ndarray, states: list[State] | None = None
-    ) -> tuple[np.ndarray, list[State]]:
-        """Feed (batch, steps) ids in turn; return the last logits and states."""
-        states = states or self.zero_states(ids.shape[0])
-        logits = None
-        for t in range(ids.shape[1]):
-            logits, states = self.step(ids[:, t], states)
-        assert logits is not None, "read needs at least one step"
-        return logits, states
-
 
 MAX_SEED_CHARS = 10_000  # a longer seed is cut to its end
 
@@ -225,7 +51,7 @@ class Generator:
         self.join, self.stream = text_makers(model.tokenizer_settings)
         # What an empty seed starts from: a new paragraph, or a new line.
         self.start_token = "\n" if self.level == "char" else PARAGRAPH
-        self.decoder = Decoder(model)
+        self.decoder = Decoder(model.model_config, model.named_weights())
         self._banned_ids = (PAD_ID, UNK_ID)
         self.last_words: list[list[str]] = []  # the generated words of the last call
         # Sampling rules lifted at some step because they left no word (see

@@ -155,6 +155,28 @@ class LanguageModel(keras.Model):
         embeddings = keras.ops.transpose(self.embedding.embeddings)
         return keras.ops.matmul(x, embeddings) + self.output_bias
 
+    def named_weights(self) -> dict[str, np.ndarray]:
+        """Every weight as a NumPy array, named as in `ModelConfig.weight_shapes`
+        (what `Decoder` and the model file reader use)."""
+        weights = {"embedding": self.embedding.embeddings}
+        for i, layer in enumerate(self.recurrent_layers):
+            cell = layer.cell
+            names = ["kernel", "recurrent_kernel", "bias"]
+            if self.model_config.cell == "peephole":
+                names.append("peephole")
+            for name in names:
+                weights[f"layer{i}.{name}"] = getattr(cell, name)
+        if self.logits is not None:
+            weights["logits.kernel"] = self.logits.kernel
+            weights["logits.bias"] = self.logits.bias
+        else:
+            if self.projection is not None:
+                weights["projection.kernel"] = self.projection.kernel
+            weights["output_bias"] = self.output_bias
+        return {
+            name: keras.ops.convert_to_numpy(value) for name, value in weights.items()
+        }
+
     def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None):
         # Under a distribution strategy Keras builds the loss from one batch
         # averaged across replicas, and that average fails for a batch of

@@ -1,22 +1,29 @@
-"""A `.keras` file is untrusted input: read its configuration without Keras,
-with bounded memory, and check every field against limits and against the
-other fields before anything is built from it. One `ModelFileError` line
-says what is wrong.
+"""Read a textgen `.keras` file without Keras or TensorFlow: its
+configuration (JSON) and weights (HDF5, through h5py), as a `ModelFile` that
+generation and evaluation use directly.
+
+A model file is untrusted input: it is read with bounded memory, and every
+field is checked against limits and against the other fields before anything
+is built from it. One `ModelFileError` line says what is wrong.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .config import ModelConfig, TrainConfig
 from .errors import ModelFileError, TextgenError
-from .tokens import LEVELS
-from .vocab import PAD, UNK
+from .tokens import LEVELS, TokenizerSettings
+from .vocab import PAD, UNK, Vocabulary
 
 REGISTERED_NAME = "textgen>LanguageModel"
 WEIGHTS_ENTRY = "model.weights.h5"
@@ -259,3 +266,119 @@ def check_record(record: dict[str, Any]) -> None:
         from .originality import Fingerprint
 
         Fingerprint.from_config(record["fingerprint"])  # bounded; raises if bad
+
+
+@dataclass
+class ModelFile:
+    """A trained model as read from its file: everything generation and
+    evaluation need, as plain Python and NumPy (the same attributes as a
+    Keras `LanguageModel`, so either can be used)."""
+
+    path: Path
+    model_config: ModelConfig
+    vocabulary: Vocabulary
+    tokenizer_settings: TokenizerSettings
+    record: dict[str, Any]
+    weights: dict[str, np.ndarray]  # by `ModelConfig.weight_shapes` name
+    has_optimizer: bool  # a checkpoint (optimizer state kept), not a lean model
+
+    def named_weights(self) -> dict[str, np.ndarray]:
+        return self.weights
+
+
+# How Keras 3 lays out a LanguageModel's weights in model.weights.h5: each
+# layer's group has a "vars" subgroup whose "name" attribute is the layer's
+# name; a recurrent layer's weights are in its "cell/vars".
+_CELL_VARIABLES = ("kernel", "recurrent_kernel", "bias", "peephole")
+
+
+def read_model(path: str | Path) -> ModelFile:
+    """Read and check a model file written by `textgen train`, without Keras.
+
+    Raises:
+        ModelFileError: missing, damaged, foreign, or inconsistent (one line).
+    """
+    path = Path(path)
+    outer = read_config(path)
+    config = outer["config"]
+    shape = ModelConfig(
+        **{
+            k: v
+            for k, v in config["model_config"].items()
+            if k in {f.name for f in dataclasses.fields(ModelConfig)}
+        }
+    )
+    expected = shape.weight_shapes()
+    damaged = f"{path} is damaged and cannot be loaded"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(WEIGHTS_ENTRY)
+            # Weights, plus at most the optimizer's moments and average.
+            limit = 8 * 4 * shape.parameter_count() + 2**24
+            if info.file_size > limit:
+                raise ModelFileError(
+                    f"{path}: its weights file is {info.file_size:,} bytes, far "
+                    "more than its shape needs; it is not a textgen model"
+                )
+            with archive.open(info) as entry:
+                data = entry.read(limit + 1)
+        weights, has_optimizer = _read_weights(data, config.get("name"), expected)
+    except ModelFileError:
+        raise
+    except (KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile, EOFError):
+        raise ModelFileError(f"{damaged}; retrain it with `textgen train`") from None
+    missing = sorted(set(expected) - set(weights))
+    if missing:
+        raise ModelFileError(f"{damaged}: it lacks the weights {', '.join(missing)}")
+    for name, want in expected.items():
+        if weights[name].shape != want:
+            raise ModelFileError(
+                f"{damaged}: {name} is {weights[name].shape}, its shape says {want}"
+            )
+        if not np.isfinite(weights[name]).all():
+            raise ModelFileError(
+                f"{path} has weights that are not numbers (NaN or infinity); "
+                "retrain it with `textgen train`"
+            )
+    return ModelFile(
+        path=path,
+        model_config=shape,
+        vocabulary=Vocabulary.from_config(config["vocabulary"]),
+        tokenizer_settings=TokenizerSettings(**(config.get("tokenizer") or {})),
+        record=config.get("record") or {},
+        weights=weights,
+        has_optimizer=has_optimizer,
+    )
+
+
+def _read_weights(
+    data: bytes, model_name: Any, expected: dict[str, tuple[int, ...]]
+) -> tuple[dict[str, np.ndarray], bool]:
+    """The weights in an HDF5 file's bytes, named as in `expected`, and
+    whether it also holds optimizer state."""
+    import h5py
+
+    weights: dict[str, np.ndarray] = {}
+
+    def take(group: Any, names: tuple[str, ...], prefix: str) -> None:
+        for index, name in enumerate(names):
+            key = str(index)
+            if key in group and f"{prefix}{name}" in expected:
+                weights[f"{prefix}{name}"] = np.asarray(group[key], dtype=np.float32)
+
+    with h5py.File(io.BytesIO(data), "r") as file:
+        has_optimizer = "optimizer" in file and len(file["optimizer"].get("vars", {}))
+        if "vars" in file and file["vars"].attrs.get("name") == model_name:
+            take(file["vars"], ("output_bias",), "")
+        if "embedding" in file:
+            take(file["embedding"]["vars"], ("embedding",), "")
+        for group in file.get("layers", {}).values():
+            name = str(group["vars"].attrs.get("name", ""))
+            if name == "projection":
+                take(group["vars"], ("kernel",), "projection.")
+            elif name == "logits":
+                take(group["vars"], ("kernel", "bias"), "logits.")
+            elif "_" in name and name.rsplit("_", 1)[1].isdigit() and "cell" in group:
+                index = name.rsplit("_", 1)[1]
+                take(group["cell"]["vars"], _CELL_VARIABLES, f"layer{index}.")
+    return weights, bool(has_optimizer)
