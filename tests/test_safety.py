@@ -82,13 +82,23 @@ def test_a_second_ctrl_c_quits_at_once_and_touches_nothing(
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]
 
 
-def test_resumed_training_matches_never_stopping(tmp_path: Path, pattern_file: Path):
+@pytest.mark.parametrize("frozen", [False, True], ids=["", "frozen embeddings"])
+def test_resumed_training_matches_never_stopping(
+    tmp_path: Path, pattern_file: Path, frozen: bool
+):
     """Checkpoint after epoch 2, a crash, --resume to epoch 4: the weights are
-    those of one uninterrupted 4-epoch run with the same seed."""
+    those of one uninterrupted 4-epoch run with the same seed (frozen word
+    vectors too: the optimizer's slots must line up with what is trained)."""
     from textgen.model import load_model
 
     config = TrainConfig(
-        seq_len=8, epochs=4, batch_size=8, patience=0, lr_schedule="linear", seed=7
+        seq_len=8,
+        epochs=4,
+        batch_size=8,
+        patience=0,
+        lr_schedule="linear",
+        seed=7,
+        freeze_embeddings=frozen,
     )
     whole = tmp_path / "whole.keras"
     _train(pattern_file, whole, config, checkpoint_every=1, log=lambda s: None)
@@ -120,6 +130,7 @@ def test_resumed_training_matches_never_stopping(tmp_path: Path, pattern_file: P
         log=lines.append,
     )
     assert any("resuming" in line and "after epoch 2" in line for line in lines)
+    assert not any("fresh optimizer" in line for line in lines)
     assert [line.split("/")[0] for line in lines if line.startswith("epoch")] == [
         "epoch   3",
         "epoch   4",
@@ -154,3 +165,30 @@ def test_resume_keeps_the_vocabulary_and_asks_for_more_epochs(
     assert resumed.vocabulary.words == model.vocabulary.words
     assert any("% of the corpus words are <unk>" in line for line in lines)
     assert resumed.record["epochs_run"] == epochs + 1
+
+
+def test_models_are_lean_and_checkpoints_keep_the_optimizer(
+    tmp_path: Path, pattern_file: Path, trained
+):
+    import zipfile
+
+    from textgen.modelfile import WEIGHTS_ENTRY, read_model
+
+    path, model = trained
+    parameters = model.model_config.parameter_count()
+    weights = zipfile.ZipFile(path).getinfo(WEIGHTS_ENTRY).file_size
+    datasets = len(model.model_config.weight_shapes())
+    # HDF5 adds a few KiB per array: negligible at real sizes, not at 4 k weights.
+    assert weights <= 1.1 * 4 * parameters + 3072 * datasets + 8192
+    assert not read_model(path).has_optimizer
+    config = TrainConfig(seq_len=8, epochs=1, batch_size=8, seed=1)
+    out = tmp_path / "m.keras"
+    _train(pattern_file, out, config, checkpoint_every=1, log=lambda s: None)
+    assert read_model(checkpoint_path(out)).has_optimizer
+    full = zipfile.ZipFile(checkpoint_path(out)).getinfo(WEIGHTS_ENTRY).file_size
+    assert full > 1.5 * zipfile.ZipFile(out).getinfo(WEIGHTS_ENTRY).file_size
+    lines: list[str] = []
+    more = TrainConfig(seq_len=8, epochs=2, batch_size=8, seed=1)
+    _train(pattern_file, out, more, resume=out, log=lines.append)
+    fresh = [line for line in lines if "fresh optimizer" in line]
+    assert len(fresh) == 1 and "lean model" in fresh[0]

@@ -445,11 +445,11 @@ def train(
     from .train import train as train_model
 
     if resume:
-        from .model import load_model
+        from .modelfile import read_model
 
         changes = {renamed.get(n, n): None for n in given}
         config = resumed_config(
-            load_model(resume).record or {},
+            read_model(resume).record or {},
             **{name: getattr(config, name) for name in changes},
         )
     model = train_model(

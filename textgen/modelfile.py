@@ -151,6 +151,8 @@ def check_config(config: Any, weights_bytes: int | None = None) -> None:
             f"its weights file has {weights_bytes:,} bytes, too few for the "
             f"{shape.parameter_count():,} parameters its shape needs"
         )
+    if not isinstance(config.get("frozen_embeddings", False), bool):
+        _fail("frozen_embeddings is not true or false")
     tokenizer = config.get("tokenizer") or {}
     if not isinstance(tokenizer, dict) or not set(tokenizer) <= {"lowercase", "level"}:
         _fail("tokenizer settings are not textgen's")

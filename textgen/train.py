@@ -208,6 +208,22 @@ def resumed_model_path(resume: str | Path) -> Path:
     return path
 
 
+def _compile(model: Any, config: TrainConfig, steps_per_epoch: int) -> None:
+    """Adam with clipping and (with `config.average`) a moving average of the
+    weights over about the last epoch's steps; cross-entropy on logits."""
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            learning_rate=config.learning_rate,
+            clipnorm=config.clipnorm or None,
+            use_ema=config.average,
+            ema_momentum=min(max(1 - 1 / steps_per_epoch, 0.9), 0.999),
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+
+
 def _write_picture(
     history: list[dict[str, Any]], output: Path, plot: Path, log: Callable[[str], None]
 ) -> None:
@@ -610,25 +626,34 @@ def train(
         model_config = dataclasses.replace(model_config, vocab_size=len(vocabulary))
         check_trainable_size(model_config)
         with scope(strategy):
-            model = build_model(model_config, vocabulary, tokenizer)
+            model = build_model(
+                model_config,
+                vocabulary,
+                tokenizer,
+                frozen_embeddings=config.freeze_embeddings,
+            )
             if vectors is not None:
                 start = model.embedding.embeddings.numpy().copy()
                 start[vectors.covered] = vectors.matrix[vectors.covered]
                 model.embedding.embeddings.assign(start)
-            model.embedding.trainable = not config.freeze_embeddings
-            model.compile(
-                optimizer=keras.optimizers.Adam(
-                    learning_rate=config.learning_rate,
-                    clipnorm=config.clipnorm or None,
-                    # Averaged over about the last epoch's steps.
-                    use_ema=config.average,
-                    ema_momentum=min(max(1 - 1 / steps_per_epoch, 0.9), 0.999),
-                ),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            )
+            _compile(model, config, steps_per_epoch)
     else:
         keras.utils.set_random_seed(seed)
-        if config.lr_schedule == "constant":  # plateau goes on from the saved rate
+        fresh = ""
+        if getattr(model, "optimizer", None) is None:
+            fresh = "it is a lean model, saved without the optimizer's state"
+        elif model.frozen_embeddings != config.freeze_embeddings:
+            fresh = "--freeze-embeddings changed what is trained"
+        if fresh:
+            log(
+                f"starting a fresh optimizer: {fresh} (for an exact continuation, "
+                "resume from the .last.keras checkpoint of --checkpoint-every)"
+            )
+            with scope(strategy):
+                model.frozen_embeddings = config.freeze_embeddings
+                model.embedding.trainable = not config.freeze_embeddings
+                _compile(model, config, steps_per_epoch)
+        elif config.lr_schedule == "constant":  # plateau goes on from the saved rate
             model.optimizer.learning_rate = config.learning_rate
     log(
         f"{len(all_ids):,} words ({n_train:,} train, {n_val:,} validation) in "
@@ -745,7 +770,7 @@ def train(
             )
         model.record = record(best.best_epoch)
         if chief:
-            save_model(model, output)
+            save_model(model, output, optimizer=False)
     if plot is not None and chief:
         _write_picture(epoch_log.history, output, Path(plot), log)
     if interrupt.count:
