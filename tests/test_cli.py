@@ -377,3 +377,30 @@ def test_ctrl_c_in_train_exits_130_with_one_line(
         run("train", pattern_file, "-o", tmp_path / "m.keras"), exit_code=130
     )
     assert line == "Error: interrupted in epoch 2: saved the best model"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["generate", "-m", "{model}", "-n", "5", "-v", "--format", "jsonl"],
+        ["generate", "-m", "{model}", "-s", "one two", "--beam", "2", "-n", "4"],
+        ["evaluate", "-m", "{model}", "{corpus}"],
+        ["info", "{model}"],
+    ],
+    ids=["generate", "beam", "evaluate", "info"],
+)
+def test_using_a_model_never_imports_tensorflow(command, trained, pattern_file):
+    args = [a.format(model=trained[0], corpus=pattern_file) for a in command]
+    code = (
+        "import sys\n"
+        "from textgen.cli import cli\n"
+        "try:\n"
+        f"    cli({args!r}, prog_name='textgen')\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split()[-2:] == ["False", "False"], out.stdout + out.stderr

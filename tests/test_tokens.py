@@ -89,3 +89,28 @@ def test_detokenize_joins_sentences_like_the_whole_paragraph():
     from nltk.tokenize.treebank import TreebankWordDetokenizer
 
     assert detokenize(words) == TreebankWordDetokenizer().detokenize(words)
+
+
+def test_nltk_loads_only_its_tokenizers_and_stays_whole_for_others():
+    """textgen loads NLTK's three tokenizer modules without the package's
+    heavy __init__; a later `import nltk` still gives the whole package."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from textgen.tokens import detokenize, tokenize\n"
+        "assert 'nltk' not in sys.modules\n"
+        "words = tokenize('It works. Mr. Smith said so!')\n"
+        "assert 'nltk' not in sys.modules and 'nltk.tokenize.punkt' in sys.modules\n"
+        "import nltk\n"
+        "from nltk.tokenize.punkt import PunktSentenceTokenizer\n"
+        "from textgen.tokens import _nltk\n"
+        "assert isinstance(_nltk()[0], PunktSentenceTokenizer)\n"
+        "assert hasattr(nltk, 'FreqDist') and hasattr(nltk, 'TreebankWordTokenizer')\n"
+        "print(detokenize(words, True))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "It works. Mr. Smith said so!"

@@ -6,15 +6,17 @@ settings keep case, and detokenized output gets its sentence capitals back.
 
 from __future__ import annotations
 
+import functools
+import importlib
+import importlib.util
 import itertools
 import os
 import re
+import sys
+import types
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-
-from nltk.tokenize import NLTKWordTokenizer
-from nltk.tokenize.punkt import PunktSentenceTokenizer
-from nltk.tokenize.treebank import TreebankWordDetokenizer
+from typing import Any
 
 PARAGRAPH = "<p>"
 LEVELS = ("word", "char")
@@ -22,9 +24,53 @@ SENTENCE_ENDS = frozenset({".", "!", "?", "..."})
 
 # An untrained Punkt model needs no downloaded data; it splits on ". ! ?" well
 # enough for word tokenization, which is all it is used for here.
-_sentence_splitter = PunktSentenceTokenizer()
-_word_tokenizer = NLTKWordTokenizer()
-_detokenizer = TreebankWordDetokenizer()
+_TOKENIZER_MODULES = ("punkt", "destructive", "treebank")
+
+
+@functools.cache
+def _nltk() -> tuple[Any, Any, Any]:
+    """NLTK's sentence splitter, word tokenizer and detokenizer, made on first
+    use (character models never need them).
+
+    `import nltk` runs the package's `__init__`, which imports most of NLTK
+    (~0.6 s, most of a `textgen generate`). When NLTK is not imported yet, the
+    three tokenizer modules are loaded on their own under a bare stand-in for
+    the package, which is then removed, so a later `import nltk` still gets
+    the whole package (and these same modules). Any surprise falls back to
+    the plain import.
+    """
+    if "nltk" not in sys.modules:
+        try:
+            _import_tokenizers_alone()
+        except Exception:  # an NLTK layout this does not know: import it all
+            for name in [m for m in sys.modules if m.split(".")[0] == "nltk"]:
+                del sys.modules[name]
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+    from nltk.tokenize.treebank import TreebankWordDetokenizer
+
+    return PunktSentenceTokenizer(), NLTKWordTokenizer(), TreebankWordDetokenizer()
+
+
+def _import_tokenizers_alone() -> None:
+    spec = importlib.util.find_spec("nltk")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("nltk is not installed")
+    root = list(spec.submodule_search_locations)
+    stand_ins = {"nltk": root, "nltk.tokenize": [os.path.join(root[0], "tokenize")]}
+    for name, path in stand_ins.items():
+        module = types.ModuleType(name)
+        module.__path__ = path
+        sys.modules[name] = module
+    try:
+        for name in _TOKENIZER_MODULES:
+            importlib.import_module(f"nltk.tokenize.{name}")
+    finally:
+        for name, path in stand_ins.items():
+            if getattr(sys.modules.get(name), "__path__", None) is path:
+                del sys.modules[name]
+
+
 _paragraph_break = re.compile(r"\n[ \t]*\n\s*")
 
 
@@ -56,8 +102,9 @@ def tokenize(text: str, settings: TokenizerSettings = TokenizerSettings()) -> li
             continue
         if words:
             words.append(PARAGRAPH)
-        for sentence in _sentence_splitter.tokenize(paragraph):
-            words.extend(_word_tokenizer.tokenize(sentence))
+        sentence_splitter, word_tokenizer, _ = _nltk()
+        for sentence in sentence_splitter.tokenize(paragraph):
+            words.extend(word_tokenizer.tokenize(sentence))
     if settings.lowercase:
         words = [w if w == PARAGRAPH else w.lower() for w in words]
     return words
@@ -174,7 +221,7 @@ def _split_sentences(words: list[str]) -> list[list[str]]:
 def _detokenize_sentence(words: list[str], capitalize: bool) -> str:
     if capitalize:
         words = capitalize_sentences(words)
-    return _detokenizer.detokenize(words)
+    return _nltk()[2].detokenize(words)
 
 
 def _split_paragraphs(words: list[str]) -> list[list[str]]:
