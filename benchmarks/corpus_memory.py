@@ -30,8 +30,8 @@ def peak_rss_mb() -> float:
 def child(way: str, path: Path) -> None:
     start = time.perf_counter()
     if way == "textgen":
+        from textgen.corpus_ids import corpus_ids
         from textgen.tokens import TokenizerSettings
-        from textgen.train import corpus_ids
         from textgen.vocab import Vocabulary
 
         text = corpus_ids([path], TokenizerSettings())

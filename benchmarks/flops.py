@@ -150,9 +150,9 @@ def main() -> None:
         sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
     import tensorflow as tf
 
+    from textgen.corpus_ids import corpus_tokens
     from textgen.data import split_tail
     from textgen.tokens import TokenizerSettings
-    from textgen.train import corpus_tokens
     from textgen.vocab import Vocabulary
 
     tokens, _ = corpus_tokens([args.corpus], TokenizerSettings())

@@ -79,8 +79,8 @@ def test_bad_bytes_are_located_in_the_whole_file_when_read_in_pieces(tmp_path: P
 
 def test_a_corpus_bigger_than_one_piece_streams(tmp_path: Path, monkeypatch):
     import textgen.corpus
+    from textgen.corpus_ids import corpus_ids
     from textgen.tokens import TokenizerSettings, tokenize
-    from textgen.train import corpus_ids
 
     monkeypatch.setattr(textgen.corpus, "CHUNK_BYTES", 64)
     text = "".join(f"Paragraph {i} is here, caf\u00e9.\r\n\r\n" for i in range(1500))
@@ -98,8 +98,8 @@ def test_a_10_mb_corpus_becomes_four_bytes_per_word(tmp_path: Path):
     as one int32 per word (about 2 million words here, some 20 s)."""
     import numpy as np
 
+    from textgen.corpus_ids import corpus_ids
     from textgen.tokens import PARAGRAPH, TokenizerSettings
-    from textgen.train import corpus_ids
 
     rng = np.random.default_rng(0)
     words = np.array(["the", "sea", "whale", "ship", "rope", "storm", "calm", "deck"])
@@ -141,7 +141,7 @@ def test_a_corpus_without_blank_lines_streams(tmp_path, monkeypatch):
 
     import textgen.corpus
     import textgen.tokens
-    from textgen.train import corpus_ids
+    from textgen.corpus_ids import corpus_ids
 
     monkeypatch.setattr(textgen.corpus, "CHUNK_BYTES", 1 << 16)
     monkeypatch.setattr(textgen.tokens, "HOLD_CHARS", 1 << 16)

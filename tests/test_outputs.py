@@ -64,7 +64,7 @@ def no_work(monkeypatch):
     def started(*args, **kwargs):
         raise RuntimeError(WORK)
 
-    monkeypatch.setattr("textgen.train._read_with_progress", started)
+    monkeypatch.setattr("textgen.train.read_corpus_ids", started)
     monkeypatch.setattr("textgen.compare.compare", started)
 
 

@@ -29,9 +29,9 @@ def test_record_describes_the_run(trained, pattern_file: Path):
 def test_saved_weights_are_the_best_epoch(tmp_path: Path, pattern_file: Path):
     """A learning rate that overshoots after a few epochs: the file must hold
     the best epoch, whose validation loss the record reports."""
+    from textgen.corpus_ids import corpus_tokens
     from textgen.data import make_dataset
     from textgen.model import load_model
-    from textgen.train import corpus_tokens
 
     config = TrainConfig(
         seq_len=8,

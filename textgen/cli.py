@@ -19,14 +19,19 @@ import click
 from click.core import ParameterSource
 
 from . import __version__
-from .config import CELLS, DISTRIBUTE, LR_SCHEDULES, ModelConfig, TrainConfig
-from .errors import ModelFileError, TextgenError, TrainingInterrupted
+from .config import (
+    CELLS,
+    DISTRIBUTE,
+    LR_SCHEDULES,
+    MODELS_DIR,
+    ModelConfig,
+    TrainConfig,
+)
+from .errors import TextgenError, TrainingInterrupted
 from .terminal import printable
 
 MODEL_DEFAULTS = ModelConfig()
 TRAIN_DEFAULTS = TrainConfig()
-
-MODELS_DIR = Path("models")
 
 
 def echo(message: Any = "", err: bool = False, nl: bool = True) -> None:
@@ -120,17 +125,9 @@ def cli(debug: bool) -> None:
 
 
 def _newest_model() -> Path:
-    candidates = [
-        p
-        for p in MODELS_DIR.glob("*.keras")
-        if not p.name.startswith(".") and not p.name.endswith(".last.keras")
-    ]
-    if not candidates:
-        raise ModelFileError(
-            f"no model given and none in {MODELS_DIR}/; train one with "
-            "`textgen train CORPUS` or pass -m PATH"
-        )
-    newest = max(candidates, key=lambda p: p.stat().st_mtime)
+    from .modelfile import newest_model
+
+    newest = newest_model(MODELS_DIR)
     echo(f"using {newest} (newest in {MODELS_DIR}/)", err=True)
     return newest
 
@@ -397,6 +394,7 @@ def train(
 
     Ctrl-C stops after the current batch and saves the best model so far.
     """
+    from .outputs import default_model_path
     from .plots import INSTALL_HINT, matplotlib_available, require_matplotlib
     from .train import check_train_outputs, resumed_config, resumed_model_path
 
@@ -415,7 +413,7 @@ def train(
     elif resume:
         path = resumed_model_path(resume)
     else:
-        path = MODELS_DIR / f"{Path(corpus[0]).resolve().stem}.keras"
+        path = default_model_path(corpus[0])
     if plot and not no_plot:
         require_matplotlib()  # asked for: refuse now, not after training
     picture = None
@@ -765,11 +763,8 @@ def generate(
     stream = output_format == "text" and len(rows) == 1 and not beam
     samples, seconds = job.run(rows, num_samples, stream)
     if output_format == "jsonl":
-        from .originality import Fingerprint
-
         rate = sum(len(sample.words) for sample in samples) / max(seconds, 1e-9)
-        saved = model.record.get("fingerprint")
-        fingerprint = Fingerprint.from_config(saved) if saved else None
+        fingerprint = model.fingerprint()
         for number, sample in enumerate(samples):
             echo(json.dumps(job.record(sample, number, rate, fingerprint)))
     elif not stream:
@@ -914,26 +909,20 @@ class _Job:
     def record(
         self, sample: Any, number: int, rate: float, fingerprint: Any
     ) -> dict[str, Any]:
-        """One jsonl line: enough to reproduce the sample and script with it
-        (`words_per_second` is the whole batch's; `longest_copied_run` is in
-        tokens, None when the model has no fingerprint)."""
-        copied = fingerprint.longest_copied_run(sample.words) if fingerprint else None
-        return {
-            "sample": number + 1,
-            "seed": sample.seed,
-            "text": sample.text,
-            "words": len(sample.words),
-            "words_per_second": round(rate, 1),
-            "stopped_by": sample.stopped_by,
-            "longest_copied_run": copied,
-            "random_seed": sample.random_seed,
-            "model": str(self.model_path),
-            "length": self.length,
-            "beam": self.beam,
-            "stop": list(self.stop),
-            "until": self.until,
-            **dataclasses.asdict(sample.sampling),
-        }
+        """One jsonl line (see `generate.sample_record`)."""
+        from .generate import sample_record
+
+        return sample_record(
+            sample,
+            number,
+            rate,
+            fingerprint,
+            model=str(self.model_path),
+            length=self.length,
+            beam=self.beam,
+            stop=list(self.stop),
+            until=self.until,
+        )
 
 
 _COMMANDS = {
@@ -1015,14 +1004,11 @@ def _read_line(stdin: Any) -> str | None:
 
 def _report_generation(model: Any, path: Path, samples: list, seconds: float) -> None:
     """The --verbose summary of a generate run, on stderr."""
-    from .originality import Fingerprint
-
     unit = "characters" if model.tokenizer_settings.level == "char" else "words"
     words = sum(len(sample) for sample in samples)
     echo(f"model: {path}", err=True)
     echo(f"speed: {words / seconds:,.0f} {unit}/s ({words} {unit})", err=True)
-    saved = model.record.get("fingerprint")
-    fingerprint = Fingerprint.from_config(saved) if saved else None
+    fingerprint = model.fingerprint()
     if fingerprint is None:
         echo(
             "copied: unknown (the model has no training-text fingerprint of this "

@@ -78,9 +78,10 @@ def compare(
             and used for every cell if none is given.
         force: overwrite models already in `output_dir`.
     """
+    from .corpus_ids import corpus_ids
     from .gradients import gradient_decay
     from .model import count_parameters
-    from .train import corpus_ids, train
+    from .train import train
 
     if config.seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**31)

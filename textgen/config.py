@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import TextgenError
 
+MODELS_DIR = Path("models")  # where `train` writes and `generate` looks by default
 CELLS = ("lstm", "gru", "rnn", "peephole")
 LR_SCHEDULES = ("linear", "plateau", "constant")
 DISTRIBUTE = ("none", "mirrored", "multi-worker")

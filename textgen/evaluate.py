@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .decoder import Decoder
+from .metrics import log_sum_exp, perplexity
 from .tokens import PARAGRAPH
-from .train import perplexity
 from .vocab import UNK_ID
 
 if TYPE_CHECKING:
@@ -63,8 +63,7 @@ def score_ids(model: LanguageModel, ids: np.ndarray) -> np.ndarray:
     losses = np.empty(len(ids))
     for begin in range(0, len(ids), _BLOCK):
         rows = decoder.logits(hidden[begin : begin + _BLOCK]).astype(np.float64)
-        top = rows.max(axis=1, keepdims=True)
-        log_total = top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))
+        log_total = log_sum_exp(rows)[:, 0]
         targets = ids[begin : begin + _BLOCK]
         losses[begin : begin + _BLOCK] = log_total - rows[np.arange(len(rows)), targets]
     return losses
@@ -76,7 +75,7 @@ def evaluate(model: LanguageModel, paths: Sequence[str | Path]) -> Evaluation:
     Raises:
         CorpusError: a file is missing, empty or not text.
     """
-    from .train import corpus_ids
+    from .corpus_ids import corpus_ids
 
     ids = corpus_ids(paths, model.tokenizer_settings).encode(model.vocabulary)
     losses = score_ids(model, ids)

@@ -8,13 +8,15 @@ than a TensorFlow call. Several samples run as one batch; one sample streams.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .decoder import Decoder, State
+from .metrics import log_sum_exp
 from .sampling import SamplingSettings, next_ids, process
 from .tokens import PARAGRAPH, SENTENCE_ENDS, text_makers, tokenize
 from .vocab import PAD_ID, UNK_ID
@@ -35,6 +37,39 @@ class Sample:
     sampling: SamplingSettings
     random_seed: int | None  # the one actually used (None: beam search)
     stopped_by: str  # "length", "until", "beam", or the stop string
+
+
+def sample_record(
+    sample: Sample,
+    number: int,
+    words_per_second: float,
+    fingerprint: Any,
+    **settings: Any,
+) -> dict[str, Any]:
+    """One sample as a JSON-able record (a jsonl line, an API response):
+    enough to reproduce it and script with it.
+
+    Args:
+        sample: the sample.
+        number: its place in the run, from 0.
+        words_per_second: the run's speed (the whole batch's).
+        fingerprint: the model's `Fingerprint`, or None; gives
+            `longest_copied_run` in tokens (None without one).
+        settings: the run's other settings (model, length, beam, stop, ...).
+    """
+    copied = fingerprint.longest_copied_run(sample.words) if fingerprint else None
+    return {
+        "sample": number + 1,
+        "seed": sample.seed,
+        "text": sample.text,
+        "words": len(sample.words),
+        "words_per_second": round(words_per_second, 1),
+        "stopped_by": sample.stopped_by,
+        "longest_copied_run": copied,
+        "random_seed": sample.random_seed,
+        **settings,
+        **dataclasses.asdict(sample.sampling),
+    }
 
 
 class Generator:
@@ -261,7 +296,7 @@ class Generator:
             processed = process(
                 logits, sampling, self._banned_ids, history, self.relaxed
             )
-            logp = processed - _log_sum_exp(processed)
+            logp = processed - log_sum_exp(processed)
             total = (scores[:, None] + logp).ravel()
             best = np.argsort(-total, kind="stable")[: beams * 2]
             best = best[np.isfinite(total[best])]
@@ -328,11 +363,6 @@ def _grown(history: np.ndarray, columns: int) -> np.ndarray:
     wider = np.zeros((history.shape[0], columns), dtype=np.int32)
     wider[:, : history.shape[1]] = history
     return wider
-
-
-def _log_sum_exp(logits: np.ndarray) -> np.ndarray:
-    top = logits.max(axis=-1, keepdims=True)
-    return top + np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
 
 
 def _ends_text(word: str, until: str | None) -> str:

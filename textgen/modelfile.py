@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import ModelConfig, TrainConfig
+from .config import MODELS_DIR, ModelConfig, TrainConfig
 from .errors import ModelFileError, TextgenError
 from .tokens import LEVELS, TokenizerSettings
 from .vocab import PAD, UNK, Vocabulary
@@ -30,6 +30,26 @@ WEIGHTS_ENTRY = "model.weights.h5"
 MAX_CONFIG_BYTES = 256 * 2**20  # config.json: the vocabulary, record, fingerprint
 # Far beyond any model textgen can train, small enough to rule out overflow.
 LIMITS = {"layers": 64, "units": 2**16, "embedding_dim": 2**16, "vocab_size": 2**24}
+
+
+def newest_model(folder: Path = MODELS_DIR) -> Path:
+    """The most recently written model in `folder` (checkpoints and hidden
+    temporary files aside): what commands use when no model is named.
+
+    Raises:
+        ModelFileError: there is none.
+    """
+    candidates = [
+        p
+        for p in folder.glob("*.keras")
+        if not p.name.startswith(".") and not p.name.endswith(".last.keras")
+    ]
+    if not candidates:
+        raise ModelFileError(
+            f"no model given and none in {folder}/; train one with "
+            "`textgen train CORPUS` or pass -m PATH"
+        )
+    return max(candidates, key=lambda p: p.stat().st_mtime)
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -286,6 +306,14 @@ class ModelFile:
 
     def named_weights(self) -> dict[str, np.ndarray]:
         return self.weights
+
+    def fingerprint(self) -> Any:
+        """The training text's fingerprint (`originality.Fingerprint`), or
+        None for a model without one (untrained, or hashed another way)."""
+        from .originality import Fingerprint
+
+        saved = self.record.get("fingerprint")
+        return Fingerprint.from_config(saved) if saved else None
 
 
 # How Keras 3 lays out a LanguageModel's weights in model.weights.h5: each

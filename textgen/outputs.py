@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import MODELS_DIR
 from .errors import OutputError
 
 _TEMPORARY = ".tmp"  # part of every temporary file name: .NAME.PID.tmp.SUFFIX
@@ -31,6 +32,11 @@ class Output:
     replaceable: bool = False  # may replace an existing file without --force
     folder: bool = False  # a folder the command writes into (e.g. TensorBoard logs)
     option: str = ""  # the option that sets it ("-o"), named in messages
+
+
+def default_model_path(corpus: str | Path) -> Path:
+    """Where `train` writes by default: models/<first corpus's name>.keras."""
+    return MODELS_DIR / f"{Path(corpus).resolve().stem}.keras"
 
 
 def _elsewhere(output: Output) -> str:

@@ -12,11 +12,9 @@ import importlib.util
 import math
 import os
 import signal
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,8 @@ import numpy as np
 
 from . import __version__
 from .config import ModelConfig, TrainConfig, auto_batch_size
-from .corpus import corpus_files, read_pieces
+from .corpus import corpus_files
+from .corpus_ids import read_corpus_ids
 from .embeddings import read_vectors
 from .errors import (
     OutputError,
@@ -33,84 +32,11 @@ from .errors import (
     TrainingError,
     TrainingInterrupted,
 )
+from .metrics import perplexity
 from .originality import CHAR_NGRAM, NGRAM, Fingerprint, word_hashes
 from .outputs import Output, check_outputs
-from .tokens import TokenizerSettings, tokenize_pieces
-from .vocab import UNK_ID, Vocabulary, WordIndex
-
-
-def perplexity(loss: float) -> float:
-    """Perplexity from a mean cross-entropy in nats (inf if it overflows)."""
-    return math.exp(loss) if loss < 700 else math.inf
-
-
-@dataclass(frozen=True)
-class CorpusIds:
-    """A corpus read and tokenized into one int32 per word: `ids` index
-    `words`, the distinct words in order of first appearance."""
-
-    words: list[str]
-    ids: np.ndarray
-    files: list[dict[str, Any]]  # per file (a document): name and token count
-
-    def counts(self, stop: int | None = None) -> dict[str, int]:
-        """How often each word occurs in the first `stop` tokens."""
-        counts = np.bincount(self.ids[:stop], minlength=len(self.words))
-        return dict(zip(self.words, counts.tolist(), strict=True))
-
-    def encode(self, vocabulary: Vocabulary) -> np.ndarray:
-        """The text as the vocabulary's ids (int32; unknown words are <unk>)."""
-        if not self.words:
-            return np.zeros(0, dtype=np.int32)
-        return vocabulary.encode(self.words)[self.ids]
-
-    def tokens(self) -> list[str]:
-        """The text as a list of words (for small corpora)."""
-        return [self.words[i] for i in self.ids]
-
-
-def corpus_ids(
-    paths: Sequence[str | Path],
-    settings: TokenizerSettings,
-    progress: Callable[[int], None] | None = None,
-) -> CorpusIds:
-    """Read and tokenize every corpus file, one after another, streaming:
-    memory holds one piece of text at a time plus four bytes per word.
-
-    Args:
-        paths: files and folders.
-        settings: how to tokenize.
-        progress: called with the number of characters read, piece by piece.
-
-    Raises:
-        CorpusError: a path is missing, or a file is empty, binary or not text.
-    """
-    index = WordIndex()
-    files = []
-    for path in corpus_files(paths):
-        pieces = read_pieces(path)
-        if progress is not None:
-            pieces = _reported(pieces, progress)
-        count = 0
-        for block in tokenize_pieces(pieces, settings):
-            index.add(block)
-            count += len(block)
-        files.append({"name": str(path), "tokens": count})
-    return CorpusIds(index.words, index.ids(), files)
-
-
-def _reported(pieces: Iterable[str], progress: Callable[[int], None]):
-    for piece in pieces:
-        progress(len(piece))
-        yield piece
-
-
-def corpus_tokens(
-    paths: Sequence[str | Path], settings: TokenizerSettings
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """The corpus as one list of words, and per file its name and token count."""
-    corpus = corpus_ids(paths, settings)
-    return corpus.tokens(), corpus.files
+from .tokens import TokenizerSettings
+from .vocab import UNK_ID, Vocabulary
 
 
 def resumed_config(record: dict[str, Any], **changes: Any) -> TrainConfig:
@@ -119,21 +45,6 @@ def resumed_config(record: dict[str, Any], **changes: Any) -> TrainConfig:
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
     saved = {k: v for k, v in record.get("train_config", {}).items() if k in fields}
     return TrainConfig(**(saved | changes))
-
-
-def _read_with_progress(
-    corpus: Sequence[str | Path], settings: TokenizerSettings, bar: bool
-) -> CorpusIds:
-    """`corpus_ids`, with a progress bar on the terminal for big corpora."""
-    total = sum(path.stat().st_size for path in corpus_files(corpus))
-    if not bar or total < 2**24:
-        return corpus_ids(corpus, settings)
-    import click
-
-    with click.progressbar(
-        length=total, label="reading", file=sys.stderr, show_pos=False
-    ) as progress:
-        return corpus_ids(corpus, settings, progress.update)
 
 
 PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -575,7 +486,7 @@ def train(
         tokenizer = TokenizerSettings(
             lowercase=config.lowercase and config.level == "word", level=config.level
         )
-    text = _read_with_progress(corpus, tokenizer, progress_bar)
+    text = read_corpus_ids(corpus, tokenizer, progress_bar)
     files = text.files
     n_train = len(split_tail(text.ids, config.seq_len, config.val_fraction)[0])
     n_val = len(text.ids) - n_train
