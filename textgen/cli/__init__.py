@@ -1,0 +1,143 @@
+"""The `textgen` command line: parse options, call the library, print.
+
+One module per group of commands: `train` (train, compare), `generate`
+(generate and its interactive prompt), `inspect` (evaluate, info). This
+module holds what they share: the group, error handling, escaped output.
+TensorFlow is imported only inside the commands that train, so `--help`,
+option errors and every use of a model answer at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..config import MODELS_DIR
+from ..errors import TextgenError, TrainingInterrupted
+from ..terminal import printable
+
+
+def echo(message: Any = "", err: bool = False, nl: bool = True) -> None:
+    """`click.echo` with every character that could act on a terminal escaped:
+    model files, file names and generated text are untrusted."""
+    click.echo(printable(str(message)), err=err, nl=nl)
+
+
+def _debug_enabled() -> bool:
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx else None
+    return bool(root and root.params.get("debug"))
+
+
+def _import_tensorflow() -> None:
+    """Import TensorFlow with its start-up chatter silenced (unless --debug)."""
+    if _debug_enabled() or "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TensorFlow's C++ side logs to file descriptor 2 before any setting
+    # applies; hide that descriptor for the duration of the import.
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    import warnings
+
+    warnings.filterwarnings("ignore", module=r"keras(\.|$)")
+
+
+class _Number(click.FloatRange):
+    """A float in a range; "nan" and "inf" are refused (ranges let them by)."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+class _Group(click.Group):
+    """Turns library errors into one-line messages (tracebacks with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except TextgenError as err:
+            if _debug_enabled():
+                raise
+            failure = click.ClickException(printable(str(err), newlines=False))
+            if isinstance(err, TrainingInterrupted):
+                failure.exit_code = 130  # the shell's code for Ctrl-C
+            raise failure from None
+        except KeyboardInterrupt:
+            echo("\ninterrupted", err=True)
+            sys.exit(130)
+        except Exception as err:
+            if _debug_enabled():
+                raise
+            first_line = printable(str(err).splitlines()[0]) if str(err) else ""
+            raise click.ClickException(
+                f"unexpected {type(err).__name__}: {first_line} "
+                "(rerun with --debug for the traceback, and please report it)"
+            ) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="TEXTGEN_DEBUG",
+    help="Show tracebacks and TensorFlow's log messages.",
+)
+@click.version_option(__version__, prog_name="textgen")
+def cli(debug: bool) -> None:
+    """Train a word-level LSTM/GRU language model on your text and generate from it.
+
+    \b
+      textgen train corpus.txt             # -> models/corpus.keras
+      textgen generate --seed "call me"    # newest model in models/
+    """
+
+
+def _newest_model() -> Path:
+    from ..modelfile import newest_model
+
+    newest = newest_model(MODELS_DIR)
+    echo(f"using {newest} (newest in {MODELS_DIR}/)", err=True)
+    return newest
+
+
+def _load(path: str | None) -> Any:
+    """The model to use, read without TensorFlow (see `modelfile.read_model`)."""
+    from ..modelfile import read_model
+
+    return read_model(Path(path) if path else _newest_model())
+
+
+def main() -> None:
+    """Entry point of the `textgen` console script."""
+    # What cannot be encoded for this terminal (an undecodable file name under
+    # a strict locale) is written as an escape rather than raising.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
+    cli(prog_name="textgen")
+
+
+# The commands register themselves on `cli` when imported.
+from . import generate, inspect, train  # noqa: E402, F401

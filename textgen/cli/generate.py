@@ -1,0 +1,481 @@
+"""`textgen generate`: seeds in, text out; several temperatures, seeds from
+a file or stdin, jsonl, beam search and the interactive prompt."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import TextgenError
+from . import _load, _newest_model, _Number, cli, echo
+
+
+class _Temperatures(click.ParamType):
+    """One temperature, or several separated by commas: "0.2,0.5,1.0"."""
+
+    name = "T[,T...]"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, tuple):
+            return value
+        try:
+            values = tuple(float(part) for part in str(value).split(","))
+        except ValueError:
+            self.fail(
+                f"{value!r} is not a number or a comma-separated list", param, ctx
+            )
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            self.fail(f"{value!r}: temperatures must be 0 or more", param, ctx)
+        return values
+
+
+@cli.command()
+@click.option(
+    "-m",
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="Model file.  [default: newest .keras in models/]",
+)
+@click.option(
+    "-s",
+    "--seed",
+    default="",
+    help="Text to start from; - reads it from stdin.  "
+    "[default: none: start a new paragraph]",
+)
+@click.option(
+    "--seed-file",
+    type=click.Path(dir_okay=False),
+    help="One seed per line; one sample each, generated as one batch.  [default: none]",
+)
+@click.option(
+    "-n",
+    "--length",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Most words to generate.",
+)
+@click.option(
+    "-t",
+    "--temperature",
+    type=_Temperatures(),
+    default="0.8",
+    show_default=True,
+    help="Randomness; 0 is greedy. Several, comma-separated, give one labelled "
+    "sample each.",
+)
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Sample from the k most likely words only (0: off).",
+)
+@click.option(
+    "--top-p",
+    type=_Number(0, 1, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Sample from the most likely words covering probability p (1: off).",
+)
+@click.option(
+    "--min-p",
+    type=_Number(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Drop words less likely than min-p times the likeliest (0: off).",
+)
+@click.option(
+    "--repetition-penalty",
+    type=_Number(1),
+    default=1.0,
+    show_default=True,
+    help="Make words of the last --repeat-window words less likely (1: off).",
+)
+@click.option(
+    "--repeat-window",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Recent words the repetition penalty looks at.",
+)
+@click.option(
+    "--no-repeat-ngram",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Never repeat a run of this many words (0: off; 2 or more).",
+)
+@click.option(
+    "--beam",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Beam search with this many beams: the likeliest text, deterministic, "
+    "length-normalised (0: sample instead).",
+)
+@click.option(
+    "--stop",
+    multiple=True,
+    help="End the text where this appears (not printed); repeatable.  [default: none]",
+)
+@click.option(
+    "--until",
+    type=click.Choice(["sentence", "paragraph"]),
+    help="End at the end of the first complete sentence or paragraph (-n is "
+    "the most words).  [default: -n words]",
+)
+@click.option(
+    "--num-samples",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Independent samples per seed and temperature, generated as one batch.",
+)
+@click.option(
+    "--random-seed",
+    type=click.IntRange(0, 2**32 - 1),
+    default=None,
+    help="Make the output repeatable.  [default: random]",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "jsonl"]),
+    default="text",
+    show_default=True,
+    help="jsonl: one JSON object per sample with the seed, every setting, the "
+    "random seed used, the text, word count and words/s.",
+)
+@click.option(
+    "-i",
+    "--interactive",
+    is_flag=True,
+    help="A prompt: each line is a seed; :t 0.7, :n 100, :k 40, :p 0.9 change "
+    "settings; Ctrl-D leaves.  [default: off]",
+)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="After the text, report on stderr the speed, the model, and the longest "
+    "run of words copied verbatim from the training text.  [default: off]",
+)
+def generate(
+    model_path: str | None,
+    seed: str,
+    seed_file: str | None,
+    length: int,
+    temperature: tuple[float, ...],
+    beam: int,
+    stop: tuple[str, ...],
+    until: str | None,
+    num_samples: int,
+    random_seed: int | None,
+    output_format: str,
+    interactive: bool,
+    verbose: bool,
+    **controls: Any,
+) -> None:
+    """Generate text from a trained model, starting with SEED."""
+    from ..sampling import SamplingSettings
+
+    if seed_file and seed:
+        raise click.UsageError("give --seed or --seed-file, not both")
+    if beam and len(temperature) > 1:
+        raise click.UsageError("--beam is deterministic: give one temperature")
+    if interactive and (seed_file or seed == "-" or output_format != "text"):
+        raise click.UsageError(
+            "--interactive reads seeds from the prompt and prints text"
+        )
+    try:
+        samplings = [SamplingSettings(temperature=t, **controls) for t in temperature]
+    except TextgenError as err:
+        raise click.UsageError(str(err)) from None
+    seeds, lengths = _read_seeds(seed, seed_file)
+    path = Path(model_path) if model_path else _newest_model()
+    model = _load(str(path))
+    from ..generate import Generator
+
+    generator = Generator(model)
+    if interactive:
+        _interactive(generator, samplings[0], length, stop, until, random_seed)
+        return
+    seeds = [_usable_seed(generator, s, n) for s, n in zip(seeds, lengths, strict=True)]
+    job = _Job(generator, path, length, beam, stop, until, random_seed)
+    rows = [
+        (s, sampling)
+        for s in seeds
+        for sampling in samplings
+        for _ in range(num_samples)
+    ]
+    stream = output_format == "text" and len(rows) == 1 and not beam
+    samples, seconds = job.run(rows, num_samples, stream)
+    if output_format == "jsonl":
+        rate = sum(len(sample.words) for sample in samples) / max(seconds, 1e-9)
+        fingerprint = model.fingerprint()
+        for number, sample in enumerate(samples):
+            echo(json.dumps(job.record(sample, number, rate, fingerprint)))
+    elif not stream:
+        for number, sample in enumerate(samples):
+            label = job.label(sample, number, seeds, samplings, num_samples)
+            echo(f"--- {label} ---\n{sample.text}\n")
+    _report_relaxed(generator, controls)
+    if verbose:
+        _report_generation(model, path, [s.words for s in samples], seconds)
+
+
+MAX_SEEDS = 1000  # lines of a --seed-file: each is a row of one batch
+
+
+def _read_seeds(seed: str, seed_file: str | None) -> tuple[list[str], list[int]]:
+    """The seeds to generate from, and each one's whole length in characters.
+
+    `--seed -` and `--seed-file` are read as streams (the corpus decoder:
+    binary or undecodable input is one clear error), keeping at most twice
+    the characters a seed can use, so no input can exhaust memory.
+    """
+    from ..corpus import decode_chunks, lines, read_pieces, stream_chunks, tail
+    from ..generate import MAX_SEED_CHARS
+
+    keep = 2 * MAX_SEED_CHARS
+    if seed == "-":
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:  # a text-only stream (some embedding programs)
+            chunks = iter(lambda: sys.stdin.read(1 << 20).encode("utf-8"), b"")
+        else:
+            chunks = stream_chunks(stdin)
+        text, total = tail(decode_chunks(chunks, "the seed on stdin"), keep)
+        return [text], [total]
+    if seed_file:
+        name = f"--seed-file {seed_file}"
+        found = lines(
+            read_pieces(Path(seed_file), "--seed-file"), keep, MAX_SEEDS, name
+        )
+        if not found:
+            raise click.ClickException(f"{name} has no seeds in it")
+        return found, [len(line) for line in found]
+    return [seed], [len(seed)]
+
+
+def _report_relaxed(generator: Any, controls: dict[str, Any]) -> None:
+    """Say once which sampling rule was lifted because it left no word."""
+    if "no_repeat_ngram" in generator.relaxed:
+        echo(
+            f"note: --no-repeat-ngram {controls['no_repeat_ngram']} ruled out every "
+            "word at some steps (a small vocabulary); it was lifted there",
+            err=True,
+        )
+
+
+def _usable_seed(generator: Any, seed: str, length: int | None = None) -> str:
+    """The seed the model reads, with notes on stderr about long or unknown seeds
+    (`length`: the whole seed's length, when only its end was kept)."""
+    from ..generate import MAX_SEED_CHARS
+
+    usable = generator.usable_seed(seed)
+    length = max(length or 0, len(seed))
+    if len(usable) < length:
+        echo(
+            f"note: the seed has {length:,} characters; only its last "
+            f"{MAX_SEED_CHARS:,} are read and printed",
+            err=True,
+        )
+        seed = usable
+    unknown = generator.unknown_seed_words(seed)
+    if unknown:
+        shown = " ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
+        echo(
+            "warning: seed words not in the model's vocabulary, read as <unk>: "
+            + shown,
+            err=True,
+        )
+    return seed
+
+
+@dataclasses.dataclass
+class _Job:
+    """One `generate` run: its fixed settings, and how samples are labelled."""
+
+    generator: Any
+    model_path: Path
+    length: int
+    beam: int
+    stop: tuple[str, ...]
+    until: str | None
+    random_seed: int | None
+
+    def run(self, rows: list, num_samples: int, stream: bool) -> tuple[list, float]:
+        """Generate one sample per (seed, sampling) row; returns them and the
+        seconds taken."""
+        import time
+
+        started = time.perf_counter()
+        if self.beam:
+            samples = []
+            for seed, sampling in rows[::num_samples]:
+                samples += self.generator.beam_search(
+                    seed,
+                    self.length,
+                    self.beam,
+                    sampling,
+                    num_samples,
+                    self.until,
+                    self.stop,
+                )
+            return samples, time.perf_counter() - started
+        samples = self.generator.sample(
+            [seed for seed, _ in rows],
+            [sampling for _, sampling in rows],
+            self.length,
+            random_seed=self.random_seed,
+            on_text=(lambda text: echo(text, nl=False)) if stream else None,
+            stop=self.stop,
+            until=self.until,
+        )
+        if stream:
+            echo()
+        return samples, time.perf_counter() - started
+
+    def label(
+        self,
+        sample: Any,
+        number: int,
+        seeds: list[str],
+        samplings: list[Any],
+        num_samples: int,
+    ) -> str:
+        """What varies between the samples of this run: "seed 2, temperature 0.5"."""
+        parts = []
+        if len(seeds) > 1:
+            parts.append(f"seed {number // (len(samplings) * num_samples) + 1}")
+        if len(samplings) > 1:
+            parts.append(f"temperature {sample.sampling.temperature:g}")
+        if num_samples > 1:
+            parts.append(f"sample {number % num_samples + 1}")
+        return ", ".join(parts) or "sample 1"
+
+    def record(
+        self, sample: Any, number: int, rate: float, fingerprint: Any
+    ) -> dict[str, Any]:
+        """One jsonl line (see `generate.sample_record`)."""
+        from ..generate import sample_record
+
+        return sample_record(
+            sample,
+            number,
+            rate,
+            fingerprint,
+            model=str(self.model_path),
+            length=self.length,
+            beam=self.beam,
+            stop=list(self.stop),
+            until=self.until,
+        )
+
+
+_COMMANDS = {
+    ":t": ("temperature", float),
+    ":k": ("top_k", int),
+    ":p": ("top_p", float),
+    ":minp": ("min_p", float),
+    ":rep": ("repetition_penalty", float),
+    ":n": ("length", int),
+}
+
+
+def _interactive(
+    generator: Any,
+    sampling: Any,
+    length: int,
+    stop: tuple[str, ...],
+    until: str | None,
+    random_seed: int | None,
+) -> None:
+    """Read seeds line by line and stream each continuation; `:x value`
+    commands change settings; end of input (Ctrl-D) leaves."""
+    stdin = sys.stdin
+    names = ", ".join(f"{k} {v[0]}" for k, v in _COMMANDS.items())
+    echo(f"a seed per line; {names}; Ctrl-D to leave", err=True)
+    while True:
+        echo("> ", nl=False, err=True)
+        try:
+            line = _read_line(stdin)
+        except UnicodeDecodeError:
+            echo("that line is not UTF-8 text; type it again", err=True)
+            continue
+        if line is None:
+            echo(err=True)
+            return
+        command, _, value = line.strip().partition(" ")
+        if command in _COMMANDS:
+            name, kind = _COMMANDS[command]
+            try:
+                if name == "length":
+                    length = max(kind(value), 1)
+                else:
+                    sampling = dataclasses.replace(sampling, **{name: kind(value)})
+            except (ValueError, TextgenError) as err:
+                echo(f"{command}: {err}", err=True)
+                continue
+            shown = length if name == "length" else getattr(sampling, name)
+            echo(f"{name} = {shown}", err=True)
+            continue
+        if command.startswith(":"):
+            echo(f"unknown command {command}; try {names}", err=True)
+            continue
+        generator.sample(
+            [_usable_seed(generator, line)],
+            [sampling],
+            length,
+            random_seed=random_seed,
+            on_text=lambda text: echo(text, nl=False),
+            stop=stop,
+            until=until,
+        )
+        echo()
+
+
+def _read_line(stdin: Any) -> str | None:
+    """One line typed at the prompt (None at the end of input); of a line
+    longer than a seed can use, only its end is kept."""
+    from ..generate import MAX_SEED_CHARS
+
+    line, keep = "", 2 * MAX_SEED_CHARS
+    while True:
+        part = stdin.readline(keep)
+        if not part:
+            return line or None
+        line = (line + part)[-keep:]
+        if part.endswith("\n"):
+            return line.rstrip("\n")
+
+
+def _report_generation(model: Any, path: Path, samples: list, seconds: float) -> None:
+    """The --verbose summary of a generate run, on stderr."""
+    unit = "characters" if model.tokenizer_settings.level == "char" else "words"
+    words = sum(len(sample) for sample in samples)
+    echo(f"model: {path}", err=True)
+    echo(f"speed: {words / seconds:,.0f} {unit}/s ({words} {unit})", err=True)
+    fingerprint = model.fingerprint()
+    if fingerprint is None:
+        echo(
+            "copied: unknown (the model has no training-text fingerprint of this "
+            "textgen version)",
+            err=True,
+        )
+        return
+    runs = [fingerprint.longest_copied_run(sample) for sample in samples]
+    echo(
+        "longest run copied verbatim from the training text: "
+        + ", ".join(f"{run} {unit}" if run else "none" for run in runs),
+        err=True,
+    )

@@ -1,0 +1,94 @@
+"""`textgen evaluate` and `textgen info`: what a model is and how good."""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+from . import _load, cli, echo
+
+
+@cli.command()
+@click.option(
+    "-m",
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="Model file.  [default: newest .keras in models/]",
+)
+@click.argument("text", nargs=-1, required=True)
+def evaluate(model_path: str | None, text: tuple[str, ...]) -> None:
+    """Score a model on TEXT (files or folders): perplexity and OOV rate."""
+    model = _load(model_path)
+    from ..evaluate import evaluate as evaluate_model
+
+    result = evaluate_model(model, text)
+    echo(f"tokens scored  {result.tokens:,}")
+    echo(f"OOV rate       {result.oov_rate:.2%} ({result.unknown:,} read as <unk>)")
+    if model.tokenizer_settings.level == "char":
+        echo(
+            f"bits per char  {result.cross_entropy / math.log(2):.4f} "
+            f"(perplexity {result.perplexity:.2f} per character)"
+        )
+        return
+    echo(
+        f"perplexity     {result.perplexity:.2f} "
+        f"(cross-entropy {result.cross_entropy:.4f} nats per word)"
+    )
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+def info(path: str | None) -> None:
+    """Show what a model is and how it was trained.  [default: newest in models/]"""
+    model = _load(path)
+    config = model.model_config
+    record = model.record
+    unit = "characters" if model.tokenizer_settings.level == "char" else "words"
+    rows = [
+        (
+            "model",
+            f"{config.cell.upper()}, {config.layers} x {config.units} units, "
+            f"embedding {config.embedding_dim}, dropout {config.dropout:g}"
+            + (", output tied to the embeddings" if config.tie_embeddings else ""),
+        ),
+        ("parameters", f"{config.parameter_count():,}"),
+        (
+            "vocabulary",
+            f"{len(model.vocabulary):,} {unit} "
+            + (
+                "(lower-cased)" if model.tokenizer_settings.lowercase else "(case kept)"
+            ),
+        ),
+    ]
+    if record:
+        tokens = record["tokens"]
+        rows += [
+            (
+                "corpus",
+                ", ".join(
+                    f"{f['name']} ({f['tokens']:,} {unit})" for f in record["corpus"]
+                ),
+            ),
+            (
+                "tokens",
+                f"{tokens['train']:,} train, {tokens['validation']:,} validation",
+            ),
+            ("epochs", f"{record['epochs_run']} run, best {record['best_epoch']}"),
+            (
+                "validation perplexity",
+                f"{record['best_val_perplexity']:.2f}"
+                if record["best_val_perplexity"]
+                else "none (no validation)",
+            ),
+            ("train perplexity", f"{record['train_perplexity']:.2f}"),
+            (
+                "settings",
+                ", ".join(f"{k}={v}" for k, v in record["train_config"].items()),
+            ),
+            ("trained", f"{record['date']} with textgen {record['textgen_version']}"),
+        ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        echo(f"{name:<{width}}  {value}")

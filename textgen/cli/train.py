@@ -1,0 +1,444 @@
+"""`textgen train` and `textgen compare`: the commands that need TensorFlow."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from ..config import (
+    CELLS,
+    DISTRIBUTE,
+    LR_SCHEDULES,
+    MODELS_DIR,
+    ModelConfig,
+    TrainConfig,
+)
+from . import _import_tensorflow, _Number, cli, echo
+
+MODEL_DEFAULTS = ModelConfig()
+TRAIN_DEFAULTS = TrainConfig()
+
+
+# The model and training options that `train` and `compare` share.
+_TRAINING_OPTIONS = [
+    click.option(
+        "--layers",
+        type=click.IntRange(min=1),
+        default=MODEL_DEFAULTS.layers,
+        show_default=True,
+        help="Stacked recurrent layers.",
+    ),
+    click.option(
+        "--units",
+        type=click.IntRange(min=1),
+        default=MODEL_DEFAULTS.units,
+        show_default=True,
+        help="Hidden units per recurrent layer.",
+    ),
+    click.option(
+        "--embedding-dim",
+        type=click.IntRange(min=1),
+        default=MODEL_DEFAULTS.embedding_dim,
+        show_default=True,
+        help="Size of the word vectors.",
+    ),
+    click.option(
+        "--dropout",
+        type=_Number(0, 1, max_open=True),
+        default=MODEL_DEFAULTS.dropout,
+        show_default=True,
+        help="Dropout between layers and before the output.",
+    ),
+    click.option(
+        "--tie-embeddings/--no-tie-embeddings",
+        default=MODEL_DEFAULTS.tie_embeddings,
+        show_default=True,
+        help="Let the output layer reuse the embedding matrix (fewer parameters, "
+        "half the output-layer work at the default sizes).",
+    ),
+    click.option(
+        "--seq-len",
+        type=click.IntRange(min=1),
+        default=TRAIN_DEFAULTS.seq_len,
+        show_default=True,
+        help="Words per training window.",
+    ),
+    click.option(
+        "--epochs",
+        type=click.IntRange(min=1),
+        default=TRAIN_DEFAULTS.epochs,
+        show_default=True,
+        help="Most passes over the training text.",
+    ),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=0),
+        default=TRAIN_DEFAULTS.batch_size,
+        show_default=True,
+        help="Windows per gradient step (0: auto, 8 to 64 by corpus size).",
+    ),
+    click.option(
+        "--learning-rate",
+        type=_Number(0, min_open=True),
+        default=TRAIN_DEFAULTS.learning_rate,
+        show_default=True,
+        help="Adam learning rate.",
+    ),
+    click.option(
+        "--clipnorm",
+        type=_Number(0),
+        default=TRAIN_DEFAULTS.clipnorm,
+        show_default=True,
+        help="Clip gradient norm to this (0: off).",
+    ),
+    click.option(
+        "--val-fraction",
+        type=_Number(0, 0.5, max_open=True),
+        default=TRAIN_DEFAULTS.val_fraction,
+        show_default=True,
+        help="Tail of the corpus held out for validation (0: none).",
+    ),
+    click.option(
+        "--max-vocab",
+        type=click.IntRange(min=3),
+        default=TRAIN_DEFAULTS.max_vocab,
+        show_default=True,
+        help="Most words in the vocabulary; the rest are <unk>.",
+    ),
+    click.option(
+        "--min-count",
+        type=click.IntRange(min=1),
+        default=TRAIN_DEFAULTS.min_count,
+        show_default=True,
+        help="Fewest occurrences for a word to get its own id.",
+    ),
+    click.option(
+        "--level",
+        type=click.Choice(["word", "char"]),
+        default=TRAIN_DEFAULTS.level,
+        show_default=True,
+        help="What the model reads and writes: words, or characters (case kept, "
+        "no detokenizer; a --seq-len of 100 or more suits them).",
+    ),
+    click.option(
+        "--keep-case",
+        is_flag=True,
+        help="Keep upper and lower case distinct.  [default: fold to lower case]",
+    ),
+    click.option(
+        "--patience",
+        type=click.IntRange(min=0),
+        default=TRAIN_DEFAULTS.patience,
+        show_default=True,
+        help="Stop after this many epochs without a better validation loss (0: never).",
+    ),
+    click.option(
+        "--lr-schedule",
+        type=click.Choice(LR_SCHEDULES),
+        default=TRAIN_DEFAULTS.lr_schedule,
+        show_default=True,
+        help="plateau: halve the learning rate when the validation loss stalls; "
+        "linear: lower it to zero by the last epoch or the --max-minutes limit, "
+        "whichever comes first; constant.",
+    ),
+    click.option(
+        "--lr-patience",
+        type=click.IntRange(min=0),
+        default=TRAIN_DEFAULTS.lr_patience,
+        show_default=True,
+        help="With --lr-schedule plateau: halve the learning rate after this many "
+        "epochs without a better validation loss (0: never).",
+    ),
+    click.option(
+        "--average/--no-average",
+        default=TRAIN_DEFAULTS.average,
+        show_default=True,
+        help="Validate and keep a moving average of the weights over about the "
+        "last epoch rather than the last step's weights.",
+    ),
+    click.option(
+        "--max-minutes",
+        type=_Number(min=0),
+        default=TRAIN_DEFAULTS.max_minutes,
+        show_default=True,
+        help="Stop training after this many minutes, mid-epoch if need be, "
+        "keeping the best model (0: no limit).",
+    ),
+    click.option(
+        "--pretrained-embeddings",
+        type=click.Path(dir_okay=False),
+        help="Start the word vectors from a GloVe or word2vec text file (the "
+        "embedding size follows the file).  [default: random]",
+    ),
+    click.option(
+        "--freeze-embeddings",
+        is_flag=True,
+        help="Keep the word vectors fixed while training.  [default: trained]",
+    ),
+    click.option(
+        "--random-seed",
+        type=click.IntRange(0, 2**31 - 1),
+        default=None,
+        help="Make training repeatable on this machine.  [default: random]",
+    ),
+    click.option(
+        "--distribute",
+        type=click.Choice(DISTRIBUTE),
+        default=TRAIN_DEFAULTS.distribute,
+        show_default=True,
+        help="mirrored: split each batch over all local GPUs; multi-worker: over "
+        "the machines in TF_CONFIG (see the README).",
+    ),
+]
+
+
+def training_options(command: Any) -> Any:
+    """Decorate a command with the shared model and training options."""
+    for option in reversed(_TRAINING_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _configs(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
+    """Model and training configs from parsed options (consumed from the dict)."""
+    model_fields = {field.name for field in dataclasses.fields(ModelConfig)}
+    model_config = ModelConfig(
+        **{name: options.pop(name) for name in list(options) if name in model_fields}
+    )
+    options["lowercase"] = not options.pop("keep_case")
+    options["seed"] = options.pop("random_seed")
+    return model_config, TrainConfig(**options)
+
+
+@cli.command()
+@click.argument("corpus", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Model file to write.  [default: models/<first corpus name>.keras]",
+)
+@click.option(
+    "--cell",
+    type=click.Choice(CELLS),
+    default=MODEL_DEFAULTS.cell,
+    show_default=True,
+    help="Recurrent cell: LSTM, GRU, plain RNN, or LSTM with peephole connections.",
+)
+@training_options
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    help="Learning-curve picture to write (needs matplotlib).  "
+    "[default: the model path with .png, if matplotlib is installed]",
+)
+@click.option(
+    "--no-plot", is_flag=True, help="Write no learning-curve picture.  [default: off]"
+)
+@click.option(
+    "--tensorboard",
+    type=click.Path(file_okay=False),
+    help="Also log to this folder for TensorBoard.  [default: no logs]",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Keep the latest state in NAME.last.keras every N epochs (0: never).",
+)
+@click.option(
+    "--resume",
+    type=click.Path(dir_okay=False),
+    help="Train this model (or its .last.keras checkpoint) further: same "
+    "vocabulary, settings, optimizer state and epoch count; --epochs counts "
+    "every epoch.  [default: output is the model itself]",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite an existing model file.  [default: refuse to]",
+)
+def train(
+    corpus: tuple[str, ...],
+    output: str | None,
+    plot: str | None,
+    no_plot: bool,
+    tensorboard: str | None,
+    checkpoint_every: int,
+    resume: str | None,
+    force: bool,
+    **options: Any,
+) -> None:
+    """Train a model on CORPUS (text files or folders of .txt files).
+
+    Ctrl-C stops after the current batch and saves the best model so far.
+    """
+    from ..outputs import default_model_path
+    from ..plots import INSTALL_HINT, matplotlib_available, require_matplotlib
+    from ..train import check_train_outputs, resumed_config, resumed_model_path
+
+    ctx = click.get_current_context()
+    given = [
+        name
+        for name in options
+        if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+    ]
+    model_fields = {field.name for field in dataclasses.fields(ModelConfig)}
+    shape = [f"--{n.replace('_', '-')}" for n in given if n in model_fields]
+    if resume and shape:
+        raise click.UsageError(f"{', '.join(shape)}: a resumed model keeps its shape")
+    if output:
+        path = Path(output)
+    elif resume:
+        path = resumed_model_path(resume)
+    else:
+        path = default_model_path(corpus[0])
+    if plot and not no_plot:
+        require_matplotlib()  # asked for: refuse now, not after training
+    picture = None
+    if not no_plot:
+        picture = Path(plot) if plot else path.with_suffix(".png")
+        if not matplotlib_available():
+            picture = None
+            echo(f"(no learning-curve picture: matplotlib is missing; {INSTALL_HINT})")
+    # Every file this run will write, checked before the slow TensorFlow import.
+    check_train_outputs(
+        corpus,
+        path,
+        resume=resume,
+        force=force,
+        plot=picture,
+        tensorboard=tensorboard,
+        checkpoint_every=checkpoint_every,
+        vectors=options.get("pretrained_embeddings"),
+    )
+    renamed = {"keep_case": "lowercase", "random_seed": "seed"}
+    model_config, config = _configs(options)
+    if not resume:  # a shape too big even for the smallest vocabulary: say so now
+        from ..train import check_trainable_size
+
+        check_trainable_size(dataclasses.replace(model_config, vocab_size=3))
+    _import_tensorflow()
+    from ..train import train as train_model
+
+    if resume:
+        from ..modelfile import read_model
+
+        changes = {renamed.get(n, n): None for n in given}
+        config = resumed_config(
+            read_model(resume).record or {},
+            **{name: getattr(config, name) for name in changes},
+        )
+    model = train_model(
+        corpus,
+        path,
+        model_config,
+        config,
+        log=click.echo,
+        progress_bar=sys.stdout.isatty(),
+        plot=picture,
+        tensorboard=tensorboard,
+        resume=resume,
+        force=force,
+        checkpoint_every=checkpoint_every,
+    )
+    from ..distribute import is_chief
+
+    if not is_chief(config.distribute):
+        echo("done; the chief worker saved the model")
+        return
+    record = model.record
+    perplexity = record["best_val_perplexity"]
+    summary = (
+        f"validation perplexity {perplexity:.1f}" if perplexity else "no validation"
+    )
+    echo(f"saved {path} (best epoch {record['best_epoch']}, {summary})")
+    if picture is not None and picture.exists():
+        echo(f"learning curves: {picture}")
+    echo(f'generate with: textgen generate -m {path} --seed "..."')
+
+
+def _cell_list(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    cells = [c.strip() for c in value.split(",") if c.strip()]
+    unknown = [c for c in cells if c not in CELLS]
+    if unknown or not cells:
+        raise click.BadParameter(
+            f"{', '.join(unknown) or 'none'}: choose from {', '.join(CELLS)}"
+        )
+    return list(dict.fromkeys(cells))
+
+
+@cli.command()
+@click.argument("corpus", nargs=-1, required=True)
+@click.option(
+    "--cells",
+    default="rnn,lstm,gru",
+    show_default=True,
+    callback=_cell_list,
+    help=f"Comma-separated cells to compare, from: {', '.join(CELLS)}.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output_dir",
+    type=click.Path(file_okay=False),
+    help="Folder for the models and pictures.  [default: models/compare-<corpus>]",
+)
+@training_options
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite models already in the folder.  [default: refuse to]",
+)
+def compare(
+    corpus: tuple[str, ...],
+    cells: list[str],
+    output_dir: str | None,
+    force: bool,
+    **options: Any,
+) -> None:
+    """Train each cell on the same data and budget; compare them in a table."""
+    from ..compare import check_compare_outputs
+    from ..plots import INSTALL_HINT, matplotlib_available
+
+    folder = (
+        Path(output_dir)
+        if output_dir
+        else MODELS_DIR / f"compare-{Path(corpus[0]).resolve().stem}"
+    )
+    check_compare_outputs(corpus, cells, folder, force, matplotlib_available())
+    _import_tensorflow()
+    from ..compare import compare as compare_cells
+    from ..compare import format_table
+
+    model_config, config = _configs(options)
+    results = compare_cells(
+        corpus, cells, folder, model_config, config, log=click.echo, force=force
+    )
+    echo("")
+    echo(format_table(results))
+    echo(
+        "grad@d: gradient of the last word's loss with respect to the word d "
+        "places earlier, relative to the last word's own"
+    )
+    echo(f"models: {', '.join(str(r.path) for r in results)}")
+    if not matplotlib_available():
+        echo(f"(no pictures: matplotlib is missing; {INSTALL_HINT})")
+        return
+    from ..plots import plot_gradient_decay, plot_learning_curves
+
+    curves = plot_learning_curves(
+        {r.cell: r.history for r in results}, folder / "curves.png", "learning curves"
+    )
+    gradients = plot_gradient_decay(
+        {r.cell: r.gradient_decay for r in results},
+        folder / "gradients.png",
+        "how far back gradients reach",
+    )
+    echo(f"pictures: {curves}, {gradients}")
