@@ -88,3 +88,21 @@ def test_compare_works_on_characters_too(char_model, tmp_path: Path):
     from textgen.model import load_model
 
     assert load_model(tmp_path / "gru.keras").tokenizer_settings.level == "char"
+
+
+def test_evaluate_starts_where_generation_starts(char_model):
+    """Both read a text from the level's start token (a new line for
+    characters): the first character's score is the generator's first
+    distribution from an empty seed."""
+    from textgen.evaluate import score_ids
+    from textgen.generate import Generator
+    from textgen.metrics import log_sum_exp
+    from textgen.modelfile import read_model
+
+    model = read_model(char_model[1])
+    generator = Generator(model)
+    assert generator.tokenizer.start_token == "\n"
+    logits, _, _ = generator._read_seeds([[]])
+    ids = model.vocabulary.encode(list("abc"))
+    first = float((log_sum_exp(logits) - logits)[0, ids[0]])
+    assert score_ids(model, ids)[0] == pytest.approx(first, rel=1e-5)

@@ -1,7 +1,8 @@
 """Perplexity and OOV rate of a model on a text.
 
 Every word is scored once, in order, with the recurrent state carried from
-the start of the text (primed with a paragraph break, as generation is), so
+the start of the text (primed with the start token generation uses: a
+paragraph break, or a new line for character models), so
 the figure is the model's true per-word cross-entropy on that text.
 `<unk>` is scored as the class the model's vocabulary defines.
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from .decoder import Decoder
 from .metrics import log_sum_exp, perplexity
-from .tokens import PARAGRAPH
+from .tokens import tokenizer_for
 from .vocab import UNK_ID
 
 if TYPE_CHECKING:
@@ -51,7 +52,8 @@ def score_ids(model: LanguageModel, ids: np.ndarray) -> np.ndarray:
         ids: (n,) word ids of one text, in order.
     """
     decoder = Decoder(model.model_config, model.named_weights())
-    start = model.vocabulary.word_to_id.get(PARAGRAPH, UNK_ID)
+    start_token = tokenizer_for(model.tokenizer_settings).start_token
+    start = model.vocabulary.word_to_id.get(start_token, UNK_ID)
     inputs = np.concatenate([[start], ids[:-1]]).astype(np.int64)
     # The recurrence one word at a time; the output layer, which dominates
     # the cost with a large vocabulary, in blocks of positions at once.

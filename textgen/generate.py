@@ -18,7 +18,7 @@ import numpy as np
 from .decoder import Decoder, State
 from .metrics import log_sum_exp
 from .sampling import SamplingSettings, next_ids, process
-from .tokens import PARAGRAPH, SENTENCE_ENDS, text_makers, tokenize
+from .tokens import tokenizer_for
 from .vocab import PAD_ID, UNK_ID
 
 if TYPE_CHECKING:
@@ -81,11 +81,8 @@ class Generator:
         """
         self.vocabulary = model.vocabulary
         self.tokenizer_settings = model.tokenizer_settings
-        self.capitalize = model.tokenizer_settings.lowercase
-        self.level = model.tokenizer_settings.level
-        self.join, self.stream = text_makers(model.tokenizer_settings)
-        # What an empty seed starts from: a new paragraph, or a new line.
-        self.start_token = "\n" if self.level == "char" else PARAGRAPH
+        self.tokenizer = tokenizer_for(model.tokenizer_settings)
+        self.join, self.stream = self.tokenizer.join, self.tokenizer.streamer
         self.decoder = Decoder(model.model_config, model.named_weights())
         self._banned_ids = (PAD_ID, UNK_ID)
         self.last_words: list[list[str]] = []  # the generated words of the last call
@@ -106,7 +103,7 @@ class Generator:
 
     def seed_words(self, seed: str) -> list[str]:
         """The (usable part of the) seed as the model's tokens."""
-        return tokenize(self.usable_seed(seed), self.tokenizer_settings)
+        return self.tokenizer.tokenize(self.usable_seed(seed))
 
     def unknown_seed_words(self, seed: str) -> list[str]:
         """Seed words the model does not know; they are read as `<unk>`."""
@@ -204,7 +201,7 @@ class Generator:
             history[:, width + t] = chosen
             for row in np.flatnonzero(~done):
                 word = self.vocabulary.words[chosen[row]]
-                finished = _ends_text(word, until)
+                finished = self.tokenizer.ends_text(word, until)
                 if finished == "before":  # a paragraph break ends it, unwritten
                     ends[row], done[row] = t, True
                     continue
@@ -250,7 +247,7 @@ class Generator:
         for words in seed_words:
             key = tuple(words)
             if key not in read:
-                ids = self.vocabulary.encode(words or [self.start_token])
+                ids = self.vocabulary.encode(words or [self.tokenizer.start_token])
                 logits, states = self.decoder.read(ids[None, :])
                 read[key] = (logits, states, ids)
         parts = [read[tuple(words)] for words in seed_words]
@@ -305,7 +302,7 @@ class Generator:
             for parent, word_id, score in zip(
                 parents, chosen, total[best], strict=True
             ):
-                ending = _ends_text(self.vocabulary.words[word_id], until)
+                ending = self.tokenizer.ends_text(self.vocabulary.words[word_id], until)
                 if ending:
                     kept = history[parent, width:]
                     if ending != "before":
@@ -363,18 +360,6 @@ def _grown(history: np.ndarray, columns: int) -> np.ndarray:
     wider = np.zeros((history.shape[0], columns), dtype=np.int32)
     wider[:, : history.shape[1]] = history
     return wider
-
-
-def _ends_text(word: str, until: str | None) -> str:
-    """Whether `word` ends the text under --until: "after" it, "before" it
-    (a paragraph break, which is not written), or "" (go on)."""
-    if until is None:
-        return ""
-    if word == PARAGRAPH or (word == "\n" and until == "paragraph"):
-        return "before"  # for character models a paragraph is a line
-    if until == "sentence" and word in SENTENCE_ENDS:
-        return "after"
-    return ""
 
 
 class _StopWatch:

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelFileError
+from .tokens import CharTokenizer, WordTokenizer
 
-NGRAM = 5  # shortest run of words that counts as copied
-CHAR_NGRAM = 20  # the same for character models: characters
+NGRAM = WordTokenizer.ngram  # shortest run of words that counts as copied
+CHAR_NGRAM = CharTokenizer.ngram  # the same for character models: characters
 BITS_PER_NGRAM = 12  # about 0.3% false positives with 8 hash functions
 MAX_BITS = 8 * 2**20  # 1 MiB in the model file at most
 HASHES = 8

@@ -14,12 +14,12 @@ import os
 import re
 import sys
 import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 PARAGRAPH = "<p>"
-LEVELS = ("word", "char")
+LEVELS = ("word", "char")  # one `Tokenizer` subclass each, below
 SENTENCE_ENDS = frozenset({".", "!", "?", "..."})
 
 # An untrained Punkt model needs no downloaded data; it splits on ". ! ?" well
@@ -87,14 +87,13 @@ class TokenizerSettings:
 
 
 def tokenize(text: str, settings: TokenizerSettings = TokenizerSettings()) -> list[str]:
-    """Split text into word tokens, with `PARAGRAPH` between paragraphs.
+    """Split text into tokens as the settings' level does (see `tokenizer_for`)."""
+    return tokenizer_for(settings).tokenize(text)
 
-    Args:
-        text: any text; single line breaks inside a paragraph are spaces.
-        settings: the case policy.
-    """
-    if settings.level == "char":
-        return list(text.lower() if settings.lowercase else text)
+
+def _words(text: str, lowercase: bool) -> list[str]:
+    """NLTK word tokens, with `PARAGRAPH` between paragraphs; single line
+    breaks inside a paragraph are spaces."""
     words: list[str] = []
     for paragraph in _paragraph_break.split(text):
         paragraph = " ".join(paragraph.split())
@@ -105,7 +104,7 @@ def tokenize(text: str, settings: TokenizerSettings = TokenizerSettings()) -> li
         sentence_splitter, word_tokenizer, _ = _nltk()
         for sentence in sentence_splitter.tokenize(paragraph):
             words.extend(word_tokenizer.tokenize(sentence))
-    if settings.lowercase:
+    if lowercase:
         words = [w if w == PARAGRAPH else w.lower() for w in words]
     return words
 
@@ -148,7 +147,12 @@ def _next_cut(held: str, final: bool) -> tuple[int, int, bool] | None:
 def tokenize_pieces(
     pieces: Iterable[str], settings: TokenizerSettings = TokenizerSettings()
 ) -> Iterator[list[str]]:
-    """`tokenize` for text that arrives in pieces (a file read bit by bit).
+    """`tokenize` for text that arrives in pieces (see `Tokenizer.stream_tokens`)."""
+    return tokenizer_for(settings).stream_tokens(pieces)
+
+
+def _word_pieces(pieces: Iterable[str], lowercase: bool) -> Iterator[list[str]]:
+    """`_words` for text that arrives in pieces (a file read bit by bit).
 
     Text is cut at paragraph breaks, so the words come out exactly as
     `tokenize` of the whole text would give them, block by block. A stretch
@@ -156,25 +160,20 @@ def tokenize_pieces(
     the end of its last sentence-ending line instead (else its last line or
     space), so memory and time per call stay bounded whatever the layout.
     """
-    if settings.level == "char":
-        for piece in pieces:
-            if piece:
-                yield tokenize(piece, settings)
-        return
     held, started, pending_break = "", False, False
     for piece in itertools.chain(pieces, [None]):
         final = piece is None
         held += piece or ""
         while (cut := _next_cut(held, final)) is not None:
             end, resume, at_break = cut
-            words = tokenize(held[:end], settings)
+            words = _words(held[:end], lowercase)
             held = held[resume:]
             if words:
                 yield [PARAGRAPH, *words] if started and pending_break else words
                 started, pending_break = True, at_break
             else:
                 pending_break = pending_break or at_break
-    words = tokenize(held, settings)
+    words = _words(held, lowercase)
     if words:
         yield [PARAGRAPH, *words] if started and pending_break else words
 
@@ -248,21 +247,6 @@ def detokenize(words: list[str], capitalize: bool = False) -> str:
     return "\n\n".join(
         " ".join(_detokenize_sentence(s, capitalize) for s in _split_sentences(p))
         for p in _split_paragraphs(words)
-    )
-
-
-def text_makers(
-    settings: TokenizerSettings,
-) -> tuple[Callable[[list[str]], str], Callable[[], StreamingDetokenizer]]:
-    """How a model's tokens become text: a function of a whole token list, and
-    a factory of streaming detokenizers. Characters are simply joined; words
-    are detokenized (re-capitalised when the model lower-cased its text)."""
-    if settings.level == "char":
-        return "".join, _CharacterStream
-    capitalize = settings.lowercase
-    return (
-        lambda words: detokenize(words, capitalize),
-        lambda: StreamingDetokenizer(capitalize),
     )
 
 
@@ -340,3 +324,115 @@ class _CharacterStream(StreamingDetokenizer):
 
     def finish(self) -> str:
         return ""
+
+
+class Tokenizer:
+    """What one token is, and everything that follows from it: how text
+    becomes tokens (whole or streamed), how tokens become text (whole or
+    streamed), the token that starts a text with no seed, the one that ends a
+    paragraph, the unit's name, and how many tokens in a row count as copied.
+    Adding a level means adding a subclass here."""
+
+    level: str
+    unit: str  # "words", "characters": for messages
+    start_token: str  # what an empty seed starts from
+    paragraph_end: str  # the token that ends a paragraph
+    ngram: int  # tokens in a row that count as copied from the training text
+
+    def __init__(self, settings: TokenizerSettings) -> None:
+        self.settings = settings
+
+    def tokenize(self, text: str) -> list[str]:
+        raise NotImplementedError
+
+    def stream_tokens(self, pieces: Iterable[str]) -> Iterator[list[str]]:
+        """Tokens of text that arrives in pieces, block by block, exactly as
+        `tokenize` of the whole would give them."""
+        raise NotImplementedError
+
+    def join(self, tokens: list[str]) -> str:
+        """Tokens back into text."""
+        raise NotImplementedError
+
+    def streamer(self) -> StreamingDetokenizer:
+        """A detokenizer that takes one token at a time (see `join`)."""
+        raise NotImplementedError
+
+    def ends_text(self, token: str, until: str | None) -> str:
+        """Whether `token` ends a text under `--until`: "after" it, "before" it
+        (a paragraph end, which is not written), or "" (go on)."""
+        if until is None:
+            return ""
+        if token == self.paragraph_end:
+            return "before"
+        if until == "sentence" and token in SENTENCE_ENDS:
+            return "after"
+        return ""
+
+
+class WordTokenizer(Tokenizer):
+    """NLTK words and `PARAGRAPH`; detokenized into prose, with sentence
+    capitals restored when the text was lower-cased."""
+
+    level, unit, start_token, paragraph_end, ngram = (
+        "word",
+        "words",
+        PARAGRAPH,
+        PARAGRAPH,
+        5,
+    )
+
+    def tokenize(self, text: str) -> list[str]:
+        return _words(text, self.settings.lowercase)
+
+    def stream_tokens(self, pieces: Iterable[str]) -> Iterator[list[str]]:
+        return _word_pieces(pieces, self.settings.lowercase)
+
+    def join(self, tokens: list[str]) -> str:
+        return detokenize(tokens, self.settings.lowercase)
+
+    def streamer(self) -> StreamingDetokenizer:
+        return StreamingDetokenizer(self.settings.lowercase)
+
+
+class CharTokenizer(Tokenizer):
+    """Every character as it is (case and all whitespace kept), joined back
+    as they are; a line is a paragraph."""
+
+    level, unit, start_token, paragraph_end, ngram = (
+        "char",
+        "characters",
+        "\n",
+        "\n",
+        20,
+    )
+
+    def tokenize(self, text: str) -> list[str]:
+        return list(text.lower() if self.settings.lowercase else text)
+
+    def stream_tokens(self, pieces: Iterable[str]) -> Iterator[list[str]]:
+        for piece in pieces:
+            if piece:
+                yield self.tokenize(piece)
+
+    def join(self, tokens: list[str]) -> str:
+        return "".join(tokens)
+
+    def streamer(self) -> StreamingDetokenizer:
+        return _CharacterStream()
+
+    def ends_text(self, token: str, until: str | None) -> str:
+        if until == "sentence" and token == "\n":
+            return ""  # a line break inside a sentence does not end it
+        return super().ends_text(token, until)
+
+
+_TOKENIZERS: dict[str, type[Tokenizer]] = {
+    tokenizer.level: tokenizer for tokenizer in (WordTokenizer, CharTokenizer)
+}
+assert tuple(_TOKENIZERS) == LEVELS, "every level has its tokenizer"
+
+
+def tokenizer_for(settings: TokenizerSettings) -> Tokenizer:
+    """The tokenizer a model's saved settings name."""
+    return _TOKENIZERS[settings.level](settings)

@@ -33,9 +33,9 @@ from .errors import (
     TrainingInterrupted,
 )
 from .metrics import perplexity
-from .originality import CHAR_NGRAM, NGRAM, Fingerprint, word_hashes
+from .originality import Fingerprint, word_hashes
 from .outputs import Output, check_outputs
-from .tokens import TokenizerSettings
+from .tokens import TokenizerSettings, tokenizer_for
 from .vocab import UNK_ID, Vocabulary
 
 
@@ -606,7 +606,7 @@ def train(
     if earlier is not None:
         fingerprint = earlier.extended_ids(text.ids, hashes)
     else:
-        n = NGRAM if tokenizer.level == "word" else CHAR_NGRAM
+        n = tokenizer_for(tokenizer).ngram
         fingerprint = Fingerprint.of_ids(text.ids, hashes, n)
 
     def record(best_epoch: int) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from ..errors import TextgenError
+from ..tokens import tokenizer_for
 from . import _load, _newest_model, _Number, cli, echo
 
 
@@ -461,7 +462,7 @@ def _read_line(stdin: Any) -> str | None:
 
 def _report_generation(model: Any, path: Path, samples: list, seconds: float) -> None:
     """The --verbose summary of a generate run, on stderr."""
-    unit = "characters" if model.tokenizer_settings.level == "char" else "words"
+    unit = tokenizer_for(model.tokenizer_settings).unit
     words = sum(len(sample) for sample in samples)
     echo(f"model: {path}", err=True)
     echo(f"speed: {words / seconds:,.0f} {unit}/s ({words} {unit})", err=True)

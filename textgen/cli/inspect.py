@@ -6,6 +6,7 @@ import math
 
 import click
 
+from ..tokens import tokenizer_for
 from . import _load, cli, echo
 
 
@@ -45,7 +46,7 @@ def info(path: str | None) -> None:
     model = _load(path)
     config = model.model_config
     record = model.record
-    unit = "characters" if model.tokenizer_settings.level == "char" else "words"
+    unit = tokenizer_for(model.tokenizer_settings).unit
     rows = [
         (
             "model",
