@@ -335,6 +335,12 @@ def main() -> None:
                 keras.backend.clear_session()
                 gc.collect()
             counts["runs"] += 1
+            if counts["runs"] % 100 == 0:
+                print(
+                    f"{counts['runs']} runs, {time.perf_counter() - started:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
             text = result.output + result.stderr
             problem = None
             if "Traceback" in text or not (

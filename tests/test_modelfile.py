@@ -93,7 +93,7 @@ HOSTILE = {
     ),
     "a shape past every limit": (
         _set("model_config", "layers", value=10**9),
-        "model_config.layers",
+        "model_config: layers must be 1 to 64",
     ),
     "a foreign tokenizer setting": (
         _set("tokenizer", "level", value="byte"),

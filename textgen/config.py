@@ -14,6 +14,9 @@ from .errors import TextgenError
 
 MODELS_DIR = Path("models")  # where `train` writes and `generate` looks by default
 CELLS = ("lstm", "gru", "rnn", "peephole")
+# The largest network textgen builds, trains or loads: far beyond what a
+# machine can train, small enough to rule out overflow and absurd files.
+LIMITS = {"layers": 64, "units": 2**16, "embedding_dim": 2**16, "vocab_size": 2**24}
 LR_SCHEDULES = ("linear", "plateau", "constant")
 DISTRIBUTE = ("none", "mirrored", "multi-worker")
 
@@ -34,8 +37,10 @@ class ModelConfig:
         if self.cell not in CELLS:
             raise TextgenError(f"unknown cell {self.cell!r}; use one of {CELLS}")
         for field in ("layers", "units", "embedding_dim"):
-            if getattr(self, field) < 1:
-                raise TextgenError(f"{field} must be at least 1")
+            if not 1 <= getattr(self, field) <= LIMITS[field]:
+                raise TextgenError(f"{field} must be 1 to {LIMITS[field]:,}")
+        if self.vocab_size > LIMITS["vocab_size"]:
+            raise TextgenError(f"vocab_size must be at most {LIMITS['vocab_size']:,}")
         if self.vocab_size < 0:
             raise TextgenError("vocab_size must not be negative")
         if not 0 <= self.dropout < 1:
@@ -107,7 +112,7 @@ class TrainConfig:
             "learning_rate": self.learning_rate > 0,
             "clipnorm": self.clipnorm >= 0,
             "val_fraction": 0 <= self.val_fraction < 0.5,
-            "max_vocab": self.max_vocab >= 3,
+            "max_vocab": 3 <= self.max_vocab <= LIMITS["vocab_size"],
             "min_count": self.min_count >= 1,
             "patience": self.patience >= 0,
             "lr_patience": self.lr_patience >= 0,

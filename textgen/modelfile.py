@@ -28,8 +28,6 @@ from .vocab import PAD, UNK, Vocabulary
 REGISTERED_NAME = "textgen>LanguageModel"
 WEIGHTS_ENTRY = "model.weights.h5"
 MAX_CONFIG_BYTES = 256 * 2**20  # config.json: the vocabulary, record, fingerprint
-# Far beyond any model textgen can train, small enough to rule out overflow.
-LIMITS = {"layers": 64, "units": 2**16, "embedding_dim": 2**16, "vocab_size": 2**24}
 
 
 def newest_model(folder: Path = MODELS_DIR) -> Path:
@@ -163,9 +161,6 @@ def check_config(config: Any, weights_bytes: int | None = None) -> None:
     if not isinstance(config, dict):
         _fail("no model arguments")
     shape = _typed(ModelConfig, config.get("model_config"), "model_config")
-    for name, limit in LIMITS.items():
-        if getattr(shape, name) > limit:
-            _fail(f"model_config.{name} {getattr(shape, name):,} is over {limit:,}")
     if weights_bytes is not None and weights_bytes < 4 * shape.parameter_count():
         _fail(
             f"its weights file has {weights_bytes:,} bytes, too few for the "

@@ -13,6 +13,7 @@ from click.core import ParameterSource
 from ..config import (
     CELLS,
     DISTRIBUTE,
+    LIMITS,
     LR_SCHEDULES,
     MODELS_DIR,
     ModelConfig,
@@ -28,21 +29,21 @@ TRAIN_DEFAULTS = TrainConfig()
 _TRAINING_OPTIONS = [
     click.option(
         "--layers",
-        type=click.IntRange(min=1),
+        type=click.IntRange(1, LIMITS["layers"]),
         default=MODEL_DEFAULTS.layers,
         show_default=True,
         help="Stacked recurrent layers.",
     ),
     click.option(
         "--units",
-        type=click.IntRange(min=1),
+        type=click.IntRange(1, LIMITS["units"]),
         default=MODEL_DEFAULTS.units,
         show_default=True,
         help="Hidden units per recurrent layer.",
     ),
     click.option(
         "--embedding-dim",
-        type=click.IntRange(min=1),
+        type=click.IntRange(1, LIMITS["embedding_dim"]),
         default=MODEL_DEFAULTS.embedding_dim,
         show_default=True,
         help="Size of the word vectors.",
@@ -105,7 +106,7 @@ _TRAINING_OPTIONS = [
     ),
     click.option(
         "--max-vocab",
-        type=click.IntRange(min=3),
+        type=click.IntRange(3, LIMITS["vocab_size"]),
         default=TRAIN_DEFAULTS.max_vocab,
         show_default=True,
         help="Most words in the vocabulary; the rest are <unk>.",
