@@ -215,7 +215,7 @@ def test_no_validation_trains_on_everything(tmp_path: Path, pattern_file: Path):
 @pytest.mark.parametrize(
     ("shape", "message"),
     [
-        (dict(embedding_dim=10**8), "more than TensorFlow handles"),
+        (dict(units=65_536), "more than TensorFlow handles"),
         (dict(units=15_000), "more than this machine's 8.0 GiB"),
     ],
 )

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import math
 import os
-import signal
-import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +28,6 @@ from .errors import (
     TrainingError,
     TrainingInterrupted,
 )
-from .metrics import perplexity
 from .originality import Fingerprint, word_hashes
 from .outputs import Output, check_outputs
 from .tokens import TokenizerSettings, tokenizer_for
@@ -184,221 +179,6 @@ def _physical_memory() -> int:
         return 0
 
 
-class _Interrupt:
-    """Ctrl-C while training: the first asks Keras to stop after the current
-    batch; the second raises KeyboardInterrupt at once."""
-
-    def __init__(self, model: Any, log: Callable[[str], None]) -> None:
-        self.model, self.log, self.count = model, log, 0
-
-    def __enter__(self) -> _Interrupt:
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self.handle)
-        return self
-
-    def handle(self, signum: int, frame: Any) -> None:
-        self.count += 1
-        if self.count > 1:
-            raise KeyboardInterrupt
-        self.model.stop_training = True
-        self.log(
-            "interrupted: stopping after this batch to save the best model so "
-            "far (Ctrl-C again to quit at once without saving)"
-        )
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-
-def _value(variable: Any) -> float:
-    """A scalar variable's value (also a distributed one) as a float."""
-    import keras
-
-    return float(keras.ops.convert_to_numpy(variable))
-
-
-def _callbacks(
-    config: TrainConfig,
-    seed: int,
-    steps_per_epoch: int,
-    has_validation: bool,
-    history: list[dict[str, Any]],
-    log: Callable[[str], None],
-) -> list[Any]:
-    """EpochLog, BestEpoch, Budget and DropoutSeeds, then the optional ones."""
-    import keras
-
-    patience = config.patience
-    monitor = "val_loss" if has_validation else "loss"
-
-    class EpochLog(keras.callbacks.Callback):
-        """Prints one line per epoch and keeps the history for the record."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.history = list(history)  # a resumed model's epochs come first
-
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.started = time.perf_counter()
-            self.learning_rate = _value(self.model.optimizer.learning_rate)
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            logs = logs or {}
-            row = {
-                "epoch": epoch + 1,
-                "seconds": time.perf_counter() - self.started,
-                "learning_rate": self.learning_rate,
-            }
-            line = f"epoch {epoch + 1:>3}/{self.params['epochs']}"
-            for prefix, label in (("", "train"), ("val_", "val")):
-                if f"{prefix}loss" in logs:
-                    loss = float(logs[f"{prefix}loss"])
-                    row[f"{prefix}loss"] = loss
-                    row[f"{prefix}perplexity"] = perplexity(loss)
-                    line += f"  {label} loss {loss:.3f} ppl {perplexity(loss):8.1f}"
-            self.history.append(row)
-            log(f"{line}  lr {self.learning_rate:.2g}  {row['seconds']:.1f} s")
-
-    class BestEpoch(keras.callbacks.Callback):
-        """Early stopping that always ends on the best epoch's weights; stops
-        at once when the loss becomes NaN."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.best, self.best_epoch, self.best_weights = math.inf, 0, None
-            self.diverged_epoch: int | None = None
-            self.epoch = 0
-
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.epoch = epoch + 1
-
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if logs and not math.isfinite(float(logs.get("loss", 0.0))):
-                self.diverged_epoch = self.epoch
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            value = float((logs or {}).get(monitor, math.nan))
-            if self.diverged_epoch is not None:
-                return
-            if value < self.best:
-                self.best, self.best_epoch = value, epoch + 1
-                self.best_weights = self.model.get_weights()
-            elif patience and epoch + 1 - self.best_epoch >= patience:
-                log(f"no better {monitor} for {patience} epochs: stopping")
-                self.model.stop_training = True
-
-        def on_train_end(self, logs: Any = None) -> None:
-            if self.best_weights is not None:
-                self.model.set_weights(self.best_weights)
-
-    class Budget(keras.callbacks.Callback):
-        """Ends training at the time limit, mid-epoch if need be but leaving time
-        to validate, and with the linear schedule lowers the learning rate to
-        zero by the end of the budget: the last epoch's last step, or the time
-        limit when that comes first."""
-
-        def on_train_begin(self, logs: Any = None) -> None:
-            self.started = time.perf_counter()
-            self.validation_seconds = 0.0  # the longest validation pass so far
-            self.limit = config.max_minutes * 60
-            self.total_steps = config.epochs * steps_per_epoch
-
-        def on_test_begin(self, logs: Any = None) -> None:
-            self.test_started = time.perf_counter()
-
-        def on_test_end(self, logs: Any = None) -> None:
-            seconds = time.perf_counter() - self.test_started
-            self.validation_seconds = max(self.validation_seconds, seconds)
-
-        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-            if config.lr_schedule != "linear":
-                return
-            # The optimizer's step counter survives --resume.
-            progress = _value(self.model.optimizer.iterations) / self.total_steps
-            if self.limit:
-                elapsed = time.perf_counter() - self.started
-                usable = max(self.limit - self.validation_seconds, 1e-9)
-                progress = max(progress, elapsed / usable)
-            rate = config.learning_rate * max(1.0 - progress, 0.0)
-            self.model.optimizer.learning_rate = rate
-
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            elapsed = time.perf_counter() - self.started
-            if (
-                self.limit
-                and not self.model.stop_training
-                and elapsed + self.validation_seconds >= self.limit
-            ):
-                log(
-                    f"time limit of {config.max_minutes:g} minutes reached "
-                    f"(step {batch + 1} of {steps_per_epoch}): stopping"
-                )
-                self.model.stop_training = True
-
-    class DropoutSeeds(keras.callbacks.Callback):
-        """Sets every dropout random stream from (seed, epoch) when an epoch
-        begins, so a resumed run draws the masks the uninterrupted one would."""
-
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            states = [
-                v for v in self.model.variables if v.name == "seed_generator_state"
-            ]
-            for i, state in enumerate(states):
-                key = np.random.SeedSequence([seed, epoch, i]).generate_state(1)[0]
-                value = np.array([key % 2**31, 0])
-                state.assign(value.astype(keras.backend.standardize_dtype(state.dtype)))
-
-    class AveragedWeights(keras.callbacks.Callback):
-        """Validates (and so keeps, as the best) the optimizer's moving average
-        of the weights instead of the last step's, then hands training back
-        its own weights: averaging damps the last steps' noise."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.raw: list[np.ndarray] | None = None
-
-        def on_test_begin(self, logs: Any = None) -> None:
-            variables = self.model.trainable_variables
-            self.raw = [keras.ops.convert_to_numpy(v) for v in variables]
-            self.model.optimizer.finalize_variable_values(variables)
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            if self.raw is not None:
-                for variable, value in zip(
-                    self.model.trainable_variables, self.raw, strict=True
-                ):
-                    variable.assign(value)
-                self.raw = None
-
-    callbacks = [EpochLog(), BestEpoch()]
-    if config.average:  # after BestEpoch, before checkpoints, which want raw
-        callbacks.append(AveragedWeights())
-    callbacks += [Budget(), DropoutSeeds()]
-    if config.lr_schedule == "plateau" and config.lr_patience:
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor=monitor, factor=0.5, patience=config.lr_patience, min_lr=1e-5
-            )
-        )
-    return callbacks
-
-
-def _checkpoint_callback(every: int, path: Path, save: Callable[[], None]) -> Any:
-    import keras
-
-    class Checkpoint(keras.callbacks.Callback):
-        """Saves the latest state (weights and optimizer) every `every` epochs."""
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            if (epoch + 1) % every == 0 and not self.model.stop_training:
-                save()
-
-    return Checkpoint()
-
-
 def train(
     corpus: Sequence[str | Path],
     output: str | Path,
@@ -446,6 +226,7 @@ def train(
     """
     import keras
 
+    from .callbacks import Checkpoint, Interrupt, training_callbacks
     from .data import (
         check_windows,
         make_dataset,
@@ -592,7 +373,7 @@ def train(
         if len(val_ids)
         else None
     )
-    fit_callbacks = _callbacks(
+    callbacks_used = training_callbacks(
         config,
         seed,
         steps_per_epoch,
@@ -600,7 +381,8 @@ def train(
         previous.get("history", []),
         log,
     )
-    epoch_log, best = fit_callbacks[:2]  # see _callbacks
+    epoch_log, best = callbacks_used.epoch_log, callbacks_used.best
+    fit_callbacks = callbacks_used.in_order()
     hashes = word_hashes(text.words)
     earlier = Fingerprint.from_config(previous.get("fingerprint") or {})
     if earlier is not None:
@@ -659,11 +441,11 @@ def train(
             model.record = record(len(epoch_log.history))
             save_model(model, last)
 
-        fit_callbacks.append(_checkpoint_callback(checkpoint_every, last, save_latest))
+        fit_callbacks.append(Checkpoint(checkpoint_every, save_latest))
     if tensorboard is not None:
         fit_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard)))
     fit_callbacks.extend(callbacks)
-    with _Interrupt(model, log) as interrupt:
+    with Interrupt(model, log) as interrupt:
         model.fit(
             train_data,
             validation_data=val_data,
