@@ -208,8 +208,10 @@ def invocation(
         if k.endswith(".txt") or k in ("folder", "missing", "notes.keras")
     ]
     if command_name in ("train", "compare"):
-        # Small and short unless drawn otherwise; outputs go to `out`.
+        # Small and short unless drawn otherwise (later options win); outputs
+        # go to `out`.
         args[1:1] = ["--units", "4", "--embedding-dim", "4", "--epochs", "1"]
+        args[1:1] = ["--max-minutes", "0.1"]  # a drawn --batch-size 1 can be slow
         if "--no-plot" not in args and rng.random() < 0.7:
             args.append("--no-plot")
         if command_name == "compare" and not {"-o", "--output"} & set(args):

@@ -1,25 +1,37 @@
-"""Start-up latency of the command line: `textgen --help` and an option error
-(no TensorFlow import), and `textgen generate -n 20` against a bare
-`python -c "import tensorflow"`. Best of several runs each. Prints one JSON object.
+"""Start-up latency of the command line and the size of model files.
 
-    python benchmarks/startup.py
+`textgen --help` and an option error (no heavy import at all); `textgen
+generate -n 20` and `textgen info` on a default-size model trained on
+`moby_dick.txt` (the TensorFlow-free inference path), beside bare
+`python -c "import tensorflow"` and `python -c "import numpy, h5py"`. Each
+is timed 5 times: median and range. Then the model files: the lean model
+that `train` saves against the `.last.keras` checkpoint of the same run
+(which keeps the optimizer state, as every saved model did before), for
+the sample corpus and for `moby_dick.txt`. Prints one JSON object.
+
+    python benchmarks/startup.py [--corpus PATH]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT.parent / "shared" / "corpora" / "moby_dick.txt"
 REPEATS = 5
 
 
-def best_seconds(command: list[str], cwd: Path, expect: int = 0) -> float:
+def timed(command: list[str], cwd: Path, expect: int = 0) -> dict[str, float]:
+    """Median and range of `REPEATS` wall-clock runs, in seconds."""
     times = []
     for _ in range(REPEATS):
         start = time.perf_counter()
@@ -29,36 +41,80 @@ def best_seconds(command: list[str], cwd: Path, expect: int = 0) -> float:
             raise SystemExit(
                 f"{command} exited {result.returncode}: {result.stderr[-300:]!r}"
             )
-    return min(times)
+    return {
+        "median": round(statistics.median(times), 3),
+        "min": round(min(times), 3),
+        "max": round(max(times), 3),
+    }
+
+
+def train(textgen: str, corpus: Path, output: str, cwd: Path, *extra: str) -> None:
+    subprocess.run(
+        [textgen, "train", str(corpus), "-o", output, "--no-plot",
+         "--checkpoint-every", "1", "--random-seed", "1", *extra],
+        cwd=cwd, check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def sizes(model: Path) -> dict[str, float]:
+    """The lean model and its checkpoint: file and weights sizes, and the
+    weights against 4 bytes per parameter."""
+    sys.path.insert(0, str(ROOT))
+    from textgen.modelfile import WEIGHTS_ENTRY, read_model
+
+    parameters = read_model(model, weights=False).model_config.parameter_count()
+    checkpoint = model.with_name(model.stem + ".last.keras")
+    weights = zipfile.ZipFile(model).getinfo(WEIGHTS_ENTRY).file_size
+    return {
+        "parameters": parameters,
+        "lean_model_mb": round(model.stat().st_size / 1e6, 2),
+        "checkpoint_mb": round(checkpoint.stat().st_size / 1e6, 2),
+        "lean_weights_over_4_bytes_per_parameter": round(weights / (4 * parameters), 3),
+        "lean_over_checkpoint": round(
+            model.stat().st_size / checkpoint.stat().st_size, 3
+        ),
+    }
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=BOOK)
+    options = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     textgen = str(Path(sys.executable).with_name("textgen"))
+    figures: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as folder:
         cwd = Path(folder)
-        # A model of the default size, trained briefly on the sample corpus.
-        subprocess.run(
-            [textgen, "train", str(ROOT / "corpora" / "saltmarsh"), "--epochs", "1",
-             "-o", "models/sample.keras"],
-            cwd=cwd, check=True, capture_output=True,
-        )  # fmt: skip
-        figures = {
-            "help_s": best_seconds([textgen, "--help"], cwd),
-            "option_error_s": best_seconds(
-                [textgen, "generate", "-t", "-1"], cwd, expect=2
-            ),
-            "import_tensorflow_s": best_seconds(
+        # Default-size models, trained briefly (the size does not depend on it).
+        train(textgen, ROOT / "corpora" / "saltmarsh", "models/sample.keras", cwd,
+              "--epochs", "1")  # fmt: skip
+        figures["sample_corpus_model"] = sizes(cwd / "models" / "sample.keras")
+        if options.corpus.exists():
+            train(textgen, options.corpus, "models/book.keras", cwd, "--epochs", "1",
+                  "--max-minutes", "0.5")  # fmt: skip
+            figures["book_model"] = sizes(cwd / "models" / "book.keras")
+            model = "models/book.keras"
+        else:
+            print(f"({options.corpus} is missing: timing the sample model)",
+                  file=sys.stderr)  # fmt: skip
+            model = "models/sample.keras"
+        (cwd / "models" / "sample.last.keras").unlink()
+        figures["model_timed"] = model
+        figures["seconds"] = {
+            "help": timed([textgen, "--help"], cwd),
+            "option_error": timed([textgen, "generate", "-t", "-1"], cwd, expect=2),
+            "import_tensorflow": timed(
                 [sys.executable, "-c", "import tensorflow"], cwd
             ),
-            "generate_20_words_s": best_seconds(
-                [textgen, "generate", "-n", "20", "--random-seed", "1"], cwd
+            "import_numpy_h5py": timed(
+                [sys.executable, "-c", "import numpy, h5py"], cwd
             ),
+            "generate_20_words": timed(
+                [textgen, "generate", "-m", model, "-n", "20", "--random-seed", "1"],
+                cwd,
+            ),
+            "info": timed([textgen, "info", model], cwd),
         }
-    figures = {k: round(v, 3) for k, v in figures.items()}
-    figures["generate_minus_import_s"] = round(
-        figures["generate_20_words_s"] - figures["import_tensorflow_s"], 3
-    )
     print(json.dumps(figures, indent=2))
 
 

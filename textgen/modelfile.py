@@ -296,7 +296,7 @@ class ModelFile:
     vocabulary: Vocabulary
     tokenizer_settings: TokenizerSettings
     record: dict[str, Any]
-    weights: dict[str, np.ndarray]  # by `ModelConfig.weight_shapes` name
+    weights: dict[str, np.ndarray]  # by `ModelConfig.weight_shapes` name (or none)
     has_optimizer: bool  # a checkpoint (optimizer state kept), not a lean model
 
     def named_weights(self) -> dict[str, np.ndarray]:
@@ -317,8 +317,12 @@ class ModelFile:
 _CELL_VARIABLES = ("kernel", "recurrent_kernel", "bias", "peephole")
 
 
-def read_model(path: str | Path) -> ModelFile:
+def read_model(path: str | Path, weights: bool = True) -> ModelFile:
     """Read and check a model file written by `textgen train`, without Keras.
+
+    Args:
+        path: the `.keras` file.
+        weights: also read the weights (what `info` does not need).
 
     Raises:
         ModelFileError: missing, damaged, foreign, or inconsistent (one line).
@@ -333,7 +337,7 @@ def read_model(path: str | Path) -> ModelFile:
             if k in {f.name for f in dataclasses.fields(ModelConfig)}
         }
     )
-    expected = shape.weight_shapes()
+    expected = shape.weight_shapes() if weights else {}
     damaged = f"{path} is damaged and cannot be loaded"
     try:
         with zipfile.ZipFile(path) as archive:
@@ -345,22 +349,26 @@ def read_model(path: str | Path) -> ModelFile:
                     f"{path}: its weights file is {info.file_size:,} bytes, far "
                     "more than its shape needs; it is not a textgen model"
                 )
-            with archive.open(info) as entry:
-                data = entry.read(limit + 1)
-        weights, has_optimizer = _read_weights(data, config.get("name"), expected)
+            data = b""
+            if weights:
+                with archive.open(info) as entry:
+                    data = entry.read(limit + 1)
+        found, has_optimizer = {}, False
+        if weights:
+            found, has_optimizer = _read_weights(data, config.get("name"), expected)
     except ModelFileError:
         raise
     except (KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile, EOFError):
         raise ModelFileError(f"{damaged}; retrain it with `textgen train`") from None
-    missing = sorted(set(expected) - set(weights))
+    missing = sorted(set(expected) - set(found))
     if missing:
         raise ModelFileError(f"{damaged}: it lacks the weights {', '.join(missing)}")
     for name, want in expected.items():
-        if weights[name].shape != want:
+        if found[name].shape != want:
             raise ModelFileError(
-                f"{damaged}: {name} is {weights[name].shape}, its shape says {want}"
+                f"{damaged}: {name} is {found[name].shape}, its shape says {want}"
             )
-        if not np.isfinite(weights[name]).all():
+        if not np.isfinite(found[name]).all():
             raise ModelFileError(
                 f"{path} has weights that are not numbers (NaN or infinity); "
                 "retrain it with `textgen train`"
@@ -371,7 +379,7 @@ def read_model(path: str | Path) -> ModelFile:
         vocabulary=Vocabulary.from_config(config["vocabulary"]),
         tokenizer_settings=TokenizerSettings(**(config.get("tokenizer") or {})),
         record=config.get("record") or {},
-        weights=weights,
+        weights=found,
         has_optimizer=has_optimizer,
     )
 

@@ -122,11 +122,11 @@ def _newest_model() -> Path:
     return newest
 
 
-def _load(path: str | None) -> Any:
+def _load(path: str | None, weights: bool = True) -> Any:
     """The model to use, read without TensorFlow (see `modelfile.read_model`)."""
     from ..modelfile import read_model
 
-    return read_model(Path(path) if path else _newest_model())
+    return read_model(Path(path) if path else _newest_model(), weights)
 
 
 def main() -> None:

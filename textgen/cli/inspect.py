@@ -43,7 +43,7 @@ def evaluate(model_path: str | None, text: tuple[str, ...]) -> None:
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 def info(path: str | None) -> None:
     """Show what a model is and how it was trained.  [default: newest in models/]"""
-    model = _load(path)
+    model = _load(path, weights=False)  # what it is, not what it computes
     config = model.model_config
     record = model.record
     unit = tokenizer_for(model.tokenizer_settings).unit
