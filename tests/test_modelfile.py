@@ -169,3 +169,54 @@ def test_strings_from_a_model_file_are_escaped_on_the_terminal(trained, tmp_path
     )
     assert generated.exit_code == 0, generated.output
     assert "\x1b" not in generated.output and "\\x1b[31m" in generated.output
+
+
+def test_damaged_files_and_weights_are_one_line(trained, tmp_path):
+    """Bytes of the file overwritten at random (a bad disk, a cut download):
+    the zip's checksums catch it, one line. And weights rewritten so that
+    h5py itself fails (its RuntimeError, a group where an array should be):
+    one line too, and a claimed size is checked before anything is read."""
+    import random
+
+    import h5py
+    import numpy as np
+
+    from textgen.modelfile import read_model
+
+    rng = random.Random(0)
+    good = trained[0].read_bytes()
+    for trial in range(100):
+        raw = bytearray(good)
+        for _ in range(rng.randint(1, 20)):
+            raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+        path = tmp_path / f"flipped{trial}.keras"
+        path.write_bytes(bytes(raw))
+        with pytest.raises(ModelFileError) as caught:
+            read_model(path)
+        assert "\n" not in str(caught.value)
+
+    def group_for_array(data: bytes) -> bytes:
+        buffer = io.BytesIO(data)
+        with h5py.File(buffer, "r+") as weights:
+            del weights["embedding/vars/0"]
+            weights.create_group("embedding/vars/0")
+        return buffer.getvalue()
+
+    def bigger_array(data: bytes) -> bytes:
+        buffer = io.BytesIO(data)
+        with h5py.File(buffer, "r+") as weights:
+            del weights["embedding/vars/0"]
+            weights["embedding/vars/0"] = np.zeros((500, 8), np.float32)
+        return buffer.getvalue()
+
+    def truncated_heap(data: bytes) -> bytes:
+        return data[: len(data) * 2 // 3]
+
+    for change, message in [
+        (group_for_array, "embedding is not an array"),
+        (bigger_array, r"embedding is \(500, 8\)"),
+        (truncated_heap, "damaged and cannot be loaded"),
+    ]:
+        path = _rewritten(trained[0], tmp_path / "crafted.keras", weights=change)
+        with pytest.raises(ModelFileError, match=message):
+            read_model(path)

@@ -86,7 +86,17 @@ def read_config(path: str | Path) -> dict[str, Any]:
         outer = json.loads(raw)
     except ModelFileError:
         raise
-    except (KeyError, ValueError, zipfile.BadZipFile, OSError, EOFError):
+    # zipfile's ways of saying "damaged" (NotImplementedError: a garbled
+    # compression method; RuntimeError: an "encrypted" entry).
+    except (
+        KeyError,
+        ValueError,
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+    ):
         raise ModelFileError(damaged) from None
     if not isinstance(outer, dict) or outer.get("registered_name") != REGISTERED_NAME:
         raise ModelFileError(
@@ -346,8 +356,8 @@ def read_model(path: str | Path, weights: bool = True) -> ModelFile:
             limit = 8 * 4 * shape.parameter_count() + 2**24
             if info.file_size > limit:
                 raise ModelFileError(
-                    f"{path}: its weights file is {info.file_size:,} bytes, far "
-                    "more than its shape needs; it is not a textgen model"
+                    f"its weights file is {info.file_size:,} bytes, far more "
+                    "than its shape needs"
                 )
             data = b""
             if weights:
@@ -356,9 +366,20 @@ def read_model(path: str | Path, weights: bool = True) -> ModelFile:
         found, has_optimizer = {}, False
         if weights:
             found, has_optimizer = _read_weights(data, config.get("name"), expected)
-    except ModelFileError:
-        raise
-    except (KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile, EOFError):
+    except ModelFileError as err:
+        raise ModelFileError(f"{damaged}: {err}") from None
+    # h5py reports a damaged HDF5 file as any of these (RuntimeError included).
+    except (
+        KeyError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        OSError,
+        RuntimeError,
+        NotImplementedError,
+        zipfile.BadZipFile,
+        EOFError,
+    ):
         raise ModelFileError(f"{damaged}; retrain it with `textgen train`") from None
     missing = sorted(set(expected) - set(found))
     if missing:
@@ -396,8 +417,18 @@ def _read_weights(
     def take(group: Any, names: tuple[str, ...], prefix: str) -> None:
         for index, name in enumerate(names):
             key = str(index)
-            if key in group and f"{prefix}{name}" in expected:
-                weights[f"{prefix}{name}"] = np.asarray(group[key], dtype=np.float32)
+            full = f"{prefix}{name}"
+            if key in group and full in expected:
+                dataset = group[key]
+                if not isinstance(dataset, h5py.Dataset):
+                    raise ModelFileError(f"{full} is not an array")
+                # Checked before reading: a damaged file can claim any size.
+                if dataset.shape != expected[full] or dataset.dtype.kind != "f":
+                    raise ModelFileError(
+                        f"{full} is {dataset.shape} {dataset.dtype}, its shape says "
+                        f"{expected[full]} floats"
+                    )
+                weights[full] = np.asarray(dataset, dtype=np.float32)
 
     with h5py.File(io.BytesIO(data), "r") as file:
         has_optimizer = "optimizer" in file and len(file["optimizer"].get("vars", {}))
