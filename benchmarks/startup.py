@@ -90,8 +90,7 @@ def main() -> None:
               "--epochs", "1")  # fmt: skip
         figures["sample_corpus_model"] = sizes(cwd / "models" / "sample.keras")
         if options.corpus.exists():
-            train(textgen, options.corpus, "models/book.keras", cwd, "--epochs", "1",
-                  "--max-minutes", "0.5")  # fmt: skip
+            train(textgen, options.corpus, "models/book.keras", cwd, "--epochs", "1")
             figures["book_model"] = sizes(cwd / "models" / "book.keras")
             model = "models/book.keras"
         else:
