@@ -65,7 +65,8 @@ def ban(logits: np.ndarray, banned_ids: Sequence[int]) -> np.ndarray:
     """Make the given ids impossible to choose (and a NaN score, which a
     damaged model could give, impossible too; +inf becomes the largest float)."""
     logits = np.array(logits, dtype=np.float32)  # a copy
-    np.nan_to_num(logits, copy=False, nan=-np.inf, posinf=_LARGEST, neginf=-np.inf)
+    if not np.isfinite(logits).all():  # rare: a cheap test first
+        np.nan_to_num(logits, copy=False, nan=-np.inf, posinf=_LARGEST, neginf=-np.inf)
     logits[..., list(banned_ids)] = -np.inf
     return logits
 
