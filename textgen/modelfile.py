@@ -155,7 +155,7 @@ def _matches(value: Any, kind: str) -> bool:
     return kind == "str" and isinstance(value, str)
 
 
-def check_config(config: Any, weights_bytes: int | None = None) -> None:
+def check_config(config: Any, weights_bytes: int | None = None) -> ModelConfig:
     """Check a LanguageModel's arguments (model_config, vocabulary, tokenizer,
     record) against limits and each other.
 
@@ -164,6 +164,9 @@ def check_config(config: Any, weights_bytes: int | None = None) -> None:
         weights_bytes: the size of the weights file, which must hold at least
             the 4 bytes per parameter the shape promises (so a tiny file
             cannot make the loader build a huge network).
+
+    Returns:
+        The network's shape, checked.
 
     Raises:
         ModelFileError: naming the first field that is wrong.
@@ -194,6 +197,7 @@ def check_config(config: Any, weights_bytes: int | None = None) -> None:
         _fail("the training record is not a mapping")
     if record:
         check_record(record)
+    return shape
 
 
 def _check_vocabulary(vocabulary: Any, size: int, level: str) -> None:
@@ -340,13 +344,7 @@ def read_model(path: str | Path, weights: bool = True) -> ModelFile:
     path = Path(path)
     outer = read_config(path)
     config = outer["config"]
-    shape = ModelConfig(
-        **{
-            k: v
-            for k, v in config["model_config"].items()
-            if k in {f.name for f in dataclasses.fields(ModelConfig)}
-        }
-    )
+    shape = _typed(ModelConfig, config["model_config"], "model_config")  # checked
     expected = shape.weight_shapes() if weights else {}
     damaged = f"{path} is damaged and cannot be loaded"
     try:

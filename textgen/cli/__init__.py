@@ -122,6 +122,16 @@ def _newest_model() -> Path:
     return newest
 
 
+# `-m PATH`: the model that generate and evaluate use.
+model_option = click.option(
+    "-m",
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    help="Model file.  [default: newest .keras in models/]",
+)
+
+
 def _load(path: str | None, weights: bool = True) -> Any:
     """The model to use, read without TensorFlow (see `modelfile.read_model`)."""
     from ..modelfile import read_model

@@ -14,7 +14,7 @@ import click
 
 from ..errors import TextgenError
 from ..tokens import tokenizer_for
-from . import _load, _newest_model, _Number, cli, echo
+from . import _load, _newest_model, _Number, cli, echo, model_option
 
 
 class _Temperatures(click.ParamType):
@@ -37,13 +37,7 @@ class _Temperatures(click.ParamType):
 
 
 @cli.command()
-@click.option(
-    "-m",
-    "--model",
-    "model_path",
-    type=click.Path(dir_okay=False),
-    help="Model file.  [default: newest .keras in models/]",
-)
+@model_option
 @click.option(
     "-s",
     "--seed",

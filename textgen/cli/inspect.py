@@ -7,17 +7,11 @@ import math
 import click
 
 from ..tokens import tokenizer_for
-from . import _load, cli, echo
+from . import _load, cli, echo, model_option
 
 
 @cli.command()
-@click.option(
-    "-m",
-    "--model",
-    "model_path",
-    type=click.Path(dir_okay=False),
-    help="Model file.  [default: newest .keras in models/]",
-)
+@model_option
 @click.argument("text", nargs=-1, required=True)
 def evaluate(model_path: str | None, text: tuple[str, ...]) -> None:
     """Score a model on TEXT (files or folders): perplexity and OOV rate."""

@@ -333,7 +333,7 @@ def train(
 
         changes = {renamed.get(n, n): None for n in given}
         config = resumed_config(
-            read_model(resume).record or {},
+            read_model(resume, weights=False).record or {},
             **{name: getattr(config, name) for name in changes},
         )
     model = train_model(
