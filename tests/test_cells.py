@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from textgen.cells import PeepholeLSTMCell
 
@@ -45,3 +46,61 @@ def test_peephole_weights_matter():
     cell.peephole.assign(np.full((3, 3), 0.8))
     assert not np.allclose(before, np.asarray(cell(x, states)[0]))
     assert cell.get_config()["units"] == 3
+
+
+def _values_and_gradients(layer, x, h, c, jit: bool):
+    """Outputs, final states and the gradients of a mixed loss with respect to
+    the inputs, the initial states and every weight."""
+    import tensorflow as tf
+
+    weights = layer.trainable_variables
+
+    @tf.function(jit_compile=jit)
+    def run(x, h, c):
+        with tf.GradientTape() as tape:
+            tape.watch([x, h, c])
+            outputs, h_n, c_n = layer(x, initial_state=[h, c])
+            scale = tf.range(outputs.shape[-1], dtype=tf.float32)
+            loss = (
+                tf.reduce_sum(outputs * scale)
+                + tf.reduce_sum(tf.sin(h_n))
+                + tf.reduce_sum(c_n * c_n)
+            )
+        return [outputs, h_n, c_n, *tape.gradient(loss, [x, h, c, *weights])]
+
+    return [v.numpy() for v in run(x, h, c)]
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("peephole", [False, True])
+def test_sequence_op_equals_the_keras_loop(peephole, jit):
+    """`lstm_sequence`'s values and hand-written gradients equal those of Keras's
+    own step-by-step loop (which TensorFlow differentiates itself), with and
+    without XLA, for the LSTM and the peephole LSTM."""
+    import keras
+
+    from textgen.cells import PeepholeLSTM, SequenceLSTM
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 7, 5)).astype("float32")
+    h = rng.normal(size=(3, 4)).astype("float32")
+    c = rng.normal(size=(3, 4)).astype("float32")
+    options = {"return_sequences": True, "return_state": True}
+    if peephole:
+        ours = PeepholeLSTM(PeepholeLSTMCell(4), **options)
+        reference = keras.layers.RNN(PeepholeLSTMCell(4), **options)
+    else:
+        ours = SequenceLSTM(4, **options)
+        reference = keras.layers.LSTM(4, **options)
+    ours.build((None, None, 5))
+    reference.build((None, None, 5))
+    for mine, theirs in zip(ours.weights, reference.weights):
+        value = rng.normal(scale=0.5, size=mine.shape).astype("float32")
+        mine.assign(value)
+        theirs.assign(value)
+    got = _values_and_gradients(ours, x, h, c, jit)
+    want = _values_and_gradients(reference, x, h, c, jit)
+    assert len(got) == len(want) == 6 + len(ours.weights)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert np.abs(got[-1]).sum() > 0  # the last weight's gradient is not vacuous

@@ -82,14 +82,22 @@ def test_a_second_ctrl_c_quits_at_once_and_touches_nothing(
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]
 
 
-@pytest.mark.parametrize("frozen", [False, True], ids=["", "frozen embeddings"])
+@pytest.mark.parametrize(
+    "frozen, xla",
+    [(False, False), (True, False), (False, True)],
+    ids=["", "frozen embeddings", "XLA"],
+)
 def test_resumed_training_matches_never_stopping(
-    tmp_path: Path, pattern_file: Path, frozen: bool
+    tmp_path: Path, pattern_file: Path, frozen: bool, xla: bool, monkeypatch
 ):
     """Checkpoint after epoch 2, a crash, --resume to epoch 4: the weights are
     those of one uninterrupted 4-epoch run with the same seed (frozen word
-    vectors too: the optimizer's slots must line up with what is trained)."""
+    vectors too: the optimizer's slots must line up with what is trained; and
+    with the step compiled by XLA, as bigger networks are on a CPU)."""
+    from textgen import train as train_module
     from textgen.model import load_model
+
+    monkeypatch.setattr(train_module, "XLA_MIN_PARAMETERS", 0 if xla else 10**12)
 
     config = TrainConfig(
         seq_len=8,
@@ -140,6 +148,7 @@ def test_resumed_training_matches_never_stopping(
     for a, b in zip(expected.get_weights(), got.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     record = resumed.record
+    assert record["train_config"]["xla"] is xla
     assert [row["epoch"] for row in record["history"]] == [1, 2, 3, 4]
     assert [(r["first_epoch"], r["last_epoch"]) for r in record["runs"]] == [
         (1, 2),

@@ -23,18 +23,19 @@ from .vocab import Vocabulary
 
 def _recurrent_layer(config: ModelConfig, index: int) -> keras.layers.Layer:
     name = f"{config.cell}_{index}"
-    if config.cell == "peephole":
-        # Imported here: `cells` imports Keras, whose import hook loads this module.
-        from .cells import PeepholeLSTMCell
+    # Imported here: `cells` imports Keras, whose import hook loads this module.
+    from .cells import PeepholeLSTMCell, SequenceLSTM, PeepholeLSTM
 
+    if config.cell == "peephole":
         cell = PeepholeLSTMCell(config.units, name=f"{name}_cell")
-        return keras.layers.RNN(
+        return PeepholeLSTM(
             cell, return_sequences=True, return_state=True, name=name
         )
     # Default activations, no recurrent_dropout, unroll=False, use_bias=True:
-    # the configuration Keras runs with the fused cuDNN kernels on a GPU.
+    # the configuration Keras runs with the fused cuDNN kernels on a GPU (and
+    # `SequenceLSTM` with its own few-large-products loop on a CPU).
     layer_class = {
-        "lstm": keras.layers.LSTM,
+        "lstm": SequenceLSTM,
         "gru": keras.layers.GRU,
         "rnn": keras.layers.SimpleRNN,
     }[config.cell]

@@ -1,0 +1,185 @@
+"""Training step speed at textgen's default word-level size: textgen's model and
+optimizer against the same network in PyTorch (`nn.LSTM`, when `torch` is
+installed), side by side in one run. Prints one JSON object.
+
+The network is the default one (2 x LSTM 512, embedding 128, output tied to
+the embedding through a 512 -> 128 projection, dropout 0.5), a 9,500-word
+vocabulary and 32-token windows of random ids; both sides train with Adam,
+gradient-norm clipping at 1.0 and sparse cross-entropy on logits. textgen's
+side runs exactly what `textgen train` runs (`model.fit` with the default
+settings, the weight average included); "keras_loop" is the same model the
+way textgen ran it before: Keras's generic recurrent loop, no XLA.
+
+    python benchmarks/step.py [--batches 16 64] [--steps 30] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+VOCAB, SEQ_LEN = 9500, 32
+
+
+def random_batches(batch: int, steps: int, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(2, VOCAB, size=(steps, batch, SEQ_LEN + 1), dtype=np.int32)
+    return ids[:, :, :-1], ids[:, :, 1:]
+
+
+def textgen_seconds_per_step(batch: int, steps: int, new: bool) -> list[float]:
+    """Per-step seconds of `model.fit`, after the first (tracing) steps."""
+    import keras
+    import tensorflow as tf
+
+    from textgen import cells
+    from textgen.config import ModelConfig, TrainConfig
+    from textgen.model import build_model
+    from textgen.tokens import TokenizerSettings
+    from textgen.train import _compile
+    from textgen.vocab import Vocabulary
+
+    original = cells.SequenceLSTM.inner_loop
+    if not new:  # textgen 0.x before this benchmark: Keras's loop, no XLA
+        cells.SequenceLSTM.inner_loop = keras.layers.LSTM.inner_loop
+    try:
+        keras.utils.set_random_seed(0)
+        vocabulary = Vocabulary(["<pad>", "<unk>", *(f"w{i}" for i in range(VOCAB - 2))])
+        config = ModelConfig(vocab_size=len(vocabulary))
+        model = build_model(config, vocabulary, TokenizerSettings())
+        _compile(model, TrainConfig(), steps_per_epoch=100)
+        if not new:
+            model.jit_compile = False
+        inputs, labels = random_batches(batch, steps + 5)
+        data = tf.data.Dataset.from_tensor_slices((inputs, labels))
+        times: list[float] = []
+
+        class Timer(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                times.append(time.perf_counter() - self.start)
+
+        model.fit(data, epochs=1, verbose=0, callbacks=[Timer()])
+        keras.backend.clear_session()
+    finally:
+        cells.SequenceLSTM.inner_loop = original
+    return times[5:]
+
+
+def torch_seconds_per_step(batch: int, steps: int) -> list[float]:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding = nn.Embedding(VOCAB, 128)
+            self.lstm0 = nn.LSTM(128, 512, batch_first=True)
+            self.lstm1 = nn.LSTM(512, 512, batch_first=True)
+            self.projection = nn.Linear(512, 128, bias=False)
+            self.bias = nn.Parameter(torch.zeros(VOCAB))
+            self.dropout = nn.Dropout(0.5)
+
+        def forward(self, ids):
+            x = self.dropout(self.embedding(ids))
+            x = self.dropout(self.lstm0(x)[0])
+            x = self.dropout(self.lstm1(x)[0])
+            return self.projection(x) @ self.embedding.weight.T + self.bias
+
+    model = Model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    inputs, labels = random_batches(batch, steps + 5)
+    times = []
+    for x, y in zip(torch.from_numpy(inputs).long(), torch.from_numpy(labels).long()):
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        loss = loss_fn(model(x).reshape(-1, VOCAB), y.reshape(-1))
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return times[5:]
+
+
+def tokens_per_s(batch: int, times: list[float]) -> int:
+    return round(batch * SEQ_LEN / statistics.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per run")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs of each, interleaved"
+    )
+    args = parser.parse_args()
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    peers = {
+        "textgen": lambda b: textgen_seconds_per_step(b, args.steps, True),
+        "keras_loop": lambda b: textgen_seconds_per_step(b, args.steps, False),
+    }
+    if torch is not None:
+        peers["pytorch"] = lambda b: torch_seconds_per_step(b, args.steps)
+    results: dict = {}
+    for batch in args.batches:
+        runs: dict[str, list[int]] = {name: [] for name in peers}
+        for _ in range(args.repeats):  # interleaved: machine drift hits all alike
+            for name, run in peers.items():
+                runs[name].append(tokens_per_s(batch, run(batch)))
+        row = {
+            name: {"median": statistics.median(r), "range": [min(r), max(r)]}
+            for name, r in runs.items()
+        }
+        if torch is not None:
+            row["textgen_vs_pytorch"] = round(
+                statistics.median(
+                    a / b for a, b in zip(runs["textgen"], runs["pytorch"])
+                ),
+                2,
+            )
+        row["textgen_vs_keras_loop"] = round(
+            statistics.median(
+                a / b for a, b in zip(runs["textgen"], runs["keras_loop"])
+            ),
+            2,
+        )
+        results[f"batch_{batch}_tokens_per_s"] = row
+    print(
+        json.dumps(
+            {
+                "network": "2 x LSTM 512, embedding 128, tied output, vocab 9,500",
+                "seq_len": SEQ_LEN,
+                "tensorflow": tf.__version__,
+                "torch": torch.__version__ if torch is not None else None,
+                "threads": {
+                    "tensorflow_intra_op": tf.config.threading.get_intra_op_parallelism_threads()  # noqa: E501
+                    or os.cpu_count(),
+                    "torch": torch.get_num_threads() if torch is not None else None,
+                },
+                **results,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
