@@ -51,7 +51,8 @@ def textgen_seconds_per_step(batch: int, steps: int, new: bool) -> list[float]:
         cells.SequenceLSTM.inner_loop = keras.layers.LSTM.inner_loop
     try:
         keras.utils.set_random_seed(0)
-        vocabulary = Vocabulary(["<pad>", "<unk>", *(f"w{i}" for i in range(VOCAB - 2))])
+        words = [f"w{i}" for i in range(VOCAB - 2)]
+        vocabulary = Vocabulary(["<pad>", "<unk>", *words])
         config = ModelConfig(vocab_size=len(vocabulary))
         model = build_model(config, vocabulary, TokenizerSettings())
         _compile(model, TrainConfig(), steps_per_epoch=100)
@@ -102,7 +103,8 @@ def torch_seconds_per_step(batch: int, steps: int) -> list[float]:
     loss_fn = nn.CrossEntropyLoss()
     inputs, labels = random_batches(batch, steps + 5)
     times = []
-    for x, y in zip(torch.from_numpy(inputs).long(), torch.from_numpy(labels).long()):
+    inputs, labels = torch.from_numpy(inputs).long(), torch.from_numpy(labels).long()
+    for x, y in zip(inputs, labels, strict=True):
         start = time.perf_counter()
         optimizer.zero_grad()
         loss = loss_fn(model(x).reshape(-1, VOCAB), y.reshape(-1))
@@ -151,13 +153,13 @@ def main() -> None:
         if torch is not None:
             row["textgen_vs_pytorch"] = round(
                 statistics.median(
-                    a / b for a, b in zip(runs["textgen"], runs["pytorch"])
+                    a / b for a, b in zip(runs["textgen"], runs["pytorch"], strict=True)
                 ),
                 2,
             )
         row["textgen_vs_keras_loop"] = round(
             statistics.median(
-                a / b for a, b in zip(runs["textgen"], runs["keras_loop"])
+                a / b for a, b in zip(runs["textgen"], runs["keras_loop"], strict=True)
             ),
             2,
         )

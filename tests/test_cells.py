@@ -94,13 +94,13 @@ def test_sequence_op_equals_the_keras_loop(peephole, jit):
         reference = keras.layers.LSTM(4, **options)
     ours.build((None, None, 5))
     reference.build((None, None, 5))
-    for mine, theirs in zip(ours.weights, reference.weights):
+    for mine, theirs in zip(ours.weights, reference.weights, strict=True):
         value = rng.normal(scale=0.5, size=mine.shape).astype("float32")
         mine.assign(value)
         theirs.assign(value)
     got = _values_and_gradients(ours, x, h, c, jit)
     want = _values_and_gradients(reference, x, h, c, jit)
     assert len(got) == len(want) == 6 + len(ours.weights)
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert np.abs(got[-1]).sum() > 0  # the last weight's gradient is not vacuous

@@ -24,13 +24,11 @@ from .vocab import Vocabulary
 def _recurrent_layer(config: ModelConfig, index: int) -> keras.layers.Layer:
     name = f"{config.cell}_{index}"
     # Imported here: `cells` imports Keras, whose import hook loads this module.
-    from .cells import PeepholeLSTMCell, SequenceLSTM, PeepholeLSTM
+    from .cells import PeepholeLSTM, PeepholeLSTMCell, SequenceLSTM
 
     if config.cell == "peephole":
         cell = PeepholeLSTMCell(config.units, name=f"{name}_cell")
-        return PeepholeLSTM(
-            cell, return_sequences=True, return_state=True, name=name
-        )
+        return PeepholeLSTM(cell, return_sequences=True, return_state=True, name=name)
     # Default activations, no recurrent_dropout, unroll=False, use_bias=True:
     # the configuration Keras runs with the fused cuDNN kernels on a GPU (and
     # `SequenceLSTM` with its own few-large-products loop on a CPU).
