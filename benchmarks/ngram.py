@@ -1,11 +1,17 @@
-"""Interpolated Kneser-Ney trigram model: the classical baseline that a neural
-language model has to beat. Written for textgen's quality benchmark.
+"""Interpolated Kneser-Ney n-gram models: the classical baselines that a neural
+language model has to beat (a word trigram; a character 7-gram). Written for
+textgen's quality benchmarks.
 
 Follows Chen & Goodman (1998): absolute discounting at every order with the
 discount estimated from count-of-counts, lower orders built from continuation
-counts (how many distinct words precede), and the unigram level interpolated
-with the uniform distribution, so every vocabulary word (`<unk>` included)
+counts (how many distinct tokens precede), and the unigram level interpolated
+with the uniform distribution, so every vocabulary token (`<unk>` included)
 has a probability.
+
+    python benchmarks/ngram.py [--corpus PATH] [--order-word 3] [--order-char 7]
+
+prints, as JSON, both baselines' held-out cross-entropy on the last 10% of a
+corpus, tokenized as textgen tokenizes it at word and at character level.
 """
 
 from __future__ import annotations
@@ -23,65 +29,144 @@ def _discount(counts: Counter) -> float:
     return n1 / (n1 + 2 * n2) if n1 else 0.75
 
 
-class KneserNeyTrigram:
-    """P(w | u, v) from training tokens over a fixed vocabulary."""
+class KneserNey:
+    """P(w | the previous order - 1 tokens) from training tokens over a fixed
+    vocabulary; keys are tuples of tokens."""
+
+    def __init__(
+        self, tokens: Sequence[str], vocabulary_size: int, order: int = 3
+    ) -> None:
+        """Args:
+        tokens: training text, already mapped to the vocabulary (rare tokens
+            replaced by `<unk>` the way the neural model sees them).
+        vocabulary_size: number of tokens the model predicts over.
+        order: n, the longest n-gram counted.
+        """
+        self.order, self.vocabulary_size = order, vocabulary_size
+        padded = [START] * (order - 1) + list(tokens)
+        top: Counter = Counter(zip(*(padded[i:] for i in range(order)), strict=False))
+        # counts[k]: n-grams of length k + 1; the top order holds raw counts,
+        # each lower one continuation counts N1+(. h w) from the order above.
+        self.counts: list[Counter] = [Counter() for _ in range(order)]
+        self.counts[order - 1] = top
+        for k in range(order - 1, 0, -1):
+            lower = self.counts[k - 1]
+            for gram in self.counts[k]:
+                lower[gram[1:]] += 1
+        # Per order and context: total count and distinct continuations.
+        self.totals: list[Counter] = [Counter() for _ in range(order)]
+        self.types: list[Counter] = [Counter() for _ in range(order)]
+        for k in range(order):
+            for gram, count in self.counts[k].items():
+                self.totals[k][gram[:-1]] += count
+                self.types[k][gram[:-1]] += 1
+        self.discounts = [_discount(c) for c in self.counts]
+
+    def probability_of(self, context: tuple[str, ...], w: str) -> float:
+        """P(w | context), the context being the last order - 1 tokens (or
+        fewer at the start), interpolated with every lower order."""
+        unigrams, d = self.counts[0], self.discounts[0]
+        total = self.totals[0][()]
+        floor = d * self.types[0][()] / total / self.vocabulary_size
+        p = max(unigrams[(w,)] - d, 0) / total + floor
+        for k in range(1, self.order):
+            if k > len(context):
+                break
+            h = context[len(context) - k :]
+            total = self.totals[k][h]
+            if not total:
+                break  # no longer context was seen either
+            d = self.discounts[k]
+            p = (
+                max(self.counts[k][(*h, w)] - d, 0) / total
+                + d * self.types[k][h] / total * p
+            )
+        return p
+
+    def cross_entropy(self, tokens: Sequence[str]) -> float:
+        """Mean negative log-probability in nats per token of a text read in
+        order from the start (the context carried across the whole text)."""
+        context = [START] * (self.order - 1)
+        total = 0.0
+        for w in tokens:
+            total -= math.log(self.probability_of(tuple(context), w))
+            context.append(w)
+            del context[0]
+        return total / len(tokens)
+
+
+class KneserNeyTrigram(KneserNey):
+    """The word trigram baseline: `KneserNey` of order 3."""
 
     def __init__(self, tokens: Sequence[str], vocabulary_size: int) -> None:
-        """Args:
-        tokens: training text, already mapped to the vocabulary (rare words
-            replaced by `<unk>` the way the neural model sees them).
-        vocabulary_size: number of words the model predicts over.
-        """
-        padded = [START, START, *tokens]
-        self.vocabulary_size = vocabulary_size
-        self.trigrams = Counter(zip(padded, padded[1:], padded[2:], strict=False))
-        self.context_total: Counter = Counter()  # c(u, v, .)
-        self.context_types: Counter = Counter()  # N1+(u, v, .)
-        # Middle order from continuation counts: N1+(. v w).
-        self.middle = Counter()
-        for (u, v, w), count in self.trigrams.items():
-            self.context_total[u, v] += count
-            self.context_types[u, v] += 1
-            self.middle[v, w] += 1
-        self.middle_total: Counter = Counter()  # N1+(. v .)
-        self.middle_types: Counter = Counter()  # N1+(v .) among continuation bigrams
-        for (v, _w), count in self.middle.items():
-            self.middle_total[v] += count
-            self.middle_types[v] += 1
-        # Lowest order: N1+(. w) over bigram types.
-        self.unigram: Counter = Counter(w for (_v, w) in self.middle)
-        self.unigram_total = sum(self.unigram.values())
-        self.d3 = _discount(self.trigrams)
-        self.d2 = _discount(self.middle)
-        self.d1 = _discount(self.unigram)
-
-    def unigram_probability(self, w: str) -> float:
-        seen = len(self.unigram)
-        floor = self.d1 * seen / self.unigram_total / self.vocabulary_size
-        return max(self.unigram[w] - self.d1, 0) / self.unigram_total + floor
-
-    def bigram_probability(self, v: str, w: str) -> float:
-        total = self.middle_total[v]
-        lower = self.unigram_probability(w)
-        if not total:
-            return lower
-        backoff = self.d2 * self.middle_types[v] / total
-        return max(self.middle[v, w] - self.d2, 0) / total + backoff * lower
+        super().__init__(tokens, vocabulary_size, order=3)
 
     def probability(self, u: str, v: str, w: str) -> float:
         """P(w | u, v), interpolated with the lower orders."""
-        total = self.context_total[u, v]
-        lower = self.bigram_probability(v, w)
-        if not total:
-            return lower
-        backoff = self.d3 * self.context_types[u, v] / total
-        return max(self.trigrams[u, v, w] - self.d3, 0) / total + backoff * lower
+        return self.probability_of((u, v), w)
 
-    def cross_entropy(self, tokens: Sequence[str]) -> float:
-        """Mean negative log-probability in nats per token of a text."""
-        context = [START, START]
-        total = 0.0
-        for w in tokens:
-            total -= math.log(self.probability(context[-2], context[-1], w))
-            context.append(w)
-        return total / len(tokens)
+
+def held_out_cross_entropy(
+    text: str, level: str, order: int, test_fraction: float = 0.1
+) -> dict:
+    """Train a Kneser-Ney model of `order` on the first part of `text`,
+    tokenized as textgen does at `level`, and score the last `test_fraction`
+    (cut at a paragraph break). Tokens seen fewer than twice in training
+    (words) or never (characters) are `<unk>`, as in textgen's vocabulary."""
+    import time
+
+    from quality import split_text
+
+    from textgen.tokens import TokenizerSettings, tokenize
+
+    learn, test = split_text(text, test_fraction)
+    settings = TokenizerSettings(lowercase=level == "word", level=level)
+    learn_tokens, test_tokens = tokenize(learn, settings), tokenize(test, settings)
+    counts = Counter(learn_tokens)
+    keep = {t for t, c in counts.items() if c >= (2 if level == "word" else 1)}
+    mapped = [t if t in keep else "<unk>" for t in learn_tokens]
+    start = time.perf_counter()
+    model = KneserNey(mapped, len(keep) + 1, order)
+    seconds = time.perf_counter() - start
+    ce = model.cross_entropy([t if t in keep else "<unk>" for t in test_tokens])
+    return {
+        "level": level,
+        "order": order,
+        "train_tokens": len(learn_tokens),
+        "test_tokens": len(test_tokens),
+        "cross_entropy_nats": round(ce, 4),
+        "perplexity": round(math.exp(ce), 2),
+        "counting_seconds": round(seconds, 1),
+    }
+
+
+def main() -> None:
+    import argparse
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    shared = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+    parser = argparse.ArgumentParser(description="Kneser-Ney baselines")
+    parser.add_argument("--corpus", type=Path, default=shared / "moby_dick.txt")
+    parser.add_argument("--order-word", type=int, default=3)
+    parser.add_argument("--order-char", type=int, default=7)
+    args = parser.parse_args()
+    if not args.corpus.exists():
+        sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
+    text = args.corpus.read_text(encoding="utf-8")
+    print(
+        json.dumps(
+            {
+                "corpus": args.corpus.name,
+                "word": held_out_cross_entropy(text, "word", args.order_word),
+                "char": held_out_cross_entropy(text, "char", args.order_char),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

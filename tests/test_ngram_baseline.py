@@ -32,3 +32,26 @@ def test_seen_continuations_beat_unseen_ones():
     assert model.cross_entropy(
         "the cat sat on the mat .".split()
     ) < model.cross_entropy("mat the on . cat sat the".split())
+
+
+@pytest.mark.parametrize("order", [1, 2, 5, 7])
+def test_any_order_gives_a_distribution_over_characters(order: int):
+    from ngram import KneserNey
+
+    text = list("the cat sat on the mat; the cat ran at the rat. ")
+    alphabet = sorted(set(text) | {"<unk>", "z"})
+    model = KneserNey(text, len(alphabet), order)
+    for context in [(), tuple("the ca"), tuple("zzzzzz"), tuple(" the")]:
+        total = sum(model.probability_of(context[-(order - 1) :], w) for w in alphabet)
+        assert math.isclose(total, 1.0, rel_tol=1e-9)
+
+
+def test_longer_contexts_help_on_repeated_text():
+    from ngram import KneserNey
+
+    text = list("abcdefg hij " * 30)
+    scores = [
+        KneserNey(text, 12, order).cross_entropy(list("abcdefg hij " * 3))
+        for order in (1, 3, 7)
+    ]
+    assert scores[0] > scores[1] > scores[2]
