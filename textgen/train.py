@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from .errors import (
 )
 from .originality import Fingerprint, word_hashes
 from .outputs import Output, check_outputs
+from .sizing import plan_training, plan_window
 from .tokens import TokenizerSettings, tokenizer_for
 from .vocab import UNK_ID, Vocabulary
 
@@ -216,6 +217,7 @@ def train(
     force: bool = False,
     checkpoint_every: int = 0,
     callbacks: Sequence[Any] = (),
+    planned: Collection[str] = (),
 ) -> Any:
     """Train a model on the corpus and save it to `output` (a `.keras` file).
 
@@ -239,6 +241,10 @@ def train(
         checkpoint_every: save the latest state to `NAME.last.keras` beside
             `output` every this many epochs (0: never).
         callbacks: more Keras callbacks for `fit`.
+        planned: settings (names from `sizing.PLANNED`) that `train` chooses
+            for the corpus and the `max_minutes` budget instead of taking them
+            from the configs; the CLI passes those not given as options.
+            Ignored when resuming: the saved settings are kept.
 
     Returns:
         The trained `LanguageModel` (also saved at `output`).
@@ -281,6 +287,7 @@ def train(
     if strategy is not None:
         log(f"{strategy.num_replicas_in_sync} replicas ({config.distribute})")
     previous: dict[str, Any] = {}
+    plan = None
     if resume is not None:
         with scope(strategy):
             model = load_model(resume, compile=True)
@@ -292,6 +299,9 @@ def train(
         )
     text = read_corpus_ids(corpus, tokenizer, progress_bar)
     files = text.files
+    if resume is not None:
+        planned = ()
+    config = plan_window(config, planned, len(text.ids))
     n_train = len(split_tail(text.ids, config.seq_len, config.val_fraction)[0])
     n_val = len(text.ids) - n_train
     train_lengths, val_lengths = split_lengths([f["tokens"] for f in files], n_train)
@@ -339,6 +349,10 @@ def train(
             )
         keras.utils.set_random_seed(seed)
         model_config = dataclasses.replace(model_config, vocab_size=len(vocabulary))
+        plan = plan_training(model_config, config, n_train, planned)
+        if plan is not None:
+            model_config, config = plan.model_config, plan.config
+            log(plan.describe(tokenizer_for(tokenizer).unit))
         check_trainable_size(model_config)
         with scope(strategy):
             model = build_model(
@@ -432,6 +446,8 @@ def train(
                 else previous.get("pretrained_vectors_coverage")
             ),
             "fingerprint": fingerprint.to_config(),
+            # What `planned` chose for the budget, and the speeds it predicted.
+            "plan": plan.to_record() if plan is not None else previous.get("plan"),
             "epochs_run": len(epoch_log.history),
             "best_epoch": best_epoch,
             "best_val_perplexity": best_row.get("val_perplexity"),

@@ -23,6 +23,7 @@ from . import _import_tensorflow, _Number, cli, echo
 
 MODEL_DEFAULTS = ModelConfig()
 TRAIN_DEFAULTS = TrainConfig()
+DEFAULT_MINUTES = 20  # the command's budget when none is given
 
 
 # The model and training options that `train` and `compare` share.
@@ -165,10 +166,11 @@ _TRAINING_OPTIONS = [
     click.option(
         "--max-minutes",
         type=_Number(min=0),
-        default=TRAIN_DEFAULTS.max_minutes,
+        default=DEFAULT_MINUTES,
         show_default=True,
-        help="Stop training after this many minutes, mid-epoch if need be, "
-        "keeping the best model (0: no limit).",
+        help="Training budget: stop after this many minutes, mid-epoch if need "
+        "be, keeping the best model. `train` chooses the --units, --seq-len and "
+        "--lr-schedule not given to fit it (0: no limit, and the defaults shown).",
     ),
     click.option(
         "--pretrained-embeddings",
@@ -336,11 +338,14 @@ def train(
             read_model(resume, weights=False).record or {},
             **{name: getattr(config, name) for name in changes},
         )
+    from ..sizing import PLANNED
+
     model = train_model(
         corpus,
         path,
         model_config,
         config,
+        planned=[name for name in PLANNED if name not in given],
         log=click.echo,
         progress_bar=sys.stdout.isatty(),
         plot=picture,

@@ -1,0 +1,99 @@
+"""Budget planning: sizes follow the corpus and the budget, explicit settings
+win, and the choice is recorded and kept on resume."""
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from textgen.cli import cli
+from textgen.config import ModelConfig, TrainConfig
+from textgen.sizing import PLANNED, UNITS, flops_per_token, plan_training, plan_window
+
+WORDS = ModelConfig(vocab_size=10_000)
+
+
+def test_short_budgets_and_big_corpora_get_smaller_networks():
+    def units(minutes: float, tokens: int) -> int:
+        config = TrainConfig(max_minutes=minutes)
+        return plan_training(
+            WORDS, config, tokens, PLANNED, gflops=50
+        ).model_config.units
+
+    assert units(20, 10_000) == UNITS[-1]  # a small corpus: the full size
+    assert units(3, 5_000_000) == UNITS[0]
+    sizes = [units(m, 200_000) for m in (3, 12, 20, 60)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    assert [units(20, n) for n in (10_000, 200_000, 5_000_000)] == sorted(
+        [units(20, n) for n in (10_000, 200_000, 5_000_000)], reverse=True
+    )
+
+
+def test_the_plan_predicts_passes_from_the_arithmetic():
+    config = TrainConfig(max_minutes=10)
+    plan = plan_training(WORDS, config, 100_000, PLANNED, gflops=40)
+    assert plan.config.lr_schedule == "linear"  # decays to zero at the budget
+    assert plan.tokens_per_second == 40e9 * 0.55 / flops_per_token(plan.model_config)
+    bigger = flops_per_token(ModelConfig(vocab_size=10_000, units=512))
+    assert bigger > flops_per_token(ModelConfig(vocab_size=10_000, units=128))
+    assert "2 x" in plan.describe("words") and "passes" in plan.describe("words")
+
+
+def test_explicit_settings_and_no_budget_are_left_alone():
+    fixed = TrainConfig(max_minutes=3, lr_schedule="plateau")
+    plan = plan_training(WORDS, fixed, 5_000_000, {"units"}, gflops=50)
+    assert plan.config.lr_schedule == "plateau"
+    assert plan.model_config.units == UNITS[0]
+    same = plan_training(WORDS, fixed, 5_000_000, {"lr_schedule"}, gflops=50)
+    assert same.model_config.units == WORDS.units
+    assert plan_training(WORDS, TrainConfig(), 5_000_000, PLANNED) is None
+    char = TrainConfig(max_minutes=3, level="char")
+    assert plan_window(char, PLANNED, 1_000_000).seq_len == 100
+    assert plan_window(char, ["units"], 1_000_000).seq_len == char.seq_len
+    assert plan_window(char, PLANNED, 500).seq_len == char.seq_len  # too short
+    assert plan_window(TrainConfig(max_minutes=3), PLANNED, 10**6).seq_len == 32
+
+
+def test_cli_records_the_plan_and_resume_keeps_it(tmp_path: Path, pattern_file: Path):
+    from textgen.modelfile import read_model
+
+    out = tmp_path / "m.keras"
+    common = ["--epochs", "1", "--layers", "1", "--embedding-dim", "8", "--no-plot"]
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        ["train", str(pattern_file), "-o", str(out), "--seq-len", "8", *common],
+    )
+    assert result.exit_code == 0, result.output
+    assert "20-minute budget" in result.output  # the default budget, planned
+    record = read_model(out, weights=False).record
+    plan = record["plan"]
+    assert plan["units"] == read_model(out, weights=False).model_config.units
+    assert record["train_config"]["lr_schedule"] == plan["lr_schedule"] == "linear"
+    assert record["train_config"]["seq_len"] == 8  # given: kept
+    resumed = runner.invoke(
+        cli, ["train", str(pattern_file), "--resume", str(out), "--epochs", "2"]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    assert "budget:" not in resumed.output
+    again = read_model(out, weights=False).record
+    assert again["plan"] == plan
+    assert again["train_config"]["lr_schedule"] == "linear"
+    assert again["train_config"]["seq_len"] == 8
+    fixed = tmp_path / "f.keras"
+    given = ["--units", "16", "--lr-schedule", "plateau", "--max-minutes", "0"]
+    result = runner.invoke(
+        cli,
+        [
+            "train",
+            str(pattern_file),
+            "-o",
+            str(fixed),
+            "--seq-len",
+            "8",
+            *common,
+            *given,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "budget" not in result.output
+    assert read_model(fixed, weights=False).record["plan"] is None

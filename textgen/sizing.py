@@ -1,0 +1,157 @@
+"""Sizes that fit a time budget: the network, window and schedule that learn the
+most from this corpus in the minutes given (`plan_training`).
+
+The rule, from the measurements in the README ("Training in a budget"): the
+largest network (2 layers of 128 to 512 units) that still reads the training
+text about `TARGET_PASSES` times in the budget. A short budget on a big
+corpus gets a small, fast network that sees the text many times (a big one
+would stop after a few dozen updates); a long budget or a small corpus gets
+the full-size one. The speed of each size is predicted from its arithmetic
+and this machine's measured matrix-product speed, taken at the start of the
+run. Character models read 100-character windows. With a budget the learning
+rate decays linearly to zero at its end. Settings given explicitly are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import ModelConfig, TrainConfig
+
+# The settings `plan_training` may choose (those not given explicitly).
+PLANNED = ("units", "seq_len", "lr_schedule")
+UNITS = (128, 192, 256, 384, 512)  # candidate sizes, 2 layers each
+TARGET_PASSES = 8  # reads of the training text the budget should allow
+CHAR_SEQ_LEN = 100  # characters per window: a sentence or two of context
+# Share of the probe's speed a training step reaches (measured with
+# benchmarks/step.py and the sizes above on a 2-core CPU: 0.4 to 0.8).
+STEP_EFFICIENCY = 0.55
+STARTUP_SECONDS = 15  # compiling the step and the first validation
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `plan_training` chose, and why (saved in the training record)."""
+
+    model_config: ModelConfig
+    config: TrainConfig
+    gflops: float  # this machine's measured matrix-product speed
+    tokens_per_second: float  # predicted for the chosen network
+    passes: float  # predicted reads of the training text in the budget
+
+    def describe(self, unit: str) -> str:
+        """One line for the log; `unit` is "words" or "characters"."""
+        shape = self.model_config
+        return (
+            f"{self.config.max_minutes:g}-minute budget: {shape.cell.upper()} "
+            f"{shape.layers} x {shape.units}, windows of {self.config.seq_len} "
+            f"{unit}, {self.config.lr_schedule} learning rate (this machine: "
+            f"{self.gflops:.0f} GFLOP/s, so about {self.tokens_per_second:,.0f} "
+            f"{unit}/s and {self.passes:.1f} passes over the training text)"
+        )
+
+    def to_record(self) -> dict:
+        return {
+            "units": self.model_config.units,
+            "layers": self.model_config.layers,
+            "seq_len": self.config.seq_len,
+            "lr_schedule": self.config.lr_schedule,
+            "gflops": round(self.gflops, 1),
+            "tokens_per_second": round(self.tokens_per_second),
+            "passes": round(self.passes, 2),
+        }
+
+
+def measure_gflops(seconds: float = 0.2) -> float:
+    """This machine's float32 matrix-product speed, GFLOP/s, at the shapes a
+    recurrent step multiplies (64 x 512 by 512 x 2048), best of a short run."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((64, 512), dtype=np.float32)
+    b = rng.standard_normal((512, 2048), dtype=np.float32)
+    a @ b  # warm up
+    best, deadline = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * 64 * 512 * 2048 / best / 1e9
+
+
+def flops_per_token(model_config: ModelConfig) -> float:
+    """Arithmetic of one training token, forward and backward (3 x 2 x MACs)."""
+    macs = sum(
+        int(np.prod(shape))
+        for name, shape in model_config.weight_shapes().items()
+        if name.endswith("kernel")  # the recurrent layers, projection, logits
+    )
+    if model_config.tie_embeddings:  # the output multiplies by the embedding
+        macs += model_config.embedding_dim * model_config.vocab_size
+    return 6.0 * macs
+
+
+def plan_window(
+    config: TrainConfig, planned: Collection[str], tokens: int
+) -> TrainConfig:
+    """With a budget, character models read `CHAR_SEQ_LEN`-character windows
+    (when `seq_len` is not fixed and the corpus holds a hundred of them)."""
+    if (
+        "seq_len" in planned
+        and config.max_minutes
+        and config.level == "char"
+        and tokens >= 100 * (CHAR_SEQ_LEN + 1)
+    ):
+        return dataclasses.replace(config, seq_len=CHAR_SEQ_LEN)
+    return config
+
+
+def plan_training(
+    model_config: ModelConfig,
+    config: TrainConfig,
+    train_tokens: int,
+    planned: Collection[str],
+    gflops: float | None = None,
+) -> Plan | None:
+    """Choose the network size and schedule (those named in `planned`) for
+    this corpus and budget; `plan_window` chose the window before.
+
+    Args:
+        model_config: the network asked for; `vocab_size` must be known.
+        config: the training settings asked for; `max_minutes` is the budget.
+        train_tokens: tokens in the training part of the corpus.
+        planned: names from `PLANNED` the caller did not fix.
+        gflops: the machine's speed; None: measure it (0.2 s).
+
+    Returns:
+        The plan, or None when there is no budget or nothing to choose.
+    """
+    planned = set(planned) & set(PLANNED)
+    if not config.max_minutes or not planned:
+        return None
+    gflops = gflops or measure_gflops()
+    seconds = max(config.max_minutes * 60 - STARTUP_SECONDS, 1.0)
+
+    def speed(shape: ModelConfig) -> float:
+        return gflops * 1e9 * STEP_EFFICIENCY / flops_per_token(shape)
+
+    chosen = model_config
+    if "units" in planned:
+        chosen = dataclasses.replace(model_config, units=UNITS[0])
+        for units in UNITS:
+            shape = dataclasses.replace(model_config, units=units)
+            if speed(shape) * seconds >= TARGET_PASSES * train_tokens:
+                chosen = shape
+    if "lr_schedule" in planned:
+        config = dataclasses.replace(config, lr_schedule="linear")
+    tokens_per_second = speed(chosen)
+    return Plan(
+        model_config=chosen,
+        config=config,
+        gflops=gflops,
+        tokens_per_second=tokens_per_second,
+        passes=tokens_per_second * seconds / max(train_tokens, 1),
+    )
