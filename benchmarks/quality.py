@@ -1,14 +1,16 @@
-"""Held-out perplexity of the default `textgen train` against an interpolated
-Kneser-Ney trigram model on the same tokens, split and vocabulary.
-Prints one JSON object.
+"""Held-out cross-entropy of `textgen train` with its defaults (the budget
+planner included) against an interpolated Kneser-Ney n-gram model on the same
+tokens, split and vocabulary: a word trigram at word level, a character
+7-gram at character level. Prints one JSON object with a table of rows.
 
-The last 10% of the book (cut at a paragraph break) is the test text.
-textgen trains with its defaults on the first 90% (holding out that part's
-own last 10% for early stopping) within a time budget; the trigram model
-counts exactly textgen's training tokens. Both use textgen's vocabulary and
-score every test word in order, unknown words as `<unk>`.
+The last 10% of each book (cut at a paragraph break) is the test text.
+textgen trains on the first 90% (holding out that part's own last 10% for
+early stopping) within each budget; the n-gram model counts exactly textgen's
+training tokens. Both use textgen's vocabulary and score every test token in
+order, carrying the context (the recurrent state) through the whole text.
 
-    python benchmarks/quality.py [--minutes 20] [--corpus PATH]
+    python benchmarks/quality.py [--level word|char] [--minutes 3 12 20]
+        [--corpus PATH ...]
         [--units N --layers N --cell C --dropout F --epochs N --seq-len N
          --learning-rate F --lr-schedule S]   (to explore other settings)
 """
@@ -28,7 +30,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ngram import KneserNeyTrigram
+from ngram import KneserNey
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 
@@ -43,8 +45,16 @@ def split_text(text: str, test_fraction: float) -> tuple[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=SHARED / "moby_dick.txt")
-    parser.add_argument("--minutes", type=float, default=20, help="training budget")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        nargs="+",
+        default=[SHARED / "moby_dick.txt", SHARED / "pride_and_prejudice.txt"],
+    )
+    parser.add_argument(
+        "--minutes", type=float, nargs="+", default=[3, 12, 20], help="budgets"
+    )
+    parser.add_argument("--level", choices=["word", "char"], default="word")
     parser.add_argument("--test-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dropout", type=float, help="override the default dropout")
@@ -56,81 +66,90 @@ def main() -> None:
     parser.add_argument("--cell", help="override the default cell")
     parser.add_argument("--layers", type=int, help="override the default layers")
     args = parser.parse_args()
-    if not args.corpus.exists():
-        sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
+    for corpus in args.corpus:
+        if not corpus.exists():
+            sys.exit(f"corpus not found: {corpus} (pass --corpus)")
+    rows = [
+        measure(args, corpus, minutes)
+        for corpus in args.corpus
+        for minutes in args.minutes
+    ]
+    print(json.dumps({"level": args.level, "rows": rows}, indent=2))
 
+
+def measure(args: argparse.Namespace, corpus: Path, minutes: float) -> dict:
+    """Train within `minutes` on the corpus's first 90%, score its last 10%."""
     from textgen.config import ModelConfig, TrainConfig
     from textgen.evaluate import score_ids
+    from textgen.sizing import PLANNED
     from textgen.tokens import tokenize
     from textgen.train import train
     from textgen.vocab import PAD, UNK
 
     learn_text, test_text = split_text(
-        args.corpus.read_text(encoding="utf-8"), args.test_fraction
+        corpus.read_text(encoding="utf-8"), args.test_fraction
     )
+    shape = {
+        k: getattr(args, k)
+        for k in ("dropout", "units", "cell", "layers")
+        if getattr(args, k) is not None
+    }
+    fixed = {
+        k: getattr(args, k)
+        for k in ("epochs", "seq_len", "learning_rate", "lr_schedule")
+        if getattr(args, k) is not None
+    }
     with tempfile.TemporaryDirectory() as folder:
-        learn_file = Path(folder) / args.corpus.name
+        learn_file = Path(folder) / corpus.name
         learn_file.write_text(learn_text, encoding="utf-8")
         start = time.perf_counter()
-        shape = {
-            k: getattr(args, k)
-            for k in ("dropout", "units", "cell", "layers")
-            if getattr(args, k) is not None
-        }
-        budget = {
-            k: getattr(args, k)
-            for k in ("epochs", "seq_len", "learning_rate", "lr_schedule")
-            if getattr(args, k) is not None
-        }
-        config = TrainConfig(max_minutes=args.minutes, seed=args.seed, **budget)
+        config = TrainConfig(
+            max_minutes=minutes, seed=args.seed, level=args.level, **fixed
+        )
         model = train(
             [learn_file],
             Path(folder) / "m.keras",
             dataclasses.replace(ModelConfig(), **shape),
             config,
             log=lambda line: print(line, file=sys.stderr),  # stdout is for the JSON
+            planned=[name for name in PLANNED if name not in shape | fixed],
         )
-        minutes = (time.perf_counter() - start) / 60
+        minutes_used = (time.perf_counter() - start) / 60
     vocabulary = model.vocabulary
     test_tokens = tokenize(test_text, model.tokenizer_settings)
     test_ids = vocabulary.encode(test_tokens)
     neural_ce = float(score_ids(model, test_ids).mean())
 
-    # The trigram model counts exactly the tokens textgen trained on (its
+    # The n-gram model counts exactly the tokens textgen trained on (its
     # training split), so neither model has seen <unk> more than the other.
     known = vocabulary.word_to_id
     record = model.record
     train_tokens = tokenize(learn_text, model.tokenizer_settings)[
         : record["tokens"]["train"]
     ]
-    trigram_tokens = [w if w in known else UNK for w in train_tokens]
-    trigram = KneserNeyTrigram(trigram_tokens, len(vocabulary) - 1)  # not <pad>
-    assert PAD not in trigram_tokens
-    trigram_ce = trigram.cross_entropy([w if w in known else UNK for w in test_tokens])
-
-    neural, baseline = math.exp(neural_ce), math.exp(trigram_ce)
-    print(
-        json.dumps(
-            {
-                "corpus": args.corpus.name,
-                "test_tokens": len(test_ids),
-                "test_oov_rate": round(float((test_ids == 1).mean()), 4),
-                "vocab_size": len(vocabulary),
-                "kneser_ney_trigram_perplexity": round(baseline, 1),
-                "textgen_perplexity": round(neural, 1),
-                "reduction": round(1 - neural / baseline, 3),
-                "textgen_training_minutes": round(minutes, 1),
-                "textgen_epochs": record["epochs_run"],
-                "textgen_best_epoch": record["best_epoch"],
-                "textgen_windowed_val_perplexity": round(
-                    record["best_val_perplexity"], 1
-                ),
-                "model": record["train_config"]
-                | {"model": model.get_config()["model_config"]},
-            },
-            indent=2,
-        )
-    )
+    mapped = [w if w in known else UNK for w in train_tokens]
+    assert PAD not in mapped
+    order = 3 if args.level == "word" else 7
+    ngram = KneserNey(mapped, len(vocabulary) - 1, order)  # not <pad>
+    ngram_ce = ngram.cross_entropy([w if w in known else UNK for w in test_tokens])
+    return {
+        "corpus": corpus.name,
+        "budget_minutes": minutes,
+        "test_tokens": len(test_ids),
+        "test_oov_rate": round(float((test_ids == 1).mean()), 4),
+        "vocab_size": len(vocabulary),
+        f"kneser_ney_{order}gram_nats": round(ngram_ce, 4),
+        "textgen_nats": round(neural_ce, 4),
+        "kneser_ney_perplexity": round(math.exp(ngram_ce), 2),
+        "textgen_perplexity": round(math.exp(neural_ce), 2),
+        "reduction_in_perplexity": round(1 - math.exp(neural_ce - ngram_ce), 3),
+        "textgen_vs_kneser_ney_nats": round(neural_ce / ngram_ce, 3),
+        "textgen_training_minutes": round(minutes_used, 1),
+        "textgen_epochs": record["epochs_run"],
+        "textgen_best_epoch": record["best_epoch"],
+        "plan": record.get("plan"),
+        "model": record["train_config"] | {"model": model.get_config()["model_config"]},
+    }
 
 
 if __name__ == "__main__":
