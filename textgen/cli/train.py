@@ -23,7 +23,9 @@ from . import _import_tensorflow, _Number, cli, echo
 
 MODEL_DEFAULTS = ModelConfig()
 TRAIN_DEFAULTS = TrainConfig()
-DEFAULT_MINUTES = 20  # the command's budget when none is given
+# No budget unless one is given: the planner is not yet measured to beat the
+# fixed defaults at every budget (see the README, "Training in a budget").
+DEFAULT_MINUTES = 0
 
 
 # The model and training options that `train` and `compare` share.
@@ -169,8 +171,8 @@ _TRAINING_OPTIONS = [
         default=DEFAULT_MINUTES,
         show_default=True,
         help="Training budget: stop after this many minutes, mid-epoch if need "
-        "be, keeping the best model. `train` chooses the --units, --seq-len and "
-        "--lr-schedule not given to fit it (0: no limit, and the defaults shown).",
+        "be, keeping the best model. With a budget `train` chooses the --units, "
+        "--dropout, --seq-len and --lr-schedule not given to fit it (0: no limit).",
     ),
     click.option(
         "--pretrained-embeddings",
