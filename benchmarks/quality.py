@@ -65,6 +65,13 @@ def main() -> None:
     parser.add_argument("--lr-schedule", help="override the default schedule")
     parser.add_argument("--cell", help="override the default cell")
     parser.add_argument("--layers", type=int, help="override the default layers")
+    parser.add_argument("--batch-size", type=int, help="override the automatic batch")
+    parser.add_argument(
+        "--no-tie", action="store_true", help="an untied output layer at word level"
+    )
+    parser.add_argument(
+        "--no-average", action="store_true", help="keep the last weights"
+    )
     args = parser.parse_args()
     for corpus in args.corpus:
         if not corpus.exists():
@@ -79,7 +86,7 @@ def main() -> None:
 
 def measure(args: argparse.Namespace, corpus: Path, minutes: float) -> dict:
     """Train within `minutes` on the corpus's first 90%, score its last 10%."""
-    from textgen.config import ModelConfig, TrainConfig
+    from textgen.config import ModelConfig, TrainConfig, tied_by_default
     from textgen.evaluate import score_ids
     from textgen.sizing import PLANNED
     from textgen.tokens import tokenize
@@ -94,11 +101,12 @@ def measure(args: argparse.Namespace, corpus: Path, minutes: float) -> dict:
         for k in ("dropout", "units", "cell", "layers")
         if getattr(args, k) is not None
     }
+    shape["tie_embeddings"] = tied_by_default(args.level) and not args.no_tie
     fixed = {
         k: getattr(args, k)
-        for k in ("epochs", "seq_len", "learning_rate", "lr_schedule")
+        for k in ("epochs", "seq_len", "learning_rate", "lr_schedule", "batch_size")
         if getattr(args, k) is not None
-    }
+    } | ({"average": False} if args.no_average else {})
     with tempfile.TemporaryDirectory() as folder:
         learn_file = Path(folder) / corpus.name
         learn_file.write_text(learn_text, encoding="utf-8")

@@ -7,7 +7,14 @@ from click.testing import CliRunner
 
 from textgen.cli import cli
 from textgen.config import ModelConfig, TrainConfig
-from textgen.sizing import PLANNED, UNITS, flops_per_token, plan_training, plan_window
+from textgen.sizing import (
+    CHAR_LEARNING_RATE,
+    PLANNED,
+    UNITS,
+    flops_per_token,
+    plan_training,
+    plan_window,
+)
 
 WORDS = ModelConfig(vocab_size=10_000)
 
@@ -43,12 +50,24 @@ def test_explicit_settings_and_no_budget_are_left_alone():
     plan = plan_training(WORDS, fixed, 5_000_000, {"units", "dropout"}, gflops=50)
     assert plan.config.lr_schedule == "plateau"
     assert plan.model_config.units == UNITS[0]
-    assert plan.model_config.dropout == 0.125  # smaller network, less dropout
+    assert plan.model_config.dropout == 0  # a small network underfits
+    middle = plan_training(WORDS, fixed, 20_000, {"units", "dropout"}, gflops=50)
+    assert UNITS[0] < middle.model_config.units < WORDS.units
+    assert 0 < middle.model_config.dropout < WORDS.dropout  # scaled with the size
     kept = plan_training(WORDS, fixed, 5_000_000, {"units"} | {"x"}, gflops=50)
     assert kept.model_config.dropout == WORDS.dropout  # --dropout given
     same = plan_training(WORDS, fixed, 5_000_000, {"lr_schedule"}, gflops=50)
     assert same.model_config.units == WORDS.units
     assert plan_training(WORDS, TrainConfig(), 5_000_000, PLANNED) is None
+    assert plan.config.learning_rate == fixed.learning_rate  # words: as given
+    chars = ModelConfig(vocab_size=80)
+    fast = plan_training(
+        chars, TrainConfig(max_minutes=3, level="char"), 10**6, PLANNED
+    )
+    assert fast.config.learning_rate == CHAR_LEARNING_RATE
+    slow = TrainConfig(max_minutes=3, level="char", learning_rate=1e-3)
+    kept_rate = plan_training(chars, slow, 10**6, {"units"}, gflops=50)
+    assert kept_rate.config.learning_rate == 1e-3  # --learning-rate given
     char = TrainConfig(max_minutes=3, level="char")
     assert plan_window(char, PLANNED, 1_000_000).seq_len == 100
     assert plan_window(char, ["units"], 1_000_000).seq_len == char.seq_len

@@ -18,6 +18,7 @@ from ..config import (
     MODELS_DIR,
     ModelConfig,
     TrainConfig,
+    tied_by_default,
 )
 from . import _import_tensorflow, _Number, cli, echo
 
@@ -61,9 +62,9 @@ _TRAINING_OPTIONS = [
     click.option(
         "--tie-embeddings/--no-tie-embeddings",
         default=MODEL_DEFAULTS.tie_embeddings,
-        show_default=True,
         help="Let the output layer reuse the embedding matrix (fewer parameters, "
-        "half the output-layer work at the default sizes).",
+        "half the output-layer work at the default sizes).  [default: tied at "
+        "word level, untied at character level]",
     ),
     click.option(
         "--seq-len",
@@ -210,7 +211,13 @@ def training_options(command: Any) -> Any:
 
 
 def _configs(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
-    """Model and training configs from parsed options (consumed from the dict)."""
+    """Model and training configs from parsed options (consumed from the dict).
+
+    `--tie-embeddings` not given: the level's default (`tied_by_default`).
+    """
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("tie_embeddings") is ParameterSource.DEFAULT:
+        options["tie_embeddings"] = tied_by_default(options["level"])
     model_fields = {field.name for field in dataclasses.fields(ModelConfig)}
     model_config = ModelConfig(
         **{name: options.pop(name) for name in list(options) if name in model_fields}
