@@ -1,6 +1,7 @@
 """Budget planning: sizes follow the corpus and the budget, explicit settings
 win, and the choice is recorded and kept on resume."""
 
+import dataclasses
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -10,6 +11,7 @@ from textgen.config import ModelConfig, TrainConfig
 from textgen.sizing import (
     CHAR_LEARNING_RATE,
     PLANNED,
+    TIED_MIN_UNITS,
     UNITS,
     flops_per_token,
     plan_training,
@@ -27,7 +29,11 @@ def test_short_budgets_and_big_corpora_get_smaller_networks():
         ).model_config.units
 
     assert units(20, 10_000) == UNITS[-1]  # a small corpus: the full size
-    assert units(3, 5_000_000) == UNITS[0]
+    assert units(3, 5_000_000) == TIED_MIN_UNITS  # tied: never without projection
+    untied = dataclasses.replace(WORDS, tie_embeddings=False)
+    config = TrainConfig(max_minutes=3)
+    small = plan_training(untied, config, 5_000_000, PLANNED, gflops=50)
+    assert small.model_config.units == UNITS[0]
     sizes = [units(m, 200_000) for m in (3, 12, 20, 60)]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
     assert [units(20, n) for n in (10_000, 200_000, 5_000_000)] == sorted(
@@ -47,12 +53,13 @@ def test_the_plan_predicts_passes_from_the_arithmetic():
 
 def test_explicit_settings_and_no_budget_are_left_alone():
     fixed = TrainConfig(max_minutes=3, lr_schedule="plateau")
-    plan = plan_training(WORDS, fixed, 5_000_000, {"units", "dropout"}, gflops=50)
+    untied = dataclasses.replace(WORDS, tie_embeddings=False)
+    plan = plan_training(untied, fixed, 5_000_000, {"units", "dropout"}, gflops=50)
     assert plan.config.lr_schedule == "plateau"
     assert plan.model_config.units == UNITS[0]
     assert plan.model_config.dropout == 0  # a small network underfits
     middle = plan_training(WORDS, fixed, 20_000, {"units", "dropout"}, gflops=50)
-    assert UNITS[0] < middle.model_config.units < WORDS.units
+    assert TIED_MIN_UNITS <= middle.model_config.units < WORDS.units
     assert 0 < middle.model_config.dropout < WORDS.dropout  # scaled with the size
     kept = plan_training(WORDS, fixed, 5_000_000, {"units"} | {"x"}, gflops=50)
     assert kept.model_config.dropout == WORDS.dropout  # --dropout given

@@ -110,6 +110,9 @@ def test_short_corpus_and_bad_settings(tmp_path: Path):
     short.write_text("only a few words here")
     with pytest.raises(CorpusError, match=r"has 5 words.*needs at least 330"):
         train([short], tmp_path / "m.keras", log=lambda s: None)
+    chars = TrainConfig(level="char", seq_len=100)
+    with pytest.raises(CorpusError, match=r"has 21 characters.*needs at least"):
+        train([short], tmp_path / "m.keras", config=chars, log=lambda s: None)
     with pytest.raises(TextgenError, match=r"val_fraction"):
         TrainConfig(val_fraction=0.9)
     with pytest.raises(TextgenError, match=r"unknown cell"):

@@ -36,7 +36,7 @@ def required_tokens(seq_len: int, val_fraction: float) -> int:
 
 
 def split_tail(
-    tokens: Sequence[T], seq_len: int, val_fraction: float
+    tokens: Sequence[T], seq_len: int, val_fraction: float, unit: str = "words"
 ) -> tuple[Sequence[T], Sequence[T]]:
     """Split tokens into training text and a contiguous validation tail.
 
@@ -47,6 +47,7 @@ def split_tail(
         tokens: the whole corpus, in order.
         seq_len: window length; both parts must hold at least one window.
         val_fraction: share of the corpus, from its end, kept for validation.
+        unit: what a token is, for the message ("words", "characters").
 
     Raises:
         CorpusError: the corpus is too short, with the counts and the fix.
@@ -59,7 +60,7 @@ def split_tail(
             else ""
         )
         raise CorpusError(
-            f"the corpus has {len(tokens)} words, but one training window"
+            f"the corpus has {len(tokens)} {unit}, but one training window"
             f"{validation} at --seq-len {seq_len} needs at least {needed}; "
             "add text or lower --seq-len"
             + (" or --val-fraction" if val_fraction > 0 else "")
@@ -112,7 +113,10 @@ def split_lengths(lengths: Sequence[int], n_first: int) -> tuple[list[int], list
 
 
 def check_windows(
-    train_lengths: Sequence[int], val_lengths: Sequence[int], seq_len: int
+    train_lengths: Sequence[int],
+    val_lengths: Sequence[int],
+    seq_len: int,
+    unit: str = "words",
 ) -> None:
     """Fail clearly when no document of a part holds one whole window.
 
@@ -124,7 +128,7 @@ def check_windows(
             continue
         raise CorpusError(
             f"no {part} file holds one window of --seq-len {seq_len} "
-            f"({seq_len + 1} words; the longest has {max(lengths)}) and windows "
+            f"({seq_len + 1} {unit}; the longest has {max(lengths)}) and windows "
             "never cross from one file into the next; join short files into "
             "one or lower --seq-len"
         )

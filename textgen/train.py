@@ -302,10 +302,11 @@ def train(
     if resume is not None:
         planned = ()
     config = plan_window(config, planned, len(text.ids))
-    n_train = len(split_tail(text.ids, config.seq_len, config.val_fraction)[0])
+    unit = tokenizer_for(tokenizer).unit
+    n_train = len(split_tail(text.ids, config.seq_len, config.val_fraction, unit)[0])
     n_val = len(text.ids) - n_train
     train_lengths, val_lengths = split_lengths([f["tokens"] for f in files], n_train)
-    check_windows(train_lengths, val_lengths, config.seq_len)
+    check_windows(train_lengths, val_lengths, config.seq_len, unit)
     if resume is None:
         vocabulary = Vocabulary.from_counts(
             text.counts(n_train), config.max_vocab, config.min_count
@@ -352,7 +353,7 @@ def train(
         plan = plan_training(model_config, config, n_train, planned)
         if plan is not None:
             model_config, config = plan.model_config, plan.config
-            log(plan.describe(tokenizer_for(tokenizer).unit))
+            log(plan.describe(unit))
         check_trainable_size(model_config)
         with scope(strategy):
             model = build_model(
@@ -387,7 +388,7 @@ def train(
         elif config.lr_schedule == "constant":  # plateau goes on from the saved rate
             model.optimizer.learning_rate = config.learning_rate
     log(
-        f"{len(all_ids):,} words ({n_train:,} train, {n_val:,} validation) in "
+        f"{len(all_ids):,} {unit} ({n_train:,} train, {n_val:,} validation) in "
         f"{len(files)} file{'s' if len(files) > 1 else ''}, "
         f"vocabulary {len(vocabulary):,}, "
         f"{count_parameters(model):,} parameters, seed {seed}"
