@@ -106,7 +106,8 @@ def test_cli_records_the_plan_and_resume_keeps_it(tmp_path: Path, pattern_file: 
     assert "20-minute budget" in result.output
     record = read_model(out, weights=False).record
     plan = record["plan"]
-    assert plan["units"] == read_model(out, weights=False).model_config.units
+    shape = read_model(out, weights=False).model_config
+    assert plan["units"] == shape.units and shape.tie_embeddings  # words: tied
     assert record["train_config"]["lr_schedule"] == plan["lr_schedule"] == "linear"
     assert record["train_config"]["seq_len"] == 8  # given: kept
     resumed = runner.invoke(
@@ -136,3 +137,20 @@ def test_cli_records_the_plan_and_resume_keeps_it(tmp_path: Path, pattern_file: 
     assert result.exit_code == 0, result.output
     assert "budget" not in result.output
     assert read_model(fixed, weights=False).record["plan"] is None
+
+
+def test_character_models_are_untied_unless_asked(tmp_path: Path, pattern_file: Path):
+    from textgen.modelfile import read_model
+
+    small = ["--epochs", "1", "--layers", "1", "--units", "8", "--no-plot"]
+    small += ["--embedding-dim", "8", "--seq-len", "20", "--level", "char"]
+    runner = CliRunner()
+    tied = {}
+    for name, extra in (("default", []), ("asked", ["--tie-embeddings"])):
+        out = tmp_path / f"{name}.keras"
+        args = ["train", str(pattern_file), "-o", str(out), *small, *extra]
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert " characters (" in result.output  # counted in its own unit
+        tied[name] = read_model(out, weights=False).model_config.tie_embeddings
+    assert tied == {"default": False, "asked": True}

@@ -173,7 +173,8 @@ _TRAINING_OPTIONS = [
         show_default=True,
         help="Training budget: stop after this many minutes, mid-epoch if need "
         "be, keeping the best model. With a budget `train` chooses the --units, "
-        "--dropout, --seq-len and --lr-schedule not given to fit it (0: no limit).",
+        "--dropout, --seq-len, --learning-rate and --lr-schedule not given to fit "
+        "it (0: no limit).",
     ),
     click.option(
         "--pretrained-embeddings",
