@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 
 from textgen.data import (
+    StreamLayout,
     check_windows,
     make_dataset,
+    make_stream_dataset,
     required_tokens,
     split_lengths,
     split_tail,
@@ -104,3 +106,61 @@ def test_split_lengths_and_documents_too_short_for_a_window():
     check_windows([3, 9], [9], seq_len=8)  # the 9-word file holds one window
     with pytest.raises(CorpusError, match=r"no training file holds one window.*6"):
         check_windows([3, 6, 2], [9], seq_len=8)
+
+
+def _stream_batches(ids, lengths, seq_len, rows, seed=3, epochs=2, first_epoch=0):
+    layout = StreamLayout.of(lengths, seq_len, rows)
+    data = make_stream_dataset(
+        np.asarray(ids), seq_len, layout, seed, lengths, epochs, first_epoch
+    )
+    return layout, [(x, reset, y) for (x, reset), y in data.as_numpy_iterator()]
+
+
+def test_carried_state_rows_continue_each_other_and_reset_at_documents():
+    """Each row of a batch continues the same row of the batch before unless
+    its reset flag is set; a reset is set at every row's first batch of an
+    epoch and wherever a document begins; no window crosses a document."""
+    lengths = [400, 37, 250]
+    doc = np.repeat(np.arange(3), lengths)
+    ids = np.arange(sum(lengths))  # each id is its own position
+    seq_len, rows = 8, 4
+    layout, batches = _stream_batches(ids, lengths, seq_len, rows)
+    assert layout.rows == rows and layout.shifted
+    assert len(batches) == 2 * layout.steps
+    for epoch in range(2):
+        epoch_batches = batches[epoch * layout.steps : (epoch + 1) * layout.steps]
+        assert epoch_batches[0][1].all()  # every row starts afresh
+        for t, (x, reset, y) in enumerate(epoch_batches):
+            assert x.shape == (rows, seq_len) and reset.shape == (rows,)
+            np.testing.assert_array_equal(y, x + 1)  # labels: shifted by one
+            assert (doc[x[:, 0]] == doc[y[:, -1]]).all()  # inside one document
+            if t == 0:
+                continue
+            previous = epoch_batches[t - 1][0]
+            continues = (x[:, 0] == previous[:, -1] + 1) & (
+                doc[x[:, 0]] == doc[previous[:, 0]]
+            )
+            np.testing.assert_array_equal(reset, ~continues)
+    first, second = batches[0][0], batches[layout.steps][0]
+    assert not np.array_equal(first, second)  # each epoch shifted anew
+
+
+def test_carried_state_epochs_depend_only_on_seed_and_number():
+    ids, lengths = np.arange(1000), [1000]
+    layout, all_epochs = _stream_batches(ids, lengths, 10, 8, epochs=3)
+    _, last = _stream_batches(ids, lengths, 10, 8, epochs=1, first_epoch=2)
+    third = all_epochs[2 * layout.steps :]
+    for (a, ra, _), (b, rb, _) in zip(third, last, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ra, rb)
+
+
+def test_carried_state_layout_of_a_short_corpus():
+    """Fewer windows than the batch asks for: fewer rows; too short to shift
+    every document and keep a window: no shift."""
+    layout = StreamLayout.of([33], seq_len=8, batch_size=16)
+    assert (layout.rows, layout.steps, layout.shifted) == (4, 1, False)
+    layout = StreamLayout.of([9, 9, 9], seq_len=8, batch_size=2)
+    assert (layout.rows, layout.steps, layout.shifted) == (2, 1, False)
+    layout = StreamLayout.of([1000], seq_len=8, batch_size=16)
+    assert layout.shifted and layout.rows * layout.steps <= 1000 // 8

@@ -83,12 +83,22 @@ def test_a_second_ctrl_c_quits_at_once_and_touches_nothing(
 
 
 @pytest.mark.parametrize(
-    "frozen, xla",
-    [(False, False), (True, False), (False, True)],
-    ids=["", "frozen embeddings", "XLA"],
+    "frozen, xla, carry",
+    [
+        (False, False, False),
+        (True, False, False),
+        (False, True, False),
+        (False, False, True),
+    ],
+    ids=["", "frozen embeddings", "XLA", "carried state"],
 )
 def test_resumed_training_matches_never_stopping(
-    tmp_path: Path, pattern_file: Path, frozen: bool, xla: bool, monkeypatch
+    tmp_path: Path,
+    pattern_file: Path,
+    frozen: bool,
+    xla: bool,
+    carry: bool,
+    monkeypatch,
 ):
     """Checkpoint after epoch 2, a crash, --resume to epoch 4: the weights are
     those of one uninterrupted 4-epoch run with the same seed (frozen word
@@ -107,6 +117,7 @@ def test_resumed_training_matches_never_stopping(
         lr_schedule="linear",
         seed=7,
         freeze_embeddings=frozen,
+        carry_state=carry,
     )
     whole = tmp_path / "whole.keras"
     _train(pattern_file, whole, config, checkpoint_every=1, log=lambda s: None)
@@ -149,6 +160,7 @@ def test_resumed_training_matches_never_stopping(
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     record = resumed.record
     assert record["train_config"]["xla"] is xla
+    assert record["train_config"]["carry_state"] is carry
     assert [row["epoch"] for row in record["history"]] == [1, 2, 3, 4]
     assert [(r["first_epoch"], r["last_epoch"]) for r in record["runs"]] == [
         (1, 2),

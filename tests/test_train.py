@@ -239,3 +239,41 @@ def test_a_network_too_big_to_train_is_refused_before_it_is_built(
             log=lambda line: None,
         )
     assert not (tmp_path / "m.keras").exists()
+
+
+def test_carried_state_learns_what_a_window_cannot_see(tmp_path: Path):
+    """In "red red blue red red blue ..." the word after "red" depends on the
+    word before it. With 2-word windows trained from zero states, the model
+    never learns to use more than the window; carrying the state across
+    windows, it predicts the whole text as `evaluate` reads it (one long
+    context) almost perfectly."""
+    from textgen.evaluate import evaluate
+
+    corpus = tmp_path / "period.txt"
+    corpus.write_text(" ".join(["red red blue"] * 500), encoding="utf-8")
+    losses = {}
+    for carry in (True, False):
+        model = train(
+            [corpus],
+            tmp_path / f"{carry}.keras",
+            ModelConfig(layers=1, units=16, embedding_dim=8, dropout=0.0),
+            TrainConfig(
+                seq_len=2,
+                epochs=5,
+                batch_size=16,
+                learning_rate=0.02,
+                seed=1,
+                carry_state=carry,
+                patience=0,
+            ),
+            log=lambda line: None,
+        )
+        assert model.record["train_config"]["carry_state"] is carry
+        losses[carry] = evaluate(model, [corpus]).cross_entropy
+    assert losses[True] < 0.05
+    assert losses[False] > 0.3
+
+
+def test_carried_state_needs_one_device():
+    with pytest.raises(TextgenError, match="--carry-state cannot be used with"):
+        TrainConfig(carry_state=True, distribute="mirrored")

@@ -115,6 +115,9 @@ class TrainConfig:
     freeze_embeddings: bool = False  # keep the (pretrained) word vectors fixed
     distribute: str = "none"  # none | mirrored (local devices) | multi-worker
     level: str = "word"  # word or char: what one token is (char keeps case)
+    # Consecutive training windows continue each other and the recurrent states
+    # carry from one batch to the next (truncated back-propagation through time).
+    carry_state: bool = False
 
     def __post_init__(self) -> None:
         checks = {
@@ -137,6 +140,11 @@ class TrainConfig:
             if not ok:
                 value = getattr(self, name)
                 raise TextgenError(f"impossible value {value!r} for {name}")
+        if self.carry_state and self.distribute != "none":
+            raise TextgenError(
+                f"--carry-state cannot be used with --distribute {self.distribute}: "
+                "the carried states live on one device; add --no-carry-state"
+            )
         if self.distribute == "multi-worker" and self.max_minutes:
             raise TextgenError(
                 "--max-minutes cannot be used with --distribute multi-worker: "

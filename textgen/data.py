@@ -7,8 +7,9 @@ array: memory grows with the corpus, never with corpus x window x vocabulary.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -196,4 +197,103 @@ def make_dataset(
         )
     return starts.map(cut, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
         tf.data.AUTOTUNE
+    )
+
+
+# Carried state (truncated back-propagation through time): the training text is
+# laid out as `rows` parallel streams; batch t holds window t of every stream,
+# so each row of a batch continues the same row of the batch before, and the
+# model carries its recurrent state from one batch to the next.
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamLayout:
+    """How one epoch of carried-state training is cut: `steps` batches of
+    `rows` windows, the same in every epoch (Keras needs a fixed epoch length).
+
+    `shifted`: each epoch moves every document's windows by a random offset
+    below `seq_len`, so the model sees every alignment; off when the corpus is
+    too short to lose a window per document to it.
+    """
+
+    rows: int
+    steps: int
+    shifted: bool
+
+    @classmethod
+    def of(cls, lengths: Sequence[int], seq_len: int, batch_size: int) -> StreamLayout:
+        full = sum(count_windows(n, seq_len) for n in lengths)
+        fewest = sum(count_windows(max(n - seq_len + 1, 0), seq_len) for n in lengths)
+        rows = max(min(batch_size, full), 1)
+        shifted = fewest >= rows
+        return cls(rows, (fewest if shifted else full) // rows, shifted)
+
+    def epoch(
+        self, lengths: Sequence[int], seq_len: int, seed: int, epoch: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Window starts and reset flags, each (steps, rows), for one epoch.
+
+        `reset[t, r]` is True where window t of row r does not continue the
+        window before it in that row (a row's first window, a document's first
+        window): the model starts it from zero states. Depends only on the
+        seed and the epoch number, so a resumed run sees the same epochs.
+        """
+        rng = np.random.default_rng([seed, epoch])
+        order = rng.permutation(len(lengths))
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        starts, first = [], []
+        for d in order:
+            shift = int(rng.integers(seq_len)) if self.shifted else 0
+            k = count_windows(lengths[d] - shift, seq_len)
+            if k == 0:
+                continue
+            starts.append(offsets[d] + shift + seq_len * np.arange(k, dtype=np.int64))
+            first.append(np.arange(k) == 0)
+        all_starts, all_first = np.concatenate(starts), np.concatenate(first)
+        # A random rotation: the windows left over differ from epoch to epoch.
+        turn = int(rng.integers(len(all_starts)))
+        all_starts, all_first = np.roll(all_starts, -turn), np.roll(all_first, -turn)
+        used = self.rows * self.steps
+        grid = all_starts[:used].reshape(self.rows, self.steps)
+        reset = all_first[:used].reshape(self.rows, self.steps).copy()
+        reset[:, 0] = True
+        return grid.T.copy(), reset.T.copy()
+
+
+def make_stream_dataset(
+    ids: np.ndarray,
+    seq_len: int,
+    layout: StreamLayout,
+    seed: int,
+    lengths: Sequence[int] | None = None,
+    epochs: int = 1,
+    first_epoch: int = 0,
+) -> tf.data.Dataset:
+    """Carried-state training batches: `((inputs, reset), labels)`, inputs and
+    labels int32 (rows, seq_len), reset bool (rows,); see `StreamLayout`."""
+    import tensorflow as tf
+
+    lengths = [len(ids)] if lengths is None else list(lengths)
+    all_ids = tf.constant(ids, dtype=tf.int32)
+    offsets = tf.range(seq_len + 1, dtype=tf.int64)
+
+    def lay_out(epoch: Any) -> tuple[np.ndarray, np.ndarray]:
+        return layout.epoch(lengths, seq_len, seed, int(epoch))
+
+    def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
+        starts, reset = tf.numpy_function(lay_out, [epoch], [tf.int64, tf.bool])
+        starts.set_shape([layout.steps, layout.rows])
+        reset.set_shape([layout.steps, layout.rows])
+        return tf.data.Dataset.from_tensor_slices((starts, reset))
+
+    def cut(starts: tf.Tensor, reset: tf.Tensor) -> Any:
+        windows = tf.gather(all_ids, starts[:, None] + offsets)
+        return (windows[:, :-1], reset), windows[:, 1:]
+
+    return (
+        tf.data.Dataset.range(first_epoch, first_epoch + epochs)
+        .flat_map(epoch_batches)
+        .apply(tf.data.experimental.assert_cardinality(epochs * layout.steps))
+        .map(cut, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
     )

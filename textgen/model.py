@@ -192,8 +192,29 @@ class LanguageModel(keras.Model):
         with self.distribute_strategy.scope():
             self._symbolic_build(data_batch=(ids, ids))
 
+    def carry_states(self, rows: int | None) -> None:
+        """Train on `data.make_stream_dataset` batches, carrying each row's
+        recurrent states from one batch into the next (`rows` per batch);
+        None: independent windows, each from zero states (the default)."""
+        self._carried = None if rows is None else CarriedStates(self, rows)
+
     def train_step(self, data: Any) -> dict[str, Any]:
-        return self._per_replica_logs(super().train_step(data))
+        carried = getattr(self, "_carried", None)
+        if carried is None:
+            return self._per_replica_logs(super().train_step(data))
+        import tensorflow as tf
+
+        (ids, reset), labels = data
+        with tf.GradientTape() as tape:
+            logits, states = self.forward(ids, carried.start(reset), training=True)
+            loss = self._compute_loss(x=ids, y=labels, y_pred=logits, training=True)
+            self._loss_tracker.update_state(loss, sample_weight=tf.shape(ids)[0])
+            loss = self.optimizer.scale_loss(loss)
+        weights = self.trainable_weights
+        gradients = tape.gradient(loss, weights)
+        self.optimizer.apply_gradients(zip(gradients, weights, strict=True))
+        carried.keep(states)
+        return self.compute_metrics(ids, labels, logits)
 
     def test_step(self, data: Any) -> dict[str, Any]:
         return self._per_replica_logs(super().test_step(data))
@@ -217,6 +238,42 @@ class LanguageModel(keras.Model):
             "frozen_embeddings": self.frozen_embeddings,
             "name": self.name,
         }
+
+
+class CarriedStates:
+    """The recurrent states carried between training batches: one variable
+    per layer and state, (rows, units). Held outside Keras's tracking (a plain
+    object), so they are never saved in the model file; every epoch starts
+    them afresh (its first batch resets every row)."""
+
+    def __init__(self, model: LanguageModel, rows: int) -> None:
+        import tensorflow as tf
+
+        units = model.model_config.units
+        per_layer = 1 if model.model_config.cell in ("gru", "rnn") else 2
+        self.variables = [
+            [
+                tf.Variable(tf.zeros((rows, units)), trainable=False)
+                for _ in range(per_layer)
+            ]
+            for _ in model.recurrent_layers
+        ]
+
+    def start(self, reset: Any) -> list[list[Any]]:
+        """The states to start a batch from: zero where `reset` (rows,) is set."""
+        import tensorflow as tf
+
+        keep = 1.0 - tf.cast(reset, tf.float32)[:, None]
+        return [[v * keep for v in layer] for layer in self.variables]
+
+    def keep(self, states: list[list[Any]]) -> None:
+        """Store a batch's final states for the next batch (no gradient flows
+        back through them: truncated back-propagation)."""
+        import tensorflow as tf
+
+        for variables, values in zip(self.variables, states, strict=True):
+            for variable, value in zip(variables, values, strict=True):
+                variable.assign(tf.stop_gradient(value))
 
 
 def build_model(

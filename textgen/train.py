@@ -40,6 +40,8 @@ def resumed_config(record: dict[str, Any], **changes: Any) -> TrainConfig:
     (the options given again) applied: what `train --resume` continues with."""
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
     saved = {k: v for k, v in record.get("train_config", {}).items() if k in fields}
+    if "train_config" in record:  # trained before carried states existed
+        saved.setdefault("carry_state", False)
     return TrainConfig(**(saved | changes))
 
 
@@ -257,8 +259,10 @@ def train(
 
     from .callbacks import Checkpoint, Interrupt, training_callbacks
     from .data import (
+        StreamLayout,
         check_windows,
         make_dataset,
+        make_stream_dataset,
         split_lengths,
         split_tail,
         window_starts,
@@ -334,6 +338,10 @@ def train(
     n_windows = len(window_starts(train_lengths, config.seq_len)[0])
     batch_size = config.batch_size or auto_batch_size(n_windows)
     steps_per_epoch = -(-n_windows // batch_size)
+    layout = None
+    if config.carry_state:
+        layout = StreamLayout.of(train_lengths, config.seq_len, batch_size)
+        batch_size, steps_per_epoch = layout.rows, layout.steps
 
     vectors = None
     if resume is None:
@@ -399,15 +407,28 @@ def train(
             f"{resume} has trained {first_epoch} epochs already; ask for more "
             f"with --epochs (it counts them all, e.g. --epochs {first_epoch + 10})"
         )
-    train_data = make_dataset(
-        train_ids,
-        config.seq_len,
-        batch_size,
-        seed=seed,
-        lengths=train_lengths,
-        epochs=config.epochs - first_epoch,
-        first_epoch=first_epoch,
-    )
+    if layout is not None:
+        model.carry_states(layout.rows)
+        train_data = make_stream_dataset(
+            train_ids,
+            config.seq_len,
+            layout,
+            seed,
+            lengths=train_lengths,
+            epochs=config.epochs - first_epoch,
+            first_epoch=first_epoch,
+        )
+    else:
+        model.carry_states(None)
+        train_data = make_dataset(
+            train_ids,
+            config.seq_len,
+            batch_size,
+            seed=seed,
+            lengths=train_lengths,
+            epochs=config.epochs - first_epoch,
+            first_epoch=first_epoch,
+        )
     val_data = (
         make_dataset(val_ids, config.seq_len, batch_size, lengths=val_lengths)
         if len(val_ids)

@@ -167,6 +167,14 @@ _TRAINING_OPTIONS = [
         "last epoch rather than the last step's weights.",
     ),
     click.option(
+        "--carry-state/--no-carry-state",
+        default=TRAIN_DEFAULTS.carry_state,
+        show_default=True,
+        help="Lay the text out as parallel streams, each batch continuing the "
+        "one before, and carry the recurrent state across windows (truncated "
+        "back-propagation through time), as `generate` and `evaluate` do.",
+    ),
+    click.option(
         "--max-minutes",
         type=_Number(min=0),
         default=DEFAULT_MINUTES,
