@@ -12,7 +12,8 @@ order, carrying the context (the recurrent state) through the whole text.
     python benchmarks/quality.py [--level word|char] [--minutes 3 12 20]
         [--corpus PATH ...]
         [--units N --layers N --cell C --dropout F --epochs N --seq-len N
-         --learning-rate F --lr-schedule S]   (to explore other settings)
+         --learning-rate F --lr-schedule S --[no-]carry-state]
+        (to explore other settings)
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ def main() -> None:
     parser.add_argument(
         "--no-average", action="store_true", help="keep the last weights"
     )
+    parser.add_argument(
+        "--carry-state",
+        action=argparse.BooleanOptionalAction,
+        help="override the default: carry the state across training windows",
+    )
     args = parser.parse_args()
     for corpus in args.corpus:
         if not corpus.exists():
@@ -104,7 +110,14 @@ def measure(args: argparse.Namespace, corpus: Path, minutes: float) -> dict:
     shape["tie_embeddings"] = tied_by_default(args.level) and not args.no_tie
     fixed = {
         k: getattr(args, k)
-        for k in ("epochs", "seq_len", "learning_rate", "lr_schedule", "batch_size")
+        for k in (
+            "epochs",
+            "seq_len",
+            "learning_rate",
+            "lr_schedule",
+            "batch_size",
+            "carry_state",
+        )
         if getattr(args, k) is not None
     } | ({"average": False} if args.no_average else {})
     with tempfile.TemporaryDirectory() as folder:
