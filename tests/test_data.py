@@ -164,3 +164,17 @@ def test_carried_state_layout_of_a_short_corpus():
     assert (layout.rows, layout.steps, layout.shifted) == (2, 1, False)
     layout = StreamLayout.of([1000], seq_len=8, batch_size=16)
     assert layout.shifted and layout.rows * layout.steps <= 1000 // 8
+
+
+def test_validation_streams_cover_the_text_in_order():
+    lengths = [300, 5, 200]
+    ids = np.arange(sum(lengths))
+    layout = StreamLayout.in_order(lengths, seq_len=8, batch_size=64)
+    assert layout.rows == (37 + 0 + 24) // 32 and not layout.shifted
+    data = make_stream_dataset(ids, 8, layout, None, lengths)
+    batches = [(x, reset) for (x, reset), _ in data.as_numpy_iterator()]
+    assert len(batches) == layout.steps
+    starts = np.stack([x[:, 0] for x, _ in batches], axis=1).ravel()
+    expected = np.concatenate([8 * np.arange(37), 305 + 8 * np.arange(24)])
+    np.testing.assert_array_equal(starts, expected[: layout.rows * layout.steps])
+    assert batches[0][1].all()

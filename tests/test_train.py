@@ -270,6 +270,8 @@ def test_carried_state_learns_what_a_window_cannot_see(tmp_path: Path):
         )
         assert model.record["train_config"]["carry_state"] is carry
         losses[carry] = evaluate(model, [corpus]).cross_entropy
+        if carry:  # validated as it is evaluated, carrying the state
+            assert model.record["best_val_perplexity"] < 1.1
     assert losses[True] < 0.05
     assert losses[False] > 0.3
 

@@ -228,18 +228,32 @@ class StreamLayout:
         shifted = fewest >= rows
         return cls(rows, (fewest if shifted else full) // rows, shifted)
 
+    @classmethod
+    def in_order(
+        cls, lengths: Sequence[int], seq_len: int, batch_size: int
+    ) -> StreamLayout:
+        """For validation: every window in corpus order, unshifted, in rows of
+        at least 32 windows each (a row's first window starts cold), so at
+        most one window in 32 is left over."""
+        full = sum(count_windows(n, seq_len) for n in lengths)
+        rows = max(min(batch_size, full // 32), 1)
+        return cls(rows, full // rows, False)
+
     def epoch(
-        self, lengths: Sequence[int], seq_len: int, seed: int, epoch: int
+        self, lengths: Sequence[int], seq_len: int, seed: int | None, epoch: int = 0
     ) -> tuple[np.ndarray, np.ndarray]:
         """Window starts and reset flags, each (steps, rows), for one epoch.
 
         `reset[t, r]` is True where window t of row r does not continue the
         window before it in that row (a row's first window, a document's first
         window): the model starts it from zero states. Depends only on the
-        seed and the epoch number, so a resumed run sees the same epochs.
+        seed and the epoch number, so a resumed run sees the same epochs;
+        seed None: the documents and windows in corpus order (validation).
         """
-        rng = np.random.default_rng([seed, epoch])
-        order = rng.permutation(len(lengths))
+        rng = np.random.default_rng(None if seed is None else [seed, epoch])
+        order = np.arange(len(lengths))
+        if seed is not None:
+            order = rng.permutation(order)
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         starts, first = [], []
         for d in order:
@@ -251,7 +265,7 @@ class StreamLayout:
             first.append(np.arange(k) == 0)
         all_starts, all_first = np.concatenate(starts), np.concatenate(first)
         # A random rotation: the windows left over differ from epoch to epoch.
-        turn = int(rng.integers(len(all_starts)))
+        turn = 0 if seed is None else int(rng.integers(len(all_starts)))
         all_starts, all_first = np.roll(all_starts, -turn), np.roll(all_first, -turn)
         used = self.rows * self.steps
         grid = all_starts[:used].reshape(self.rows, self.steps)
@@ -264,13 +278,14 @@ def make_stream_dataset(
     ids: np.ndarray,
     seq_len: int,
     layout: StreamLayout,
-    seed: int,
+    seed: int | None,
     lengths: Sequence[int] | None = None,
     epochs: int = 1,
     first_epoch: int = 0,
 ) -> tf.data.Dataset:
-    """Carried-state training batches: `((inputs, reset), labels)`, inputs and
-    labels int32 (rows, seq_len), reset bool (rows,); see `StreamLayout`."""
+    """Carried-state batches: `((inputs, reset), labels)`, inputs and labels
+    int32 (rows, seq_len), reset bool (rows,); see `StreamLayout`. Seed None:
+    one pass in corpus order (validation)."""
     import tensorflow as tf
 
     lengths = [len(ids)] if lengths is None else list(lengths)

@@ -192,11 +192,17 @@ class LanguageModel(keras.Model):
         with self.distribute_strategy.scope():
             self._symbolic_build(data_batch=(ids, ids))
 
-    def carry_states(self, rows: int | None) -> None:
-        """Train on `data.make_stream_dataset` batches, carrying each row's
-        recurrent states from one batch into the next (`rows` per batch);
-        None: independent windows, each from zero states (the default)."""
+    def carry_states(
+        self, rows: int | None, validation_rows: int | None = None
+    ) -> None:
+        """Train (and validate) on `data.make_stream_dataset` batches of `rows`
+        (`validation_rows`), carrying each row's recurrent states from one
+        batch into the next; None: independent windows, each from zero states
+        (the default)."""
         self._carried = None if rows is None else CarriedStates(self, rows)
+        self._carried_validation = (
+            None if validation_rows is None else CarriedStates(self, validation_rows)
+        )
 
     def train_step(self, data: Any) -> dict[str, Any]:
         carried = getattr(self, "_carried", None)
@@ -217,7 +223,17 @@ class LanguageModel(keras.Model):
         return self.compute_metrics(ids, labels, logits)
 
     def test_step(self, data: Any) -> dict[str, Any]:
-        return self._per_replica_logs(super().test_step(data))
+        carried = getattr(self, "_carried_validation", None)
+        if carried is None:
+            return self._per_replica_logs(super().test_step(data))
+        import tensorflow as tf
+
+        (ids, reset), labels = data
+        logits, states = self.forward(ids, carried.start(reset), training=False)
+        loss = self._compute_loss(x=ids, y=labels, y_pred=logits, training=False)
+        self._loss_tracker.update_state(loss, sample_weight=tf.shape(ids)[0])
+        carried.keep(states)
+        return self.compute_metrics(ids, labels, logits)
 
     def _per_replica_logs(self, logs: dict[str, Any]) -> dict[str, Any]:
         # Keras averages each step's logs across MultiWorkerMirroredStrategy

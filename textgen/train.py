@@ -407,8 +407,10 @@ def train(
             f"{resume} has trained {first_epoch} epochs already; ask for more "
             f"with --epochs (it counts them all, e.g. --epochs {first_epoch + 10})"
         )
+    val_layout = None
     if layout is not None:
-        model.carry_states(layout.rows)
+        val_layout = StreamLayout.in_order(val_lengths, config.seq_len, batch_size)
+        model.carry_states(layout.rows, val_layout.rows if len(val_ids) else None)
         train_data = make_stream_dataset(
             train_ids,
             config.seq_len,
@@ -429,11 +431,15 @@ def train(
             epochs=config.epochs - first_epoch,
             first_epoch=first_epoch,
         )
-    val_data = (
-        make_dataset(val_ids, config.seq_len, batch_size, lengths=val_lengths)
-        if len(val_ids)
-        else None
-    )
+    val_data = None
+    if len(val_ids) and val_layout is not None:
+        val_data = make_stream_dataset(
+            val_ids, config.seq_len, val_layout, None, lengths=val_lengths
+        )
+    elif len(val_ids):
+        val_data = make_dataset(
+            val_ids, config.seq_len, batch_size, lengths=val_lengths
+        )
     callbacks_used = training_callbacks(
         config,
         seed,
