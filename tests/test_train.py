@@ -276,6 +276,13 @@ def test_carried_state_learns_what_a_window_cannot_see(tmp_path: Path):
     assert losses[False] > 0.3
 
 
+def test_carried_state_by_default_for_characters_only():
+    assert TrainConfig(level="char").carries_state
+    assert not TrainConfig(level="word").carries_state
+    assert not TrainConfig(level="char", distribute="mirrored").carries_state
+    assert TrainConfig(level="word", carry_state=True).carries_state
+
+
 def test_carried_state_needs_one_device():
     with pytest.raises(TextgenError, match="--carry-state cannot be used with"):
         TrainConfig(carry_state=True, distribute="mirrored")

@@ -116,8 +116,21 @@ class TrainConfig:
     distribute: str = "none"  # none | mirrored (local devices) | multi-worker
     level: str = "word"  # word or char: what one token is (char keeps case)
     # Consecutive training windows continue each other and the recurrent states
-    # carry from one batch to the next (truncated back-propagation through time).
-    carry_state: bool = False
+    # carry from one batch to the next (truncated back-propagation through
+    # time); None: on for characters, off for words (see `carries_state`).
+    carry_state: bool | None = None
+
+    @property
+    def carries_state(self) -> bool:
+        """Whether training carries the state across windows (`carry_state`).
+
+        Not given: at character level, where it was better on both books
+        of the 3-minute measurements (README, "Training in a budget"), and
+        not at word level, where it was no better; never under --distribute.
+        """
+        if self.carry_state is None:
+            return self.level == "char" and self.distribute == "none"
+        return self.carry_state
 
     def __post_init__(self) -> None:
         checks = {

@@ -339,6 +339,7 @@ def train(
     batch_size = config.batch_size or auto_batch_size(n_windows)
     steps_per_epoch = -(-n_windows // batch_size)
     layout = None
+    config = dataclasses.replace(config, carry_state=config.carries_state)
     if config.carry_state:
         layout = StreamLayout.of(train_lengths, config.seq_len, batch_size)
         batch_size, steps_per_epoch = layout.rows, layout.steps

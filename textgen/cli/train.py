@@ -168,11 +168,11 @@ _TRAINING_OPTIONS = [
     ),
     click.option(
         "--carry-state/--no-carry-state",
-        default=TRAIN_DEFAULTS.carry_state,
-        show_default=True,
+        default=None,
         help="Lay the text out as parallel streams, each batch continuing the "
         "one before, and carry the recurrent state across windows (truncated "
-        "back-propagation through time), as `generate` and `evaluate` do.",
+        "back-propagation through time), as `generate` and `evaluate` do.  "
+        "[default: on for characters (off with --distribute), off for words]",
     ),
     click.option(
         "--max-minutes",
