@@ -115,6 +115,7 @@ class TrainConfig:
     freeze_embeddings: bool = False  # keep the (pretrained) word vectors fixed
     distribute: str = "none"  # none | mirrored (local devices) | multi-worker
     level: str = "word"  # word or char: what one token is (char keeps case)
+    documents: str = "files"  # files | lines | paragraphs: what one item is
     # Consecutive training windows continue each other and the recurrent states
     # carry from one batch to the next (truncated back-propagation through
     # time); None: on for characters, off for words (see `carries_state`).
@@ -148,6 +149,7 @@ class TrainConfig:
             "lr_schedule": self.lr_schedule in LR_SCHEDULES,
             "distribute": self.distribute in DISTRIBUTE,
             "level": self.level in ("word", "char"),
+            "documents": self.documents in ("files", "lines", "paragraphs"),
         }
         for name, ok in checks.items():
             if not ok:

@@ -17,8 +17,9 @@ import numpy as np
 
 from .decoder import Decoder, State
 from .metrics import log_sum_exp
+from .novelty import ItemSet
 from .sampling import SamplingSettings, next_ids, process
-from .tokens import tokenizer_for
+from .tokens import END, tokenizer_for
 from .vocab import PAD_ID, UNK_ID
 
 if TYPE_CHECKING:
@@ -36,7 +37,11 @@ class Sample:
     words: list[str]  # the generated tokens
     sampling: SamplingSettings
     random_seed: int | None  # the one actually used (None: beam search)
-    stopped_by: str  # "length", "until", "beam", or the stop string
+    stopped_by: str  # "length", "until", "end" (of an item), "beam", or the stop string
+    # Item models with `novel`: draws rejected as training items before this
+    # one, and whether this one still is one (after `max_tries` rejections).
+    rejected: int = 0
+    training_item: bool | None = None
 
 
 def sample_record(
@@ -67,6 +72,8 @@ def sample_record(
         "stopped_by": sample.stopped_by,
         "longest_copied_run": copied,
         "random_seed": sample.random_seed,
+        "rejected_draws": sample.rejected,
+        "training_item": sample.training_item,
         **settings,
         **dataclasses.asdict(sample.sampling),
     }
@@ -84,6 +91,9 @@ class Generator:
         self.tokenizer = tokenizer_for(model.tokenizer_settings)
         self.join, self.stream = self.tokenizer.join, self.tokenizer.streamer
         self.decoder = Decoder(model.model_config, model.named_weights())
+        # An item model's training items (hashes), for `novel`; else None.
+        saved = (model.record or {}).get("items")
+        self.items = ItemSet.from_config(saved) if saved else None
         self._banned_ids = (PAD_ID, UNK_ID)
         self.last_words: list[list[str]] = []  # the generated words of the last call
         # Sampling rules lifted at some step because they left no word (see
@@ -151,6 +161,8 @@ class Generator:
         on_text: Callable[[str], None] | None = None,
         stop: Sequence[str] = (),
         until: str | None = None,
+        novel: bool = False,
+        max_tries: int = 20,
     ) -> list[Sample]:
         """One continuation per (seed, sampling) pair, all in one batch.
 
@@ -166,6 +178,9 @@ class Generator:
                 are not part of it).
             until: "sentence" or "paragraph": end a row at the end of its first
                 complete sentence or paragraph (within `length` words).
+            novel: with an item model, draw a row again when its item (the
+                seed and what follows, up to the end token) is one of the
+                training items, up to `max_tries` times.
         """
         assert len(seeds) == len(samplings) > 0, "one sampling per seed"
         assert until in (None, "sentence", "paragraph"), until
@@ -173,6 +188,57 @@ class Generator:
         if random_seed is None:
             random_seed = int(np.random.SeedSequence().entropy % 2**31)
         rng = np.random.default_rng(random_seed)
+        items = self.items if novel else None
+        if items is None:
+            return self._draw(
+                seeds, samplings, length, rng, random_seed, on_text, stop, until
+            )
+        # A rejected item must not have been shown: print only the accepted one.
+        samples = self._draw(
+            seeds, samplings, length, rng, random_seed, None, stop, until
+        )
+        seed_words = [self.seed_words(seed) for seed in seeds]
+        tries = [0] * len(samples)
+
+        def known(row: int) -> bool:
+            return seed_words[row] + samples[row].words in items
+
+        while again := [
+            r for r in range(len(samples)) if tries[r] < max_tries and known(r)
+        ]:
+            redrawn = self._draw(
+                [seeds[r] for r in again],
+                [samplings[r] for r in again],
+                length,
+                rng,
+                random_seed,
+                None,
+                stop,
+                until,
+            )
+            for row, sample in zip(again, redrawn, strict=True):
+                samples[row] = sample
+                tries[row] += 1
+        samples = [
+            dataclasses.replace(sample, rejected=tries[row], training_item=known(row))
+            for row, sample in enumerate(samples)
+        ]
+        if on_text is not None:
+            on_text(samples[0].text)
+        return samples
+
+    def _draw(
+        self,
+        seeds: Sequence[str],
+        samplings: Sequence[SamplingSettings],
+        length: int,
+        rng: np.random.Generator,
+        random_seed: int,
+        on_text: Callable[[str], None] | None,
+        stop: Sequence[str],
+        until: str | None,
+    ) -> list[Sample]:
+        """One draw of `sample`'s rows (without the novelty check)."""
         rows = len(seeds)
         seed_words = [self.seed_words(seed) for seed in seeds]
         logits, states, history = self._read_seeds(seed_words)
@@ -186,6 +252,7 @@ class Generator:
         ]
         watch = bool(stop) or on_text is not None  # else detokenize at the end
         ends = np.full(rows, length)
+        ended_by = ["length"] * rows
         done = np.zeros(rows, dtype=bool)
         for t in range(length):
             chosen = next_ids(
@@ -202,6 +269,7 @@ class Generator:
             for row in np.flatnonzero(~done):
                 word = self.vocabulary.words[chosen[row]]
                 finished = self.tokenizer.ends_text(word, until)
+                ended_by[row] = "end" if word == END else "until"
                 if finished == "before":  # a paragraph break ends it, unwritten
                     ends[row], done[row] = t, True
                     continue
@@ -230,7 +298,7 @@ class Generator:
                     sampling=samplings[row],
                     random_seed=random_seed,
                     stopped_by=watchers[row].stopped_by
-                    or ("until" if until and ends[row] < length else "length"),
+                    or (ended_by[row] if ends[row] < length else "length"),
                 )
             )
         return samples
@@ -247,7 +315,10 @@ class Generator:
         for words in seed_words:
             key = tuple(words)
             if key not in read:
-                ids = self.vocabulary.encode(words or [self.tokenizer.start_token])
+                start = [self.tokenizer.start_token]
+                # An item model reads every seed as the start of an item.
+                first = start + words if self.tokenizer_settings.items else words
+                ids = self.vocabulary.encode(first or start)
                 logits, states = self.decoder.read(ids[None, :])
                 read[key] = (logits, states, ids)
         parts = [read[tuple(words)] for words in seed_words]

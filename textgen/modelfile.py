@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import MODELS_DIR, ModelConfig, TrainConfig
 from .errors import ModelFileError, TextgenError
-from .tokens import LEVELS, TokenizerSettings
+from .tokens import DOCUMENTS, END, LEVELS, TokenizerSettings
 from .vocab import PAD, UNK, Vocabulary
 
 REGISTERED_NAME = "textgen>LanguageModel"
@@ -182,8 +182,17 @@ def check_config(config: Any, weights_bytes: int | None = None) -> ModelConfig:
     if not isinstance(config.get("frozen_embeddings", False), bool):
         _fail("frozen_embeddings is not true or false")
     tokenizer = config.get("tokenizer") or {}
-    if not isinstance(tokenizer, dict) or not set(tokenizer) <= {"lowercase", "level"}:
+    if not isinstance(tokenizer, dict) or not set(tokenizer) <= {
+        "lowercase",
+        "level",
+        "documents",
+    }:
         _fail("tokenizer settings are not textgen's")
+    if tokenizer.get("documents", "files") not in DOCUMENTS:
+        _fail(
+            f"tokenizer.documents is {tokenizer.get('documents')!r:.40}, "
+            f"not one of {', '.join(DOCUMENTS)}"
+        )
     if not isinstance(tokenizer.get("lowercase", True), bool):
         _fail("tokenizer.lowercase is not true or false")
     level = tokenizer.get("level", "word")
@@ -214,7 +223,7 @@ def _check_vocabulary(vocabulary: Any, size: int, level: str) -> None:
         _fail("a vocabulary word is not a non-empty string")
     if len(set(words)) != len(words):
         _fail("the vocabulary repeats a word")
-    if level == "char" and any(len(w) != 1 for w in words[2:]):
+    if level == "char" and any(len(w) != 1 and w != END for w in words[2:]):
         _fail("a character model's vocabulary holds more than single characters")
     counts = vocabulary.get("counts")
     if counts is not None and (
@@ -242,6 +251,7 @@ _RECORD = {
 }
 _OPTIONAL_RECORD = {
     "fingerprint": (dict, type(None)),
+    "items": (dict, type(None)),
     "runs": list,
     "validation_oov_rate": _OPTIONAL_NUMBER,
     "pretrained_vectors_coverage": _OPTIONAL_NUMBER,
@@ -297,6 +307,13 @@ def check_record(record: dict[str, Any]) -> None:
         from .originality import Fingerprint
 
         Fingerprint.from_config(record["fingerprint"])  # bounded; raises if bad
+    if record.get("items"):
+        from .novelty import ItemSet
+
+        try:
+            ItemSet.from_config(record["items"])
+        except ValueError as err:
+            _fail(f"record.items: {err}")
 
 
 @dataclass

@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 PARAGRAPH = "<p>"
+END = "<end>"  # ends an item in a model trained on items (see `DOCUMENTS`)
 LEVELS = ("word", "char")  # one `Tokenizer` subclass each, below
+# What one document is: a file (one long text), or each line or paragraph of
+# a file an item of its own (a name, a title, a sentence) that ends with `END`.
+DOCUMENTS = ("files", "lines", "paragraphs")
 SENTENCE_ENDS = frozenset({".", "!", "?", "..."})
 
 # An untrained Punkt model needs no downloaded data; it splits on ". ! ?" well
@@ -80,10 +84,20 @@ class TokenizerSettings:
 
     lowercase: bool = True  # fold case; output is re-capitalised at sentence starts
     level: str = "word"  # word: NLTK words and <p>; char: every character as it is
+    documents: str = "files"  # files, or items: one per line or paragraph
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
             raise ValueError(f"unknown level {self.level!r}; use one of {LEVELS}")
+        if self.documents not in DOCUMENTS:
+            raise ValueError(
+                f"unknown documents {self.documents!r}; use one of {DOCUMENTS}"
+            )
+
+    @property
+    def items(self) -> bool:
+        """Whether each line or paragraph is an item that ends with `END`."""
+        return self.documents != "files"
 
 
 def tokenize(text: str, settings: TokenizerSettings = TokenizerSettings()) -> list[str]:
@@ -147,8 +161,46 @@ def _next_cut(held: str, final: bool) -> tuple[int, int, bool] | None:
 def tokenize_pieces(
     pieces: Iterable[str], settings: TokenizerSettings = TokenizerSettings()
 ) -> Iterator[list[str]]:
-    """`tokenize` for text that arrives in pieces (see `Tokenizer.stream_tokens`)."""
-    return tokenizer_for(settings).stream_tokens(pieces)
+    """A corpus file's tokens, block by block, from text that arrives in
+    pieces: `tokenize` of the whole (see `Tokenizer.stream_tokens`), or for
+    items `END`, then each item's tokens followed by `END`."""
+    tokenizer = tokenizer_for(settings)
+    if not settings.items:
+        yield from tokenizer.stream_tokens(pieces)
+        return
+    block = [END]
+    for item in item_texts(pieces, settings.documents):
+        block.extend(tokenizer.tokenize(item))
+        block.append(END)
+        if len(block) >= 4096:
+            yield block
+            block = []
+    if block != [END]:
+        yield block
+
+
+def item_texts(pieces: Iterable[str], documents: str) -> Iterator[str]:
+    """The items of text arriving in pieces, whitespace-normalised: each
+    non-blank line (`documents` "lines"), or each paragraph ("paragraphs",
+    lines kept, separated by blank lines); runs of spaces and tabs become one
+    space and each line is stripped."""
+    held = ""
+    separator = re.compile(r"\n" if documents == "lines" else r"\n[ \t]*\n\s*")
+    for piece in itertools.chain(pieces, [None]):
+        held += "\n\n" if piece is None else piece
+        parts = separator.split(held)
+        held = parts.pop()
+        for part in parts:
+            item = normalise_item(part)
+            if item:
+                yield item
+
+
+def normalise_item(text: str) -> str:
+    """An item's text as it is compared and tokenized: each line stripped,
+    inner runs of spaces and tabs one space, blank lines dropped."""
+    lines = (" ".join(line.split()) for line in text.split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
 def _word_pieces(pieces: Iterable[str], lowercase: bool) -> Iterator[list[str]]:
@@ -341,6 +393,8 @@ class Tokenizer:
 
     def __init__(self, settings: TokenizerSettings) -> None:
         self.settings = settings
+        if settings.items:  # every item follows an END, and an empty seed too
+            self.start_token = END
 
     def tokenize(self, text: str) -> list[str]:
         raise NotImplementedError
@@ -360,7 +414,10 @@ class Tokenizer:
 
     def ends_text(self, token: str, until: str | None) -> str:
         """Whether `token` ends a text under `--until`: "after" it, "before" it
-        (a paragraph end, which is not written), or "" (go on)."""
+        (a paragraph end, which is not written), or "" (go on). An item
+        model's `END` always ends it, unwritten."""
+        if token == END:
+            return "before"
         if until is None:
             return ""
         if token == self.paragraph_end:

@@ -28,10 +28,11 @@ from .errors import (
     TrainingError,
     TrainingInterrupted,
 )
+from .novelty import ItemSet
 from .originality import Fingerprint, word_hashes
 from .outputs import Output, check_outputs
 from .sizing import plan_training, plan_window
-from .tokens import TokenizerSettings, tokenizer_for
+from .tokens import END, TokenizerSettings, tokenizer_for
 from .vocab import UNK_ID, Vocabulary
 
 
@@ -297,9 +298,16 @@ def train(
             model = load_model(resume, compile=True)
         previous = model.record or {}
         tokenizer, vocabulary = model.tokenizer_settings, model.vocabulary
+        if config.documents != tokenizer.documents:
+            raise TrainingError(
+                f"--documents {config.documents}: {resume} was trained with "
+                f"--documents {tokenizer.documents}, which a resumed model keeps"
+            )
     else:
         tokenizer = TokenizerSettings(
-            lowercase=config.lowercase and config.level == "word", level=config.level
+            lowercase=config.lowercase and config.level == "word",
+            level=config.level,
+            documents=config.documents,
         )
     text = read_corpus_ids(corpus, tokenizer, progress_bar)
     files = text.files
@@ -451,6 +459,12 @@ def train(
     )
     epoch_log, best = callbacks_used.epoch_log, callbacks_used.best
     fit_callbacks = callbacks_used.in_order()
+    items = None
+    if tokenizer.items:  # every item of the corpus, for `generate --novel`
+        items = ItemSet.of_ids(text.ids, text.words, text.words.index(END))
+        if previous.get("items"):
+            earlier_items = ItemSet.from_config(previous["items"]).hashes
+            items = ItemSet(np.union1d(items.hashes, earlier_items))
     hashes = word_hashes(text.words)
     earlier = Fingerprint.from_config(previous.get("fingerprint") or {})
     if earlier is not None:
@@ -475,6 +489,8 @@ def train(
                 else previous.get("pretrained_vectors_coverage")
             ),
             "fingerprint": fingerprint.to_config(),
+            # Hashes of the training items (item models only; see `novelty`).
+            "items": items.to_config() if items is not None else None,
             # What `planned` chose for the budget, and the speeds it predicted.
             "plan": plan.to_record() if plan is not None else previous.get("plan"),
             "epochs_run": len(epoch_log.history),

@@ -158,6 +158,20 @@ class _Temperatures(click.ParamType):
     "settings; Ctrl-D leaves.  [default: off]",
 )
 @click.option(
+    "--novel/--no-novel",
+    default=None,
+    help="With a model trained on items (--documents lines or paragraphs): draw "
+    "an item again when it is one of the training items.  [default: on for "
+    "item models]",
+)
+@click.option(
+    "--max-tries",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="With --novel: most times one sample is drawn again.",
+)
+@click.option(
     "-v",
     "--verbose",
     is_flag=True,
@@ -177,6 +191,8 @@ def generate(
     random_seed: int | None,
     output_format: str,
     interactive: bool,
+    novel: bool | None,
+    max_tries: int,
     verbose: bool,
     **controls: Any,
 ) -> None:
@@ -201,11 +217,20 @@ def generate(
     from ..generate import Generator
 
     generator = Generator(model)
+    items = model.tokenizer_settings.items
+    if novel and not items:
+        raise click.UsageError(
+            "--novel needs a model trained with --documents lines or paragraphs"
+        )
+    novel = items if novel is None else novel
+    tries = max_tries if novel else 0
     if interactive:
-        _interactive(generator, samplings[0], length, stop, until, random_seed)
+        _interactive(
+            generator, samplings[0], length, stop, until, random_seed, novel, tries
+        )
         return
     seeds = [_usable_seed(generator, s, n) for s, n in zip(seeds, lengths, strict=True)]
-    job = _Job(generator, path, length, beam, stop, until, random_seed)
+    job = _Job(generator, path, length, beam, stop, until, random_seed, novel, tries)
     rows = [
         (s, sampling)
         for s in seeds
@@ -219,6 +244,9 @@ def generate(
         fingerprint = model.fingerprint()
         for number, sample in enumerate(samples):
             echo(json.dumps(job.record(sample, number, rate, fingerprint)))
+    elif not stream and items and len(seeds) == len(samplings) == 1:
+        for sample in samples:  # one item per line, nothing else
+            echo(" ".join(sample.text.split("\n")))
     elif not stream:
         for number, sample in enumerate(samples):
             label = job.label(sample, number, seeds, samplings, num_samples)
@@ -226,6 +254,8 @@ def generate(
     _report_relaxed(generator, controls)
     if verbose:
         _report_generation(model, path, [s.words for s in samples], seconds)
+        if novel and not beam:
+            _report_novelty(samples, max_tries)
 
 
 MAX_SEEDS = 1000  # lines of a --seed-file: each is a row of one batch
@@ -307,6 +337,8 @@ class _Job:
     stop: tuple[str, ...]
     until: str | None
     random_seed: int | None
+    novel: bool = False
+    max_tries: int = 20
 
     def run(self, rows: list, num_samples: int, stream: bool) -> tuple[list, float]:
         """Generate one sample per (seed, sampling) row; returns them and the
@@ -335,6 +367,8 @@ class _Job:
             on_text=(lambda text: echo(text, nl=False)) if stream else None,
             stop=self.stop,
             until=self.until,
+            novel=self.novel,
+            max_tries=self.max_tries,
         )
         if stream:
             echo()
@@ -394,6 +428,8 @@ def _interactive(
     stop: tuple[str, ...],
     until: str | None,
     random_seed: int | None,
+    novel: bool = False,
+    max_tries: int = 20,
 ) -> None:
     """Read seeds line by line and stream each continuation; `:x value`
     commands change settings; end of input (Ctrl-D) leaves."""
@@ -435,6 +471,8 @@ def _interactive(
             on_text=lambda text: echo(text, nl=False),
             stop=stop,
             until=until,
+            novel=novel,
+            max_tries=max_tries,
         )
         echo()
 
@@ -452,6 +490,24 @@ def _read_line(stdin: Any) -> str | None:
         line = (line + part)[-keep:]
         if part.endswith("\n"):
             return line.rstrip("\n")
+
+
+def _report_novelty(samples: list, max_tries: int) -> None:
+    """The --verbose lines of --novel: draws rejected, items still known."""
+    rejected = sum(sample.rejected for sample in samples)
+    known = sum(bool(sample.training_item) for sample in samples)
+    echo(
+        f"novel: {rejected} draw{'s' if rejected != 1 else ''} rejected as "
+        f"training items; {len(samples) - known} of {len(samples)} samples are new",
+        err=True,
+    )
+    if known:
+        echo(
+            f"note: {known} sample{'s are' if known > 1 else ' is'} still a training "
+            f"item after --max-tries {max_tries}; a higher temperature or "
+            "--max-tries helps",
+            err=True,
+        )
 
 
 def _report_generation(model: Any, path: Path, samples: list, seconds: float) -> None:

@@ -19,6 +19,17 @@ def evaluate(model_path: str | None, text: tuple[str, ...]) -> None:
     from ..evaluate import evaluate as evaluate_model
 
     result = evaluate_model(model, text)
+    if result.items:
+        unit = tokenizer_for(model.tokenizer_settings).unit
+        echo(f"items scored   {result.items:,}, each from a fresh start")
+        echo(f"tokens scored  {result.tokens:,} (each item's end included)")
+        echo(f"OOV rate       {result.oov_rate:.2%}")
+        echo(
+            f"cross-entropy  {result.cross_entropy:.4f} nats per "
+            f"{unit[:-1]}, {result.bits_per_character:.4f} bits per character "
+            "(ends included)"
+        )
+        return
     echo(f"tokens scored  {result.tokens:,}")
     echo(f"OOV rate       {result.oov_rate:.2%} ({result.unknown:,} read as <unk>)")
     if model.tokenizer_settings.level == "char":
@@ -57,6 +68,18 @@ def info(path: str | None) -> None:
             ),
         ),
     ]
+    documents = model.tokenizer_settings.documents
+    if documents == "files":
+        rows.append(("documents", "files (each file one text)"))
+    else:
+        held = (record.get("items") or {}).get("count", 0)
+        rows.append(
+            (
+                "documents",
+                f"{documents} (each {documents[:-1]} an item); "
+                f"{held:,} training items held for --novel",
+            )
+        )
     if record:
         tokens = record["tokens"]
         rows += [

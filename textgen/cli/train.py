@@ -131,6 +131,15 @@ _TRAINING_OPTIONS = [
         "no detokenizer; a --seq-len of 100 or more suits them).",
     ),
     click.option(
+        "--documents",
+        type=click.Choice(["files", "lines", "paragraphs"]),
+        default=TRAIN_DEFAULTS.documents,
+        show_default=True,
+        help="What one text is: each file, or each line or paragraph an item of "
+        "its own (names, titles, one sentence per line) that the model learns "
+        "to end; `generate` then writes one item per sample.",
+    ),
+    click.option(
         "--keep-case",
         is_flag=True,
         help="Keep upper and lower case distinct.  [default: fold to lower case]",
