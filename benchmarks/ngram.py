@@ -34,17 +34,26 @@ class KneserNey:
     vocabulary; keys are tuples of tokens."""
 
     def __init__(
-        self, tokens: Sequence[str], vocabulary_size: int, order: int = 3
+        self,
+        tokens: Sequence[str],
+        vocabulary_size: int,
+        order: int = 3,
+        *,
+        items: Sequence[Sequence[str]] | None = None,
     ) -> None:
         """Args:
         tokens: training text, already mapped to the vocabulary (rare tokens
             replaced by `<unk>` the way the neural model sees them).
         vocabulary_size: number of tokens the model predicts over.
         order: n, the longest n-gram counted.
+        items: instead of `tokens`, separate texts (items of a list, each
+            ending with its end token), each counted from a fresh start.
         """
         self.order, self.vocabulary_size = order, vocabulary_size
-        padded = [START] * (order - 1) + list(tokens)
-        top: Counter = Counter(zip(*(padded[i:] for i in range(order)), strict=False))
+        top: Counter = Counter()
+        for text in [tokens] if items is None else items:
+            padded = [START] * (order - 1) + list(text)
+            top.update(zip(*(padded[i:] for i in range(order)), strict=False))
         # counts[k]: n-grams of length k + 1; the top order holds raw counts,
         # each lower one continuation counts N1+(. h w) from the order above.
         self.counts: list[Counter] = [Counter() for _ in range(order)]
@@ -86,13 +95,20 @@ class KneserNey:
     def cross_entropy(self, tokens: Sequence[str]) -> float:
         """Mean negative log-probability in nats per token of a text read in
         order from the start (the context carried across the whole text)."""
+        return self._total(tokens) / len(tokens)
+
+    def items_cross_entropy(self, items: Sequence[Sequence[str]]) -> float:
+        """`cross_entropy` over items, each read from a fresh start."""
+        return sum(self._total(item) for item in items) / sum(map(len, items))
+
+    def _total(self, tokens: Sequence[str]) -> float:
         context = [START] * (self.order - 1)
         total = 0.0
         for w in tokens:
             total -= math.log(self.probability_of(tuple(context), w))
             context.append(w)
             del context[0]
-        return total / len(tokens)
+        return total
 
 
 class KneserNeyTrigram(KneserNey):

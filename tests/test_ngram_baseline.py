@@ -55,3 +55,19 @@ def test_longer_contexts_help_on_repeated_text():
         for order in (1, 3, 7)
     ]
     assert scores[0] > scores[1] > scores[2]
+
+
+def test_items_are_counted_and_scored_each_from_a_fresh_start():
+    from ngram import KneserNey
+
+    items = [[*"ab", "<end>"], [*"ba", "<end>"]] * 20
+    model = KneserNey([], 5, 3, items=items)
+    # Every item starts after the start padding, never after another's end.
+    assert model.probability_of((START, START), "a") > 0.4
+    assert model.probability_of(("b", "<end>"), "b") < 0.2
+    for context in [(START, START), ("a", "b"), ("<end>", "a")]:
+        total = sum(model.probability_of(context, w) for w in "ab" + "xy")
+        total += model.probability_of(context, "<end>")
+        assert math.isclose(total, 1.0, rel_tol=1e-9)
+    fresh = model.items_cross_entropy([[*"ab", "<end>"]])
+    assert fresh < model.cross_entropy([*"xab", "<end>"])

@@ -90,6 +90,6 @@ class ItemSet:
         if len(data) % 8 or len(data) // 8 != config.get("count"):
             raise ValueError("the training items do not match their count")
         hashes = np.frombuffer(data, dtype="<u8").astype(np.uint64)
-        if len(hashes) > 1 and not (np.diff(hashes) > 0).all():
+        if not (hashes[1:] > hashes[:-1]).all():  # uint64: no np.diff
             raise ValueError("the training items are not a sorted set")
         return cls(hashes)

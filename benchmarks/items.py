@@ -1,0 +1,201 @@
+"""Item models (`--documents lines`) against a count-based baseline, and how
+new their samples are. Prints one JSON object.
+
+Two lists are made on the fly from a book (by default
+`../shared/corpora/moby_dick.txt`), each split at random (fixed seed) into
+90% training and 10% test items:
+
+1. `words`: every distinct word of the book, lower-cased, one per line,
+   trained at character level ("English-like words that are not in the book");
+2. `sentences`: the book's sentences, one per line, trained at word level.
+
+For each: test cross-entropy per token, the end token included, every item
+scored from a fresh start, for textgen (`--max-minutes` budget, the planner
+choosing the rest) and for an interpolated Kneser-Ney model counted on the
+same training items (a character 5-gram, a word trigram); then, of
+`--samples` samples with and without `--novel`, the share that are training
+items, test items (real items the model never saw) and neither, the share
+that are well-formed (only letters; ending with sentence punctuation), and
+samples per second.
+
+    python benchmarks/items.py [--corpus PATH] [--minutes 10] [--samples 1000]
+        [--lists words sentences] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ngram import KneserNey
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+
+# What each list is: its level, the baseline's order, how long a sample may
+# get, and what a well-formed item looks like.
+LISTS = {
+    "words": dict(level="char", order=5, length=40),
+    "sentences": dict(level="word", order=3, length=150),
+}
+
+
+def distinct_words(text: str) -> list[str]:
+    """Every distinct word of the text, lower-cased, letters only."""
+    return sorted(set(re.findall(r"[a-z]+", text.lower())))
+
+
+def sentences(text: str) -> list[str]:
+    """The text's sentences (NLTK's Punkt, as textgen splits them), each on
+    one line, paragraph by paragraph."""
+    from textgen.tokens import _nltk
+
+    splitter = _nltk()[0]
+    found = []
+    for paragraph in re.split(r"\n[ \t]*\n", text):
+        paragraph = " ".join(paragraph.split())
+        found += [s for s in splitter.tokenize(paragraph) if s]
+    return found
+
+
+def well_formed(name: str, text: str) -> bool:
+    if name == "words":
+        return text.isalpha() and text.isascii()
+    return bool(re.search(r"[.!?][\"')\]]*$", text))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=SHARED / "moby_dick.txt")
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--lists", nargs="+", choices=list(LISTS), default=list(LISTS))
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    if not args.corpus.exists():
+        sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
+    text = args.corpus.read_text(encoding="utf-8")
+    rows = []
+    for name in args.lists:
+        items = distinct_words(text) if name == "words" else sentences(text)
+        rows.append(measure(args, name, items))
+    print(json.dumps({"corpus": args.corpus.name, "rows": rows}, indent=2))
+
+
+def measure(args: argparse.Namespace, name: str, items: list[str]) -> dict:
+    from textgen.config import ModelConfig, TrainConfig, tied_by_default
+    from textgen.evaluate import evaluate
+    from textgen.generate import Generator
+    from textgen.sampling import SamplingSettings
+    from textgen.sizing import PLANNED
+    from textgen.tokens import END, normalise_item, tokenize
+    from textgen.train import train
+    from textgen.vocab import UNK
+
+    spec = LISTS[name]
+    items = [normalise_item(item) for item in items]
+    items = [item for item in items if item and "\n" not in item]
+    random.Random(args.seed).shuffle(items)
+    n_test = len(items) // 10
+    test_items, train_items = items[:n_test], items[n_test:]
+    with tempfile.TemporaryDirectory() as folder:
+        train_file = Path(folder) / f"{name}.txt"
+        test_file = Path(folder) / f"{name}-test.txt"
+        train_file.write_text("\n".join(train_items) + "\n", encoding="utf-8")
+        test_file.write_text("\n".join(test_items) + "\n", encoding="utf-8")
+        started = time.perf_counter()
+        model = train(
+            [train_file],
+            Path(folder) / "m.keras",
+            dataclasses.replace(
+                ModelConfig(), tie_embeddings=tied_by_default(spec["level"])
+            ),
+            TrainConfig(
+                max_minutes=args.minutes,
+                seed=args.seed,
+                level=spec["level"],
+                documents="lines",
+            ),
+            log=lambda line: print(line, file=sys.stderr),  # stdout: the JSON
+            planned=list(PLANNED),
+        )
+        minutes = (time.perf_counter() - started) / 60
+        scored = evaluate(model, [test_file])
+
+    # The baseline counts the same training items in textgen's vocabulary.
+    settings = model.tokenizer_settings
+    known = model.vocabulary.word_to_id
+
+    def mapped(item: str) -> list[str]:
+        return [t if t in known else UNK for t in tokenize(item, settings)] + [END]
+
+    ngram = KneserNey(
+        [],
+        len(model.vocabulary) - 1,
+        spec["order"],
+        items=[mapped(i) for i in train_items],
+    )
+    baseline = ngram.items_cross_entropy([mapped(i) for i in test_items])
+
+    def key(tokens: list[str]) -> tuple[str, ...]:
+        return tuple(tokens)
+
+    train_keys = {key(tokenize(i, settings)) for i in train_items}
+    test_keys = {key(tokenize(i, settings)) for i in test_items} - train_keys
+    generator = Generator(model)
+    samples = {}
+    for novel in (False, True):
+        started = time.perf_counter()
+        drawn = generator.sample(
+            [""] * args.samples,
+            [SamplingSettings()] * args.samples,
+            spec["length"],
+            random_seed=args.seed,
+            novel=novel,
+        )
+        seconds = time.perf_counter() - started
+        keys = [key(list(s.words)) for s in drawn]
+
+        def share(hits: Iterable[bool], total: int = len(drawn)) -> float:
+            return round(sum(hits) / total, 4)
+
+        samples["novel" if novel else "plain"] = {
+            "training_items": share(k in train_keys for k in keys),
+            "test_items": share(k in test_keys for k in keys),
+            "neither": share(k not in train_keys and k not in test_keys for k in keys),
+            "well_formed": share(well_formed(name, s.text) for s in drawn),
+            "ended_by_end_token": share(s.stopped_by == "end" for s in drawn),
+            "rejected_draws": sum(s.rejected for s in drawn),
+            "samples_per_second": round(len(drawn) / seconds, 1),
+            "examples": [s.text for s in drawn[:8]],
+        }
+    record = model.record
+    return {
+        "list": name,
+        "level": spec["level"],
+        "train_items": len(train_items),
+        "test_items": len(test_items),
+        "textgen_nats_per_token": round(scored.cross_entropy, 4),
+        "textgen_bits_per_character": round(scored.bits_per_character, 4),
+        f"kneser_ney_{spec['order']}gram_nats_per_token": round(baseline, 4),
+        "textgen_vs_baseline": round(scored.cross_entropy / baseline, 3),
+        "textgen_training_minutes": round(minutes, 1),
+        "textgen_epochs": record["epochs_run"],
+        "plan": record.get("plan"),
+        "samples": samples,
+    }
+
+
+if __name__ == "__main__":
+    main()
