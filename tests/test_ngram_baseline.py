@@ -64,7 +64,9 @@ def test_items_are_counted_and_scored_each_from_a_fresh_start():
     model = KneserNey([], 5, 3, items=items)
     # Every item starts after the start padding, never after another's end.
     assert model.probability_of((START, START), "a") > 0.4
-    assert model.probability_of(("b", "<end>"), "b") < 0.2
+    assert model.counts[1][("<end>", "b")] == 0  # no item follows another's end
+    packed = KneserNey([t for item in items for t in item], 5, 3)
+    assert packed.counts[1][("<end>", "b")] > 0
     for context in [(START, START), ("a", "b"), ("<end>", "a")]:
         total = sum(model.probability_of(context, w) for w in "ab" + "xy")
         total += model.probability_of(context, "<end>")
