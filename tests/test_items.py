@@ -15,7 +15,13 @@ from click.testing import CliRunner
 
 from textgen.cli import cli
 from textgen.novelty import ItemSet, item_hash
-from textgen.tokens import END, TokenizerSettings, item_texts, tokenize_pieces
+from textgen.tokens import (
+    END,
+    TokenizerSettings,
+    item_texts,
+    tokenize,
+    tokenize_pieces,
+)
 
 
 def _run(*args):
@@ -294,3 +300,53 @@ def test_a_tampered_item_set_is_a_damaged_model(name_model, tmp_path):
             out.writestr(entry, data)
     with pytest.raises(ModelFileError, match=r"record\.items: the training items"):
         read_model(path)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--beam", 3],
+        ["-t", "0.5,1.0", "--num-samples", 2],
+        ["--stop", "a"],
+        ["--format", "jsonl", "--seed", "ka"],
+    ],
+    ids=["beam", "temperature list", "stop", "jsonl"],
+)
+def test_other_generate_options_work_on_item_models(name_model, options):
+    result = _run("generate", "-m", name_model[0], "--random-seed", 4, *options)
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert END not in text and text.strip()
+    if "--stop" in options:
+        assert "a" not in text.strip()
+    if "-t" in options:
+        assert text.count("--- temperature") == 4
+    if "--format" in options:
+        assert json.loads(text)["text"].startswith("ka")
+
+
+def test_interactive_on_an_item_model(name_model):
+    result = CliRunner().invoke(
+        cli,
+        ["generate", "-m", str(name_model[0]), "-i", "--random-seed", 1],
+        input="ko\nba\n",
+    )
+    assert result.exit_code == 0, result.output
+    answers = [line[2:] for line in result.output.splitlines() if line.startswith("> ")]
+    assert [a[:2] for a in answers[:2]] == ["ko", "ba"]  # each an item from its seed
+    assert all(len(a) > 2 and a.isalpha() for a in answers[:2]), answers
+
+
+def test_a_files_model_has_no_items(trained):
+    from textgen.tokens import TokenizerSettings as Settings
+
+    path, model = trained
+    assert model.tokenizer_settings.documents == "files"
+    assert model.record["items"] is None
+    assert END not in model.vocabulary.word_to_id
+    text = "The cat sat.\nA dog ran.\n\nThe end.\n"
+    blocks = list(tokenize_pieces([text], Settings()))
+    flat = [t for block in blocks for t in block]
+    assert flat == tokenize(text, Settings()) and END not in flat
+    assert flat.count("<p>") == 1  # lines are not items: one paragraph break
+    assert "files (each file one text)" in _run("info", path).output
