@@ -9,7 +9,9 @@ from click.testing import CliRunner
 from textgen.cli import cli
 from textgen.config import ModelConfig, TrainConfig
 from textgen.sizing import (
+    BUDGET_EPOCHS,
     CHAR_LEARNING_RATE,
+    CHAR_TARGET_PASSES,
     PLANNED,
     TIED_MIN_UNITS,
     UNITS,
@@ -76,6 +78,19 @@ def test_explicit_settings_and_no_budget_are_left_alone():
     kept_rate = plan_training(chars, slow, 10**6, {"units"}, gflops=50)
     assert kept_rate.config.learning_rate == 1e-3  # --learning-rate given
     char = TrainConfig(max_minutes=3, level="char")
+    # Character models want more passes: the same corpus and speed give a
+    # smaller network than at word level would.
+    word_size = plan_training(chars, TrainConfig(max_minutes=10), 114_000, PLANNED, 160)
+    char_size = plan_training(
+        chars, TrainConfig(max_minutes=10, level="char"), 114_000, PLANNED, 160
+    )
+    assert char_size.model_config.units < word_size.model_config.units
+    assert char_size.passes >= CHAR_TARGET_PASSES > word_size.passes
+    # With a budget the budget ends training, unless --epochs is given.
+    assert char_size.config.epochs == BUDGET_EPOCHS
+    assert char_size.to_record()["epochs"] == BUDGET_EPOCHS
+    given = plan_training(chars, char, 114_000, set(PLANNED) - {"epochs"}, 160)
+    assert given.config.epochs == char.epochs
     assert plan_window(char, PLANNED, 1_000_000).seq_len == 100
     assert plan_window(char, ["units"], 1_000_000).seq_len == char.seq_len
     assert plan_window(char, PLANNED, 500).seq_len == char.seq_len  # too short

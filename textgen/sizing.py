@@ -3,14 +3,15 @@ most from this corpus in the minutes given (`plan_training`).
 
 The rule, from the measurements in the README ("Training in a budget"): the
 largest network (2 layers of 128 to 512 units) that still reads the training
-text about `TARGET_PASSES` times in the budget. A short budget on a big
-corpus gets a small, fast network that sees the text many times (a big one
-would stop after a few dozen updates); a long budget or a small corpus gets
-the full-size one. The speed of each size is predicted from its arithmetic
-and this machine's measured matrix-product speed, taken at the start of the
-run; a network made smaller gets proportionally less dropout. Character
-models read 100-character windows. With a budget the learning rate decays
-linearly to zero at its end. Settings given explicitly are kept.
+text about `TARGET_PASSES` times (a character model `CHAR_TARGET_PASSES`
+times) in the budget, which then ends training rather than an epoch count. A
+short budget on a big corpus gets a small, fast network that sees the text
+many times (a big one would stop after a few dozen updates); a long budget or
+a small corpus gets the full-size one. The speed of each size is predicted
+from its arithmetic and this machine's measured matrix-product speed, taken at
+the start of the run; a network made smaller gets proportionally less dropout.
+Character models read 100-character windows. With a budget the learning rate
+decays linearly to zero at its end. Settings given explicitly are kept.
 """
 
 from __future__ import annotations
@@ -25,9 +26,16 @@ import numpy as np
 from .config import ModelConfig, TrainConfig
 
 # The settings `plan_training` may choose (those not given explicitly).
-PLANNED = ("units", "dropout", "seq_len", "lr_schedule", "learning_rate")
+PLANNED = ("units", "dropout", "seq_len", "lr_schedule", "learning_rate", "epochs")
 UNITS = (128, 192, 256, 384, 512)  # candidate sizes, 2 layers each
 TARGET_PASSES = 8  # reads of the training text the budget should allow
+# Character models learn less per pass and want more of them: on a list of
+# 15 k words (114 k characters, 10 minutes) 2 x 512 at 12 passes reached
+# 2.03 nats per character, 2 x 256 at 30 passes 1.83 (benchmarks/items.py).
+CHAR_TARGET_PASSES = 30
+# With a budget the budget ends training (or early stopping), not an epoch
+# count: the 30-epoch default stopped a small corpus with a third of it left.
+BUDGET_EPOCHS = 1000
 CHAR_SEQ_LEN = 100  # characters per window: a sentence or two of context
 CHAR_LEARNING_RATE = 1e-2  # character models with a budget (5e-3: +3.4% nats)
 SMALL_UNITS = 192  # planned networks this small train without dropout
@@ -71,6 +79,7 @@ class Plan:
             "seq_len": self.config.seq_len,
             "lr_schedule": self.config.lr_schedule,
             "learning_rate": self.config.learning_rate,
+            "epochs": self.config.epochs,
             "gflops": round(self.gflops, 1),
             "tokens_per_second": round(self.tokens_per_second),
             "passes": round(self.passes, 2),
@@ -156,9 +165,10 @@ def plan_training(
             if not model_config.tie_embeddings or units >= TIED_MIN_UNITS
         ]
         chosen = dataclasses.replace(model_config, units=sizes[0])
+        passes = CHAR_TARGET_PASSES if config.level == "char" else TARGET_PASSES
         for units in sizes:
             shape = dataclasses.replace(model_config, units=units)
-            if speed(shape) * seconds >= TARGET_PASSES * train_tokens:
+            if speed(shape) * seconds >= passes * train_tokens:
                 chosen = shape
         if "dropout" in planned and chosen.units < model_config.units:
             # A network made small for the budget underfits rather than
@@ -170,6 +180,8 @@ def plan_training(
             chosen = dataclasses.replace(chosen, dropout=round(dropout, 3))
     if "lr_schedule" in planned:
         config = dataclasses.replace(config, lr_schedule="linear")
+    if "epochs" in planned:
+        config = dataclasses.replace(config, epochs=max(config.epochs, BUDGET_EPOCHS))
     if "learning_rate" in planned and config.level == "char":
         config = dataclasses.replace(config, learning_rate=CHAR_LEARNING_RATE)
     tokens_per_second = speed(chosen)

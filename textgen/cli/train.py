@@ -78,7 +78,8 @@ _TRAINING_OPTIONS = [
         type=click.IntRange(min=1),
         default=TRAIN_DEFAULTS.epochs,
         show_default=True,
-        help="Most passes over the training text.",
+        help="Most passes over the training text (with --max-minutes: no cap "
+        "unless given).",
     ),
     click.option(
         "--batch-size",
@@ -191,7 +192,7 @@ _TRAINING_OPTIONS = [
         help="Training budget: stop after this many minutes, mid-epoch if need "
         "be, keeping the best model. With a budget `train` chooses the --units, "
         "--dropout, --seq-len, --learning-rate and --lr-schedule not given to fit "
-        "it (0: no limit).",
+        "it, and without --epochs trains until it is spent (0: no limit).",
     ),
     click.option(
         "--pretrained-embeddings",
