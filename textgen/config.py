@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import TextgenError
+from .tokens import DOCUMENTS
 
 MODELS_DIR = Path("models")  # where `train` writes and `generate` looks by default
 CELLS = ("lstm", "gru", "rnn", "peephole")
@@ -149,7 +150,7 @@ class TrainConfig:
             "lr_schedule": self.lr_schedule in LR_SCHEDULES,
             "distribute": self.distribute in DISTRIBUTE,
             "level": self.level in ("word", "char"),
-            "documents": self.documents in ("files", "lines", "paragraphs"),
+            "documents": self.documents in DOCUMENTS,
         }
         for name, ok in checks.items():
             if not ok:

@@ -269,8 +269,9 @@ class Generator:
             for row in np.flatnonzero(~done):
                 word = self.vocabulary.words[chosen[row]]
                 finished = self.tokenizer.ends_text(word, until)
-                ended_by[row] = "end" if word == END else "until"
-                if finished == "before":  # a paragraph break ends it, unwritten
+                if finished:
+                    ended_by[row] = "end" if word == END else "until"
+                if finished == "before":  # a paragraph or item end, unwritten
                     ends[row], done[row] = t, True
                     continue
                 if (watch and watchers[row].push(word)) or finished:

@@ -416,38 +416,29 @@ def train(
             f"{resume} has trained {first_epoch} epochs already; ask for more "
             f"with --epochs (it counts them all, e.g. --epochs {first_epoch + 10})"
         )
-    val_layout = None
+    epochs = dict(epochs=config.epochs - first_epoch, first_epoch=first_epoch)
     if layout is not None:
+        # Validation reads the held-out text as `evaluate` does: in order,
+        # carrying the state.
         val_layout = StreamLayout.in_order(val_lengths, config.seq_len, batch_size)
         model.carry_states(layout.rows, val_layout.rows if len(val_ids) else None)
         train_data = make_stream_dataset(
-            train_ids,
-            config.seq_len,
-            layout,
-            seed,
-            lengths=train_lengths,
-            epochs=config.epochs - first_epoch,
-            first_epoch=first_epoch,
+            train_ids, config.seq_len, layout, seed, train_lengths, **epochs
+        )
+        val_data = (
+            make_stream_dataset(val_ids, config.seq_len, val_layout, None, val_lengths)
+            if len(val_ids)
+            else None
         )
     else:
         model.carry_states(None)
         train_data = make_dataset(
-            train_ids,
-            config.seq_len,
-            batch_size,
-            seed=seed,
-            lengths=train_lengths,
-            epochs=config.epochs - first_epoch,
-            first_epoch=first_epoch,
+            train_ids, config.seq_len, batch_size, seed, train_lengths, **epochs
         )
-    val_data = None
-    if len(val_ids) and val_layout is not None:
-        val_data = make_stream_dataset(
-            val_ids, config.seq_len, val_layout, None, lengths=val_lengths
-        )
-    elif len(val_ids):
-        val_data = make_dataset(
-            val_ids, config.seq_len, batch_size, lengths=val_lengths
+        val_data = (
+            make_dataset(val_ids, config.seq_len, batch_size, None, val_lengths)
+            if len(val_ids)
+            else None
         )
     callbacks_used = training_callbacks(
         config,

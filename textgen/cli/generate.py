@@ -223,14 +223,15 @@ def generate(
             "--novel needs a model trained with --documents lines or paragraphs"
         )
     novel = items if novel is None else novel
-    tries = max_tries if novel else 0
     if interactive:
         _interactive(
-            generator, samplings[0], length, stop, until, random_seed, novel, tries
+            generator, samplings[0], length, stop, until, random_seed, novel, max_tries
         )
         return
     seeds = [_usable_seed(generator, s, n) for s, n in zip(seeds, lengths, strict=True)]
-    job = _Job(generator, path, length, beam, stop, until, random_seed, novel, tries)
+    job = _Job(
+        generator, path, length, beam, stop, until, random_seed, novel, max_tries
+    )
     rows = [
         (s, sampling)
         for s in seeds

@@ -20,6 +20,7 @@ from ..config import (
     TrainConfig,
     tied_by_default,
 )
+from ..tokens import DOCUMENTS
 from . import _import_tensorflow, _Number, cli, echo
 
 MODEL_DEFAULTS = ModelConfig()
@@ -133,7 +134,7 @@ _TRAINING_OPTIONS = [
     ),
     click.option(
         "--documents",
-        type=click.Choice(["files", "lines", "paragraphs"]),
+        type=click.Choice(DOCUMENTS),
         default=TRAIN_DEFAULTS.documents,
         show_default=True,
         help="What one text is: each file, or each line or paragraph an item of "
