@@ -20,6 +20,7 @@ samples per second (median and range of 3 draws of all the samples).
 
     python benchmarks/items.py [--corpus PATH] [--minutes 10] [--samples 1000]
         [--lists words sentences] [--seed 1] [--units N --dropout F]
+        [--carry-state on|off]
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--units", type=int, help="override the planned units")
     parser.add_argument("--dropout", type=float, help="override the planned dropout")
+    parser.add_argument(
+        "--carry-state",
+        choices=["on", "off"],
+        help="override the level's default (TrainConfig.carry_state)",
+    )
     args = parser.parse_args()
     if not args.corpus.exists():
         sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
@@ -107,6 +113,7 @@ def measure(args: argparse.Namespace, name: str, items: list[str]) -> dict:
     from textgen.vocab import UNK
 
     spec = LISTS[name]
+    carry = None if args.carry_state is None else args.carry_state == "on"
     given = {k: getattr(args, k) for k in ("units", "dropout")}
     shape = {k: v for k, v in given.items() if v is not None}
     shape["tie_embeddings"] = tied_by_default(spec["level"])
@@ -130,6 +137,7 @@ def measure(args: argparse.Namespace, name: str, items: list[str]) -> dict:
                 seed=args.seed,
                 level=spec["level"],
                 documents="lines",
+                carry_state=carry,
             ),
             log=lambda line: print(line, file=sys.stderr),  # stdout: the JSON
             planned=[p for p in PLANNED if p not in shape],

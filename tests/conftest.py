@@ -4,6 +4,7 @@ with a deterministic word cycle, reused by every generation test."""
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -44,4 +45,51 @@ def trained(pattern_file: Path, tiny_config, tmp_path_factory: pytest.TempPathFa
 
     path = tmp_path_factory.mktemp("models") / "pattern.keras"
     model = train([pattern_file], path, *tiny_config, log=lambda line: None)
+    return path, model
+
+
+def make_names(count: int, seed: int = 4) -> list[str]:
+    """Made-up names of two to four syllables, distinct."""
+    rng = random.Random(seed)
+    names: set[str] = set()
+    while len(names) < count:
+        syllables = rng.randint(2, 4)
+        names.add(
+            "".join(
+                rng.choice("bdklmnprst") + rng.choice("aeiou") for _ in range(syllables)
+            )
+        )
+    return sorted(names)
+
+
+@pytest.fixture(scope="session")
+def names_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("items") / "names.txt"
+    path.write_text("\n".join(make_names(300)) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def name_model(names_file: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(path, model): a tiny character model of the names, one per line."""
+    from textgen.config import ModelConfig, TrainConfig
+    from textgen.train import train
+
+    path = tmp_path_factory.mktemp("item-models") / "names.keras"
+    model = train(
+        [names_file],
+        path,
+        ModelConfig(layers=1, units=32, embedding_dim=8, dropout=0.0),
+        TrainConfig(
+            seq_len=16,
+            epochs=12,
+            batch_size=16,
+            learning_rate=0.02,
+            patience=0,
+            seed=3,
+            level="char",
+            documents="lines",
+        ),
+        log=lambda line: None,
+    )
     return path, model

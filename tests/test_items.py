@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import math
-import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import make_names
 
 from textgen.cli import cli
 from textgen.novelty import ItemSet, item_hash
@@ -26,53 +25,6 @@ from textgen.tokens import (
 
 def _run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def _names(count: int, seed: int = 4) -> list[str]:
-    """Made-up names of two to four syllables, distinct."""
-    rng = random.Random(seed)
-    names: set[str] = set()
-    while len(names) < count:
-        syllables = rng.randint(2, 4)
-        names.add(
-            "".join(
-                rng.choice("bdklmnprst") + rng.choice("aeiou") for _ in range(syllables)
-            )
-        )
-    return sorted(names)
-
-
-@pytest.fixture(scope="session")
-def names_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("items") / "names.txt"
-    path.write_text("\n".join(_names(300)) + "\n", encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="session")
-def name_model(names_file: Path, tmp_path_factory: pytest.TempPathFactory):
-    """(path, model): a tiny character model of the names, one per line."""
-    from textgen.config import ModelConfig, TrainConfig
-    from textgen.train import train
-
-    path = tmp_path_factory.mktemp("item-models") / "names.keras"
-    model = train(
-        [names_file],
-        path,
-        ModelConfig(layers=1, units=32, embedding_dim=8, dropout=0.0),
-        TrainConfig(
-            seq_len=16,
-            epochs=12,
-            batch_size=16,
-            learning_rate=0.02,
-            patience=0,
-            seed=3,
-            level="char",
-            documents="lines",
-        ),
-        log=lambda line: None,
-    )
-    return path, model
 
 
 def test_lines_and_paragraphs_become_items_whatever_the_pieces():
@@ -150,7 +102,7 @@ def test_the_model_records_its_items_and_info_says_so(name_model, names_file):
     assert ["b", "a", "b", "a"] not in ItemSet.from_config(record["items"]) or (
         "baba" in names_file.read_text()
     )
-    assert list(_names(300)[0]) in ItemSet.from_config(record["items"])
+    assert list(make_names(300)[0]) in ItemSet.from_config(record["items"])
     result = _run("info", path)
     assert result.exit_code == 0, result.output
     assert (

@@ -142,16 +142,20 @@ class Decoder:
             )
             for i in range(config.layers)
         ]
+        # Tied output through a projection: (hidden @ projection) @ E^T, as
+        # Keras computes it; with units > embedding_dim that is far less
+        # arithmetic, and far fewer bytes read per step, than one
+        # (units, vocab) matrix.
+        self.projection: np.ndarray | None = None
         if not config.tie_embeddings:
             self.output_kernel = np.asarray(weights["logits.kernel"], np.float32)
             self.output_bias = np.asarray(weights["logits.bias"], np.float32)
         else:  # tied to the embeddings, through the projection if there is one
             self.output_kernel = self.embeddings.T
             if "projection.kernel" in weights:
-                projection = np.asarray(weights["projection.kernel"], np.float32)
-                self.output_kernel = projection @ self.embeddings.T
+                self.projection = np.asarray(weights["projection.kernel"], np.float32)
             self.output_bias = np.asarray(weights["output_bias"], np.float32)
-        self.output_kernel = np.ascontiguousarray(self.output_kernel)  # (units, vocab)
+        self.output_kernel = np.ascontiguousarray(self.output_kernel)  # (in, vocab)
 
     def zero_states(self, batch: int) -> list[State]:
         """All-zero states for `batch` sequences, as Keras starts them."""
@@ -186,6 +190,8 @@ class Decoder:
 
     def logits(self, hidden: np.ndarray) -> np.ndarray:
         """Next-word logits (rows, vocab_size) from top-layer outputs (rows, units)."""
+        if self.projection is not None:
+            hidden = hidden @ self.projection
         logits = hidden @ self.output_kernel
         logits += self.output_bias
         return logits

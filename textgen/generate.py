@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from collections.abc import Generator as Generator_
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ import numpy as np
 from .decoder import Decoder, State
 from .metrics import log_sum_exp
 from .novelty import ItemSet
-from .sampling import SamplingSettings, next_ids, process
+from .sampling import GREEDY_BELOW, SamplingSettings, next_ids, process
 from .tokens import END, tokenizer_for
 from .vocab import PAD_ID, UNK_ID
 
@@ -182,21 +183,64 @@ class Generator:
                 seed and what follows, up to the end token) is one of the
                 training items, up to `max_tries` times.
         """
-        assert len(seeds) == len(samplings) > 0, "one sampling per seed"
-        assert until in (None, "sentence", "paragraph"), until
         assert on_text is None or len(seeds) == 1, "streaming is for one row"
         if random_seed is None:
             random_seed = int(np.random.SeedSequence().entropy % 2**31)
+        steps = self.draws(
+            seeds,
+            samplings,
+            length,
+            random_seed,
+            [on_text] * len(seeds),
+            stop,
+            until,
+            novel,
+            max_tries,
+        )
+        try:
+            draw = next(steps)
+            while True:
+                while not draw.take(draw.choose()):
+                    draw.logits, draw.states = self.decoder.step(
+                        draw.chosen, draw.states
+                    )
+                draw = steps.send(None)
+        except StopIteration as finished:
+            return finished.value
+
+    def draws(
+        self,
+        seeds: Sequence[str],
+        samplings: Sequence[SamplingSettings],
+        length: int,
+        random_seed: int,
+        on_texts: Sequence[Callable[[str], None] | None],
+        stop: Sequence[str] = (),
+        until: str | None = None,
+        novel: bool = False,
+        max_tries: int = 20,
+    ) -> Generator_[Draw, None, list[Sample]]:
+        """What `sample` does, as the `Draw`s it runs, one after another.
+
+        Each draw is yielded to be run to its end by the caller (`sample`
+        steps it alone; `batching.Engine` steps it with other requests' draws
+        in one batch); the next one depends on how it ended: with `novel`,
+        rows that drew a training item are drawn again, as a smaller batch
+        from the same random generator. Returns (as `StopIteration.value`)
+        the samples. `on_texts`: one callback or None per row (see `sample`'s
+        `on_text`); with `novel`, a row's text is passed whole once accepted.
+        """
+        assert len(seeds) == len(samplings) == len(on_texts) > 0, "one per seed"
+        assert until in (None, "sentence", "paragraph"), until
         rng = np.random.default_rng(random_seed)
         items = self.items if novel else None
+        shown = on_texts if items is None else [None] * len(seeds)
+        first = Draw(self, seeds, samplings, length, rng, shown, stop, until)
+        yield first
+        samples = first.samples(random_seed)
         if items is None:
-            return self._draw(
-                seeds, samplings, length, rng, random_seed, on_text, stop, until
-            )
-        # A rejected item must not have been shown: print only the accepted one.
-        samples = self._draw(
-            seeds, samplings, length, rng, random_seed, None, stop, until
-        )
+            return samples
+        # A rejected item must not have been shown: pass on only accepted ones.
         seed_words = [self.seed_words(seed) for seed in seeds]
         tries = [0] * len(samples)
 
@@ -206,102 +250,27 @@ class Generator:
         while again := [
             r for r in range(len(samples)) if tries[r] < max_tries and known(r)
         ]:
-            redrawn = self._draw(
+            redraw = Draw(
+                self,
                 [seeds[r] for r in again],
                 [samplings[r] for r in again],
                 length,
                 rng,
-                random_seed,
-                None,
+                [None] * len(again),
                 stop,
                 until,
             )
-            for row, sample in zip(again, redrawn, strict=True):
+            yield redraw
+            for row, sample in zip(again, redraw.samples(random_seed), strict=True):
                 samples[row] = sample
                 tries[row] += 1
         samples = [
             dataclasses.replace(sample, rejected=tries[row], training_item=known(row))
             for row, sample in enumerate(samples)
         ]
-        if on_text is not None:
-            on_text(samples[0].text)
-        return samples
-
-    def _draw(
-        self,
-        seeds: Sequence[str],
-        samplings: Sequence[SamplingSettings],
-        length: int,
-        rng: np.random.Generator,
-        random_seed: int,
-        on_text: Callable[[str], None] | None,
-        stop: Sequence[str],
-        until: str | None,
-    ) -> list[Sample]:
-        """One draw of `sample`'s rows (without the novelty check)."""
-        rows = len(seeds)
-        seed_words = [self.seed_words(seed) for seed in seeds]
-        logits, states, history = self._read_seeds(seed_words)
-        width = history.shape[1]
-        # Grown as words come (not `length` up front: -n may be huge).
-        history = _grown(history, width + min(length, 256))
-        shared = samplings[0] if len(set(samplings)) == 1 else samplings
-        watchers = [
-            _StopWatch(words, self, stop, on_text if rows == 1 else None)
-            for words in seed_words
-        ]
-        watch = bool(stop) or on_text is not None  # else detokenize at the end
-        ends = np.full(rows, length)
-        ended_by = ["length"] * rows
-        done = np.zeros(rows, dtype=bool)
-        for t in range(length):
-            chosen = next_ids(
-                logits,
-                shared,
-                rng,
-                self._banned_ids,
-                history[:, : width + t],
-                self.relaxed,
-            )
-            if width + t == history.shape[1]:
-                history = _grown(history, 2 * history.shape[1])
-            history[:, width + t] = chosen
-            for row in np.flatnonzero(~done):
-                word = self.vocabulary.words[chosen[row]]
-                finished = self.tokenizer.ends_text(word, until)
-                if finished:
-                    ended_by[row] = "end" if word == END else "until"
-                if finished == "before":  # a paragraph or item end, unwritten
-                    ends[row], done[row] = t, True
-                    continue
-                if (watch and watchers[row].push(word)) or finished:
-                    ends[row], done[row] = t + 1, True
-            if done.all():
-                break
-            if t + 1 < length:
-                logits, states = self.decoder.step(chosen, states)
-        self.last_words = [
-            self.vocabulary.decode(history[row, width : width + ends[row]])
-            for row in range(rows)
-        ]
-        samples = []
-        for row in range(rows):
-            words = self.last_words[row]
-            if watch:
-                text = watchers[row].finish()
-            else:
-                text = self.join(seed_words[row] + words)
-            samples.append(
-                Sample(
-                    seed=seeds[row],
-                    text=text,
-                    words=words,
-                    sampling=samplings[row],
-                    random_seed=random_seed,
-                    stopped_by=watchers[row].stopped_by
-                    or (ended_by[row] if ends[row] < length else "length"),
-                )
-            )
+        for on_text, sample in zip(on_texts, samples, strict=True):
+            if on_text is not None:
+                on_text(sample.text)
         return samples
 
     def _read_seeds(
@@ -432,6 +401,145 @@ def _grown(history: np.ndarray, columns: int) -> np.ndarray:
     wider = np.zeros((history.shape[0], columns), dtype=np.int32)
     wider[:, : history.shape[1]] = history
     return wider
+
+
+class Draw:
+    """One draw in progress: rows read from their seeds, then grown one word
+    at a time by whoever runs it, which alternates `choose` and `take` with a
+    decoder step on `chosen` and `states` (`Generator.sample` runs one draw
+    alone; `batching.Engine` steps the rows of many draws as one batch)."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        seeds: Sequence[str],
+        samplings: Sequence[SamplingSettings],
+        length: int,
+        rng: np.random.Generator,
+        on_texts: Sequence[Callable[[str], None] | None],
+        stop: Sequence[str],
+        until: str | None,
+    ) -> None:
+        self.generator = generator
+        self.seeds, self.samplings, self.length = seeds, samplings, length
+        self.rng, self.until = rng, until
+        self.rows = len(seeds)
+        self.seed_words = [generator.seed_words(seed) for seed in seeds]
+        self.logits, self.states, history = generator._read_seeds(self.seed_words)
+        self.width = history.shape[1]
+        # Grown as words come (not `length` up front: -n may be huge).
+        self.history = _grown(history, self.width + min(length, 256))
+        self.shared = samplings[0] if len(set(samplings)) == 1 else samplings
+        self.watchers = [
+            _StopWatch(words, generator, stop, on_text)
+            for words, on_text in zip(self.seed_words, on_texts, strict=True)
+        ]
+        # Without stop strings or streaming, detokenize once at the end.
+        self.watch = bool(stop) or any(on_texts)
+        self.ends = np.full(self.rows, length)
+        self.ended_by = ["length"] * self.rows
+        self.done = np.zeros(self.rows, dtype=bool)
+        self.t = 0  # words taken
+        self.chosen = np.zeros(self.rows, dtype=np.int32)  # the last ones
+
+    def choose(self) -> np.ndarray:
+        """Every row's next word, drawn from the current logits."""
+        generator = self.generator
+        return next_ids(
+            self.logits,
+            self.shared,
+            self.rng,
+            generator._banned_ids,
+            self.history[:, : self.width + self.t],
+            generator.relaxed,
+        )
+
+    def take(self, chosen: np.ndarray) -> bool:
+        """Add one word per row; True when the draw is over (every row has
+        ended, or `length` words are taken) and needs no further step."""
+        column = self.width + self.t
+        if column == self.history.shape[1]:
+            self.history = _grown(self.history, 2 * column)
+        self.history[:, column] = chosen
+        self.chosen = chosen
+        vocabulary, tokenizer = self.generator.vocabulary, self.generator.tokenizer
+        for row in np.flatnonzero(~self.done):
+            word = vocabulary.words[chosen[row]]
+            finished = tokenizer.ends_text(word, self.until)
+            if finished:
+                self.ended_by[row] = "end" if word == END else "until"
+            if finished == "before":  # a paragraph or item end, unwritten
+                self.ends[row], self.done[row] = self.t, True
+                continue
+            if (self.watch and self.watchers[row].push(word)) or finished:
+                self.ends[row], self.done[row] = self.t + 1, True
+        self.t += 1
+        return bool(self.done.all()) or self.t == self.length
+
+    def samples(self, random_seed: int) -> list[Sample]:
+        """The finished rows (call once, after `take` returned True)."""
+        generator, width = self.generator, self.width
+        generator.last_words = [
+            generator.vocabulary.decode(self.history[row, width : width + end])
+            for row, end in enumerate(self.ends)
+        ]
+        samples = []
+        for row, words in enumerate(generator.last_words):
+            watcher = self.watchers[row]
+            if self.watch:
+                text = watcher.finish()
+            else:
+                text = generator.join(self.seed_words[row] + words)
+            ended = self.ends[row] < self.length
+            samples.append(
+                Sample(
+                    seed=self.seeds[row],
+                    text=text,
+                    words=words,
+                    sampling=self.samplings[row],
+                    random_seed=random_seed,
+                    stopped_by=watcher.stopped_by
+                    or (self.ended_by[row] if ended else "length"),
+                )
+            )
+        return samples
+
+
+def choose_together(draws: Sequence[Draw]) -> list[np.ndarray]:
+    """Each draw's `choose()`, with the draws that share one setting (and do
+    not read their history) sampled in one call: the same words, as each
+    row's random number still comes from its own draw's generator."""
+    chosen: dict[int, np.ndarray] = {}
+    groups: dict[SamplingSettings, list[int]] = {}
+    for i, draw in enumerate(draws):
+        shared = draw.shared
+        if isinstance(shared, SamplingSettings) and not shared.reads_history:
+            groups.setdefault(shared, []).append(i)
+        else:
+            chosen[i] = draw.choose()
+    for settings, members in groups.items():
+        if len(members) == 1:
+            chosen[members[0]] = draws[members[0]].choose()
+            continue
+        group = [draws[i] for i in members]
+        uniforms = None
+        if settings.temperature >= GREEDY_BELOW:  # greedy draws no number
+            uniforms = np.concatenate([d.rng.random(d.rows) for d in group])
+        generator = group[0].generator
+        ids = next_ids(
+            np.concatenate([d.logits for d in group]),
+            settings,
+            None,
+            generator._banned_ids,
+            None,
+            generator.relaxed,
+            uniforms,
+        )
+        start = 0
+        for i, draw in zip(members, group, strict=True):
+            chosen[i] = ids[start : start + draw.rows]
+            start += draw.rows
+    return [chosen[i] for i in range(len(draws))]
 
 
 class _StopWatch:

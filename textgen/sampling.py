@@ -41,6 +41,11 @@ class SamplingSettings:
     repeat_window: int = 64  # how many recent ids the penalty looks at
     no_repeat_ngram: int = 0  # never repeat an n-gram of this size; 0: off
 
+    @property
+    def reads_history(self) -> bool:
+        """Whether the words so far change the choice (the repetition rules)."""
+        return self.repetition_penalty != 1 or self.no_repeat_ngram >= 2
+
     def __post_init__(self) -> None:
         for name in ("temperature", "top_p", "min_p", "repetition_penalty"):
             if not math.isfinite(getattr(self, name)):
@@ -185,11 +190,16 @@ def process(
 _BLOCK = 64
 
 
-def draw(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def draw(
+    weights: np.ndarray,
+    rng: np.random.Generator | None,
+    uniforms: np.ndarray | None = None,
+) -> np.ndarray:
     """One index per row, with probability proportional to `weights` (>= 0).
 
     An inverse-CDF draw done in two levels (blocks, then words), which costs a
     fraction of a full-vocabulary cumulative sum. Zero weights are never drawn.
+    The one random number per row is `rng.random(rows)`, or `uniforms` if given.
     """
     batch, size = weights.shape
     padded = np.zeros((batch, size + -size % _BLOCK), dtype=np.float32)
@@ -197,7 +207,9 @@ def draw(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     blocks = padded.reshape(batch, -1, _BLOCK)  # (batch, n_blocks, _BLOCK)
     ones = np.ones(_BLOCK, dtype=np.float32)
     block_mass = np.cumsum((blocks @ ones).astype(np.float64), axis=-1)
-    target = rng.random(batch) * block_mass[:, -1]  # (batch,)
+    if uniforms is None:
+        uniforms = rng.random(batch)
+    target = uniforms * block_mass[:, -1]  # (batch,)
     rows = np.arange(batch)
     # The first block, then the first word, whose cumulative mass passes target.
     k = np.minimum((block_mass <= target[:, None]).sum(axis=-1), blocks.shape[1] - 1)
@@ -215,10 +227,11 @@ def draw(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def next_ids(
     logits: np.ndarray,
     settings: SamplingSettings | Sequence[SamplingSettings],
-    rng: np.random.Generator,
+    rng: np.random.Generator | None,
     banned_ids: Sequence[int] = (),
     history: np.ndarray | None = None,
     relaxed: set[str] | None = None,
+    uniforms: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pick one id per row of `logits` (batch, vocab_size).
 
@@ -230,8 +243,12 @@ def next_ids(
         history: (batch, t) ids so far, for the repetition controls.
         relaxed: collects the names of rules lifted because they left a row
             no word (see `process`).
+        uniforms: with one `settings`, the row's random number in [0, 1) for
+            the draw, instead of `rng.random(batch)`: so rows of several
+            requests are drawn in one call, each from its own generator.
     """
     if not isinstance(settings, SamplingSettings):  # one per row
+        assert uniforms is None, "uniforms are for one shared setting"
         rows = [
             next_ids(
                 logits[i : i + 1],
@@ -256,4 +273,4 @@ def next_ids(
         logits *= scale
     else:  # so hot that every allowed word is alike (and -inf * 0 is NaN)
         logits = np.where(np.isfinite(logits), np.float32(0), np.float32(-np.inf))
-    return draw(np.exp(logits, out=logits), rng)
+    return draw(np.exp(logits, out=logits), rng, uniforms)

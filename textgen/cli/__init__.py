@@ -150,4 +150,4 @@ def main() -> None:
 
 
 # The commands register themselves on `cli` when imported.
-from . import generate, inspect, train  # noqa: E402, F401
+from . import generate, inspect, serve, train  # noqa: E402, F401

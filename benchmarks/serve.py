@@ -1,0 +1,197 @@
+"""`textgen serve` under load: 1, 8 and 32 concurrent clients, each asking
+for completions of 50 words one after another. Prints one JSON object.
+
+For each number of clients: total words/s (completion tokens over the wall
+time), p50 and p95 latency of a request, failed requests; and the same with
+the server's batch limited to one row (`--max-batch 1`: requests wait in
+line, what a server without continuous batching does), side by side.
+
+The model is `--model`, or the default-size network (`ModelConfig()`)
+trained for `--train-minutes` on `../shared/corpora/moby_dick.txt`: the
+speed depends on the network's size and vocabulary, not on how well it is
+trained (50 words are generated whatever the weights: no stop strings).
+
+    python benchmarks/serve.py [--model PATH] [--clients 1 8 32]
+        [--requests 100 400 1600] [--no-peer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+WORDS = 50
+
+
+def default_model(folder: Path, minutes: float) -> Path:
+    """The default-size network, trained briefly on moby_dick.txt."""
+    from textgen.config import ModelConfig, TrainConfig
+    from textgen.train import train
+
+    corpus = SHARED / "moby_dick.txt"
+    if not corpus.exists():
+        sys.exit(f"{corpus} not found: pass --model")
+    path = folder / "moby_dick.keras"
+    train(
+        [corpus],
+        path,
+        ModelConfig(),
+        TrainConfig(max_minutes=minutes, seed=1),
+        log=lambda line: print(line, file=sys.stderr),
+        planned=(),
+    )
+    return path
+
+
+class Server:
+    def __init__(self, model: Path, max_batch: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "textgen", "serve", "-m", str(model), "--port",
+             "0", "--max-batch", str(max_batch)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for line in self.process.stderr:
+            found = re.search(r"serving on (http://\S+?)/v1", line)
+            if found:
+                self.url = found.group(1)
+                return
+        sys.exit("the server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(60)
+
+
+def load(url: str, model: str, clients: int, requests: int) -> dict:
+    """`clients` threads share `requests` completions; each thread asks for
+    one after another."""
+    latencies: list[float] = []
+    words = [0]
+    failed = [0]
+    lock = threading.Lock()
+    left = [requests]
+
+    def client(number: int) -> None:
+        with httpx.Client(timeout=120) as http:
+            while True:
+                with lock:
+                    if not left[0]:
+                        return
+                    left[0] -= 1
+                    seed = left[0]
+                started = time.perf_counter()
+                try:
+                    response = http.post(
+                        url + "/v1/completions",
+                        json={"model": model, "prompt": "", "max_tokens": WORDS,
+                              "temperature": 1.0, "seed": seed},
+                    )  # fmt: skip
+                    ok = response.status_code == 200
+                    got = response.json()["usage"]["completion_tokens"] if ok else 0
+                except httpx.HTTPError:
+                    ok, got = False, 0
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+                    words[0] += got
+                    failed[0] += not ok
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "clients": clients,
+        "requests": requests,
+        "failed": failed[0],
+        "words_per_second": round(words[0] / seconds, 1),
+        "latency_p50_s": round(statistics.median(latencies), 4),
+        "latency_p95_s": round(latencies[int(0.95 * (len(latencies) - 1))], 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--train-minutes", type=float, default=2)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--requests", type=int, nargs="+", default=[100, 400, 1600])
+    parser.add_argument("--no-peer", action="store_true")
+    args = parser.parse_args()
+    if len(args.requests) != len(args.clients):
+        sys.exit("give one --requests figure per --clients figure")
+    with tempfile.TemporaryDirectory() as folder:
+        model = args.model or default_model(Path(folder), args.train_minutes)
+        from textgen.modelfile import read_model
+
+        config = read_model(model, weights=False)
+        runs = {"continuous batching": 256}
+        if not args.no_peer:
+            runs["one row at a time (--max-batch 1)"] = 1
+        results = {}
+        for label, max_batch in runs.items():
+            server = Server(model, max_batch)
+            try:
+                load(server.url, model.stem, 4, 20)  # warm up
+                results[label] = [
+                    load(server.url, model.stem, c, r)
+                    for c, r in zip(args.clients, args.requests, strict=True)
+                ]
+            finally:
+                server.stop()
+    every = [row for rows in results.values() for row in rows]
+    batched = results["continuous batching"]
+    one = batched[0]
+    summary = {
+        f"{row['clients']}_clients_words_per_second_vs_1": round(
+            row["words_per_second"] / one["words_per_second"], 2
+        )
+        for row in batched[1:]
+    } | {
+        f"{row['clients']}_clients_p95_vs_1_client": round(
+            row["latency_p95_s"] / one["latency_p95_s"], 2
+        )
+        for row in batched[1:]
+    }
+    print(
+        json.dumps(
+            {
+                "model": {
+                    "file": model.name,
+                    "cell": config.model_config.cell,
+                    "layers": config.model_config.layers,
+                    "units": config.model_config.units,
+                    "vocabulary": len(config.vocabulary),
+                },
+                "words_per_request": WORDS,
+                "runs": results,
+                "summary": summary,
+                "failed_requests": sum(row["failed"] for row in every),
+                "requests": sum(
+                    r["requests"] for rows in results.values() for r in rows
+                ),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,508 @@
+"""`textgen serve`: continuous batching (`batching.Engine`) and the
+OpenAI-compatible HTTP API, driven by the real `openai` client and raw HTTP
+against a server on a free loopback port."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from click.testing import CliRunner
+
+from textgen.batching import Engine, Request
+from textgen.cli import cli
+from textgen.generate import Generator
+from textgen.modelfile import read_model
+from textgen.novelty import ItemSet
+from textgen.sampling import SamplingSettings
+
+# --- the engine ------------------------------------------------------------
+
+
+def _submit(engine: Engine, seeds, length, random_seed, **options) -> dict:
+    """Submit a request; the dict gets "samples" (or "error") when it ends."""
+    result: dict = {"event": threading.Event()}
+
+    def done(samples, error):
+        result["samples"], result["error"] = samples, error
+        result["event"].set()
+
+    request = Request(
+        seeds=seeds,
+        samplings=[options.pop("sampling", SamplingSettings(temperature=1.5))]
+        * len(seeds),
+        length=length,
+        random_seed=random_seed,
+        on_done=done,
+        **options,
+    )
+    engine.submit(request)
+    result["request"] = request
+    return result
+
+
+def _wait(result: dict) -> list:
+    assert result["event"].wait(60), "the engine never finished the request"
+    assert result["error"] is None, result["error"]
+    return result["samples"]
+
+
+def test_engine_gives_what_sample_gives_alone(trained, name_model):
+    cases = ((trained, ["one two", "four"], False), (name_model, ["ba", ""], True))
+    for (path, model), seeds, novel in cases:
+        engine = Engine(Generator(read_model(path)))
+        try:
+            requests = [
+                _submit(engine, seeds, 30, seed, novel=novel) for seed in range(5)
+            ]
+            for seed, request in enumerate(requests):
+                alone = Generator(model).sample(
+                    seeds,
+                    [SamplingSettings(temperature=1.5)] * 2,
+                    30,
+                    random_seed=seed,
+                    novel=novel,
+                )
+                together = _wait(request)
+                assert [s.text for s in together] == [s.text for s in alone]
+                assert [s.rejected for s in together] == [s.rejected for s in alone]
+        finally:
+            engine.close()
+
+
+def test_a_request_joins_the_running_batch(trained):
+    path, _ = trained
+    engine = Engine(Generator(read_model(path)))
+    try:
+        long = _submit(engine, ["one"], 3000, 1)
+        while engine.steps == 0:  # the long one is running
+            time.sleep(0.001)
+        short = _submit(engine, ["two"], 20, 2)
+        _wait(short)
+        assert not long["event"].is_set(), "the short request waited for the long one"
+        steps_when_short_ended = engine.steps
+        _wait(long)
+        # Shared steps: the two together took the long one's steps, not the sum.
+        assert engine.steps <= 3000 < steps_when_short_ended + 3000
+    finally:
+        engine.close()
+
+
+def test_a_cancelled_request_leaves_the_batch_and_is_not_answered(trained):
+    path, _ = trained
+    engine = Engine(Generator(read_model(path)))
+    try:
+        result = _submit(engine, ["one"] * 8, 100_000, 1)
+        while engine.active_rows == 0:
+            time.sleep(0.001)
+        engine.cancel(result["request"])
+        deadline = time.monotonic() + 30
+        while engine.active_rows and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.active_rows == 0
+        assert engine.cancelled == 1
+        assert not result["event"].is_set()
+    finally:
+        engine.close()
+
+
+def test_closing_the_engine_ends_waiting_requests_with_an_error(trained):
+    path, _ = trained
+    engine = Engine(Generator(read_model(path)))
+    result = _submit(engine, ["one"], 1_000_000, 1)
+    engine.close()
+    assert result["event"].wait(30)
+    assert "shutting down" in str(result["error"])
+
+
+# --- the HTTP server ---------------------------------------------------------
+
+
+class Server:
+    """`textgen serve` in a child process on a free port."""
+
+    def __init__(self, *args: str, env: dict | None = None) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "textgen", "serve", "--port", "0", *args],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.log: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.process.stderr.readline()
+            if not line:
+                break
+            self.log.append(line)
+            found = re.search(r"serving on (http://\S+?)/v1", line)
+            if found:
+                self.url = found.group(1)
+                threading.Thread(target=self._drain, daemon=True).start()
+                return
+        self.process.kill()
+        raise AssertionError("the server did not start: " + "".join(self.log))
+
+    def _drain(self) -> None:
+        for line in self.process.stderr:
+            self.log.append(line)
+
+    def client(self, key: str = "none") -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0)
+
+    def post(self, body, **kwargs) -> httpx.Response:
+        content = body if isinstance(body, bytes | str) else json.dumps(body)
+        return httpx.post(
+            self.url + "/v1/completions",
+            content=content,
+            headers={"content-type": "application/json", **kwargs.pop("headers", {})},
+            timeout=60,
+            **kwargs,
+        )
+
+    def health(self) -> dict:
+        response = httpx.get(self.url + "/health", timeout=10)
+        assert response.status_code == 200
+        return response.json()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture(scope="module")
+def server(trained, name_model):
+    running = Server("-m", str(trained[0]), "-m", str(name_model[0]))
+    yield running
+    assert running.stop() == 0, "".join(running.log)
+
+
+def _cli_text(path: Path, seed: str, length: int, temperature: float, random_seed: int):
+    result = CliRunner().invoke(
+        cli,
+        [
+            "generate", "-m", str(path), "--seed", seed, "-n", str(length),
+            "-t", str(temperature), "--random-seed", str(random_seed),
+            "--format", "jsonl",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.splitlines()[-1])["text"]
+
+
+def test_a_completion_is_what_textgen_generate_gives(server, trained, name_model):
+    client = server.client()
+    for path, prompt in ((trained[0], "one two"), (name_model[0], "ba")):
+        expected = _cli_text(path, prompt, 12, 1.5, 42)
+        answer = client.completions.create(
+            model=path.stem, prompt=prompt, max_tokens=12, temperature=1.5, seed=42
+        )
+        assert answer.object == "text_completion"
+        (choice,) = answer.choices
+        assert prompt + choice.text == expected or (
+            # the tokenizer's case folding: the text is the model's own
+            expected.lower().startswith(prompt.lower())
+            and expected.endswith(choice.text)
+        )
+        echoed = client.completions.create(
+            model=path.stem,
+            prompt=prompt,
+            max_tokens=12,
+            temperature=1.5,
+            seed=42,
+            echo=True,
+        )
+        assert echoed.choices[0].text == expected
+        assert choice.finish_reason in ("stop", "length")
+        assert answer.usage.completion_tokens >= 1
+        assert answer.usage.prompt_tokens == 2  # two words; two characters
+
+
+def test_a_streamed_completion_joins_to_the_same_text(server, trained):
+    client = server.client()
+    settings = dict(
+        model="pattern", prompt="four", max_tokens=40, temperature=2.0, seed=7
+    )
+    whole = client.completions.create(**settings).choices[0]
+    chunks = list(client.completions.create(stream=True, **settings))
+    assert len(chunks) > 2  # pieces, not one block
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == whole.text
+    assert chunks[-1].choices[0].finish_reason == whole.finish_reason == "length"
+    # On the wire: server-sent events ending with [DONE].
+    with httpx.stream(
+        "POST",
+        server.url + "/v1/completions",
+        json={**settings, "stream": True},
+        timeout=30,
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in response.iter_lines() if line]
+    assert all(line.startswith("data: ") for line in lines)
+    assert lines[-1] == "data: [DONE]"
+
+
+def test_n_stop_and_usage(server):
+    client = server.client()
+    answer = client.completions.create(
+        model="pattern", prompt="one", max_tokens=30, temperature=3.0, n=3, seed=5
+    )
+    assert [c.index for c in answer.choices] == [0, 1, 2]
+    assert len({c.text for c in answer.choices}) > 1
+    assert answer.usage.completion_tokens == 90
+    assert answer.usage.prompt_tokens == 1
+    # Two prompts, two each: prompt-major order, as --seed-file with --num-samples.
+    both = client.completions.create(
+        model="pattern", prompt=["one", "six"], max_tokens=5, n=2, temperature=0
+    )
+    texts = [c.text for c in both.choices]
+    assert texts[0] == texts[1] != texts[2] == texts[3]
+    # stop: the text ends where the stop string would begin, and says so.
+    plain = client.completions.create(
+        model="pattern", prompt="one", max_tokens=20, temperature=0
+    ).choices[0]
+    assert "five" in plain.text
+    stopped = client.completions.create(
+        model="pattern", prompt="one", max_tokens=20, temperature=0, stop=["five"]
+    ).choices[0]
+    assert stopped.finish_reason == "stop"
+    assert stopped.text == plain.text[: plain.text.index("five")].rstrip()
+
+
+def test_item_models_end_items_and_never_hand_back_a_training_one(server, name_model):
+    _, model = name_model
+    items = ItemSet.from_config(model.record["items"])
+    answer = server.client().completions.create(
+        model="names",
+        prompt="",
+        max_tokens=30,
+        temperature=1.0,
+        n=40,
+        seed=3,
+        extra_body={"novel": True, "max_tries": 50},
+    )
+    assert len(answer.choices) == 40
+    for choice in answer.choices:
+        assert choice.finish_reason == "stop"  # the end-of-item token
+        assert "\n" not in choice.text
+        assert list(choice.text.lower()) not in items
+
+
+def test_models_and_health(server):
+    listed = server.client().models.list()
+    names = sorted(m.id for m in listed.data)
+    assert names == ["names", "pattern"]
+    card = httpx.get(server.url + "/v1/models/names").json()
+    assert card["textgen"]["documents"] == "lines"
+    assert card["textgen"]["training_items"] == 300
+    health = server.health()
+    assert health["status"] == "ok"
+    assert set(health["models"]) == {"names", "pattern"}
+
+
+def test_textgen_controls_are_applied(server):
+    client = server.client()
+    greedy = client.completions.create(
+        model="pattern", prompt="one", max_tokens=12, temperature=0
+    )
+    assert greedy.choices[0].text.split()[:2] == ["two", "three,"]
+    repeated = client.completions.create(
+        model="pattern",
+        prompt="one",
+        max_tokens=30,
+        temperature=0,
+        extra_body={"no_repeat_ngram": 2, "until": "sentence"},
+    )
+    words = repeated.choices[0].text.split()
+    pairs = list(itertools.pairwise(words))
+    assert len(pairs) == len(set(pairs))
+    assert repeated.choices[0].stopped_by in ("until", "length")
+
+
+BAD = [
+    # (body, status, words of the message)
+    (b"{not json", 400, "not valid JSON"),
+    (b"[1, 2]", 400, "must be a JSON object"),
+    ({"model": "pattern", "prompt": 3}, 400, "prompt must be a string"),
+    ({"model": "pattern", "prompt": [1, 2]}, 400, "token ids"),
+    ({"model": "pattern", "max_tokens": "9"}, 400, "max_tokens must be an integer"),
+    ({"model": "pattern", "max_tokens": 0}, 400, "max_tokens must be from 1"),
+    ({"model": "pattern", "max_tokens": True}, 400, "must be an integer"),
+    ({"model": "pattern", "temperature": -1}, 400, "temperature must be 0"),
+    ({"model": "pattern", "top_p": 0}, 400, "top-p must be in (0, 1]"),
+    ({"model": "pattern", "no_repeat_ngram": 1}, 400, "no-repeat n-gram"),
+    ({"model": "pattern", "n": 0}, 400, "n must be from 1"),
+    ({"model": "pattern", "prompt": ["a"] * 100, "n": 3}, 400, "over 256"),
+    ({"model": "pattern", "stream": "yes"}, 400, "stream must be true or false"),
+    ({"model": "pattern", "until": "chapter"}, 400, "until must be"),
+    ({"model": "pattern", "novel": True}, 400, "novel needs a model trained"),
+    ({"model": "pattern", "logprobs": 3}, 400, "logprobs is not supported"),
+    ({"model": "pattern", "seed": -1}, 400, "seed must be from 0"),
+    ({"model": "pattern", "stop": [1]}, 400, "stop must be a string"),
+    ({"model": 7}, 400, "model must be a string"),
+    ({"model": "nobody"}, 404, "not loaded here"),
+    ({"model": "pattern", "prompt": "a " * 6000}, 413, "characters; the most is"),
+    (b"{" + b" " * (1 << 20) + b"}", 413, "body is over"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), BAD)
+def test_bad_requests_get_a_4xx_with_one_line(server, body, status, message):
+    response = server.post(body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert message in error["message"]
+    assert "\n" not in error["message"]
+    assert "Traceback" not in response.text
+
+
+def test_the_openai_client_sees_the_errors(server):
+    client = server.client()
+    with pytest.raises(openai.NotFoundError, match="not loaded here"):
+        client.completions.create(model="nobody", prompt="x")
+    with pytest.raises(openai.BadRequestError, match="temperature must be 0"):
+        client.completions.create(model="pattern", prompt="x", temperature=-2)
+
+
+def test_wrong_paths_and_methods_answer_in_json(server):
+    missing = httpx.get(server.url + "/v1/nothing")
+    assert missing.status_code == 404
+    assert "no such endpoint" in missing.json()["error"]["message"]
+    wrong = httpx.get(server.url + "/v1/completions")
+    assert wrong.status_code == 405
+
+
+def test_a_client_that_goes_away_mid_stream_frees_its_rows(server):
+    before = server.health()["models"]["pattern"]
+    with httpx.stream(
+        "POST",
+        server.url + "/v1/completions",
+        json={"model": "pattern", "max_tokens": 4096, "n": 128, "stream": True},
+        timeout=30,
+    ) as response:
+        next(response.iter_lines())  # generation is under way
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = server.health()["models"]["pattern"]
+        if now["active_rows"] == 0 and now["cancelled"] > before["cancelled"]:
+            break
+        time.sleep(0.05)
+    assert now["active_rows"] == 0
+    assert now["cancelled"] == before["cancelled"] + 1
+
+
+def test_random_bodies_never_hurt_the_server(server):
+    rng = random.Random(11)
+    values = [
+        None, True, False, 0, 1, -1, 2, 3.5, 1e300, -0.0, "", "x", "one two",
+        [], ["one"], [1], [[]], {}, {"a": 1}, "\x00\ud800"[0], 2**70,
+    ]  # fmt: skip
+    keys = [
+        "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n",
+        "stop", "seed", "stream", "echo", "min_p", "repetition_penalty",
+        "no_repeat_ngram", "until", "novel", "max_tries", "stream_options",
+        "logprobs", "best_of", "suffix", "repeat_window", "zzz",
+    ]  # fmt: skip
+    statuses = []
+    for i in range(300):
+        kind = i % 4
+        if kind == 0:  # random bytes
+            body: bytes | dict = bytes(
+                rng.randrange(256) for _ in range(rng.randrange(60))
+            )
+        elif kind == 1:  # any JSON value
+            body = json.dumps(rng.choice(values)).encode()
+        else:  # an object with known keys and values of any type
+            body = {k: rng.choice(values) for k in rng.sample(keys, rng.randrange(6))}
+            if kind == 3:
+                body["model"] = rng.choice(["pattern", "names"])
+        response = server.post(body)
+        statuses.append(response.status_code)
+        assert response.status_code < 500, (body, response.text)
+        if response.status_code != 200:
+            assert response.json()["error"]["message"]
+    assert 200 in statuses and 400 in statuses
+    assert server.health()["status"] == "ok"
+
+
+def test_an_api_key_is_required_when_set(trained):
+    running = Server("-m", str(trained[0]), env={"TEXTGEN_API_KEY": "s3cret"})
+    try:
+        assert "API key required" in "".join(running.log)
+        body = {"model": "pattern", "prompt": "one", "max_tokens": 3}
+        assert running.post(body).status_code == 401
+        wrong = running.post(body, headers={"authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert "Authorization: Bearer" in wrong.json()["error"]["message"]
+        assert httpx.get(running.url + "/v1/models").status_code == 401
+        with pytest.raises(openai.AuthenticationError):
+            running.client("nope").completions.create(model="pattern", prompt="one")
+        answer = running.client("s3cret").completions.create(
+            model="pattern", prompt="one", max_tokens=3
+        )
+        assert answer.choices[0].text
+        assert running.health()["status"] == "ok"  # health needs no key
+    finally:
+        assert running.stop() == 0
+
+
+def test_ctrl_c_lets_the_request_in_flight_finish(trained):
+    running = Server("-m", str(trained[0]))
+    result = {}
+
+    def ask():
+        result["response"] = running.post(
+            {"model": "pattern", "max_tokens": 4096, "n": 64, "temperature": 1.0}
+        )
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    deadline = time.monotonic() + 30
+    while running.health()["models"]["pattern"]["active_rows"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert running.stop() == 0
+    asking.join(60)
+    assert result["response"].status_code == 200
+    assert len(result["response"].json()["choices"]) == 64
+    assert "stopped" in "".join(running.log)
+
+
+def test_serve_refuses_what_it_cannot_do(trained, tmp_path, monkeypatch):
+    path = str(trained[0])
+    empty = tmp_path / "empty.keras"
+    empty.write_bytes(b"")
+    result = CliRunner().invoke(cli, ["serve", "-m", str(empty)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "empty.keras" in result.output
+    result = CliRunner().invoke(cli, ["serve", "-m", path, "-m", path])
+    assert result.exit_code == 2 and "two models are named 'pattern'" in result.output
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", "-m", path, "--port", str(port)])
+    assert (
+        result.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output
+    )
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    result = CliRunner().invoke(cli, ["serve", "-m", path])
+    assert result.exit_code == 1 and "pip install 'textgen[serve]'" in result.output

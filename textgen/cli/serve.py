@@ -1,0 +1,166 @@
+"""`textgen serve`: the models behind an OpenAI-compatible HTTP API."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from pathlib import Path
+
+import click
+
+from ..config import MODELS_DIR
+from ..errors import TextgenError
+from . import cli, echo
+
+
+@cli.command()
+@click.option(
+    "-m",
+    "--model",
+    "model_paths",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A model file to serve, by its name without .keras; repeatable.  "
+    "[default: every .keras in models/]",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 lets other machines in (set --api-key).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on (0: any free one).",
+)
+@click.option(
+    "--api-key",
+    envvar="TEXTGEN_API_KEY",
+    help="Require 'Authorization: Bearer KEY' on /v1/ requests.  "
+    "[default: $TEXTGEN_API_KEY, else none]",
+)
+@click.option(
+    "--max-batch",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Most rows each model generates together; more requests wait.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="Threads for the matrix arithmetic.  [default: $OPENBLAS_NUM_THREADS, "
+    "else one less than the CPU cores: one is left for HTTP]",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="Log every request on stderr.",
+)
+def serve(
+    model_paths: tuple[str, ...],
+    host: str,
+    port: int,
+    api_key: str | None,
+    max_batch: int,
+    threads: int | None,
+    access_log: bool,
+) -> None:
+    """Serve models over HTTP with the OpenAI completions API.
+
+    \b
+      textgen serve                        # every model in models/, port 8000
+      curl localhost:8000/v1/completions -H 'Content-Type: application/json' \\
+        -d '{"model": "corpus", "prompt": "call me", "max_tokens": 20}'
+    """
+    _set_threads(threads)
+    try:
+        import uvicorn
+
+        from ..serve import create_app
+    except ImportError as err:
+        raise click.ClickException(
+            f"textgen serve needs the serve extra ({err.name} is missing): "
+            "pip install 'textgen[serve]'"
+        ) from None
+    if api_key == "":
+        raise click.UsageError("--api-key is empty: give a key, or leave it out")
+    paths = [Path(p) for p in model_paths] or sorted(MODELS_DIR.glob("*.keras"))
+    if not paths:
+        raise click.ClickException(
+            f"no models to serve: {MODELS_DIR}/ has no .keras file "
+            "(train one, or pass -m PATH)"
+        )
+    models = {}
+    from ..modelfile import read_model
+
+    for path in paths:
+        name = path.name.removesuffix(".keras")
+        if name in models:
+            raise click.UsageError(
+                f"two models are named {name!r}: {models[name].path} and {path} "
+                "(rename one; a model is asked for by its file name)"
+            )
+        try:
+            models[name] = read_model(path)
+        except TextgenError as err:
+            raise click.ClickException(str(err)) from None
+    try:
+        listening = socket.create_server((host, port))
+        # Accepted connections inherit this: without it a response's head
+        # and body can wait 40 ms on the client's delayed acknowledgement.
+        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError as err:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {err.strerror or err} "
+            "(pick another --port or --host)"
+        ) from None
+    address, bound = listening.getsockname()[:2]
+    app = create_app(models, api_key=api_key, max_rows=max_batch)
+    shown = f"[{address}]" if ":" in address else address
+    for name, model in models.items():
+        echo(f"model {name!r}  ({model.path})", err=True)
+    echo(
+        f"serving on http://{shown}:{bound}/v1 "
+        f"({'API key required' if api_key else 'no API key'}; Ctrl-C stops)",
+        err=True,
+    )
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        echo(
+            f"warning: listening on {host} with no --api-key: anyone who can "
+            "reach this machine can use the models",
+            err=True,
+        )
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=access_log,
+        timeout_graceful_shutdown=30,
+        lifespan="on",
+    )
+    # uvicorn raises Ctrl-C again once it has shut down: here that is the end.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[listening])
+    echo("stopped", err=True)
+
+
+def _set_threads(threads: int | None) -> None:
+    """How many threads NumPy's BLAS uses (read when NumPy is first imported).
+
+    A BLAS thread that waits for work spins: with as many of them as cores,
+    the HTTP side starves under load (on 2 cores, 32 clients got a third of
+    the words per second with 2 threads than with 1: benchmarks/serve.py).
+    """
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    if threads is None:
+        given = os.environ.get("OPENBLAS_NUM_THREADS")
+        threads = int(given) if given and given.isdigit() else None
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 2) - 1)
+    for name in names:
+        os.environ[name] = str(threads)

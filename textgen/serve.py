@@ -1,0 +1,615 @@
+"""`textgen serve`: models behind an OpenAI-compatible HTTP API.
+
+`create_app` builds a Starlette application serving
+
+- `POST /v1/completions`: the OpenAI completions API (`model`, `prompt`,
+  `max_tokens`, `temperature`, `top_p`, `n`, `stop`, `seed`, `stream`, `echo`,
+  `stream_options.include_usage`) plus textgen's own sampling controls
+  (`top_k`, `min_p`, `repetition_penalty`, `repeat_window`, `no_repeat_ngram`,
+  `until`, `novel`, `max_tries`);
+- `GET /v1/models`, `GET /v1/models/{name}`: the loaded models;
+- `GET /health`: liveness, and how busy each model's batch is.
+
+Each model has one `batching.Engine`: requests join its running batch at the
+next word. Everything a request can get wrong is a 4xx with one line in the
+OpenAI error shape (`{"error": {"message", "type", "param", "code"}}`);
+nothing a request sends can produce a traceback. Starlette and uvicorn come
+with the `serve` extra (`pip install 'textgen[serve]'`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .batching import Engine
+from .batching import Request as Job
+from .errors import TextgenError
+from .generate import MAX_SEED_CHARS, Generator, Sample
+from .sampling import SamplingSettings
+
+MAX_BODY_BYTES = 1 << 20  # a larger body is refused (413)
+MAX_TOKENS = 4096  # most words one choice may ask for
+MAX_ROWS_PER_REQUEST = 256  # prompts x n
+MAX_STOPS = 16
+DEFAULT_MAX_TOKENS = 50  # as `textgen generate -n`
+DEFAULT_TEMPERATURE = 0.8  # as `textgen generate -t`
+# OpenAI parameters textgen cannot honour: refused unless left at their
+# do-nothing value, so no client believes it got what it asked for.
+UNSUPPORTED = {
+    "logprobs": (None,),
+    "best_of": (None, 1),
+    "suffix": (None, ""),
+    "logit_bias": (None, {}),
+    "presence_penalty": (None, 0, 0.0),
+    "frequency_penalty": (None, 0, 0.0),
+}
+
+
+class ApiError(Exception):
+    """A request that cannot be served: its HTTP status and one line."""
+
+    def __init__(
+        self, status: int, message: str, param: str | None = None, code: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param = status, message, param
+        self.code = code or {
+            400: "invalid_request_error",
+            401: "invalid_api_key",
+            404: "model_not_found",
+            413: "request_too_large",
+        }.get(status, "error")
+
+    def response(self) -> JSONResponse:
+        kind = "invalid_request_error" if self.status < 500 else "server_error"
+        return JSONResponse(
+            {
+                "error": {
+                    "message": self.message,
+                    "type": kind,
+                    "param": self.param,
+                    "code": self.code,
+                }
+            },
+            status_code=self.status,
+        )
+
+
+@dataclass
+class Served:
+    """One loaded model: its name, what `/v1/models` says, and its engine."""
+
+    name: str
+    model: Any  # a `modelfile.ModelFile`
+    generator: Generator
+    engine: Engine
+    created: int
+
+    def card(self) -> dict[str, Any]:
+        config = self.model.model_config
+        settings = self.model.tokenizer_settings
+        items = (self.model.record or {}).get("items") or {}
+        return {
+            "id": self.name,
+            "object": "model",
+            "created": self.created,
+            "owned_by": "textgen",
+            "textgen": {
+                "cell": config.cell,
+                "layers": config.layers,
+                "units": config.units,
+                "parameters": config.parameter_count(),
+                "vocabulary": len(self.model.vocabulary),
+                "level": settings.level,
+                "documents": settings.documents,
+                "training_items": items.get("count", 0),
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A checked `/v1/completions` request."""
+
+    served: Served
+    prompts: list[str]
+    n: int
+    length: int
+    sampling: SamplingSettings
+    stop: tuple[str, ...]
+    until: str | None
+    novel: bool
+    max_tries: int
+    random_seed: int
+    stream: bool
+    echo: bool
+    include_usage: bool
+
+
+def create_app(
+    models: Mapping[str, Any], api_key: str | None = None, max_rows: int | None = None
+) -> Starlette:
+    """The application serving `models` (name -> `ModelFile` or `LanguageModel`).
+
+    Args:
+        models: the models, by the name clients ask for.
+        api_key: when given, every `/v1/` request needs
+            `Authorization: Bearer <api_key>` (401 otherwise).
+        max_rows: rows each model's batch steps together (see `Engine`).
+    """
+    served: dict[str, Served] = {}
+    for name, model in models.items():
+        generator = Generator(model)
+        engine = Engine(generator, **({"max_rows": max_rows} if max_rows else {}))
+        path = getattr(model, "path", None)
+        created = int(path.stat().st_mtime) if path and path.exists() else 0
+        served[name] = Served(name, model, generator, engine, created)
+
+    def authorised(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get("authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), api_key.encode()
+        ):
+            raise ApiError(
+                401,
+                "missing or wrong API key: send the header "
+                "'Authorization: Bearer KEY' with the server's --api-key",
+            )
+
+    async def health(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "status": "ok",
+                "models": {
+                    name: {
+                        "active_rows": s.engine.active_rows,
+                        "waiting_requests": s.engine.waiting,
+                        "finished": s.engine.finished,
+                        "cancelled": s.engine.cancelled,
+                    }
+                    for name, s in served.items()
+                },
+            }
+        )
+
+    async def list_models(request: Request) -> Response:
+        authorised(request)
+        return JSONResponse(
+            {"object": "list", "data": [s.card() for s in served.values()]}
+        )
+
+    async def one_model(request: Request) -> Response:
+        authorised(request)
+        return JSONResponse(_served(served, request.path_params["name"]).card())
+
+    async def completions(request: Request) -> Response:
+        authorised(request)
+        body = await _read_body(request)
+        completion = _parse(body, served)
+        if completion.stream:
+            return StreamingResponse(
+                _stream(completion, request),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
+        return await _complete(completion, request)
+
+    async def api_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, ApiError)
+        return error.response()
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        message = {
+            404: f"no such endpoint: {request.method} {request.url.path} "
+            "(try POST /v1/completions, GET /v1/models, GET /health)",
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }.get(error.status_code, str(error.detail))
+        return ApiError(error.status_code, message, code="not_found").response()
+
+    async def unexpected(request: Request, error: Exception) -> Response:
+        first = str(error).splitlines()[0] if str(error) else ""
+        return ApiError(
+            500, f"unexpected {type(error).__name__}: {first}", code="internal"
+        ).response()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        # After the last connection closed (uvicorn waits for them).
+        for s in served.values():
+            s.engine.close(timeout=10)
+
+    return Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/models/{name:path}", one_model, methods=["GET"]),
+            Route("/v1/completions", completions, methods=["POST"]),
+        ],
+        exception_handlers={
+            ApiError: api_error,
+            HTTPException: http_error,
+            Exception: unexpected,
+        },
+        lifespan=lifespan,
+    )
+
+
+def _served(served: Mapping[str, Served], name: Any) -> Served:
+    if name not in served:
+        known = ", ".join(sorted(served)) or "none"
+        raise ApiError(
+            404, f"model {name!r} is not loaded here (loaded: {known})", "model"
+        )
+    return served[name]
+
+
+async def _read_body(request: Request) -> Any:
+    """The JSON body, read at most `MAX_BODY_BYTES` far."""
+    too_large = ApiError(
+        413, f"the request body is over {MAX_BODY_BYTES // 1024} KiB", code="too_large"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise too_large
+    try:
+        return json.loads(bytes(body))
+    except (ValueError, RecursionError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ApiError(400, f"the body is not valid JSON: {reason}") from None
+
+
+def _kind(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _integer(body: dict, name: str, default: int, low: int, high: int) -> int:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, f"{name} must be an integer, not {_kind(value)}", name)
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be from {low} to {high:,}, not {value}", name)
+    return value
+
+
+def _number(body: dict, name: str, default: float) -> float:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError(400, f"{name} must be a number, not {_kind(value)}", name)
+    if not math.isfinite(value):
+        raise ApiError(400, f"{name} must be a finite number", name)
+    return float(value)
+
+
+def _flag(body: dict, name: str, default: bool | None) -> bool | None:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ApiError(400, f"{name} must be true or false, not {_kind(value)}", name)
+    return value
+
+
+def _strings(body: dict, name: str, most: int, single_ok: bool = True) -> list[str]:
+    value = body.get(name)
+    if value is None:
+        return []
+    if isinstance(value, str) and single_ok:
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ApiError(
+            400,
+            f"{name} must be a string or a list of strings, not {_kind(value)}"
+            if not isinstance(value, list)
+            else f"{name} must be a string or a list of strings (token ids are "
+            "not supported)",
+            name,
+        )
+    if len(value) > most:
+        raise ApiError(400, f"{name} may hold at most {most} strings", name)
+    return value
+
+
+def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
+    """Check a completions request; raises `ApiError` (4xx) with one line."""
+    if not isinstance(body, dict):
+        raise ApiError(400, f"the body must be a JSON object, not {_kind(body)}")
+    name = body.get("model")
+    if name is None and len(served) == 1:
+        name = next(iter(served))
+    if not isinstance(name, str):
+        raise ApiError(400, f"model must be a string, not {_kind(name)}", "model")
+    model = _served(served, name)
+    for key, neutral in UNSUPPORTED.items():
+        if key in body and body[key] not in neutral:
+            raise ApiError(400, f"{key} is not supported by textgen", key)
+    prompts = _strings(body, "prompt", MAX_ROWS_PER_REQUEST) or [""]
+    if not prompts:
+        raise ApiError(400, "prompt must not be an empty list", "prompt")
+    for prompt in prompts:
+        if len(prompt) > MAX_SEED_CHARS:
+            raise ApiError(
+                413,
+                f"a prompt has {len(prompt):,} characters; the most is "
+                f"{MAX_SEED_CHARS:,} (the model reads no further back)",
+                "prompt",
+                "prompt_too_long",
+            )
+    n = _integer(body, "n", 1, 1, MAX_ROWS_PER_REQUEST)
+    if len(prompts) * n > MAX_ROWS_PER_REQUEST:
+        raise ApiError(
+            400,
+            f"{len(prompts)} prompts x n={n} is over {MAX_ROWS_PER_REQUEST} "
+            "completions in one request",
+            "n",
+        )
+    length = _integer(body, "max_tokens", DEFAULT_MAX_TOKENS, 1, MAX_TOKENS)
+    try:
+        sampling = SamplingSettings(
+            temperature=_number(body, "temperature", DEFAULT_TEMPERATURE),
+            top_k=_integer(body, "top_k", 0, 0, 1 << 31),
+            top_p=_number(body, "top_p", 1.0),
+            min_p=_number(body, "min_p", 0.0),
+            repetition_penalty=_number(body, "repetition_penalty", 1.0),
+            repeat_window=_integer(body, "repeat_window", 64, 1, 1 << 31),
+            no_repeat_ngram=_integer(body, "no_repeat_ngram", 0, 0, 1 << 31),
+        )
+    except TextgenError as err:
+        raise ApiError(400, str(err)) from None
+    stop = tuple(s for s in _strings(body, "stop", MAX_STOPS) if s)
+    until = body.get("until")
+    if until not in (None, "sentence", "paragraph"):
+        raise ApiError(400, 'until must be "sentence", "paragraph" or null', "until")
+    items = model.model.tokenizer_settings.items
+    novel = _flag(body, "novel", None)
+    if novel and not items:
+        raise ApiError(
+            400,
+            "novel needs a model trained with --documents lines or paragraphs",
+            "novel",
+        )
+    seed = body.get("seed")
+    if seed is None:
+        import numpy as np
+
+        random_seed = int(np.random.SeedSequence().entropy % 2**31)
+    else:
+        random_seed = _integer(body, "seed", 0, 0, 2**32 - 1)
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise ApiError(
+            400,
+            f"stream_options must be an object, not {_kind(options)}",
+            "stream_options",
+        )
+    return Completion(
+        served=model,
+        prompts=prompts,
+        n=n,
+        length=length,
+        sampling=sampling,
+        stop=stop,
+        until=until,
+        novel=items if novel is None else novel,
+        max_tries=_integer(body, "max_tries", 20, 0, 1000),
+        random_seed=random_seed,
+        stream=bool(_flag(body, "stream", False)),
+        echo=bool(_flag(body, "echo", False)),
+        include_usage=bool(_flag(options or {}, "include_usage", False)),
+    )
+
+
+def _finish_reason(sample: Sample) -> str:
+    return "length" if sample.stopped_by == "length" else "stop"
+
+
+class _Run:
+    """One completion request on its model's engine, seen from the event loop."""
+
+    def __init__(self, completion: Completion, streaming: bool) -> None:
+        self.completion = completion
+        self.streaming = streaming
+        self.loop = asyncio.get_running_loop()
+        self.done: asyncio.Future = self.loop.create_future()
+        self.pieces: asyncio.Queue = asyncio.Queue()
+        self.rows = len(completion.prompts) * completion.n
+        self.sent = [0] * self.rows
+        self.skip = [0] * self.rows
+        self.prompt_tokens = 0
+        self.job: Job | None = None
+
+    def _submit(self) -> None:  # a worker thread: tokenizing can take a while
+        completion = self.completion
+        generator = completion.served.generator
+        words = [generator.seed_words(prompt) for prompt in completion.prompts]
+        self.prompt_tokens = sum(len(w) for w in words)
+        # Characters of each row's text that are its prompt (not sent back
+        # unless `echo`).
+        if not completion.echo:
+            self.skip = [
+                len(generator.join(w)) for w in words for _ in range(completion.n)
+            ]
+        self.job = Job(
+            seeds=[p for p in completion.prompts for _ in range(completion.n)],
+            samplings=[completion.sampling] * self.rows,
+            length=completion.length,
+            random_seed=completion.random_seed,
+            on_done=self._done,
+            on_text=[self._piece(row) for row in range(self.rows)]
+            if self.streaming
+            else None,
+            stop=completion.stop,
+            until=completion.until,
+            novel=completion.novel,
+            max_tries=completion.max_tries,
+        )
+        completion.served.engine.submit(self.job)
+
+    def _piece(self, row: int) -> Any:
+        def passed(text: str) -> None:  # the worker thread
+            start = max(self.skip[row] - self.sent[row], 0)
+            self.sent[row] += len(text)
+            if text[start:]:
+                self.loop.call_soon_threadsafe(
+                    self.pieces.put_nowait, (row, text[start:])
+                )
+
+        return passed
+
+    def _done(self, samples: list[Sample] | None, error: BaseException | None) -> None:
+        def settle() -> None:
+            if self.done.done():
+                return
+            if error is not None:
+                self.done.set_exception(error)
+            else:
+                self.done.set_result(samples)
+            self.pieces.put_nowait(None)
+
+        self.loop.call_soon_threadsafe(settle)
+
+    async def start(self) -> None:
+        """Read the prompts (in a worker thread) and join the batch."""
+        await asyncio.to_thread(self._submit)
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.completion.served.engine.cancel(self.job)
+
+    def text(self, row: int, sample: Sample) -> str:
+        return sample.text[self.skip[row] :]
+
+    def usage(self, samples: list[Sample]) -> dict[str, int]:
+        completion = sum(len(sample.words) for sample in samples)
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": self.prompt_tokens + completion,
+        }
+
+
+def _head(completion: Completion, identifier: str) -> dict[str, Any]:
+    return {
+        "id": identifier,
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": completion.served.name,
+    }
+
+
+async def _complete(completion: Completion, request: Request) -> Response:
+    run = _Run(completion, streaming=False)
+    await run.start()
+    try:
+        while True:  # wait, watching for the client to go away
+            done, _ = await asyncio.wait({run.done}, timeout=0.25)
+            if done:
+                break
+            if await request.is_disconnected():
+                run.cancel()
+                return Response(status_code=499)
+        samples = run.done.result()
+    except asyncio.CancelledError:
+        run.cancel()
+        raise
+    choices = [
+        {
+            "text": run.text(row, sample),
+            "index": row,
+            "logprobs": None,
+            "finish_reason": _finish_reason(sample),
+            "stopped_by": sample.stopped_by,
+            "rejected_draws": sample.rejected,
+        }
+        for row, sample in enumerate(samples)
+    ]
+    return JSONResponse(
+        {
+            **_head(completion, f"cmpl-{uuid.uuid4().hex}"),
+            "choices": choices,
+            "usage": run.usage(samples),
+            "random_seed": completion.random_seed,
+        }
+    )
+
+
+async def _stream(completion: Completion, request: Request) -> AsyncIterator[str]:
+    """Server-sent events as OpenAI sends them: one chunk per piece of text,
+    a last chunk per choice with its finish reason, then `data: [DONE]`."""
+    run = _Run(completion, streaming=True)
+    head = _head(completion, f"cmpl-{uuid.uuid4().hex}")
+
+    def event(choices: list[dict[str, Any]], **extra: Any) -> str:
+        return f"data: {json.dumps({**head, 'choices': choices, **extra})}\n\n"
+
+    try:
+        try:
+            await run.start()
+        except Exception as err:
+            yield f"data: {json.dumps({'error': {'message': str(err)}})}\n\n"
+            return
+        while (piece := await run.pieces.get()) is not None:
+            row, text = piece
+            yield event(
+                [{"text": text, "index": row, "logprobs": None, "finish_reason": None}]
+            )
+        try:
+            samples = run.done.result()
+        except Exception as err:
+            yield f"data: {json.dumps({'error': {'message': str(err)}})}\n\n"
+            return
+        yield event(
+            [
+                {
+                    "text": "",
+                    "index": row,
+                    "logprobs": None,
+                    "finish_reason": _finish_reason(sample),
+                }
+                for row, sample in enumerate(samples)
+            ]
+        )
+        if completion.include_usage:
+            yield event([], usage=run.usage(samples))
+        yield "data: [DONE]\n\n"
+    finally:
+        if not run.done.done():
+            run.cancel()
