@@ -100,6 +100,22 @@ def test_a_request_joins_the_running_batch(trained):
         engine.close()
 
 
+def test_requests_beyond_max_rows_wait_for_room(trained):
+    path, _ = trained
+    engine = Engine(Generator(read_model(path)), max_rows=2)
+    try:
+        results = [_submit(engine, ["one"], 500, seed) for seed in range(3)]
+        most = 0
+        while not all(r["event"].is_set() for r in results):
+            most = max(most, engine.active_rows)
+            time.sleep(0.001)
+        assert most == 2
+        for result in results:
+            assert len(_wait(result)[0].words) == 500
+    finally:
+        engine.close()
+
+
 def test_a_cancelled_request_leaves_the_batch_and_is_not_answered(trained):
     path, _ = trained
     engine = Engine(Generator(read_model(path)))
