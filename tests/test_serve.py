@@ -116,6 +116,28 @@ def test_requests_beyond_max_rows_wait_for_room(trained):
         engine.close()
 
 
+def test_a_failing_step_ends_the_requests_in_it_and_the_engine_goes_on(trained):
+    path, _ = trained
+    engine = Engine(Generator(read_model(path)))
+    real_step, calls = engine.generator.decoder.step, []
+
+    def failing_once(ids, states):  # the first step the engine's worker runs
+        if threading.current_thread().name == "textgen-engine":
+            calls.append(len(ids))
+            if len(calls) == 1:
+                raise FloatingPointError("broken")
+        return real_step(ids, states)
+
+    engine.generator.decoder.step = failing_once
+    try:
+        failed = _submit(engine, ["one"], 20, 1)
+        assert failed["event"].wait(30)
+        assert isinstance(failed["error"], FloatingPointError)
+        assert len(_wait(_submit(engine, ["one"], 20, 2))[0].words) == 20
+    finally:
+        engine.close()
+
+
 def test_a_cancelled_request_leaves_the_batch_and_is_not_answered(trained):
     path, _ = trained
     engine = Engine(Generator(read_model(path)))
@@ -359,6 +381,7 @@ BAD = [
     (b"[1, 2]", 400, "must be a JSON object"),
     ({"model": "pattern", "prompt": 3}, 400, "prompt must be a string"),
     ({"model": "pattern", "prompt": [1, 2]}, 400, "token ids"),
+    ({"model": "pattern", "prompt": []}, 400, "must not be an empty list"),
     ({"model": "pattern", "max_tokens": "9"}, 400, "max_tokens must be an integer"),
     ({"model": "pattern", "max_tokens": 0}, 400, "max_tokens must be from 1"),
     ({"model": "pattern", "max_tokens": True}, 400, "must be an integer"),

@@ -146,7 +146,12 @@ class Engine:
     def _run(self) -> None:
         try:
             while self._admit():
-                self._step()
+                try:
+                    self._step()
+                except Exception as error:  # the shared step: end what ran, go on
+                    failed, self._active = self._active, []
+                    for request in failed:
+                        _finish(request, None, error)
         finally:
             with self._lock:
                 left = [r for r in self._active + list(self._waiting)]

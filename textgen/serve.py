@@ -361,9 +361,9 @@ def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
     for key, neutral in UNSUPPORTED.items():
         if key in body and body[key] not in neutral:
             raise ApiError(400, f"{key} is not supported by textgen", key)
-    prompts = _strings(body, "prompt", MAX_ROWS_PER_REQUEST) or [""]
-    if not prompts:
+    if body.get("prompt") == []:
         raise ApiError(400, "prompt must not be an empty list", "prompt")
+    prompts = _strings(body, "prompt", MAX_ROWS_PER_REQUEST) or [""]
     for prompt in prompts:
         if len(prompt) > MAX_SEED_CHARS:
             raise ApiError(
