@@ -194,23 +194,19 @@ class Engine:
         if not going_on:
             return
         draws = [request._draw for request in going_on]
-        decoder = self.generator.decoder
-        if len(draws) == 1:
-            (draw,) = draws
-            draw.logits, draw.states = decoder.step(draw.chosen, draw.states)
-        else:
-            ids = np.concatenate([d.chosen for d in draws])
-            states = [
-                [np.concatenate([d.states[layer][k] for d in draws]) for k in range(n)]
-                for layer, n in enumerate(len(s) for s in draws[0].states)
-            ]
-            logits, states = decoder.step(ids, states)
-            start = 0
-            for draw in draws:
-                end = start + draw.rows
-                draw.logits = logits[start:end]
-                draw.states = [[part[start:end] for part in layer] for layer in states]
-                start = end
+        states = [
+            [np.concatenate([d.states[i][k] for d in draws]) for k in range(len(part))]
+            for i, part in enumerate(draws[0].states)
+        ]
+        logits, states = self.generator.decoder.step(
+            np.concatenate([d.chosen for d in draws]), states
+        )
+        start = 0
+        for draw in draws:
+            end = start + draw.rows
+            draw.logits = logits[start:end]
+            draw.states = [[part[start:end] for part in layer] for layer in states]
+            start = end
         self.steps += 1
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig, fresh_seed
 
 DISTANCES = (1, 5, 10, 20, 40)  # words back reported in the table
 
@@ -84,7 +84,7 @@ def compare(
     from .train import train
 
     if config.seed is None:
-        seed = int(np.random.SeedSequence().entropy % 2**31)
+        seed = fresh_seed()
         config = dataclasses.replace(config, seed=seed)
     output_dir = Path(output_dir)
     results = []

@@ -7,6 +7,7 @@ show their defaults instantly; `model.py` and `train.py` re-export them.
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,11 @@ CELLS = ("lstm", "gru", "rnn", "peephole")
 LIMITS = {"layers": 64, "units": 2**16, "embedding_dim": 2**16, "vocab_size": 2**24}
 LR_SCHEDULES = ("linear", "plateau", "constant")
 DISTRIBUTE = ("none", "mirrored", "multi-worker")
+
+
+def fresh_seed() -> int:
+    """A random seed for a run given none; runs report it, so it can be repeated."""
+    return secrets.randbelow(2**31)
 
 
 def tied_by_default(level: str) -> bool:

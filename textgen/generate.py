@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .config import fresh_seed
 from .decoder import Decoder, State
 from .metrics import log_sum_exp
 from .novelty import ItemSet
@@ -185,7 +186,7 @@ class Generator:
         """
         assert on_text is None or len(seeds) == 1, "streaming is for one row"
         if random_seed is None:
-            random_seed = int(np.random.SeedSequence().entropy % 2**31)
+            random_seed = fresh_seed()
         steps = self.draws(
             seeds,
             samplings,
@@ -241,7 +242,7 @@ class Generator:
         if items is None:
             return samples
         # A rejected item must not have been shown: pass on only accepted ones.
-        seed_words = [self.seed_words(seed) for seed in seeds]
+        seed_words = first.seed_words
         tries = [0] * len(samples)
 
         def known(row: int) -> bool:
@@ -424,7 +425,8 @@ class Draw:
         self.seeds, self.samplings, self.length = seeds, samplings, length
         self.rng, self.until = rng, until
         self.rows = len(seeds)
-        self.seed_words = [generator.seed_words(seed) for seed in seeds]
+        tokenized = {seed: generator.seed_words(seed) for seed in set(seeds)}
+        self.seed_words = [tokenized[seed] for seed in seeds]
         self.logits, self.states, history = generator._read_seeds(self.seed_words)
         self.width = history.shape[1]
         # Grown as words come (not `length` up front: -n may be huge).

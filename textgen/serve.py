@@ -38,6 +38,7 @@ from starlette.routing import Route
 
 from .batching import Engine
 from .batching import Request as Job
+from .config import fresh_seed
 from .errors import TextgenError
 from .generate import MAX_SEED_CHARS, Generator, Sample
 from .sampling import SamplingSettings
@@ -328,21 +329,17 @@ def _flag(body: dict, name: str, default: bool | None) -> bool | None:
     return value
 
 
-def _strings(body: dict, name: str, most: int, single_ok: bool = True) -> list[str]:
+def _strings(body: dict, name: str, most: int) -> list[str]:
     value = body.get(name)
     if value is None:
         return []
-    if isinstance(value, str) and single_ok:
+    if isinstance(value, str):
         return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ApiError(
-            400,
-            f"{name} must be a string or a list of strings, not {_kind(value)}"
-            if not isinstance(value, list)
-            else f"{name} must be a string or a list of strings (token ids are "
-            "not supported)",
-            name,
-        )
+    wanted = f"{name} must be a string or a list of strings"
+    if not isinstance(value, list):
+        raise ApiError(400, f"{wanted}, not {_kind(value)}", name)
+    if not all(isinstance(v, str) for v in value):
+        raise ApiError(400, f"{wanted} (token ids are not supported)", name)
     if len(value) > most:
         raise ApiError(400, f"{name} may hold at most {most} strings", name)
     return value
@@ -406,13 +403,11 @@ def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
             "novel needs a model trained with --documents lines or paragraphs",
             "novel",
         )
-    seed = body.get("seed")
-    if seed is None:
-        import numpy as np
-
-        random_seed = int(np.random.SeedSequence().entropy % 2**31)
-    else:
-        random_seed = _integer(body, "seed", 0, 0, 2**32 - 1)
+    random_seed = (
+        fresh_seed()
+        if body.get("seed") is None
+        else _integer(body, "seed", 0, 0, 2**32 - 1)
+    )
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise ApiError(

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .config import ModelConfig, TrainConfig, auto_batch_size
+from .config import ModelConfig, TrainConfig, auto_batch_size, fresh_seed
 from .corpus import corpus_files
 from .corpus_ids import read_corpus_ids
 from .embeddings import read_vectors
@@ -340,7 +340,7 @@ def train(
             "worker, so they agree on the vocabulary and the window order"
         )
     if seed is None:
-        seed = int(np.random.SeedSequence().entropy % 2**31)
+        seed = fresh_seed()
     config = dataclasses.replace(config, seed=seed)
 
     n_windows = len(window_starts(train_lengths, config.seq_len)[0])
