@@ -98,6 +98,7 @@ class Engine:
             request.until,
             request.novel,
             request.max_tries,
+            lambda: request.cancelled,
         )
         request._draw = next(request._steps)
         with self._lock:

@@ -6,11 +6,12 @@ Keras layers give, to float tolerance.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from .config import ModelConfig
+from .errors import Cancelled
 
 Weights = Mapping[str, np.ndarray]  # by `ModelConfig.weight_shapes` name
 State = list[np.ndarray]  # one layer's state: [h, c] for LSTM, [h] otherwise
@@ -197,12 +198,24 @@ class Decoder:
         return logits
 
     def read(
-        self, ids: np.ndarray, states: list[State] | None = None
+        self,
+        ids: np.ndarray,
+        states: list[State] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> tuple[np.ndarray, list[State]]:
-        """Feed (batch, steps) ids in turn; return the last logits and states."""
+        """Feed (batch, steps) ids in turn; return the last logits and states.
+
+        Only the last step computes logits. `cancelled`, when given, is asked
+        every `_CHECK_EVERY` steps; `Cancelled` is raised once it says yes.
+        """
         states = states or self.zero_states(ids.shape[0])
-        logits = None
-        for t in range(ids.shape[1]):
-            logits, states = self.step(ids[:, t], states)
-        assert logits is not None, "read needs at least one step"
-        return logits, states
+        steps = ids.shape[1]
+        assert steps > 0, "read needs at least one step"
+        for t in range(steps - 1):
+            if cancelled is not None and t % _CHECK_EVERY == 0 and cancelled():
+                raise Cancelled("cancelled while reading the seed")
+            _, states = self.advance(ids[:, t], states)
+        return self.step(ids[:, -1], states)
+
+
+_CHECK_EVERY = 64  # steps of `Decoder.read` between two looks at `cancelled`

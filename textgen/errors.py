@@ -25,3 +25,7 @@ class TrainingInterrupted(TrainingError):
 class OutputError(TextgenError):
     """A command would write where it must not: over an input, an existing file
     (without --force), a folder, or somewhere that cannot be written."""
+
+
+class Cancelled(TextgenError):
+    """Work stopped because whoever asked for it went away (a server client)."""

@@ -18,6 +18,7 @@ import numpy as np
 
 from .config import fresh_seed
 from .decoder import Decoder, State
+from .errors import Cancelled
 from .metrics import log_sum_exp
 from .novelty import ItemSet
 from .sampling import GREEDY_BELOW, SamplingSettings, next_ids, process
@@ -220,6 +221,7 @@ class Generator:
         until: str | None = None,
         novel: bool = False,
         max_tries: int = 20,
+        cancelled: Callable[[], bool] | None = None,
     ) -> Generator_[Draw, None, list[Sample]]:
         """What `sample` does, as the `Draw`s it runs, one after another.
 
@@ -230,13 +232,15 @@ class Generator:
         from the same random generator. Returns (as `StopIteration.value`)
         the samples. `on_texts`: one callback or None per row (see `sample`'s
         `on_text`); with `novel`, a row's text is passed whole once accepted.
+        `cancelled`: asked while the seeds are read; says when to give up
+        (raises `errors.Cancelled`).
         """
         assert len(seeds) == len(samplings) == len(on_texts) > 0, "one per seed"
         assert until in (None, "sentence", "paragraph"), until
         rng = np.random.default_rng(random_seed)
         items = self.items if novel else None
         shown = on_texts if items is None else [None] * len(seeds)
-        first = Draw(self, seeds, samplings, length, rng, shown, stop, until)
+        first = Draw(self, seeds, samplings, length, rng, shown, stop, until, cancelled)
         yield first
         samples = first.samples(random_seed)
         if items is None:
@@ -260,6 +264,7 @@ class Generator:
                 [None] * len(again),
                 stop,
                 until,
+                cancelled,
             )
             yield redraw
             for row, sample in zip(again, redraw.samples(random_seed), strict=True):
@@ -275,7 +280,9 @@ class Generator:
         return samples
 
     def _read_seeds(
-        self, seed_words: Sequence[list[str]]
+        self,
+        seed_words: Sequence[list[str]],
+        cancelled: Callable[[], bool] | None = None,
     ) -> tuple[np.ndarray, list[State], np.ndarray]:
         """Run each distinct seed through the network once.
 
@@ -290,7 +297,7 @@ class Generator:
                 # An item model reads every seed as the start of an item.
                 first = start + words if self.tokenizer_settings.items else words
                 ids = self.vocabulary.encode(first or start)
-                logits, states = self.decoder.read(ids[None, :])
+                logits, states = self.decoder.read(ids[None, :], None, cancelled)
                 read[key] = (logits, states, ids)
         parts = [read[tuple(words)] for words in seed_words]
         logits = np.concatenate([p[0] for p in parts])
@@ -420,14 +427,21 @@ class Draw:
         on_texts: Sequence[Callable[[str], None] | None],
         stop: Sequence[str],
         until: str | None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> None:
         self.generator = generator
         self.seeds, self.samplings, self.length = seeds, samplings, length
         self.rng, self.until = rng, until
         self.rows = len(seeds)
-        tokenized = {seed: generator.seed_words(seed) for seed in set(seeds)}
+        tokenized = {}
+        for seed in dict.fromkeys(seeds):
+            if cancelled is not None and cancelled():
+                raise Cancelled("cancelled while reading the seeds")
+            tokenized[seed] = generator.seed_words(seed)
         self.seed_words = [tokenized[seed] for seed in seeds]
-        self.logits, self.states, history = generator._read_seeds(self.seed_words)
+        self.logits, self.states, history = generator._read_seeds(
+            self.seed_words, cancelled
+        )
         self.width = history.shape[1]
         # Grown as words come (not `length` up front: -n may be huge).
         self.history = _grown(history, self.width + min(length, 256))
@@ -546,7 +560,11 @@ def choose_together(draws: Sequence[Draw]) -> list[np.ndarray]:
 
 class _StopWatch:
     """Detokenizes one row as it grows, watches its continuation for stop
-    strings, and streams the text that can no longer be part of one."""
+    strings, and streams the text that can no longer be part of one.
+
+    Each word costs time for its own text only: the text is kept as a list
+    of pieces, and a stop string is looked for in the new piece and the few
+    characters before it that a stop string could start in."""
 
     def __init__(
         self,
@@ -561,38 +579,58 @@ class _StopWatch:
         self.on_text = on_text
         # Where the continuation starts in the text (the seed's own text).
         self.start = len(generator.join(seed_words))
-        self.text = "".join(self.stream.push(w) for w in seed_words)
-        self.shown = 0  # characters of `text` passed to on_text
+        seed_text = "".join(self.stream.push(w) for w in seed_words)
+        self.parts = [seed_text]
+        self.size = len(seed_text)
+        self.tail = ""  # the last `hold` characters, from `start` on
+        self.unshown = seed_text if on_text is not None else ""
+        self.shown = 0  # characters passed to on_text
         self.stopped_by: str | None = None
-        self._show(min(len(self.text), self.start))
+        self._show(min(self.size, self.start))
 
     def push(self, word: str) -> bool:
         """Add a word; True once a stop string has appeared."""
         if self.stopped_by is None:
-            self.text += self.stream.push(word)
-            self._check(final=False)
+            self._add(self.stream.push(word), final=False)
         return self.stopped_by is not None
 
     def finish(self) -> str:
         """The whole text: the seed and the continuation, cut at a stop string."""
         if self.stopped_by is None:
-            self.text += self.stream.finish()
-            self._check(final=True)
-        return self.text
+            self._add(self.stream.finish(), final=True)
+        if len(self.parts) > 1:
+            self.parts = ["".join(self.parts)]
+        return self.parts[0]
 
-    def _check(self, final: bool) -> None:
+    def _add(self, piece: str, final: bool) -> None:
+        before = self.size
+        self.parts.append(piece)
+        self.size += len(piece)
+        if self.on_text is not None:
+            self.unshown += piece
+        region = self.tail + piece  # starts at `before - len(tail)`
+        offset = before - len(self.tail)
+        skip = max(self.start - offset, 0)  # the seed's own text is not searched
         hits = [
-            (found, s)
+            (found + offset, s)
             for s in self.stop
-            if (found := self.text.find(s, self.start)) != -1
+            if (found := region.find(s, skip)) != -1
         ]
         if hits:
             cut, self.stopped_by = min(hits)
-            self.text = self.text[:cut].rstrip()
+            text = "".join(self.parts)[:cut].rstrip()
+            self.parts, self.size = [text], len(text)
+            if self.on_text is not None:
+                self.unshown = text[self.shown :]
+        elif self.hold:
+            keep = max(len(region) - self.hold, skip)
+            self.tail = region[keep:]
         done = final or bool(hits)
-        self._show(len(self.text) if done else max(len(self.text) - self.hold, 0))
+        self._show(self.size if done else max(self.size - self.hold, 0))
 
     def _show(self, upto: int) -> None:
         if self.on_text is not None and upto > self.shown:
-            self.on_text(self.text[self.shown : upto])
+            count = upto - self.shown
+            self.on_text(self.unshown[:count])
+            self.unshown = self.unshown[count:]
             self.shown = upto

@@ -30,18 +30,27 @@ WEIGHTS_ENTRY = "model.weights.h5"
 MAX_CONFIG_BYTES = 256 * 2**20  # config.json: the vocabulary, record, fingerprint
 
 
+def model_files(folder: Path = MODELS_DIR) -> list[Path]:
+    """The models in `folder`, sorted by name: every `*.keras` file but the
+    hidden temporary files of a save in progress (`.NAME.PID.tmp.keras`) and
+    the `NAME.last.keras` checkpoints. What `newest_model` and `serve` list."""
+    return sorted(
+        p
+        for p in folder.glob("*.keras")
+        if not p.name.startswith(".")
+        and not p.name.endswith(".last.keras")
+        and p.is_file()
+    )
+
+
 def newest_model(folder: Path = MODELS_DIR) -> Path:
-    """The most recently written model in `folder` (checkpoints and hidden
-    temporary files aside): what commands use when no model is named.
+    """The most recently written model in `folder` (see `model_files`): what
+    commands use when no model is named.
 
     Raises:
         ModelFileError: there is none.
     """
-    candidates = [
-        p
-        for p in folder.glob("*.keras")
-        if not p.name.startswith(".") and not p.name.endswith(".last.keras")
-    ]
+    candidates = model_files(folder)
     if not candidates:
         raise ModelFileError(
             f"no model given and none in {folder}/; train one with "

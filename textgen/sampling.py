@@ -129,8 +129,11 @@ def repetition_penalty(
     logits = np.array(logits, dtype=np.float32)
     for row, recent in enumerate(history[:, -window:]):
         ids = np.unique(recent)
-        values = logits[row, ids]
-        logits[row, ids] = np.where(values > 0, values / penalty, values * penalty)
+        values = logits[row, ids].astype(np.float64)
+        # Clipped, so a huge penalty gives the most negative float32, quietly.
+        with np.errstate(over="ignore", under="ignore"):
+            penalised = np.where(values > 0, values / penalty, values * penalty)
+        logits[row, ids] = np.clip(penalised, -_LARGEST, _LARGEST)
     return logits
 
 

@@ -21,32 +21,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
+import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .batching import Engine
 from .batching import Request as Job
 from .config import fresh_seed
-from .errors import TextgenError
+from .errors import Cancelled, TextgenError
 from .generate import MAX_SEED_CHARS, Generator, Sample
 from .sampling import SamplingSettings
 
+_log = logging.getLogger("uvicorn.error")  # the server's own log: stderr
 MAX_BODY_BYTES = 1 << 20  # a larger body is refused (413)
+BODY_SECONDS = 30  # a body slower than this to arrive is refused (408)
 MAX_TOKENS = 4096  # most words one choice may ask for
 MAX_ROWS_PER_REQUEST = 256  # prompts x n
 MAX_STOPS = 16
+COUNT_CAP = 1 << 31  # a larger top_k, repeat_window or no_repeat_ngram: the same
 DEFAULT_MAX_TOKENS = 50  # as `textgen generate -n`
 DEFAULT_TEMPERATURE = 0.8  # as `textgen generate -t`
 # OpenAI parameters textgen cannot honour: refused unless left at their
@@ -153,6 +158,7 @@ def create_app(
             `Authorization: Bearer <api_key>` (401 otherwise).
         max_rows: rows each model's batch steps together (see `Engine`).
     """
+    key = None if api_key is None else api_key_bytes(api_key)
     served: dict[str, Served] = {}
     for name, model in models.items():
         generator = Generator(model)
@@ -162,12 +168,14 @@ def create_app(
         served[name] = Served(name, model, generator, engine, created)
 
     def authorised(request: Request) -> None:
-        if api_key is None:
+        if key is None:
             return
+        # Header values arrive as bytes decoded as Latin-1: encoding them back
+        # gives the client's bytes, compared with the key's UTF-8 bytes.
         given = request.headers.get("authorization", "")
         scheme, _, token = given.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), api_key.encode()
+            token.strip().encode("latin-1"), key
         ):
             raise ApiError(
                 401,
@@ -227,10 +235,7 @@ def create_app(
         return ApiError(error.status_code, message, code="not_found").response()
 
     async def unexpected(request: Request, error: Exception) -> Response:
-        first = str(error).splitlines()[0] if str(error) else ""
-        return ApiError(
-            500, f"unexpected {type(error).__name__}: {first}", code="internal"
-        ).response()
+        return _internal_error(request, error).response()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -241,10 +246,10 @@ def create_app(
 
     return Starlette(
         routes=[
-            Route("/health", health, methods=["GET"]),
-            Route("/v1/models", list_models, methods=["GET"]),
-            Route("/v1/models/{name:path}", one_model, methods=["GET"]),
-            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/health", _guarded(health), methods=["GET"]),
+            Route("/v1/models", _guarded(list_models), methods=["GET"]),
+            Route("/v1/models/{name:path}", _guarded(one_model), methods=["GET"]),
+            Route("/v1/completions", _guarded(completions), methods=["POST"]),
         ],
         exception_handlers={
             ApiError: api_error,
@@ -253,6 +258,50 @@ def create_app(
         },
         lifespan=lifespan,
     )
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _guarded(endpoint: Endpoint) -> Endpoint:
+    """`endpoint`, with an unexpected exception answered as a 500 and logged
+    as one line (Starlette's own handler would log it with a traceback)."""
+
+    @functools.wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except (ApiError, HTTPException):
+            raise
+        except Exception as error:
+            return _internal_error(request, error).response()
+
+    return guarded
+
+
+def _internal_error(request: Request, error: Exception) -> ApiError:
+    first = str(error).splitlines()[0][:200] if str(error) else ""
+    message = f"unexpected {type(error).__name__}: {first}"
+    _log.error("%s %s: 500 %s", request.method, request.url.path, message)
+    return ApiError(500, message, code="internal")
+
+
+def api_key_bytes(api_key: str) -> bytes:
+    """The API key as clients send it: its UTF-8 bytes.
+
+    Raises:
+        TextgenError: the key is empty or has characters UTF-8 cannot encode
+            (bytes that were not UTF-8 in a command line or environment).
+    """
+    if not api_key:
+        raise TextgenError("the API key is empty: give a key, or leave it out")
+    try:
+        return api_key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TextgenError(
+            "the API key is not UTF-8 text (it came from bytes that are not); "
+            "give a key of UTF-8 text"
+        ) from None
 
 
 def _served(served: Mapping[str, Served], name: Any) -> Served:
@@ -273,10 +322,23 @@ async def _read_body(request: Request) -> Any:
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise too_large
+
+    async def collect() -> None:
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > MAX_BODY_BYTES:
+                raise too_large
+
+    try:
+        await asyncio.wait_for(collect(), BODY_SECONDS)
+    except ClientDisconnect:  # gone mid-body: nobody to answer, nothing to log
+        raise ApiError(499, "the client went away", code="client_closed") from None
+    except asyncio.TimeoutError:
+        raise ApiError(
+            408,
+            f"the request body took over {BODY_SECONDS} s to arrive",
+            code="timeout",
+        ) from None
     try:
         return json.loads(bytes(body))
     except (ValueError, RecursionError) as err:
@@ -296,7 +358,12 @@ def _kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def _integer(body: dict, name: str, default: int, low: int, high: int) -> int:
+def _integer(
+    body: dict, name: str, default: int, low: int, high: int | None = None
+) -> int:
+    """An integer field from `low` to `high`; with no `high`, any larger value
+    means the same as `COUNT_CAP` (a top_k beyond the vocabulary keeps every
+    word, a window beyond the text looks at all of it)."""
     value = body.get(name)
     if value is None:
         return default
@@ -304,9 +371,24 @@ def _integer(body: dict, name: str, default: int, low: int, high: int) -> int:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError(400, f"{name} must be an integer, not {_kind(value)}", name)
+    if high is None:
+        if value < low:
+            raise ApiError(
+                400, f"{name} must be {low} or more, not {_shown(value)}", name
+            )
+        return min(value, COUNT_CAP)
     if not low <= value <= high:
-        raise ApiError(400, f"{name} must be from {low} to {high:,}, not {value}", name)
+        raise ApiError(
+            400, f"{name} must be from {low} to {high:,}, not {_shown(value)}", name
+        )
     return value
+
+
+def _shown(value: float) -> str:
+    """A number as a message shows it: short, however large."""
+    if isinstance(value, int) and abs(value) < 10**15:
+        return f"{value:,}"
+    return f"{value:.3g}"
 
 
 def _number(body: dict, name: str, default: float) -> float:
@@ -382,12 +464,12 @@ def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
     try:
         sampling = SamplingSettings(
             temperature=_number(body, "temperature", DEFAULT_TEMPERATURE),
-            top_k=_integer(body, "top_k", 0, 0, 1 << 31),
+            top_k=_integer(body, "top_k", 0, 0),
             top_p=_number(body, "top_p", 1.0),
             min_p=_number(body, "min_p", 0.0),
             repetition_penalty=_number(body, "repetition_penalty", 1.0),
-            repeat_window=_integer(body, "repeat_window", 64, 1, 1 << 31),
-            no_repeat_ngram=_integer(body, "no_repeat_ngram", 0, 0, 1 << 31),
+            repeat_window=_integer(body, "repeat_window", 64, 1),
+            no_repeat_ngram=_integer(body, "no_repeat_ngram", 0, 0),
         )
     except TextgenError as err:
         raise ApiError(400, str(err)) from None
@@ -449,19 +531,6 @@ class _Run:
         self.sent = [0] * self.rows
         self.skip = [0] * self.rows
         self.prompt_tokens = 0
-        self.job: Job | None = None
-
-    def _submit(self) -> None:  # a worker thread: tokenizing can take a while
-        completion = self.completion
-        generator = completion.served.generator
-        words = [generator.seed_words(prompt) for prompt in completion.prompts]
-        self.prompt_tokens = sum(len(w) for w in words)
-        # Characters of each row's text that are its prompt (not sent back
-        # unless `echo`).
-        if not completion.echo:
-            self.skip = [
-                len(generator.join(w)) for w in words for _ in range(completion.n)
-            ]
         self.job = Job(
             seeds=[p for p in completion.prompts for _ in range(completion.n)],
             samplings=[completion.sampling] * self.rows,
@@ -469,13 +538,29 @@ class _Run:
             random_seed=completion.random_seed,
             on_done=self._done,
             on_text=[self._piece(row) for row in range(self.rows)]
-            if self.streaming
+            if streaming
             else None,
             stop=completion.stop,
             until=completion.until,
             novel=completion.novel,
             max_tries=completion.max_tries,
         )
+
+    def _submit(self) -> None:  # a worker thread: tokenizing can take a while
+        completion = self.completion
+        generator = completion.served.generator
+        words = []
+        for prompt in completion.prompts:
+            if self.job.cancelled:
+                raise Cancelled("cancelled while reading the prompts")
+            words.append(generator.seed_words(prompt))
+        self.prompt_tokens = sum(len(w) for w in words)
+        # Characters of each row's text that are its prompt (not sent back
+        # unless `echo`).
+        if not completion.echo:
+            self.skip = [
+                len(generator.join(w)) for w in words for _ in range(completion.n)
+            ]
         completion.served.engine.submit(self.job)
 
     def _piece(self, row: int) -> Any:
@@ -506,8 +591,8 @@ class _Run:
         await asyncio.to_thread(self._submit)
 
     def cancel(self) -> None:
-        if self.job is not None:
-            self.completion.served.engine.cancel(self.job)
+        """The client went away: stop reading its prompts, or drop its rows."""
+        self.completion.served.engine.cancel(self.job)
 
     def text(self, row: int, sample: Sample) -> str:
         return sample.text[self.skip[row] :]
@@ -532,11 +617,16 @@ def _head(completion: Completion, identifier: str) -> dict[str, Any]:
 
 async def _complete(completion: Completion, request: Request) -> Response:
     run = _Run(completion, streaming=False)
-    await run.start()
+    started = asyncio.ensure_future(run.start())
+    # Seen here or not, what reading the prompts raised must not be logged
+    # as "never retrieved" after the client has gone.
+    started.add_done_callback(lambda f: f.cancelled() or f.exception())
     try:
         while True:  # wait, watching for the client to go away
-            done, _ = await asyncio.wait({run.done}, timeout=0.25)
-            if done:
+            await asyncio.wait({started, run.done}, timeout=0.25)
+            if started.done():
+                started.result()  # raises what reading the prompts raised
+            if run.done.done():
                 break
             if await request.is_disconnected():
                 run.cancel()

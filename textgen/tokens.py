@@ -232,20 +232,29 @@ def _word_pieces(pieces: Iterable[str], lowercase: bool) -> Iterator[list[str]]:
 
 def capitalize_sentences(words: list[str]) -> list[str]:
     """Upper-case the first letter of each sentence and the pronoun "i"."""
-    result = []
-    sentence_start = True
-    for word in words:
+    return _Capitals().apply(words)
+
+
+class _Capitals:
+    """Sentence capitals, a word at a time: the state between words is
+    whether the next word with a letter or digit starts a sentence."""
+
+    def __init__(self) -> None:
+        self.sentence_start = True
+
+    def word(self, word: str) -> str:
         if word == "i":
             word = "I"
-        if sentence_start and word[:1].isalnum():
-            word = word[0].upper() + word[1:]
-            sentence_start = False
-        elif word[:1].isalnum():
-            sentence_start = False
+        if word[:1].isalnum():
+            if self.sentence_start:
+                word = word[0].upper() + word[1:]
+            self.sentence_start = False
         if word in SENTENCE_ENDS:
-            sentence_start = True
-        result.append(word)
-    return result
+            self.sentence_start = True
+        return word
+
+    def apply(self, words: list[str]) -> list[str]:
+        return [self.word(w) for w in words]
 
 
 # Tokens that open a sentence when they follow the end of the previous one.
@@ -269,9 +278,43 @@ def _split_sentences(words: list[str]) -> list[list[str]]:
     return sentences
 
 
-def _detokenize_sentence(words: list[str], capitalize: bool) -> str:
-    if capitalize:
-        words = capitalize_sentences(words)
+# A sentence is detokenized in pieces of about this many words, so the work
+# per word stays bounded whatever the sentence's length (NLTK's detokenizer
+# rewrites the whole string it is given; streaming redoes the current piece at
+# every word). A piece ends between two plain words, where the detokenizer
+# always keeps the space (NLTK joins "can not", "gon na", "got ta", "gim me",
+# "lem me", "wan na": never cut there), or, in a run with no such place, after
+# `_MOST_PIECE_WORDS` words anyway.
+_PIECE_WORDS = 64
+_MOST_PIECE_WORDS = 256
+_JOINED_FIRST = frozenset({"can", "gon", "got", "gim", "lem", "wan", "more"})
+_JOINED_SECOND = frozenset({"not", "na", "ta", "me"})
+
+
+def _piece_ends(words: list[str], word: str) -> bool:
+    """Whether the piece `words` of a sentence ends before `word`."""
+    if len(words) >= _MOST_PIECE_WORDS:
+        return True
+    previous = words[-1] if words else ""
+    return (
+        len(words) >= _PIECE_WORDS
+        and previous.isalnum()
+        and word.isalnum()
+        and previous.lower() not in _JOINED_FIRST
+        and word.lower() not in _JOINED_SECOND
+    )
+
+
+def _sentence_pieces(words: list[str]) -> list[list[str]]:
+    pieces: list[list[str]] = [[]]
+    for word in words:
+        if _piece_ends(pieces[-1], word):
+            pieces.append([])
+        pieces[-1].append(word)
+    return pieces
+
+
+def _detokenize_piece(words: list[str]) -> str:
     return _nltk()[2].detokenize(words)
 
 
@@ -288,18 +331,24 @@ def _split_paragraphs(words: list[str]) -> list[list[str]]:
 def detokenize(words: list[str], capitalize: bool = False) -> str:
     """Join word tokens back into prose; paragraphs are separated by a blank line.
 
-    Sentences are detokenized one at a time and joined by a space, which is
-    what NLTK's detokenizer does to a whole paragraph, at a cost that grows
-    with the sentence rather than the paragraph (and lets output stream).
+    Sentences are detokenized one at a time (a long one in pieces, see
+    `_PIECE_WORDS`) and joined by a space, which is what NLTK's detokenizer
+    does to a whole paragraph, in time that grows linearly with the text
+    (and lets output stream).
 
     Args:
         words: tokens as `tokenize` makes them.
         capitalize: restore sentence-initial capitals (for lower-cased models).
     """
-    return "\n\n".join(
-        " ".join(_detokenize_sentence(s, capitalize) for s in _split_sentences(p))
-        for p in _split_paragraphs(words)
-    )
+    paragraphs = []
+    for paragraph in _split_paragraphs(words):
+        sentences = []
+        for sentence in _split_sentences(paragraph):
+            if capitalize:
+                sentence = capitalize_sentences(sentence)
+            sentences += [_detokenize_piece(p) for p in _sentence_pieces(sentence)]
+        paragraphs.append(" ".join(sentences))
+    return "\n\n".join(paragraphs)
 
 
 class StreamingDetokenizer:
@@ -307,34 +356,41 @@ class StreamingDetokenizer:
 
     The detokenizer may still change the space before the newest word (as in
     "word --" becoming "word--x"), so the text printed is the part the last two
-    detokenizations of the sentence agree on, without trailing space; the rest
-    comes when the sentence ends, and from `finish`. The pieces join to exactly
-    what `detokenize` makes of the same words.
+    detokenizations of the current piece of the sentence agree on, without
+    trailing space; the rest comes when the piece or sentence ends, and from
+    `finish`. The pieces join to exactly what `detokenize` makes of the same
+    words, and each word costs at most one detokenization of a bounded piece.
     """
 
     def __init__(self, capitalize: bool = False) -> None:
         self.capitalize = capitalize
-        self._sentence: list[str] = []
+        self._capitals = _Capitals()
+        self._piece: list[str] = []  # the current piece of the sentence
         self._ended = False  # the sentence has had its ". ! ?"
-        self._previous = ""  # detokenization of the sentence so far
+        self._previous = ""  # detokenization of the piece so far
         self._printed = ""  # the part of it already returned
-        self._separator = ""  # goes before the next sentence: "", " " or blank line
+        self._separator = ""  # goes before the next piece: "", " " or blank line
         self._started = False  # any text returned at all
 
     def push(self, word: str) -> str:
         """Add one word; return the new text to print (may be empty)."""
         if word == PARAGRAPH:
-            out = self._flush_sentence()
+            out = self._flush_piece()
+            self._ended, self._capitals = False, _Capitals()
             if self._started:
                 self._separator = "\n\n"
             return out
         out = ""
         if self._ended and _starts_sentence(word):
-            out = self._flush_sentence()
+            out = self._flush_piece()
+            self._ended, self._capitals = False, _Capitals()
             self._separator = self._separator or " "
-        self._sentence.append(word)
+        elif self._piece and _piece_ends(self._piece, word):
+            out = self._flush_piece()
+            self._separator = self._separator or " "
         self._ended = self._ended or word in SENTENCE_ENDS
-        current = _detokenize_sentence(self._sentence, self.capitalize)
+        self._piece.append(self._capitals.word(word) if self.capitalize else word)
+        current = _detokenize_piece(self._piece)
         # commonprefix compares characters, which is what is wanted here.
         stable = os.path.commonprefix([self._previous, current]).rstrip()  # noqa: RUF071
         self._previous = current
@@ -344,7 +400,7 @@ class StreamingDetokenizer:
         return out
 
     def _take_separator(self) -> str:
-        """What goes before the sentence's first text: a space or a blank line."""
+        """What goes before the piece's first text: a space or a blank line."""
         if self._printed:
             return ""
         separator = self._separator if self._started else ""
@@ -352,20 +408,19 @@ class StreamingDetokenizer:
         self._started = True
         return separator
 
-    def _flush_sentence(self) -> str:
+    def _flush_piece(self) -> str:
         rest = ""
         if self._previous.startswith(self._printed):
             rest = self._previous[len(self._printed) :]
         # else: the rare case where the tail was rewritten: keep what shows.
         if rest:
             rest = self._take_separator() + rest
-        self._sentence, self._previous, self._printed = [], "", ""
-        self._ended = False
+        self._piece, self._previous, self._printed = [], "", ""
         return rest
 
     def finish(self) -> str:
         """Return the text still held back; call once after the last word."""
-        return self._flush_sentence()
+        return self._flush_piece()
 
 
 class _CharacterStream(StreamingDetokenizer):

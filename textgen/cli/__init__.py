@@ -87,6 +87,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             echo("\ninterrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # `textgen ... | head`: the reader has gone
+            _quiet_stdout()
+            sys.exit(SIGPIPE_EXIT)
         except Exception as err:
             if _debug_enabled():
                 raise
@@ -139,6 +142,20 @@ def _load(path: str | None, weights: bool = True) -> Any:
     return read_model(Path(path) if path else _newest_model(), weights)
 
 
+# What a shell reports for a program its closed pipe ended (128 + SIGPIPE),
+# as `yes | head -1` does; nothing is printed.
+SIGPIPE_EXIT = 141
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so that the flush at exit does not
+    complain about the pipe that closed."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def main() -> None:
     """Entry point of the `textgen` console script."""
     # What cannot be encoded for this terminal (an undecodable file name under
@@ -146,7 +163,11 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")
-    cli(prog_name="textgen")
+    try:
+        cli(prog_name="textgen")
+    except BrokenPipeError:  # while printing help or usage, before any command
+        _quiet_stdout()
+        sys.exit(SIGPIPE_EXIT)
 
 
 # The commands register themselves on `cli` when imported.

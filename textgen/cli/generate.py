@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -228,35 +229,35 @@ def generate(
             generator, samplings[0], length, stop, until, random_seed, novel, max_tries
         )
         return
-    seeds = [_usable_seed(generator, s, n) for s, n in zip(seeds, lengths, strict=True)]
+    seeds = _usable_seeds(generator, seeds, lengths)
     job = _Job(
         generator, path, length, beam, stop, until, random_seed, novel, max_tries
     )
-    rows = [
-        (s, sampling)
-        for s in seeds
-        for sampling in samplings
-        for _ in range(num_samples)
-    ]
-    stream = output_format == "text" and len(rows) == 1 and not beam
-    samples, seconds = job.run(rows, num_samples, stream)
-    if output_format == "jsonl":
-        rate = sum(len(sample.words) for sample in samples) / max(seconds, 1e-9)
-        fingerprint = model.fingerprint()
-        for number, sample in enumerate(samples):
-            echo(json.dumps(job.record(sample, number, rate, fingerprint)))
-    elif not stream and items and len(seeds) == len(samplings) == 1:
-        for sample in samples:  # one item per line, nothing else
-            echo(" ".join(sample.text.split("\n")))
-    elif not stream:
-        for number, sample in enumerate(samples):
-            label = job.label(sample, number, seeds, samplings, num_samples)
-            echo(f"--- {label} ---\n{sample.text}\n")
+    rows = len(seeds) * len(samplings) * num_samples
+    stream = output_format == "text" and rows == 1 and not beam
+    one_per_line = items and len(seeds) == len(samplings) == 1
+    fingerprint = model.fingerprint() if output_format == "jsonl" or verbose else None
+    report = _Report(fingerprint)
+    # Samples are made, printed and let go a batch at a time: memory does not
+    # grow with --num-samples.
+    for first, samples, seconds in job.batches(seeds, samplings, num_samples, stream):
+        report.add(samples, seconds)
+        rate = sum(len(s.words) for s in samples) / max(seconds, 1e-9)
+        for number, sample in enumerate(samples, first):
+            if output_format == "jsonl":
+                echo(json.dumps(job.record(sample, number, rate, fingerprint)))
+            elif stream:
+                pass
+            elif one_per_line:  # one item per line, nothing else
+                echo(" ".join(sample.text.split("\n")))
+            else:
+                label = job.label(sample, number, seeds, samplings, num_samples)
+                echo(f"--- {label} ---\n{sample.text}\n")
     _report_relaxed(generator, controls)
     if verbose:
-        _report_generation(model, path, [s.words for s in samples], seconds)
+        report.print(path, tokenizer_for(model.tokenizer_settings).unit)
         if novel and not beam:
-            _report_novelty(samples, max_tries)
+            report.print_novelty(max_tries)
 
 
 MAX_SEEDS = 1000  # lines of a --seed-file: each is a row of one batch
@@ -302,29 +303,111 @@ def _report_relaxed(generator: Any, controls: dict[str, Any]) -> None:
         )
 
 
-def _usable_seed(generator: Any, seed: str, length: int | None = None) -> str:
-    """The seed the model reads, with notes on stderr about long or unknown seeds
-    (`length`: the whole seed's length, when only its end was kept)."""
+def _usable_seeds(generator: Any, seeds: list[str], lengths: list[int]) -> list[str]:
+    """The seeds the model reads, with one note on stderr about long seeds
+    and one about unknown words, however many seeds there are."""
     from ..generate import MAX_SEED_CHARS
 
-    usable = generator.usable_seed(seed)
-    length = max(length or 0, len(seed))
-    if len(usable) < length:
+    usable = [generator.usable_seed(seed) for seed in seeds]
+    cut = [
+        max(length, len(seed))
+        for seed, kept, length in zip(seeds, usable, lengths, strict=True)
+        if len(kept) < max(length, len(seed))
+    ]
+    if cut:
+        which = (
+            f"the seed has {_count(cut[0], 'character')}"
+            if len(seeds) == 1
+            else f"{_count(len(cut), 'seed')} of {len(seeds):,} are longer"
+        )
         echo(
-            f"note: the seed has {length:,} characters; only its last "
-            f"{MAX_SEED_CHARS:,} are read and printed",
+            f"note: {which}; only the last {MAX_SEED_CHARS:,} characters of a "
+            "seed are read and printed",
             err=True,
         )
-        seed = usable
-    unknown = generator.unknown_seed_words(seed)
+    unknown: dict[str, None] = {}
+    for seed in usable:
+        unknown.update(dict.fromkeys(generator.unknown_seed_words(seed)))
     if unknown:
-        shown = " ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
+        words = list(unknown)
+        shown = " ".join(words[:20]) + (" ..." if len(words) > 20 else "")
         echo(
             "warning: seed words not in the model's vocabulary, read as <unk>: "
             + shown,
             err=True,
         )
-    return seed
+    return usable
+
+
+def _usable_seed(generator: Any, seed: str) -> str:
+    """One seed typed at the prompt (see `_usable_seeds`)."""
+    return _usable_seeds(generator, [seed], [len(seed)])[0]
+
+
+def _count(number: int, unit: str) -> str:
+    """ "1 word", "2,500 words"."""
+    return f"{number:,} {unit}{'' if number == 1 else 's'}"
+
+
+class _Report:
+    """What --verbose says after the text, gathered a batch at a time."""
+
+    def __init__(self, fingerprint: Any) -> None:
+        self.fingerprint = fingerprint
+        self.samples = self.words = self.rejected = self.known = 0
+        self.seconds = 0.0
+        self.runs: list[int] = []  # longest copied run of the first samples
+        self.longest = 0
+
+    def add(self, samples: list, seconds: float) -> None:
+        self.samples += len(samples)
+        self.seconds += seconds
+        for sample in samples:
+            self.words += len(sample.words)
+            self.rejected += sample.rejected
+            self.known += bool(sample.training_item)
+            if self.fingerprint is not None:
+                run = self.fingerprint.longest_copied_run(sample.words)
+                self.longest = max(self.longest, run)
+                if len(self.runs) < _RUNS_LISTED:
+                    self.runs.append(run)
+
+    def print(self, path: Path, unit: str) -> None:
+        echo(f"model: {path}", err=True)
+        rate = self.words / max(self.seconds, 1e-9)
+        echo(f"speed: {rate:,.0f} {unit}/s ({self.words:,} {unit})", err=True)
+        if self.fingerprint is None:
+            echo(
+                "copied: unknown (the model has no training-text fingerprint of "
+                "this textgen version)",
+                err=True,
+            )
+            return
+        shown = ", ".join(f"{run:,} {unit}" if run else "none" for run in self.runs)
+        if self.samples > len(self.runs):
+            shown = (
+                f"{self.longest:,} {unit} at most in {self.samples:,} samples "
+                f"(the first {len(self.runs)}: {shown})"
+            )
+        echo(f"longest run copied verbatim from the training text: {shown}", err=True)
+
+    def print_novelty(self, max_tries: int) -> None:
+        """The --verbose lines of --novel: draws rejected, items still known."""
+        echo(
+            f"novel: {_count(self.rejected, 'draw')} rejected as training items; "
+            f"{self.samples - self.known:,} of {self.samples:,} samples are new",
+            err=True,
+        )
+        if self.known:
+            echo(
+                f"note: {_count(self.known, 'sample')} still a training item after "
+                f"--max-tries {max_tries}; a higher temperature or --max-tries "
+                "helps",
+                err=True,
+            )
+
+
+_RUNS_LISTED = 20  # samples whose longest copied run --verbose lists one by one
 
 
 @dataclasses.dataclass
@@ -341,39 +424,52 @@ class _Job:
     novel: bool = False
     max_tries: int = 20
 
-    def run(self, rows: list, num_samples: int, stream: bool) -> tuple[list, float]:
-        """Generate one sample per (seed, sampling) row; returns them and the
-        seconds taken."""
+    def batches(
+        self,
+        seeds: list[str],
+        samplings: list[Any],
+        num_samples: int,
+        stream: bool,
+    ) -> Iterator[tuple[int, list, float]]:
+        """Every (seed, sampling, sample) row, seed-major, generated
+        `BATCH_ROWS` at a time: yields the first row's number, the batch's
+        samples and the seconds it took. With `--random-seed`, the first
+        batch uses it as given and batch k a seed derived from it and k."""
         import time
 
-        started = time.perf_counter()
+        per_seed = len(samplings) * num_samples
         if self.beam:
-            samples = []
-            for seed, sampling in rows[::num_samples]:
-                samples += self.generator.beam_search(
-                    seed,
+            for number in range(0, len(seeds) * per_seed, num_samples):
+                started = time.perf_counter()
+                samples = self.generator.beam_search(
+                    seeds[number // per_seed],
                     self.length,
                     self.beam,
-                    sampling,
+                    samplings[number % per_seed // num_samples],
                     num_samples,
                     self.until,
                     self.stop,
                 )
-            return samples, time.perf_counter() - started
-        samples = self.generator.sample(
-            [seed for seed, _ in rows],
-            [sampling for _, sampling in rows],
-            self.length,
-            random_seed=self.random_seed,
-            on_text=(lambda text: echo(text, nl=False)) if stream else None,
-            stop=self.stop,
-            until=self.until,
-            novel=self.novel,
-            max_tries=self.max_tries,
-        )
-        if stream:
-            echo()
-        return samples, time.perf_counter() - started
+                yield number, samples, time.perf_counter() - started
+            return
+        total = len(seeds) * per_seed
+        for batch, first in enumerate(range(0, total, BATCH_ROWS)):
+            numbers = range(first, min(first + BATCH_ROWS, total))
+            started = time.perf_counter()
+            samples = self.generator.sample(
+                [seeds[i // per_seed] for i in numbers],
+                [samplings[i % per_seed // num_samples] for i in numbers],
+                self.length,
+                random_seed=_batch_seed(self.random_seed, batch),
+                on_text=(lambda text: echo(text, nl=False)) if stream else None,
+                stop=self.stop,
+                until=self.until,
+                novel=self.novel,
+                max_tries=self.max_tries,
+            )
+            if stream:
+                echo()
+            yield first, samples, time.perf_counter() - started
 
     def label(
         self,
@@ -493,41 +589,13 @@ def _read_line(stdin: Any) -> str | None:
             return line.rstrip("\n")
 
 
-def _report_novelty(samples: list, max_tries: int) -> None:
-    """The --verbose lines of --novel: draws rejected, items still known."""
-    rejected = sum(sample.rejected for sample in samples)
-    known = sum(bool(sample.training_item) for sample in samples)
-    echo(
-        f"novel: {rejected} draw{'s' if rejected != 1 else ''} rejected as "
-        f"training items; {len(samples) - known} of {len(samples)} samples are new",
-        err=True,
-    )
-    if known:
-        echo(
-            f"note: {known} sample{'s are' if known > 1 else ' is'} still a training "
-            f"item after --max-tries {max_tries}; a higher temperature or "
-            "--max-tries helps",
-            err=True,
-        )
+BATCH_ROWS = 256  # samples generated (and held) at once; more come in batches
 
 
-def _report_generation(model: Any, path: Path, samples: list, seconds: float) -> None:
-    """The --verbose summary of a generate run, on stderr."""
-    unit = tokenizer_for(model.tokenizer_settings).unit
-    words = sum(len(sample) for sample in samples)
-    echo(f"model: {path}", err=True)
-    echo(f"speed: {words / seconds:,.0f} {unit}/s ({words} {unit})", err=True)
-    fingerprint = model.fingerprint()
-    if fingerprint is None:
-        echo(
-            "copied: unknown (the model has no training-text fingerprint of this "
-            "textgen version)",
-            err=True,
-        )
-        return
-    runs = [fingerprint.longest_copied_run(sample) for sample in samples]
-    echo(
-        "longest run copied verbatim from the training text: "
-        + ", ".join(f"{run} {unit}" if run else "none" for run in runs),
-        err=True,
-    )
+def _batch_seed(random_seed: int | None, batch: int) -> int | None:
+    """The random seed of batch `batch` of a run (see `_Job.batches`)."""
+    if random_seed is None or batch == 0:
+        return random_seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([random_seed, batch]).generate_state(1)[0])

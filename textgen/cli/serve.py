@@ -6,6 +6,7 @@ import contextlib
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -82,34 +83,18 @@ def serve(
     try:
         import uvicorn
 
-        from ..serve import create_app
+        from ..serve import api_key_bytes, create_app
     except ImportError as err:
         raise click.ClickException(
             f"textgen serve needs the serve extra ({err.name} is missing): "
             "pip install 'textgen[serve]'"
         ) from None
-    if api_key == "":
-        raise click.UsageError("--api-key is empty: give a key, or leave it out")
-    paths = [Path(p) for p in model_paths] or sorted(MODELS_DIR.glob("*.keras"))
-    if not paths:
-        raise click.ClickException(
-            f"no models to serve: {MODELS_DIR}/ has no .keras file "
-            "(train one, or pass -m PATH)"
-        )
-    models = {}
-    from ..modelfile import read_model
-
-    for path in paths:
-        name = path.name.removesuffix(".keras")
-        if name in models:
-            raise click.UsageError(
-                f"two models are named {name!r}: {models[name].path} and {path} "
-                "(rename one; a model is asked for by its file name)"
-            )
+    if api_key is not None:
         try:
-            models[name] = read_model(path)
+            api_key_bytes(api_key)
         except TextgenError as err:
-            raise click.ClickException(str(err)) from None
+            raise click.UsageError(f"--api-key: {err}") from None
+    models = _read_models(model_paths)
     try:
         listening = socket.create_server((host, port))
         # Accepted connections inherit this: without it a response's head
@@ -147,6 +132,40 @@ def serve(
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=[listening])
     echo("stopped", err=True)
+
+
+def _read_models(model_paths: tuple[str, ...]) -> dict[str, Any]:
+    """The models to serve, by name: those given (any that cannot be read is
+    an error), else every model in models/ (one that cannot be read is
+    skipped with a warning: a folder of models still serves the good ones)."""
+    from ..modelfile import model_files, read_model
+
+    paths = [Path(p) for p in model_paths] or model_files(MODELS_DIR)
+    if not paths:
+        raise click.ClickException(
+            f"no models to serve: {MODELS_DIR}/ has no .keras file "
+            "(train one, or pass -m PATH)"
+        )
+    models: dict[str, Any] = {}
+    for path in paths:
+        name = path.name.removesuffix(".keras")
+        if name in models:
+            raise click.UsageError(
+                f"two models are named {name!r}: {models[name].path} and {path} "
+                "(rename one; a model is asked for by its file name)"
+            )
+        try:
+            models[name] = read_model(path)
+        except TextgenError as err:
+            if model_paths:
+                raise click.ClickException(str(err)) from None
+            echo(f"warning: skipped {path}: {err}", err=True)
+    if not models:
+        raise click.ClickException(
+            f"no models to serve: none of the .keras files in {MODELS_DIR}/ "
+            "could be read (see above)"
+        )
+    return models
 
 
 def _set_threads(threads: int | None) -> None:
