@@ -52,6 +52,14 @@ from . import cli, echo
     help="Most rows each model generates together; more requests wait.",
 )
 @click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Most open connections (fewer if the open-file limit is lower); "
+    "beyond it the oldest idle one is closed.",
+)
+@click.option(
     "--threads",
     type=click.IntRange(min=1),
     help="Threads for the matrix arithmetic.  [default: $OPENBLAS_NUM_THREADS, "
@@ -69,6 +77,7 @@ def serve(
     port: int,
     api_key: str | None,
     max_batch: int,
+    max_connections: int,
     threads: int | None,
     access_log: bool,
 ) -> None:
@@ -121,16 +130,20 @@ def serve(
             "reach this machine can use the models",
             err=True,
         )
+    from ..connections import ACCEPT_BATCH, Server, connection_limit, guarded_protocol
+
     config = uvicorn.Config(
         app,
         log_level="warning",
         access_log=access_log,
         timeout_graceful_shutdown=30,
         lifespan="on",
+        http=guarded_protocol(connection_limit(max_connections)),
+        backlog=ACCEPT_BATCH,
     )
     # uvicorn raises Ctrl-C again once it has shut down: here that is the end.
     with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run(sockets=[listening])
+        Server(config).run(sockets=[listening])
     echo("stopped", err=True)
 
 
