@@ -19,6 +19,7 @@ import numpy as np
 
 from .config import TrainConfig
 from .metrics import perplexity
+from .terminal import count
 
 Log = Callable[[str], None]
 
@@ -85,7 +86,8 @@ class BestEpoch(keras.callbacks.Callback):
             self.best, self.best_epoch = value, epoch + 1
             self.best_weights = self.model.get_weights()
         elif self.patience and epoch + 1 - self.best_epoch >= self.patience:
-            self.log(f"no better {self.monitor} for {self.patience} epochs: stopping")
+            waited = count(self.patience, "epochs")
+            self.log(f"no better {self.monitor} for {waited}: stopping")
             self.model.stop_training = True
 
     def on_train_end(self, logs: Any = None) -> None:

@@ -37,14 +37,19 @@ def check_compare_outputs(
     folder: Path,
     force: bool,
     pictures: bool,
+    vectors: str | Path | None = None,
 ) -> None:
-    """Refuse, before any work, a comparison that would lose a file: one model
-    per cell in `folder`, and the two pictures when `pictures`.
+    """Refuse, before any work, a comparison that would lose a file or could
+    not finish: one model per cell in `folder`, the two pictures when
+    `pictures`, none of them an input (the corpus, the `vectors` file), and
+    the vectors file readable.
 
     Raises:
         OutputError: see `outputs.check_outputs`.
+        TextgenError: the vectors file (see `embeddings.check_vectors_file`).
     """
     from .corpus import corpus_files
+    from .embeddings import check_vectors_file
     from .outputs import Output, check_outputs
 
     wanted = [
@@ -55,7 +60,10 @@ def check_compare_outputs(
             Output(folder / "curves.png", "learning-curve picture", option="-o"),
             Output(folder / "gradients.png", "gradient picture", option="-o"),
         ]
-    check_outputs(wanted, corpus_files(corpus), force)
+    inputs = [*corpus_files(corpus), *([Path(vectors)] if vectors else [])]
+    check_outputs(wanted, inputs, force)
+    if vectors:
+        check_vectors_file(vectors)
 
 
 def compare(

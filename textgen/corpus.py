@@ -167,28 +167,30 @@ def tail(pieces: Iterable[str], keep: int) -> tuple[str, int]:
     return kept, total
 
 
-def lines(pieces: Iterable[str], keep: int, most: int, name: str) -> list[str]:
+def lines(
+    pieces: Iterable[str], keep: int, most: int, name: str
+) -> list[tuple[str, int]]:
     """The non-empty lines of streamed text, each cut to its last `keep`
-    characters (a longer line is never held whole).
+    characters (a longer line is never held whole), with its whole length.
 
     Raises:
         CorpusError: more than `most` lines.
     """
-    found: list[str] = []
-    line = ""
+    found: list[tuple[str, int]] = []
+    line, length = "", 0
     for piece in itertools.chain(pieces, ["\n"]):
         parts = piece.split("\n")
         for part in parts[:-1]:
-            line = (line + part)[-keep:]
+            line, length = (line + part)[-keep:], length + len(part)
             if line.strip():
                 if len(found) == most:
                     raise CorpusError(
                         f"{name} has more than {most:,} lines; give at most "
                         f"{most:,} at a time"
                     )
-                found.append(line)
-            line = ""
-        line = (line + parts[-1])[-keep:]
+                found.append((line, length))
+            line, length = "", 0
+        line, length = (line + parts[-1])[-keep:], length + len(parts[-1])
     return found
 
 

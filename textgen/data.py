@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from .errors import CorpusError
+from .terminal import count
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -61,8 +62,8 @@ def split_tail(
             else ""
         )
         raise CorpusError(
-            f"the corpus has {len(tokens)} {unit}, but one training window"
-            f"{validation} at --seq-len {seq_len} needs at least {needed}; "
+            f"the corpus has {count(len(tokens), unit)}, but one training window"
+            f"{validation} at --seq-len {seq_len} needs at least {needed:,}; "
             "add text or lower --seq-len"
             + (" or --val-fraction" if val_fraction > 0 else "")
         )
@@ -129,7 +130,7 @@ def check_windows(
             continue
         raise CorpusError(
             f"no {part} file holds one window of --seq-len {seq_len} "
-            f"({seq_len + 1} {unit}; the longest has {max(lengths)}) and windows "
+            f"({seq_len + 1:,} {unit}; the longest has {max(lengths):,}) and windows "
             "never cross from one file into the next; join short files into "
             "one or lower --seq-len"
         )

@@ -4,12 +4,14 @@ layer: the "already learned embeddings" route to a better model on little text.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import TextgenError
+from .terminal import count
 from .vocab import Vocabulary
 
 
@@ -45,6 +47,59 @@ def read_vectors(path: str | Path, vocabulary: Vocabulary) -> PretrainedVectors:
         wanted.setdefault(word.lower(), []).append(index)
     rows: dict[int, np.ndarray] = {}
     exact: set[int] = set()
+    dimension = 0
+    for word, numbers in _vectors(path):
+        dimension = len(numbers)
+        for index in wanted.get(word, ()):
+            is_exact = vocabulary.words[index] == word
+            if index not in rows or (is_exact and index not in exact):
+                rows[index] = _parsed(path, numbers)
+                if is_exact:
+                    exact.add(index)
+    matrix = np.zeros((len(vocabulary), dimension), dtype=np.float32)
+    covered = np.zeros(len(vocabulary), dtype=bool)
+    for index, vector in rows.items():
+        matrix[index], covered[index] = vector, True
+    return PretrainedVectors(matrix, covered)
+
+
+CHECKED_LINES = 1000  # lines `check_vectors_file` reads before any work
+
+
+def check_vectors_file(path: str | Path) -> None:
+    """Refuse, before any work, a vectors file that cannot be one: missing, a
+    folder, unreadable, not UTF-8, or with bad lines among its first
+    `CHECKED_LINES` (the rest is checked as it is read).
+
+    Raises:
+        TextgenError: as `read_vectors`.
+    """
+    path = Path(path)
+    for read, (_, numbers) in enumerate(_vectors(path), start=1):
+        _parsed(path, numbers)
+        if read >= CHECKED_LINES:
+            return
+
+
+def _parsed(path: Path, numbers: list[str]) -> np.ndarray:
+    try:
+        vector = np.asarray(numbers, dtype=np.float32)
+    except ValueError:
+        vector = None
+    if vector is None or not np.isfinite(vector).all():
+        raise TextgenError(
+            f"{path}: a vector holds something that is not a number a "
+            "32-bit float can hold"
+        )
+    return vector
+
+
+def _vectors(path: Path) -> Iterator[tuple[str, list[str]]]:
+    """The (word, numbers) lines of a vectors file, all of one length.
+
+    Raises:
+        TextgenError: as `read_vectors`; also when it holds no vectors.
+    """
     dimension = None
     try:
         with path.open(encoding="utf-8") as file:
@@ -52,7 +107,7 @@ def read_vectors(path: str | Path, vocabulary: Vocabulary) -> PretrainedVectors:
             for number, line in enumerate(lines, start=1):
                 if len(line) > MAX_LINE_CHARS:
                     raise TextgenError(
-                        f"{path}: line {number} is over {MAX_LINE_CHARS:,} "
+                        f"{path}: line {number:,} is over {MAX_LINE_CHARS:,} "
                         "characters; is this a vectors file?"
                     )
                 parts = line.rstrip().split(" ")
@@ -69,17 +124,11 @@ def read_vectors(path: str | Path, vocabulary: Vocabulary) -> PretrainedVectors:
                         )
                 if len(parts) - 1 != dimension:
                     raise TextgenError(
-                        f"{path}: line {number} has {len(parts) - 1} numbers where "
-                        f"earlier lines have {dimension}; is this a vectors file?"
+                        f"{path}: line {number:,} has "
+                        f"{count(len(parts) - 1, 'numbers')} where earlier lines "
+                        f"have {dimension:,}; is this a vectors file?"
                     )
-                for index in wanted.get(parts[0], ()):
-                    is_exact = vocabulary.words[index] == parts[0]
-                    if index not in rows or (is_exact and index not in exact):
-                        rows[index] = np.asarray(parts[1:], dtype=np.float32)
-                        if not np.isfinite(rows[index]).all():
-                            raise ValueError("not a finite number")  # caught below
-                        if is_exact:
-                            exact.add(index)
+                yield parts[0], parts[1:]
     except FileNotFoundError:
         raise TextgenError(f"vectors file not found: {path}") from None
     except IsADirectoryError:
@@ -90,14 +139,5 @@ def read_vectors(path: str | Path, vocabulary: Vocabulary) -> PretrainedVectors:
         raise TextgenError(
             f"{path} is not UTF-8 text; give a GloVe or word2vec .txt"
         ) from None
-    except ValueError:
-        raise TextgenError(
-            f"{path}: a vector holds something that is not a number"
-        ) from None
     if dimension is None:
         raise TextgenError(f"{path} holds no vectors")
-    matrix = np.zeros((len(vocabulary), dimension), dtype=np.float32)
-    covered = np.zeros(len(vocabulary), dtype=bool)
-    for index, vector in rows.items():
-        matrix[index], covered[index] = vector, True
-    return PretrainedVectors(matrix, covered)

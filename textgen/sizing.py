@@ -68,7 +68,13 @@ class Plan:
             f"of {self.config.seq_len} {unit}, {self.config.lr_schedule} "
             f"learning rate from {self.config.learning_rate:g} (this machine: "
             f"{self.gflops:.0f} GFLOP/s, so about {self.tokens_per_second:,.0f} "
-            f"{unit}/s and {self.passes:.1f} passes over the training text)"
+            f"{unit}/s and {self.passes:,.1f} passes over the training text)"
+            + (
+                f"; the budget is shorter than start-up takes (about "
+                f"{STARTUP_SECONDS} s), so training stops after its first steps"
+                if self.config.max_minutes * 60 <= STARTUP_SECONDS
+                else ""
+            )
         )
 
     def to_record(self) -> dict:
@@ -152,7 +158,7 @@ def plan_training(
     if not config.max_minutes or not planned:
         return None
     gflops = gflops or measure_gflops()
-    seconds = max(config.max_minutes * 60 - STARTUP_SECONDS, 1.0)
+    seconds = max(config.max_minutes * 60 - STARTUP_SECONDS, 0.0)
 
     def speed(shape: ModelConfig) -> float:
         return gflops * 1e9 * STEP_EFFICIENCY / flops_per_token(shape)

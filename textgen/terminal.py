@@ -28,3 +28,9 @@ def printable(text: str, newlines: bool = True) -> str:
     if not newlines:
         text = text.replace("\n", "\\n").replace("\t", "\\t")
     return text
+
+
+def count(number: int, plural: str) -> str:
+    """A count with its unit, as messages write it: "1 word", "2,500 words"
+    (`plural` ends in a plain "s": words, characters, epochs, lines)."""
+    return f"{number:,} {plural[:-1] if number == 1 else plural}"

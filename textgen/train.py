@@ -21,7 +21,7 @@ from . import __version__
 from .config import ModelConfig, TrainConfig, auto_batch_size, fresh_seed
 from .corpus import corpus_files
 from .corpus_ids import read_corpus_ids
-from .embeddings import read_vectors
+from .embeddings import check_vectors_file, read_vectors
 from .errors import (
     OutputError,
     TextgenError,
@@ -32,6 +32,7 @@ from .novelty import ItemSet
 from .originality import Fingerprint, word_hashes
 from .outputs import Output, check_outputs
 from .sizing import plan_training, plan_window
+from .terminal import count
 from .tokens import END, TokenizerSettings, tokenizer_for
 from .vocab import UNK_ID, Vocabulary
 
@@ -64,10 +65,12 @@ def check_train_outputs(
 
     The model, its checkpoint and picture may replace existing files only with
     `force`, or when they are the model being resumed (and its companions);
-    nothing is ever written over the corpus or the vectors file.
+    nothing is ever written over the corpus or the vectors file, which must
+    be readable.
 
     Raises:
         OutputError: see `outputs.check_outputs`.
+        TextgenError: the vectors file (see `embeddings.check_vectors_file`).
         CorpusError: a corpus path is missing.
     """
     output = Path(output)
@@ -101,6 +104,8 @@ def check_train_outputs(
             Output(folder, "TensorBoard logs", folder=True, option="--tensorboard")
         )
     check_outputs(wanted, inputs, force, hint=f"--resume {output} to train it further")
+    if vectors:
+        check_vectors_file(vectors)
 
 
 def checkpoint_path(output: str | Path) -> Path:
@@ -413,8 +418,8 @@ def train(
     first_epoch = int(previous.get("epochs_run", 0))
     if first_epoch >= config.epochs:
         raise TrainingError(
-            f"{resume} has trained {first_epoch} epochs already; ask for more "
-            f"with --epochs (it counts them all, e.g. --epochs {first_epoch + 10})"
+            f"{resume} has trained {count(first_epoch, 'epochs')} already; ask for "
+            f"more with --epochs (it counts them all, e.g. --epochs {first_epoch + 10})"
         )
     epochs = dict(epochs=config.epochs - first_epoch, first_epoch=first_epoch)
     if layout is not None:

@@ -69,12 +69,31 @@ class _Number(click.FloatRange):
         return number
 
 
+class _UsageError(click.ClickException):
+    """A usage error as one line, with where to read more (click writes the
+    usage line, a hint and the error: four lines for one mistake)."""
+
+    exit_code = 2
+
+    def __init__(self, error: click.UsageError) -> None:
+        where = error.ctx.command_path if error.ctx else "textgen"
+        super().__init__(f"{error.format_message().rstrip('.')} (see '{where} --help')")
+
+
 class _Group(click.Group):
     """Turns library errors into one-line messages (tracebacks with --debug)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as err:
+            raise _UsageError(err) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as err:
+            raise _UsageError(err) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except TextgenError as err:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ..errors import TextgenError
+from ..terminal import count
 from ..tokens import tokenizer_for
 from . import _load, _newest_model, _Number, cli, echo, model_option
 
@@ -289,7 +290,7 @@ def _read_seeds(seed: str, seed_file: str | None) -> tuple[list[str], list[int]]
         )
         if not found:
             raise click.ClickException(f"{name} has no seeds in it")
-        return found, [len(line) for line in found]
+        return [line for line, _ in found], [length for _, length in found]
     return [seed], [len(seed)]
 
 
@@ -316,9 +317,10 @@ def _usable_seeds(generator: Any, seeds: list[str], lengths: list[int]) -> list[
     ]
     if cut:
         which = (
-            f"the seed has {_count(cut[0], 'character')}"
+            f"the seed has {count(cut[0], 'characters')}"
             if len(seeds) == 1
-            else f"{_count(len(cut), 'seed')} of {len(seeds):,} are longer"
+            else f"{len(cut):,} of {len(seeds):,} seeds have more than "
+            f"{MAX_SEED_CHARS:,} characters"
         )
         echo(
             f"note: {which}; only the last {MAX_SEED_CHARS:,} characters of a "
@@ -342,11 +344,6 @@ def _usable_seeds(generator: Any, seeds: list[str], lengths: list[int]) -> list[
 def _usable_seed(generator: Any, seed: str) -> str:
     """One seed typed at the prompt (see `_usable_seeds`)."""
     return _usable_seeds(generator, [seed], [len(seed)])[0]
-
-
-def _count(number: int, unit: str) -> str:
-    """ "1 word", "2,500 words"."""
-    return f"{number:,} {unit}{'' if number == 1 else 's'}"
 
 
 class _Report:
@@ -394,13 +391,14 @@ class _Report:
     def print_novelty(self, max_tries: int) -> None:
         """The --verbose lines of --novel: draws rejected, items still known."""
         echo(
-            f"novel: {_count(self.rejected, 'draw')} rejected as training items; "
+            f"novel: {count(self.rejected, 'draws')} rejected as training items; "
             f"{self.samples - self.known:,} of {self.samples:,} samples are new",
             err=True,
         )
         if self.known:
             echo(
-                f"note: {_count(self.known, 'sample')} still a training item after "
+                f"note: {count(self.known, 'samples')} "
+                f"{'is' if self.known == 1 else 'are'} still a training item after "
                 f"--max-tries {max_tries}; a higher temperature or --max-tries "
                 "helps",
                 err=True,

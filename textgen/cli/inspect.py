@@ -6,6 +6,7 @@ import math
 
 import click
 
+from ..terminal import count
 from ..tokens import tokenizer_for
 from . import _load, cli, echo, model_option
 
@@ -62,7 +63,7 @@ def info(path: str | None) -> None:
         ("parameters", f"{config.parameter_count():,}"),
         (
             "vocabulary",
-            f"{len(model.vocabulary):,} {unit} "
+            f"{count(len(model.vocabulary), unit)} "
             + (
                 "(lower-cased)" if model.tokenizer_settings.lowercase else "(case kept)"
             ),
@@ -86,7 +87,8 @@ def info(path: str | None) -> None:
             (
                 "corpus",
                 ", ".join(
-                    f"{f['name']} ({f['tokens']:,} {unit})" for f in record["corpus"]
+                    f"{f['name']} ({count(f['tokens'], unit)})"
+                    for f in record["corpus"]
                 ),
             ),
             (

@@ -28,6 +28,7 @@ TRAIN_DEFAULTS = TrainConfig()
 # No budget unless one is given: the planner is not yet measured to beat the
 # fixed defaults at every budget (see the README, "Training in a budget").
 DEFAULT_MINUTES = 0
+MAX_MINUTES = 7 * 24 * 60  # a week: a longer budget is a typo
 
 
 # The model and training options that `train` and `compare` share.
@@ -91,14 +92,14 @@ _TRAINING_OPTIONS = [
     ),
     click.option(
         "--learning-rate",
-        type=_Number(0, min_open=True),
+        type=_Number(0, 10, min_open=True),
         default=TRAIN_DEFAULTS.learning_rate,
         show_default=True,
         help="Adam learning rate.",
     ),
     click.option(
         "--clipnorm",
-        type=_Number(0),
+        type=_Number(0, 1e6),
         default=TRAIN_DEFAULTS.clipnorm,
         show_default=True,
         help="Clip gradient norm to this (0: off).",
@@ -187,7 +188,7 @@ _TRAINING_OPTIONS = [
     ),
     click.option(
         "--max-minutes",
-        type=_Number(min=0),
+        type=_Number(0, MAX_MINUTES),
         default=DEFAULT_MINUTES,
         show_default=True,
         help="Training budget: stop after this many minutes, mid-epoch if need "
@@ -447,7 +448,14 @@ def compare(
         if output_dir
         else MODELS_DIR / f"compare-{Path(corpus[0]).resolve().stem}"
     )
-    check_compare_outputs(corpus, cells, folder, force, matplotlib_available())
+    check_compare_outputs(
+        corpus,
+        cells,
+        folder,
+        force,
+        matplotlib_available(),
+        options.get("pretrained_embeddings"),
+    )
     _import_tensorflow()
     from ..compare import compare as compare_cells
     from ..compare import format_table
