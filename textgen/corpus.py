@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import codecs
 import itertools
+import os
+import select
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +139,7 @@ def read_pieces(path: Path, what: str = "corpus") -> Iterator[str]:
         CorpusError: the file is missing, unreadable, empty or not text.
     """
     try:
-        with path.open("rb") as file:
+        with _open_binary(path, what) as file:
             empty = True
             chunks = iter(lambda: file.read(CHUNK_BYTES), b"")
             for piece in decode_chunks(chunks, str(path)):
@@ -150,6 +153,36 @@ def read_pieces(path: Path, what: str = "corpus") -> Iterator[str]:
         raise CorpusError(f"cannot read {path}: {err.strerror}") from None
     if empty:
         raise CorpusError(f"{path} is empty; give a file with some text in it")
+
+
+# Most seconds to wait for the first text on a named pipe (a FIFO, or a
+# shell's `<(command)`): with no program writing to it, reading would hang.
+FIFO_WAIT_SECONDS = 30.0
+
+
+def _open_binary(path: Path, what: str) -> BinaryIO:
+    """`path` opened for reading bytes; a named pipe only once text arrives.
+
+    Raises:
+        CorpusError: nothing arrived on a named pipe in `FIFO_WAIT_SECONDS`.
+        OSError: as `open`.
+    """
+    if not stat.S_ISFIFO(path.stat().st_mode) or not hasattr(os, "O_NONBLOCK"):
+        return path.open("rb")
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        ready, _, _ = select.select([descriptor], [], [], FIFO_WAIT_SECONDS)
+        if not ready:
+            raise CorpusError(
+                f"{what} {path} is a named pipe and no text arrived on it in "
+                f"{FIFO_WAIT_SECONDS:g} s; start the program that writes to it, "
+                "or give a file"
+            )
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
 
 
 def stream_chunks(binary: BinaryIO) -> Iterator[bytes]:

@@ -83,15 +83,22 @@ def check_vectors_file(path: str | Path) -> None:
 
 def _parsed(path: Path, numbers: list[str]) -> np.ndarray:
     try:
-        vector = np.asarray(numbers, dtype=np.float32)
+        vector = np.asarray(numbers, dtype=np.float64)
     except ValueError:
-        vector = None
-    if vector is None or not np.isfinite(vector).all():
         raise TextgenError(
-            f"{path}: a vector holds something that is not a number a "
-            "32-bit float can hold"
+            f"{path}: a vector holds something that is not a number"
+        ) from None
+    if not np.isfinite(vector).all():
+        raise TextgenError(f"{path}: a vector holds nan or inf")
+    if np.abs(vector).max() > _FLOAT32_MAX:
+        raise TextgenError(
+            f"{path}: a vector holds {np.abs(vector).max():.3g}, beyond the "
+            "largest 32-bit float (3.4e38)"
         )
-    return vector
+    return vector.astype(np.float32)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _vectors(path: Path) -> Iterator[tuple[str, list[str]]]:

@@ -442,6 +442,14 @@ class Draw:
         self.logits, self.states, history = generator._read_seeds(
             self.seed_words, cancelled
         )
+        if generator.tokenizer_settings.items:
+            # An item has at least one token: a row with no seed cannot end
+            # before it has begun.
+            empty = [row for row, words in enumerate(self.seed_words) if not words]
+            if empty:
+                end = generator.vocabulary.word_to_id[END]
+                self.logits = np.array(self.logits, copy=True)
+                self.logits[empty, end] = -np.inf
         self.width = history.shape[1]
         # Grown as words come (not `length` up front: -n may be huge).
         self.history = _grown(history, self.width + min(length, 256))

@@ -304,9 +304,14 @@ def api_key_bytes(api_key: str) -> bytes:
         ) from None
 
 
+def _listed(names: list[str], most: int = 10) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most:,} more" if len(names) > most else "")
+
+
 def _served(served: Mapping[str, Served], name: Any) -> Served:
     if name not in served:
-        known = ", ".join(sorted(served)) or "none"
+        known = _listed(sorted(served)) or "none"
         raise ApiError(
             404, f"model {name!r} is not loaded here (loaded: {known})", "model"
         )
@@ -434,6 +439,13 @@ def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
     name = body.get("model")
     if name is None and len(served) == 1:
         name = next(iter(served))
+    if name is None:
+        raise ApiError(
+            400,
+            f"model is required: this server has {len(served)} "
+            f"({_listed(sorted(served))})",
+            "model",
+        )
     if not isinstance(name, str):
         raise ApiError(400, f"model must be a string, not {_kind(name)}", "model")
     model = _served(served, name)
@@ -485,6 +497,14 @@ def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
             "novel needs a model trained with --documents lines or paragraphs",
             "novel",
         )
+    novel = items if novel is None else novel
+    if body.get("max_tries") is not None and not novel:
+        raise ApiError(
+            400,
+            "max_tries is for novel, which needs a model trained with "
+            "--documents lines or paragraphs",
+            "max_tries",
+        )
     random_seed = (
         fresh_seed()
         if body.get("seed") is None
@@ -505,7 +525,7 @@ def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
         sampling=sampling,
         stop=stop,
         until=until,
-        novel=items if novel is None else novel,
+        novel=novel,
         max_tries=_integer(body, "max_tries", 20, 0, 1000),
         random_seed=random_seed,
         stream=bool(_flag(body, "stream", False)),

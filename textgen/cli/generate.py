@@ -225,6 +225,14 @@ def generate(
             "--novel needs a model trained with --documents lines or paragraphs"
         )
     novel = items if novel is None else novel
+    given = click.get_current_context().get_parameter_source("max_tries")
+    if given is not click.core.ParameterSource.DEFAULT and not novel:
+        raise click.UsageError(
+            "--max-tries is for --novel, which needs a model trained with "
+            "--documents lines or paragraphs"
+            if not items
+            else "--max-tries is for --novel; leave out --no-novel"
+        )
     if interactive:
         _interactive(
             generator, samplings[0], length, stop, until, random_seed, novel, max_tries
