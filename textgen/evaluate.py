@@ -9,9 +9,8 @@ the figure is the model's true per-word cross-entropy on that text.
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,64 +62,98 @@ def score_ids(model: LanguageModel, ids: np.ndarray) -> np.ndarray:
         model: the model to score with.
         ids: (n,) word ids of one text, in order.
     """
+    blocks = list(_text_losses(model, ids))
+    return np.concatenate(blocks) if blocks else np.zeros(0)
+
+
+def _text_losses(model: LanguageModel, ids: np.ndarray) -> Iterator[np.ndarray]:
+    """`score_ids`, a block of `_BLOCK` positions at a time: memory holds one
+    block's outputs and logits, whatever the text's length."""
     decoder = Decoder(model.model_config, model.named_weights())
     start_token = tokenizer_for(model.tokenizer_settings).start_token
     start = model.vocabulary.word_to_id.get(start_token, UNK_ID)
-    inputs = np.concatenate([[start], ids[:-1]]).astype(np.int64)
     # The recurrence one word at a time; the output layer, which dominates
-    # the cost with a large vocabulary, in blocks of positions at once.
-    hidden = np.empty((len(ids), decoder.units), dtype=np.float32)
+    # the cost with a large vocabulary, for a block of positions at once.
+    hidden = np.empty((_BLOCK, decoder.units), dtype=np.float32)
     states = decoder.zero_states(1)
-    for t, word_id in enumerate(inputs):
-        top, states = decoder.advance(np.array([word_id]), states)
-        hidden[t] = top[0]
-    losses = np.empty(len(ids))
     for begin in range(0, len(ids), _BLOCK):
-        rows = decoder.logits(hidden[begin : begin + _BLOCK]).astype(np.float64)
-        log_total = log_sum_exp(rows)[:, 0]
         targets = ids[begin : begin + _BLOCK]
-        losses[begin : begin + _BLOCK] = log_total - rows[np.arange(len(rows)), targets]
-    return losses
+        previous = ids[begin - 1] if begin else start
+        inputs = np.concatenate([[previous], targets[:-1]]).astype(np.int64)
+        for t, word_id in enumerate(inputs):
+            top, states = decoder.advance(np.array([word_id]), states)
+            hidden[t] = top[0]
+        yield _losses(decoder, hidden[: len(targets)], targets)
 
 
-def score_items(model: LanguageModel, items: Sequence[np.ndarray]) -> np.ndarray:
-    """Negative log-probability (nats) of each token of each item, and of
-    the end token after it, every item read from a fresh start (zero states,
-    then the end token), as `generate` starts one. Items run as batches of
-    similar length.
+def _losses(decoder: Decoder, hidden: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Negative log-probabilities of `targets` (k,) given top-layer outputs
+    (k, units)."""
+    logits = decoder.logits(hidden).astype(np.float64)
+    return log_sum_exp(logits)[:, 0] - logits[np.arange(len(targets)), targets]
+
+
+def item_spans(ids: np.ndarray, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each non-empty item of an item model's ids starts, and its
+    length (its tokens, between two `end` ids)."""
+    cuts = np.flatnonzero(ids == end)
+    starts, lengths = cuts[:-1] + 1, np.diff(cuts) - 1
+    keep = lengths > 0
+    return starts[keep], lengths[keep]
+
+
+def item_losses(
+    model: LanguageModel, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+) -> Iterator[np.ndarray]:
+    """Negative log-probabilities (nats) of each item's tokens and of the end
+    token after it, every item read from a fresh start (zero states, then the
+    end token), as `generate` starts one; in blocks, in no particular order.
+
+    Items run as batches of similar length, a few steps at a time, and an
+    item leaves its batch when it ends: memory holds one block of outputs,
+    whatever an item's length.
 
     Args:
         model: an item model (its vocabulary holds `END`).
-        items: each item's token ids, without end tokens.
-
-    Returns:
-        The losses, item after item (each item's tokens, then its end).
+        ids: the item model's ids (see `item_spans`).
+        starts, lengths: the items (see `item_spans`).
     """
     decoder = Decoder(model.model_config, model.named_weights())
     end = model.vocabulary.word_to_id[END]
-    order = sorted(range(len(items)), key=lambda i: len(items[i]))
-    losses: list[np.ndarray] = [np.zeros(0)] * len(items)
+    order = np.argsort(lengths, kind="stable")
+    last = len(ids) - 1
     for begin in range(0, len(order), _ITEM_BATCH):
         rows = order[begin : begin + _ITEM_BATCH]
-        steps = max(len(items[i]) for i in rows) + 1
-        inputs = np.full((len(rows), steps), end, dtype=np.int64)
-        targets = np.full((len(rows), steps), end, dtype=np.int64)
-        for r, i in enumerate(rows):
-            inputs[r, 1 : len(items[i]) + 1] = items[i]
-            targets[r, : len(items[i])] = items[i]
+        first, length = starts[rows], lengths[rows]
         states = decoder.zero_states(len(rows))
-        hidden = np.empty((len(rows), steps, decoder.units), dtype=np.float32)
-        for t in range(steps):
-            hidden[:, t], states = decoder.advance(inputs[:, t], states)
-        for r, i in enumerate(rows):
-            n = len(items[i]) + 1
-            logits = decoder.logits(hidden[r, :n]).astype(np.float64)
-            picked = logits[np.arange(n), targets[r, :n]]
-            losses[i] = log_sum_exp(logits)[:, 0] - picked
-    return np.concatenate(losses) if losses else np.zeros(0)
+        t = 0
+        while len(first):
+            width = max(1, _BLOCK // len(first))  # steps per block
+            hidden = np.empty((len(first), width, decoder.units), dtype=np.float32)
+            steps = min(width, int(length.max()) + 1 - t)
+            for step in range(steps):
+                inputs = ids[np.minimum(first + t + step - 1, last)]
+                if t + step == 0:
+                    inputs = np.full(len(first), end)
+                inputs = np.where(t + step - 1 < length, inputs, end)
+                hidden[:, step], states = decoder.advance(inputs, states)
+            # Each row's positions within its item and end token.
+            at = t + np.arange(steps)
+            row, column = np.nonzero(at[None, :] <= length[:, None])
+            position = at[column]
+            inside = position < length[row]
+            targets = np.where(
+                inside, ids[np.minimum(first[row] + position, last)], end
+            )
+            yield _losses(decoder, hidden[row, column], targets)
+            t += steps
+            going = length >= t  # rows with positions left
+            if not going.all():
+                first, length = first[going], length[going]
+                states = [[part[going] for part in layer] for layer in states]
 
 
-_ITEM_BATCH = 256  # items per batch in `score_items`
+_ITEM_BATCH = 256  # items per batch in `item_losses`
 
 
 def evaluate(model: LanguageModel, paths: Sequence[str | Path]) -> Evaluation:
@@ -135,11 +168,11 @@ def evaluate(model: LanguageModel, paths: Sequence[str | Path]) -> Evaluation:
     ids = corpus_ids(paths, model.tokenizer_settings).encode(model.vocabulary)
     if model.tokenizer_settings.items:
         return _evaluate_items(model, paths, ids)
-    losses = score_ids(model, ids)
+    total = sum(float(block.sum()) for block in _text_losses(model, ids))
     return Evaluation(
         tokens=len(ids),
         unknown=int(np.sum(ids == UNK_ID)),
-        cross_entropy=float(losses.mean()),
+        cross_entropy=total / len(ids) if len(ids) else 0.0,
     )
 
 
@@ -148,21 +181,21 @@ def _evaluate_items(
 ) -> Evaluation:
     from .corpus import corpus_files, read_pieces
 
-    end = model.vocabulary.word_to_id[END]
-    cuts = np.flatnonzero(ids == end)
-    items = [ids[a + 1 : b] for a, b in itertools.pairwise(cuts)]
-    items = [item for item in items if len(item)]
+    starts, lengths = item_spans(ids, model.vocabulary.word_to_id[END])
     characters = sum(
         len(text) + 1
         for path in corpus_files(paths)
         for text in item_texts(read_pieces(path), model.tokenizer_settings.documents)
     )
-    losses = score_items(model, items)
-    scored = np.concatenate([*items, np.zeros(0, np.int32)])
+    total, scored = 0.0, 0
+    for block in item_losses(model, ids, starts, lengths):
+        total, scored = total + float(block.sum()), scored + len(block)
+    # Every token of an item is scored: those outside items are ends.
+    unknown = int(np.sum(ids == UNK_ID))
     return Evaluation(
-        tokens=len(losses),
-        unknown=int(np.sum(scored == UNK_ID)),
-        cross_entropy=float(losses.mean()) if len(losses) else 0.0,
-        items=len(items),
+        tokens=scored,
+        unknown=unknown,
+        cross_entropy=total / scored if scored else 0.0,
+        items=len(starts),
         characters=characters,
     )
