@@ -39,3 +39,68 @@ def test_a_learned_pattern_is_nearly_certain_and_noise_is_not(trained):
     assert math.exp(score_ids(model, pattern)[5:].mean()) < 1.5
     noise = np.random.default_rng(0).integers(2, len(model.vocabulary), 200)
     assert math.exp(score_ids(model, noise).mean()) > 5
+
+
+def test_scoring_streams_in_blocks_and_gives_the_same_figure(
+    trained, tmp_path: Path, monkeypatch
+):
+    """Memory holds one block of outputs whatever the text's length: the
+    output layer never sees more than a block of positions at once, and the
+    figure is the per-token losses' mean."""
+    from textgen import evaluate as module
+    from textgen.decoder import Decoder
+
+    model = trained[1]
+    path = tmp_path / "long.txt"
+    path.write_text(PATTERN * 40, encoding="utf-8")
+    ids = model.vocabulary.encode(tokenize(PATTERN * 40))
+    expected = float(score_ids(model, ids).mean())
+    rows: list[int] = []
+    real = Decoder.logits
+
+    def logits(self, hidden):
+        rows.append(len(hidden))
+        return real(self, hidden)
+
+    monkeypatch.setattr(Decoder, "logits", logits)
+    monkeypatch.setattr(module, "_BLOCK", 64)
+    result = evaluate(model, [path])
+    assert len(ids) > 8 * 64 and max(rows) <= 64
+    assert result.cross_entropy == pytest.approx(expected, rel=1e-6)
+
+
+def test_item_scoring_streams_and_each_item_starts_afresh(name_model, monkeypatch):
+    """One very long item among short ones: the output layer sees at most a
+    block of positions at a time, finished items leave the batch, and every
+    item scores what it scores alone from an end token."""
+    from textgen import evaluate as module
+    from textgen.decoder import Decoder
+    from textgen.evaluate import item_losses, item_spans
+    from textgen.tokens import END
+
+    model = name_model[1]
+    vocab = model.vocabulary
+    end = vocab.word_to_id[END]
+    texts = ["bada", "ki", "x" * 700, "mopo"]
+    ids = np.array(
+        [end] + [i for t in texts for i in [*vocab.encode(list(t)), end]], np.int32
+    )
+    starts, lengths = item_spans(ids, end)
+    assert lengths.tolist() == [4, 2, 700, 4]
+    alone = sum(
+        float(score_ids(model, np.array([*vocab.encode(list(t)), end])).sum())
+        for t in texts
+    )
+    widest: list[int] = []
+    real = Decoder.logits
+
+    def logits(self, hidden):
+        widest.append(len(hidden))
+        return real(self, hidden)
+
+    monkeypatch.setattr(Decoder, "logits", logits)
+    monkeypatch.setattr(module, "_BLOCK", 32)
+    blocks = list(item_losses(model, ids, starts, lengths))
+    assert sum(len(b) for b in blocks) == sum(len(t) + 1 for t in texts)
+    assert max(widest) <= 32
+    assert sum(float(b.sum()) for b in blocks) == pytest.approx(alone, rel=1e-6)

@@ -180,3 +180,58 @@ def test_beam_search_is_deterministic_and_finds_the_likely_text(generator):
     assert ended.text == "One two three, four five."
     cut = generator.beam_search("one", 8, beams=3, stop=["four"])[0]
     assert cut.text == "One two three," and cut.stopped_by == "four"
+
+
+def test_stop_strings_are_found_across_pieces_and_never_in_the_seed(generator):
+    # "five. six" is streamed in pieces ("five", ". Six"): the stop string
+    # straddles them. The seed holds "three" itself, which is not a stop.
+    (sample,) = generator.sample(["two three"], [GREEDY], 30, stop=["e. S", "three"])
+    assert sample.stopped_by == "e. S"
+    assert sample.text == "Two three, four fiv"
+    pieces: list[str] = []
+    (streamed,) = generator.sample(
+        ["two three"], [GREEDY], 30, on_text=pieces.append, stop=["e. S"]
+    )
+    assert "".join(pieces) == streamed.text == sample.text
+
+
+def test_stop_watching_costs_each_word_its_own_text(generator, monkeypatch):
+    """The text so far is not searched again at every word: what each word
+    searches is its own text and the few characters before it a stop string
+    could start in, so the work grows with the text, not its square."""
+    from textgen import generate as module
+
+    searched: list[int] = []
+    real_add = module._StopWatch._add
+
+    def add(self, piece, final):
+        searched.append(len(self.tail) + len(piece))
+        return real_add(self, piece, final)
+
+    monkeypatch.setattr(module._StopWatch, "_add", add)
+    (sample,) = generator.sample(["one"], [GREEDY], 2000, stop=["zebra!"])
+    assert sample.stopped_by == "length" and len(sample.text) > 7000
+    assert max(searched) < 40
+    assert sum(searched) < 3 * len(sample.text)
+
+
+def test_a_cancelled_request_stops_reading_its_seeds(generator, trained):
+    from textgen.decoder import Decoder
+    from textgen.errors import Cancelled
+
+    asked = []
+
+    def cancelled() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    decoder = Decoder(trained[1].model_config, trained[1].named_weights())
+    ids = np.zeros((1, 1000), dtype=np.int32) + 3
+    with pytest.raises(Cancelled):
+        decoder.read(ids, None, cancelled)
+    assert len(asked) == 3  # asked every few steps, not once at the end
+    steps = generator.draws(
+        ["one two"] * 3, [GREEDY] * 3, 5, 1, [None] * 3, cancelled=lambda: True
+    )
+    with pytest.raises(Cancelled):
+        next(steps)

@@ -302,3 +302,28 @@ def test_a_files_model_has_no_items(trained):
     assert flat == tokenize(text, Settings()) and END not in flat
     assert flat.count("<p>") == 1  # lines are not items: one paragraph break
     assert "files (each file one text)" in _run("info", path).output
+
+
+def test_an_item_is_never_empty(name_model):
+    """With no seed, the end token cannot come first: every sample is an item
+    with at least one character, even when the end is the likeliest token."""
+    from textgen.generate import Generator
+    from textgen.sampling import SamplingSettings
+
+    generator = Generator(name_model[1])
+    end = generator.vocabulary.word_to_id[END]
+    real_read = generator._read_seeds
+
+    def end_first(*args, **kwargs):
+        logits, states, history = real_read(*args, **kwargs)
+        logits = logits.copy()
+        logits[:, end] = 1e4  # the model "wants" an empty item
+        return logits, states, history
+
+    generator._read_seeds = end_first
+    samples = generator.sample(
+        [""] * 50, [SamplingSettings(temperature=1.0)] * 50, 20, random_seed=5
+    )
+    assert all(sample.text and sample.words for sample in samples)
+    (greedy,) = generator.sample([""], [SamplingSettings(temperature=0)], 20)
+    assert greedy.text

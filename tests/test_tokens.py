@@ -114,3 +114,59 @@ def test_nltk_loads_only_its_tokenizers_and_stays_whole_for_others():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "It works. Mr. Smith said so!"
+
+
+def _counting_detokenizer(monkeypatch) -> list[int]:
+    """Record how many tokens each call of NLTK's detokenizer is given."""
+    from textgen import tokens
+
+    sizes: list[int] = []
+    detokenizer = tokens._nltk()[2]
+    real = detokenizer.detokenize
+
+    def counted(words, *args, **kwargs):
+        sizes.append(len(words))
+        return real(words, *args, **kwargs)
+
+    monkeypatch.setattr(detokenizer, "detokenize", counted)
+    return sizes
+
+
+def test_a_long_sentence_costs_linear_detokenizing_work(monkeypatch):
+    """A seed of 2,500 words with no sentence end used to be re-detokenized
+    whole at every word (quadratic); now each word costs a bounded piece."""
+    words = ("the sea " * 1250).split()
+    sizes = _counting_detokenizer(monkeypatch)
+    stream = StreamingDetokenizer(capitalize=True)
+    streamed = "".join(stream.push(w) for w in words) + stream.finish()
+    assert sum(sizes) <= 300 * len(words)  # quadratic would be ~1,250 x
+    assert max(sizes) <= 256
+    assert streamed == detokenize(words, capitalize=True)
+    # Pieces end between plain words, where NLTK keeps the space anyway: the
+    # text is what detokenizing the whole sentence at once gives.
+    from textgen.tokens import _nltk
+
+    assert streamed == _nltk()[2].detokenize(["The", *words[1:]])
+    sizes.clear()
+    detokenize(words)
+    assert sum(sizes) == len(words)  # each word once
+
+
+def test_long_sentences_never_cut_inside_what_nltk_joins():
+    words = ["we", "can", "not", "go", "gon", "na", "stay", "wan", "na"] * 40
+    from textgen.tokens import _nltk
+
+    assert detokenize(words) == _nltk()[2].detokenize(words)
+    stream = StreamingDetokenizer()
+    assert "".join(stream.push(w) for w in words) + stream.finish() == detokenize(
+        words
+    )
+
+
+def test_a_sentence_with_no_safe_cut_is_still_cut_and_streams_whole(monkeypatch):
+    words = [",", "--", ";"] * 400  # nothing NLTK would leave a space between
+    sizes = _counting_detokenizer(monkeypatch)
+    stream = StreamingDetokenizer()
+    streamed = "".join(stream.push(w) for w in words) + stream.finish()
+    assert max(sizes) <= 256
+    assert streamed == detokenize(words)
