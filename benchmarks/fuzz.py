@@ -4,26 +4,38 @@ changed or dropped, bytes flipped, cut short, zlib bombs), run in-process.
 
 Counts what must never happen: tracebacks, "unexpected" errors, exit codes
 other than 0/1/2, input files changed, existing outputs replaced without
---force; and reports the peak memory. Prints one JSON object; exits 1 when
-any count is not 0. Not part of CI (minutes); the fast CI version is
-tests/test_cli_fuzz.py.
+--force; and reports the peak memory. Then, each in its own process, counts
+a user may make as large as they like (a million samples into `| head`, a
+multi-megabyte item) with their peak memory and exit codes (141 for a closed
+pipe); and a real `textgen serve` under idle, slow and numerous connections,
+long prompts, clients that leave mid-body or mid-stream and extreme values.
+Prints one JSON object; exits 1 when any count is not 0. Not part of CI
+(minutes); the fast CI versions are tests/test_cli_fuzz.py and
+tests/test_connections.py.
 
     python benchmarks/fuzz.py [--runs 1000] [--models 200] [--seed 0]
+                              [--only cli|counts|http]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import concurrent.futures
 import contextlib
 import hashlib
 import json
 import os
 import random
+import re
 import resource
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 import zlib
@@ -258,11 +270,287 @@ def reset_peak() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
+# --- Unbounded counts and long inputs, each in its own process --------------
+
+
+def _run_child(
+    args: list[str], *, keep_lines: int | None = None, timeout: float = 300
+) -> dict:
+    """Run `textgen ARGS` as a child process; with `keep_lines`, read that
+    many lines of its output and close the pipe (as `| head` does). Returns
+    its exit code, stderr, seconds and peak resident memory (its own rusage)."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "textgen", *args],
+        stdout=subprocess.PIPE if keep_lines is not None else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    errors: list[bytes] = []
+    reading = threading.Thread(target=lambda: errors.append(child.stderr.read()))
+    reading.start()
+    if keep_lines is not None:
+        for _ in range(keep_lines):
+            child.stdout.readline()
+        child.stdout.close()
+    timer = threading.Timer(timeout, child.kill)
+    timer.start()
+    _, status, usage = os.wait4(child.pid, 0)
+    timer.cancel()
+    child.returncode = os.waitstatus_to_exitcode(status)
+    reading.join()
+    return {
+        "exit": child.returncode,
+        "stderr": b"".join(errors).decode("utf-8", "replace"),
+        "seconds": round(time.perf_counter() - started, 2),
+        "peak_mb": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
+    }
+
+
+def count_cases(root: Path, model: Path, items_model: Path) -> dict:
+    """Counts a user may make as large as they like, and lines as long: the
+    memory must not follow them, a closed pipe ends quietly (exit 141)."""
+    long_line = root / "in" / "one_long_item.txt"
+    long_line.write_text("tide and boat " * 200_000)  # 2.8 MB on one line
+    big = root / "in" / "big_corpus.txt"
+    big.write_text(TEXT * 200)  # 1.7 MB
+    m, items = str(model), str(items_model)
+    cases = {
+        "generate 300 samples": (["generate", "-m", m, "--num-samples", "300",
+                                  "-n", "2"], None, 0),
+        "generate 30,000 samples": (["generate", "-m", m, "--num-samples",
+                                     "30000", "-n", "2"], None, 0),
+        "generate 1,000,000 samples | head": (["generate", "-m", m,
+            "--num-samples", "1000000", "-n", "2"], 5, 141),
+        "generate 20 seeds x 3 temperatures x 20,000 | head": (["generate", "-m",
+            m, "--seed-file", str(root / "in" / "seeds20.txt"), "-t",
+            "0.5,1,1.5", "--num-samples", "20000", "-n", "2"], 5, 141),
+        "generate a 10 KB seed": (["generate", "-m", m, "--seed",
+                                   "the sea " * 1250, "-n", "2"], None, 0),
+        "info | head -1": (["info", m], 1, 141),
+        "evaluate | head -1": (["evaluate", "-m", m, str(big)], 1, 141),
+        "evaluate a 1.7 MB corpus": (["evaluate", "-m", m, str(big)], None, 0),
+        "evaluate an item model on one 2.8 MB item": (["evaluate", "-m", items,
+            str(long_line)], None, 0),
+    }  # fmt: skip
+    (root / "in" / "seeds20.txt").write_text("the tide\n" * 20)
+    results = {}
+    problems = 0
+    for name, (args, keep, expected) in cases.items():
+        result = _run_child(args, keep_lines=keep)
+        bad = (
+            result["exit"] != expected
+            or "Traceback" in result["stderr"]
+            or "unexpected" in result["stderr"]
+            or "Warning" in result["stderr"]
+        )
+        problems += bad
+        results[name] = {
+            "exit": result["exit"],
+            "seconds": result["seconds"],
+            "peak_mb": result["peak_mb"],
+            **({"stderr": result["stderr"][-300:]} if bad else {}),
+        }
+    return {"problems": problems, "cases": results}
+
+
+# --- HTTP: a real `textgen serve` and clients that misbehave ----------------
+
+
+def _start_server(*args: str) -> tuple[subprocess.Popen, str, list[str]]:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "textgen", "serve", "--port", "0", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log: list[str] = []
+    for line in child.stderr:
+        log.append(line)
+        found = re.search(r"serving on http://(\S+?):(\d+)/v1", line)
+        if found:
+            threading.Thread(
+                target=lambda: log.extend(child.stderr), daemon=True
+            ).start()
+            return child, f"http://{found.group(1)}:{found.group(2)}", log
+    raise SystemExit("the server did not start: " + "".join(log))
+
+
+def _connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def _health_seconds(url: str) -> float:
+    import httpx
+
+    started = time.perf_counter()
+    try:
+        ok = httpx.get(url + "/health", timeout=10).status_code == 200
+    except httpx.HTTPError:
+        ok = False
+    return round(time.perf_counter() - started, 3) if ok else float("inf")
+
+
+def _closed(sock: socket.socket, within: float) -> bool:
+    sock.settimeout(within)
+    try:
+        return sock.recv(1024) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
+EXTREME = {
+    "temperature": [0, 1e-300, 1e308, -1, "x"],
+    "top_k": [0, 1, 2**31, 2**63, -5, 1e300],
+    "top_p": [1e-300, 0.5, 1, 2],
+    "min_p": [0, 0.99999, 1, -1],
+    "repetition_penalty": [1, 1e308, 0, 1e-300],
+    "no_repeat_ngram": [0, 2, 40, 2**40],
+    "repeat_window": [1, 2**31, 2**62],
+    "max_tokens": [1, 4, 4096, 10**12, 0],
+    "n": [1, 16, 256, 257],
+    "seed": [0, 2**64, -1],
+    "stop": ["", ".", ["a"] * 50, "x" * 10_000],
+    "stream": [True, False],
+}
+
+
+def http_cases(model: Path, rng: random.Random) -> dict:
+    """Idle, slow and numerous connections, long prompts, clients that leave
+    mid-body or mid-stream, extreme values; then the server must still answer
+    /health at once, have logged no traceback and little else, and stop with 0."""
+    import httpx
+
+    child, url, log = _start_server(
+        "-m", str(model), "--head-timeout", "2", "--max-connections", "300"
+    )
+    figures: dict = {}
+    problems: list[str] = []
+    try:
+        # 400 idle connections and 100 half-sent heads, past the cap of 300.
+        idle = [_connect(url) for _ in range(400)]
+        slow = [_connect(url) for _ in range(100)]
+        for sock in slow:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n")
+        figures["health_s_with_500_idle_or_slow"] = _health_seconds(url)
+        time.sleep(3)  # past the head timeout
+        still = sum(not _closed(sock, 0.05) for sock in idle + slow)
+        figures["idle_or_slow_open_after_timeout"] = still
+        for sock in idle + slow:
+            sock.close()
+        if still:
+            problems.append(f"{still} idle connections still open")
+
+        # 16 prompts of 10,000 characters with no sentence end, at once.
+        prompt = "the sea " * 1250
+        body = {"prompt": prompt, "max_tokens": 2, "n": 1}
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            answers = list(
+                pool.map(
+                    lambda _: httpx.post(url + "/v1/completions", json=body,
+                                         timeout=120).status_code,
+                    range(16),
+                )
+            )  # fmt: skip
+        figures["16_long_prompts_s"] = round(time.perf_counter() - started, 2)
+        if answers != [200] * 16:
+            problems.append(f"long prompts answered {answers}")
+
+        # The same 16 sent and abandoned at once: the work must stop.
+        raw = json.dumps({**body, "max_tokens": 4096, "n": 16}).encode()
+        for _ in range(16):
+            sock = _connect(url)
+            sock.sendall(
+                b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\n"
+                + f"Content-Length: {len(raw)}\r\n\r\n".encode()
+                + raw
+            )
+            sock.close()
+        # Gone mid-body: a head promising more than comes.
+        for _ in range(16):
+            sock = _connect(url)
+            sock.sendall(
+                b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"
+            )
+            sock.close()
+        # Gone mid-stream.
+        for _ in range(8):
+            with httpx.stream(
+                "POST", url + "/v1/completions", timeout=30,
+                json={"prompt": "the", "max_tokens": 4096, "stream": True, "n": 8},
+            ) as response:  # fmt: skip
+                next(response.iter_bytes())
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            rows = httpx.get(url + "/health", timeout=10).json()["models"]
+            busy = sum(m["active_rows"] + m["waiting_requests"] for m in rows.values())
+            if not busy:
+                break
+            time.sleep(0.1)
+        figures["seconds_until_abandoned_work_stopped"] = round(
+            30 - (deadline - time.monotonic()), 2
+        )
+        if busy:
+            problems.append(f"{busy} rows still running 30 s after their clients left")
+
+        # Extreme values: any answer but a 5xx.
+        statuses: dict[int, int] = {}
+        for _ in range(300):
+            request = {"prompt": rng.choice(["", "the tide", "zebra " * 100])}
+            for key in rng.sample(sorted(EXTREME), rng.randint(1, 6)):
+                request[key] = rng.choice(EXTREME[key])
+            request["max_tokens"] = (
+                min(request.get("max_tokens", 4), 64)
+                if (isinstance(request.get("max_tokens"), int))
+                else 4
+            )
+            response = httpx.post(url + "/v1/completions", json=request, timeout=120)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            if response.status_code >= 500:
+                problems.append(f"{response.status_code} for {str(request)[:200]}")
+        figures["extreme_value_statuses"] = dict(sorted(statuses.items()))
+        figures["health_s_at_end"] = _health_seconds(url)
+    finally:
+        child.send_signal(signal.SIGINT)
+        try:
+            _, status, usage = os.wait4(child.pid, 0)
+            child.returncode = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            usage = None
+        time.sleep(0.2)  # the log reader's last lines
+    text = "".join(log)
+    figures["server_exit"] = child.returncode
+    figures["server_peak_mb"] = round(usage.ru_maxrss / 1024, 1) if usage else None
+    figures["log_bytes"] = len(text.encode())
+    figures["log_tracebacks"] = text.count("Traceback")
+    figures["log_warnings"] = text.count("Warning")
+    if child.returncode != 0:
+        problems.append(f"the server exited {child.returncode}")
+    if figures["log_tracebacks"] or figures["log_warnings"]:
+        problems.append("tracebacks or warnings in the log: " + text[-500:])
+    figures["problems"] = len(problems)
+    figures["problem_lines"] = [p[:300] for p in problems[:10]]
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--models", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--only",
+        choices=["cli", "counts", "http"],
+        help="run one part: random command lines and mutated models, "
+        "unbounded counts and long inputs, or HTTP clients (default: all)",
+    )
     options = parser.parse_args()
     rng = random.Random(options.seed)
     started = time.perf_counter()
@@ -291,7 +579,28 @@ def main() -> None:
             TrainConfig(seq_len=8, epochs=2, seed=1),
             log=lambda line: None,
         )
+        items_model = root / "items.keras"
+        (root / "names.txt").write_text(
+            "".join(f"{a}{b}\n" for a in ("mar", "tam", "sel") for b in ("in", "a"))
+            * 20
+        )
+        train(
+            [root / "names.txt"],
+            items_model,
+            ModelConfig(layers=1, units=8, embedding_dim=4),
+            TrainConfig(seq_len=8, epochs=1, seed=1, level="char", documents="lines"),
+            log=lambda line: None,
+        )
         files = make_files(root, model)
+        extra = {}
+        if options.only in (None, "counts"):
+            extra["counts"] = count_cases(root, model, items_model)
+            print("counts done", file=sys.stderr, flush=True)
+        if options.only in (None, "http"):
+            extra["http"] = http_cases(model, rng)
+            print("http done", file=sys.stderr, flush=True)
+        if options.only not in (None, "cli"):
+            options.runs = options.models = 0
         hostile = root / "in" / "hostile"
         hostile.mkdir()
         models = [files["model.keras"]]
@@ -391,9 +700,11 @@ def main() -> None:
             "worst_run": [str(a)[:60] for a in worst[1]],
             "seconds": round(time.perf_counter() - started, 1),
             "failures": failures,
+            **extra,
         }
     print(json.dumps(report, indent=1))
     bad = sum(counts[k] for k in counts if k not in ("runs", "mutated_models"))
+    bad += sum(part["problems"] for part in extra.values())
     sys.exit(1 if bad else 0)
 
 

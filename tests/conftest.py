@@ -3,8 +3,15 @@ with a deterministic word cycle, reused by every generation test."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -93,3 +100,71 @@ def name_model(names_file: Path, tmp_path_factory: pytest.TempPathFactory):
         log=lambda line: None,
     )
     return path, model
+
+
+class Server:
+    """`textgen serve` in a child process on a free port."""
+
+    def __init__(
+        self, *args: str, env: dict | None = None, cwd: Path | None = None
+    ) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "textgen", "serve", "--port", "0", *args],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+        )
+        self.log: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.process.stderr.readline()
+            if not line:
+                break
+            self.log.append(line)
+            found = re.search(r"serving on (http://\S+?)/v1", line)
+            if found:
+                self.url = found.group(1)
+                threading.Thread(target=self._drain, daemon=True).start()
+                return
+        self.process.kill()
+        raise AssertionError("the server did not start: " + "".join(self.log))
+
+    def _drain(self) -> None:
+        for line in self.process.stderr:
+            self.log.append(line)
+
+    def client(self, key: str = "none"):
+        import openai
+
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0)
+
+    def post(self, body, **kwargs):
+        import httpx
+
+        content = body if isinstance(body, bytes | str) else json.dumps(body)
+        return httpx.post(
+            self.url + "/v1/completions",
+            content=content,
+            headers={"content-type": "application/json", **kwargs.pop("headers", {})},
+            timeout=60,
+            **kwargs,
+        )
+
+    def health(self) -> dict:
+        import httpx
+
+        response = httpx.get(self.url + "/health", timeout=10)
+        assert response.status_code == 200
+        return response.json()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode

@@ -139,3 +139,89 @@ def test_a_no_repeat_rule_that_leaves_no_word_is_lifted_and_said(trained):
     assert result.exit_code == 0, result.output
     assert len(result.stdout.split()) > 100
     assert result.stderr.count("--no-repeat-ngram 2 ruled out every word") == 1
+
+
+def test_many_samples_come_in_bounded_batches(trained, monkeypatch):
+    """--num-samples is streamed a batch at a time: no call generates more
+    than BATCH_ROWS rows, every sample is printed, and the first batch is the
+    run a smaller count would give with the same --random-seed."""
+    from textgen.cli import generate as command
+    from textgen.generate import Generator
+
+    monkeypatch.setattr(command, "BATCH_ROWS", 16)
+    rows: list[int] = []
+    real = Generator.sample
+
+    def sample(self, seeds, *args, **kwargs):
+        rows.append(len(seeds))
+        return real(self, seeds, *args, **kwargs)
+
+    monkeypatch.setattr(Generator, "sample", sample)
+    args = ["generate", "-m", trained[0], "-s", "one", "-n", 3, "-t", "1.5,2"]
+    many = run(*args, "--num-samples", 20, "--random-seed", 4, "--format", "jsonl")
+    assert many.exit_code == 0, many.output
+    records = [json.loads(line) for line in many.stdout.splitlines()]
+    assert [r["sample"] for r in records] == list(range(1, 41))
+    assert [r["temperature"] for r in records] == [1.5] * 20 + [2.0] * 20
+    assert rows == [16, 16, 8]
+    few = run(*args[:-2], "-t", "1.5", "--num-samples", 16, "--random-seed", 4,
+              "--format", "jsonl")  # fmt: skip
+    assert [json.loads(line)["text"] for line in few.stdout.splitlines()] == [
+        r["text"] for r in records[:16]
+    ]
+    assert len({r["random_seed"] for r in records}) == 3  # one per batch
+
+
+def test_a_closed_pipe_ends_quietly(trained):
+    """`textgen ... | head`: the reader goes away; no message, and the exit
+    status a shell gives a program its closed pipe ended (141)."""
+    import subprocess
+    import sys
+
+    for args in (
+        ["info", str(trained[0])],
+        ["generate", "-m", str(trained[0]), "--num-samples", "3000", "-n", "3"],
+        ["--help"],
+    ):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "textgen", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        process.stdout.read(1)
+        process.stdout.close()  # as `head -c 1` does
+        stderr = process.stderr.read().decode()
+        assert process.wait(60) in (0, 141), stderr  # 0: it had written it all
+        assert stderr == "" or stderr.startswith("using "), stderr
+        if args[0] == "generate":
+            assert process.returncode == 141
+
+
+def test_long_seed_lines_report_their_true_length_and_notes_come_once(
+    trained, tmp_path: Path
+):
+    seeds = tmp_path / "seeds.txt"
+    long = "zebra " * 10_000  # 60,000 characters
+    seeds.write_text(f"{long}one\nquagga two\nokapi three\n", encoding="utf-8")
+    result = run("generate", "-m", trained[0], "--seed-file", seeds, "-n", 2)
+    assert result.exit_code == 0, result.output
+    notes = result.stderr.strip().splitlines()
+    assert notes == [
+        "note: 1 of 3 seeds have more than 10,000 characters; only the last "
+        "10,000 characters of a seed are read and printed",
+        "warning: seed words not in the model's vocabulary, read as <unk>: "
+        "zebra quagga okapi",
+    ]
+    one = run("generate", "-m", trained[0], "-s", long + "one", "-n", 2)
+    assert "the seed has 60,003 characters" in one.stderr
+
+
+def test_max_tries_needs_novel(trained, name_model):
+    files = run("generate", "-m", trained[0], "--max-tries", 5)
+    assert files.exit_code == 2
+    assert "--max-tries is for --novel" in files.stderr
+    assert len(files.stderr.strip().splitlines()) == 1
+    off = run("generate", "-m", name_model[0], "--no-novel", "--max-tries", 5)
+    assert off.exit_code == 2 and "leave out --no-novel" in off.stderr
+    on = run("generate", "-m", name_model[0], "--max-tries", 5, "-n", 5)
+    assert on.exit_code == 0, on.output

@@ -99,3 +99,22 @@ def test_hostile_vectors_files_are_refused(content, message, tmp_path):
         read_vectors(path, Vocabulary.build(["tide", "boat"]))
     with pytest.raises(TextgenError, match="is a folder"):
         read_vectors(tmp_path, Vocabulary.build(["tide", "boat"]))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("one 1e39 0 0", "beyond the largest 32-bit float"),
+        ("one x 0 0", "not a number"),
+        ("one nan 0 0", "nan or inf"),
+    ],
+)
+def test_a_bad_number_says_what_is_wrong(tmp_path: Path, line: str, message: str):
+    from textgen.embeddings import check_vectors_file
+
+    path = tmp_path / "v.txt"
+    path.write_text(f"two 1 2 3\n{line}\n", encoding="utf-8")
+    vocab = Vocabulary.build("one two".split())
+    for read in (lambda: read_vectors(path, vocab), lambda: check_vectors_file(path)):
+        with pytest.raises(TextgenError, match=message):
+            read()

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from textgen.config import ModelConfig
 from textgen.generate import Generator
-from textgen.sampling import SamplingSettings, next_ids, process
+from textgen.sampling import SamplingSettings, next_ids, process, top_p_filter
 from textgen.tokens import TokenizerSettings
 from textgen.vocab import PAD, UNK, Vocabulary
 
@@ -117,3 +117,27 @@ def test_a_seed_shorter_than_the_ngram_generates(generators):
     for seed in ("", "w1", "w1 w2"):
         assert len(generator.sample([seed], [sampling], 5)[0].words) == 5
         assert generator.beam_search(seed, 5, 2, sampling)[0].words
+
+
+@pytest.mark.filterwarnings("error")
+def test_extreme_settings_neither_warn_nor_pick_a_banned_id():
+    """Every combination of the limits a client may send: no RuntimeWarning
+    (they would be one log line per request in `serve`), no banned id. A
+    top_p below float32's smallest number still keeps the likeliest word."""
+    import itertools
+
+    rng = np.random.default_rng(0)
+    logits = (rng.normal(size=(3, 200)) * 5).astype(np.float32)
+    history = rng.integers(2, 200, size=(3, 60))
+    history[:, -40:] = history[:, :40]  # plenty of repeats
+    for t, k, p, min_p, penalty, ngram in itertools.product(
+        [0, 1e-30, 1, 1e308], [0, 1, 2**31], [1e-300, 0.5, 1], [0, 0.99999],
+        [1, 1e308], [0, 2, 40],
+    ):  # fmt: skip
+        sampling = SamplingSettings(
+            temperature=t, top_k=k, top_p=p, min_p=min_p,
+            repetition_penalty=penalty, no_repeat_ngram=ngram, repeat_window=2**31,
+        )  # fmt: skip
+        ids = next_ids(logits, sampling, rng, (0, 1), history)
+        assert ((ids >= 2) & (ids < 200)).all(), (sampling, ids)
+    assert np.isfinite(top_p_filter(logits, 1e-300)).sum(axis=-1).tolist() == [1] * 3

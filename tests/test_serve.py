@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import random
-import re
-import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +17,7 @@ import httpx
 import openai
 import pytest
 from click.testing import CliRunner
+from conftest import Server
 
 from textgen.batching import Engine, Request
 from textgen.cli import cli
@@ -160,65 +158,6 @@ def test_closing_the_engine_ends_waiting_requests_with_an_error(engine_for, trai
 
 
 # --- the HTTP server ---------------------------------------------------------
-
-
-class Server:
-    """`textgen serve` in a child process on a free port."""
-
-    def __init__(self, *args: str, env: dict | None = None) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "textgen", "serve", "--port", "0", *args],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        self.log: list[str] = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.process.stderr.readline()
-            if not line:
-                break
-            self.log.append(line)
-            found = re.search(r"serving on (http://\S+?)/v1", line)
-            if found:
-                self.url = found.group(1)
-                threading.Thread(target=self._drain, daemon=True).start()
-                return
-        self.process.kill()
-        raise AssertionError("the server did not start: " + "".join(self.log))
-
-    def _drain(self) -> None:
-        for line in self.process.stderr:
-            self.log.append(line)
-
-    def client(self, key: str = "none") -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0)
-
-    def post(self, body, **kwargs) -> httpx.Response:
-        content = body if isinstance(body, bytes | str) else json.dumps(body)
-        return httpx.post(
-            self.url + "/v1/completions",
-            content=content,
-            headers={"content-type": "application/json", **kwargs.pop("headers", {})},
-            timeout=60,
-            **kwargs,
-        )
-
-    def health(self) -> dict:
-        response = httpx.get(self.url + "/health", timeout=10)
-        assert response.status_code == 200
-        return response.json()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
 
 
 @pytest.fixture(scope="module")
@@ -391,6 +330,10 @@ BAD = [
     ({"model": "pattern", "seed": -1}, 400, "seed must be from 0"),
     ({"model": "pattern", "stop": [1]}, 400, "stop must be a string"),
     ({"model": 7}, 400, "model must be a string"),
+    ({"prompt": "x"}, 400, "model is required: this server has 2 (names, pattern)"),
+    ({"model": "pattern", "max_tries": 3}, 400, "max_tries is for novel"),
+    ({"model": "pattern", "max_tokens": 1e300}, 400, "to 4,096, not 1e+300"),
+    ({"model": "pattern", "top_k": 2.5}, 400, "top_k must be an integer"),
     ({"model": "nobody"}, 404, "not loaded here"),
     ({"model": "pattern", "prompt": "a " * 6000}, 413, "characters; the most is"),
     (b"{" + b" " * (1 << 20) + b"}", 413, "body is over"),
@@ -539,3 +482,51 @@ def test_serve_refuses_what_it_cannot_do(trained, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     result = CliRunner().invoke(cli, ["serve", "-m", path])
     assert result.exit_code == 1 and "pip install 'textgen[serve]'" in result.output
+
+
+def test_a_non_ascii_key_matches_its_utf8_bytes(trained):
+    running = Server("-m", str(trained[0]), env={"TEXTGEN_API_KEY": "clé du port"})
+    try:
+        body = {"model": "pattern", "prompt": "one", "max_tokens": 3}
+        key = "Bearer clé du port".encode()
+        assert running.post(body, headers={"authorization": key}).status_code == 200
+        latin = "Bearer clé du port".encode("latin-1")
+        assert running.post(body, headers={"authorization": latin}).status_code == 401
+    finally:
+        assert running.stop() == 0
+
+
+def test_a_key_that_is_not_text_is_refused_at_start(trained):
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-m", "textgen", "serve", "-m", str(trained[0])],
+        env={**os.environ, "TEXTGEN_API_KEY": "k\udcff"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "--api-key" in result.stderr and "UTF-8" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_the_default_listing_skips_what_is_not_a_finished_model(trained, tmp_path):
+    import shutil
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(trained[0], models / "good.keras")
+    (models / ".good.123.tmp.keras").write_bytes(b"PK\x03\x04 half a save")
+    shutil.copy(trained[0], models / "good.last.keras")
+    (models / "damaged.keras").write_bytes(b"PK\x03\x04 not a model")
+    running = Server(cwd=tmp_path)
+    try:
+        served = httpx.get(running.url + "/v1/models").json()["data"]
+        assert [model["id"] for model in served] == ["good"]
+        log = "".join(running.log)
+        assert "damaged.keras" in log and "Traceback" not in log
+        assert ".tmp" not in log and "last" not in log
+    finally:
+        assert running.stop() == 0

@@ -169,3 +169,13 @@ def test_character_models_are_untied_unless_asked(tmp_path: Path, pattern_file: 
         assert " characters (" in result.output  # counted in its own unit
         tied[name] = read_model(out, weights=False).model_config.tie_embeddings
     assert tied == {"default": False, "asked": True}
+
+
+def test_a_budget_shorter_than_start_up_says_so():
+    plan = plan_training(WORDS, TrainConfig(max_minutes=0.001), 10_000, PLANNED, 50)
+    line = plan.describe("words")
+    assert "0.0 passes" in line and "shorter than start-up" in line
+    long = plan_training(WORDS, TrainConfig(max_minutes=10), 10_000, PLANNED, 50)
+    assert "start-up" not in long.describe("words")
+    huge = plan_training(WORDS, TrainConfig(max_minutes=5000), 10, PLANNED, 1e6)
+    assert len(huge.describe("words")) < 400  # counts with separators, no 300 digits

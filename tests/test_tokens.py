@@ -158,9 +158,7 @@ def test_long_sentences_never_cut_inside_what_nltk_joins():
 
     assert detokenize(words) == _nltk()[2].detokenize(words)
     stream = StreamingDetokenizer()
-    assert "".join(stream.push(w) for w in words) + stream.finish() == detokenize(
-        words
-    )
+    assert "".join(stream.push(w) for w in words) + stream.finish() == detokenize(words)
 
 
 def test_a_sentence_with_no_safe_cut_is_still_cut_and_streams_whole(monkeypatch):

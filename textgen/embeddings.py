@@ -89,7 +89,7 @@ def _parsed(path: Path, numbers: list[str]) -> np.ndarray:
             f"{path}: a vector holds something that is not a number"
         ) from None
     if not np.isfinite(vector).all():
-        raise TextgenError(f"{path}: a vector holds nan or inf")
+        raise TextgenError(f"{path}: a vector holds nan or inf, not a number")
     if np.abs(vector).max() > _FLOAT32_MAX:
         raise TextgenError(
             f"{path}: a vector holds {np.abs(vector).max():.3g}, beyond the "

@@ -98,7 +98,8 @@ def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
     order = np.argsort(-logits, axis=-1)
     sorted_probs = np.take_along_axis(softmax(logits), order, axis=-1)
     mass_before = np.cumsum(sorted_probs, axis=-1) - sorted_probs
-    keep_sorted = mass_before < p  # the first word always stays
+    keep_sorted = mass_before < p
+    keep_sorted[..., 0] = True  # the likeliest stays, even if p is 0 in float32
     keep = np.zeros_like(keep_sorted)
     np.put_along_axis(keep, order, keep_sorted, axis=-1)
     return np.where(keep, logits, -np.inf)
@@ -273,7 +274,8 @@ def next_ids(
     logits -= logits.max(axis=-1, keepdims=True)
     scale = np.float32(1.0 / settings.temperature)
     if scale > 0:
-        logits *= scale
+        with np.errstate(over="ignore"):  # far below the maximum: -inf, as meant
+            logits *= scale
     else:  # so hot that every allowed word is alike (and -inf * 0 is NaN)
         logits = np.where(np.isfinite(logits), np.float32(0), np.float32(-np.inf))
     return draw(np.exp(logits, out=logits), rng, uniforms)

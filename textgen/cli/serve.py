@@ -12,7 +12,7 @@ import click
 
 from ..config import MODELS_DIR
 from ..errors import TextgenError
-from . import cli, echo
+from . import _Number, cli, echo
 
 
 @cli.command()
@@ -60,6 +60,14 @@ from . import cli, echo
     "beyond it the oldest idle one is closed.",
 )
 @click.option(
+    "--head-timeout",
+    type=_Number(0, 3600, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds a connection has to send a request's head (its method, path "
+    "and headers); a slower or idle one is closed.",
+)
+@click.option(
     "--threads",
     type=click.IntRange(min=1),
     help="Threads for the matrix arithmetic.  [default: $OPENBLAS_NUM_THREADS, "
@@ -78,6 +86,7 @@ def serve(
     api_key: str | None,
     max_batch: int,
     max_connections: int,
+    head_timeout: float,
     threads: int | None,
     access_log: bool,
 ) -> None:
@@ -138,7 +147,7 @@ def serve(
         access_log=access_log,
         timeout_graceful_shutdown=30,
         lifespan="on",
-        http=guarded_protocol(connection_limit(max_connections)),
+        http=guarded_protocol(connection_limit(max_connections), head_timeout),
         backlog=ACCEPT_BATCH,
     )
     # uvicorn raises Ctrl-C again once it has shut down: here that is the end.
