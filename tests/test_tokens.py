@@ -83,6 +83,35 @@ def test_streaming_matches_detokenize_on_messy_token_runs():
             assert streamed == detokenize(words, capitalize), words
 
 
+def test_pushing_many_words_at_once_is_pushing_them_one_by_one(monkeypatch):
+    """A seed is pushed at once (one detokenization per piece), then the
+    generated words one by one: every part returned is what pushing each
+    word would have returned in total, and what follows is the same."""
+    import random
+
+    import textgen.tokens as tokens
+
+    monkeypatch.setattr(tokens, "_PIECE_WORDS", 4)  # many pieces in 30 words
+    choices = ["the", "cat", "i", ".", ",", "!", "``", "''", "(", ")", "n't",
+               "'s", "--", "gon", "na", PARAGRAPH]  # fmt: skip
+    rng = random.Random(1)
+    for _ in range(300):
+        words = [rng.choice(choices) for _ in range(rng.randint(0, 30))]
+        cut = rng.randint(0, len(words))
+        for capitalize in (False, True):
+            one, many = (
+                StreamingDetokenizer(capitalize),
+                StreamingDetokenizer(capitalize),
+            )
+            assert many.push_many(words[:cut]) == "".join(
+                one.push(w) for w in words[:cut]
+            ), words[:cut]
+            assert [many.push(w) for w in words[cut:]] == [
+                one.push(w) for w in words[cut:]
+            ], words
+            assert many.finish() == one.finish()
+
+
 def test_detokenize_joins_sentences_like_the_whole_paragraph():
     text = 'He said, "stop." (she didn\'t.) "why?" they asked -- twice. end'
     words = tokenize(text, KEEP_CASE)

@@ -587,7 +587,7 @@ class _StopWatch:
         self.on_text = on_text
         # Where the continuation starts in the text (the seed's own text).
         self.start = len(generator.join(seed_words))
-        seed_text = "".join(self.stream.push(w) for w in seed_words)
+        seed_text = self.stream.push_many(seed_words)
         self.parts = [seed_text]
         self.size = len(seed_text)
         self.tail = ""  # the last `hold` characters, from `start` on

@@ -371,9 +371,25 @@ class StreamingDetokenizer:
         self._printed = ""  # the part of it already returned
         self._separator = ""  # goes before the next piece: "", " " or blank line
         self._started = False  # any text returned at all
+        self._stale = False  # words added since `_previous` was made
 
     def push(self, word: str) -> str:
         """Add one word; return the new text to print (may be empty)."""
+        out = self._add(word)
+        return out + self._show() if self._stale else out
+
+    def push_many(self, words: Iterable[str]) -> str:
+        """`push` every word and return all their text, detokenizing each
+        piece once rather than once per word (how a long seed is read)."""
+        out = [self._add(word) for word in words]
+        if self._stale:  # leave the last piece as `push` would have
+            self._previous = _detokenize_piece(self._piece[:-1])
+            out.append(self._show())
+        return "".join(out)
+
+    def _add(self, word: str) -> str:
+        """Add one word to the piece, ending the piece or sentence before it
+        where it must; return what ending them printed."""
         if word == PARAGRAPH:
             out = self._flush_piece()
             self._ended, self._capitals = False, _Capitals()
@@ -390,14 +406,20 @@ class StreamingDetokenizer:
             self._separator = self._separator or " "
         self._ended = self._ended or word in SENTENCE_ENDS
         self._piece.append(self._capitals.word(word) if self.capitalize else word)
+        self._stale = True  # `_previous` is not yet the piece's text
+        return out
+
+    def _show(self) -> str:
+        """Detokenize the piece; return the newly stable part of its text."""
         current = _detokenize_piece(self._piece)
         # commonprefix compares characters, which is what is wanted here.
         stable = os.path.commonprefix([self._previous, current]).rstrip()  # noqa: RUF071
-        self._previous = current
+        self._previous, self._stale = current, False
         if len(stable) > len(self._printed) and stable.startswith(self._printed):
-            out += self._take_separator() + stable[len(self._printed) :]
+            out = self._take_separator() + stable[len(self._printed) :]
             self._printed = stable
-        return out
+            return out
+        return ""
 
     def _take_separator(self) -> str:
         """What goes before the piece's first text: a space or a blank line."""
@@ -409,6 +431,8 @@ class StreamingDetokenizer:
         return separator
 
     def _flush_piece(self) -> str:
+        if self._stale:
+            self._previous = _detokenize_piece(self._piece)
         rest = ""
         if self._previous.startswith(self._printed):
             rest = self._previous[len(self._printed) :]
@@ -416,6 +440,7 @@ class StreamingDetokenizer:
         if rest:
             rest = self._take_separator() + rest
         self._piece, self._previous, self._printed = [], "", ""
+        self._stale = False
         return rest
 
     def finish(self) -> str:
@@ -428,6 +453,9 @@ class _CharacterStream(StreamingDetokenizer):
 
     def push(self, word: str) -> str:
         return word
+
+    def push_many(self, words: Iterable[str]) -> str:
+        return "".join(words)
 
     def finish(self) -> str:
         return ""
