@@ -25,7 +25,7 @@ def test_perplexity_matches_a_hand_computation(trained, tmp_path: Path):
         total += -(row[target] - math.log(sum(math.exp(v) for v in row)))
     expected = math.exp(total / len(ids))
 
-    result = evaluate(model, [path])
+    result = evaluate(model, [path], ngram=False)  # the network alone
     assert result.tokens == len(ids) == 15
     assert result.unknown == 1  # zebra
     assert result.oov_rate == pytest.approx(1 / 15)
@@ -66,7 +66,7 @@ def test_scoring_streams_in_blocks_and_gives_the_same_figure(
     monkeypatch.setattr(module, "_BLOCK", 64)
     result = evaluate(model, [path])
     assert len(ids) > 8 * 64 and max(rows) <= 64
-    assert result.cross_entropy == pytest.approx(expected, rel=1e-6)
+    assert result.network_cross_entropy == pytest.approx(expected, rel=1e-6)
 
 
 def test_item_scoring_streams_and_each_item_starts_afresh(name_model, monkeypatch):
@@ -100,7 +100,16 @@ def test_item_scoring_streams_and_each_item_starts_afresh(name_model, monkeypatc
 
     monkeypatch.setattr(Decoder, "logits", logits)
     monkeypatch.setattr(module, "_BLOCK", 32)
-    blocks = list(item_losses(model, ids, starts, lengths))
+    scored = list(item_losses(model, ids, starts, lengths))
+    blocks = [losses for losses, _, _ in scored]
     assert sum(len(b) for b in blocks) == sum(len(t) + 1 for t in texts)
     assert max(widest) <= 32
     assert sum(float(b.sum()) for b in blocks) == pytest.approx(alone, rel=1e-6)
+    # Each loss says where its token is: every item's tokens and end, once.
+    positions = np.sort(np.concatenate([p for _, p, _ in scored]))
+    expected = np.concatenate(
+        [np.arange(s, s + n + 1) for s, n in zip(starts, lengths, strict=True)]
+    )
+    assert positions.tolist() == np.sort(expected).tolist()
+    assert all((p >= first).all() and (p - first <= lengths.max()).all()
+               for _, p, first in scored)  # fmt: skip

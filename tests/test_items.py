@@ -185,7 +185,7 @@ def test_evaluate_scores_each_item_from_a_fresh_start(name_model, tmp_path):
     path, model = name_model
     test = tmp_path / "test.txt"
     test.write_text("bade\nkolu\n\n  mipa  \n", encoding="utf-8")
-    result = evaluate(model, [test])
+    result = evaluate(model, [test], ngram=False)  # the network alone
     assert (result.items, result.tokens) == (3, 15)  # 4 letters and an end each
     assert result.characters == 15
     # Each item alone, from the start a sample starts from, scores the same.
@@ -196,8 +196,11 @@ def test_evaluate_scores_each_item_from_a_fresh_start(name_model, tmp_path):
     )
     assert result.cross_entropy * result.tokens == pytest.approx(total, rel=1e-5)
     assert result.bits_per_character == pytest.approx(total / 15 / math.log(2))
+    mixed = evaluate(model, [test])
+    assert mixed.network_cross_entropy == pytest.approx(result.cross_entropy)
     shown = _run("evaluate", "-m", path, test)
     assert "items scored   3" in shown.output
+    assert f"{mixed.bits_per_character:.4f} bits per character" in shown.output
     assert f"{result.bits_per_character:.4f} bits per character" in shown.output
 
 

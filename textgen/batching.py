@@ -205,8 +205,10 @@ class Engine:
         start = 0
         for draw in draws:
             end = start + draw.rows
-            draw.logits = logits[start:end]
-            draw.states = [[part[start:end] for part in layer] for layer in states]
+            draw.advance(
+                logits[start:end],
+                [[part[start:end] for part in layer] for layer in states],
+            )
             start = end
         self.steps += 1
 

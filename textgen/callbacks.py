@@ -101,14 +101,23 @@ class Budget(keras.callbacks.Callback):
     zero by the end of the budget: the last epoch's last step, or the time
     limit when that comes first."""
 
-    def __init__(self, config: TrainConfig, steps_per_epoch: int, log: Log) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        steps_per_epoch: int,
+        log: Log,
+        reserved_seconds: float = 0.0,
+    ) -> None:
         super().__init__()
         self.config, self.steps_per_epoch, self.log = config, steps_per_epoch, log
+        self.reserved = reserved_seconds  # of the budget, for work after fitting
 
     def on_train_begin(self, logs: Any = None) -> None:
         self.started = time.perf_counter()
         self.validation_seconds = 0.0  # the longest validation pass so far
         self.limit = self.config.max_minutes * 60
+        if self.limit:
+            self.limit = max(self.limit - self.reserved, 1.0)
         self.total_steps = self.config.epochs * self.steps_per_epoch
 
     def on_test_begin(self, logs: Any = None) -> None:
@@ -222,8 +231,10 @@ def training_callbacks(
     has_validation: bool,
     history: list[dict[str, Any]],
     log: Log,
+    reserved_seconds: float = 0.0,
 ) -> TrainingCallbacks:
-    """The callbacks for a run with these settings."""
+    """The callbacks for a run with these settings (`reserved_seconds` of
+    the budget kept for other work)."""
     monitor = "val_loss" if has_validation else "loss"
     plateau = None
     if config.lr_schedule == "plateau" and config.lr_patience:
@@ -234,7 +245,7 @@ def training_callbacks(
         epoch_log=EpochLog(history, log),
         best=BestEpoch(monitor, config.patience, log),
         averaged=AveragedWeights() if config.average else None,
-        budget=Budget(config, steps_per_epoch, log),
+        budget=Budget(config, steps_per_epoch, log, reserved_seconds),
         dropout_seeds=DropoutSeeds(seed),
         plateau=plateau,
     )

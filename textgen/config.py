@@ -127,6 +127,17 @@ class TrainConfig:
     # carry from one batch to the next (truncated back-propagation through
     # time); None: on for characters, off for words (see `carries_state`).
     carry_state: bool | None = None
+    # The n-gram memory mixed with the network (`ngram.py`): its order (None:
+    # 3 for words, 7 for characters; 0: none) and the most MB its tables take.
+    ngram_order: int | None = None
+    ngram_max_mb: float = 64.0
+
+    @property
+    def ngram(self) -> int:
+        """The n-gram memory's order (`ngram_order`, or the level's default)."""
+        if self.ngram_order is None:
+            return 7 if self.level == "char" else 3
+        return self.ngram_order
 
     @property
     def carries_state(self) -> bool:
@@ -157,6 +168,8 @@ class TrainConfig:
             "distribute": self.distribute in DISTRIBUTE,
             "level": self.level in ("word", "char"),
             "documents": self.documents in DOCUMENTS,
+            "ngram_order": self.ngram_order is None or 0 <= self.ngram_order <= 10,
+            "ngram_max_mb": 0 < self.ngram_max_mb <= 2048,
         }
         for name, ok in checks.items():
             if not ok:

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .corpus import corpus_files, read_pieces
 from .decoder import Decoder
 from .metrics import log_sum_exp, perplexity
+from .ngram import BUCKETS, Mixture, NgramModel, fit_weights, mixed_probabilities
 from .tokens import END, item_texts, tokenizer_for
 from .vocab import UNK_ID
 
@@ -37,6 +39,9 @@ class Evaluation:
     cross_entropy: float  # mean negative log-probability, nats per word
     items: int = 0  # an item model: the items scored, each from a fresh start
     characters: int = 0  # of those items, their characters, each end counting one
+    # With the n-gram memory: each part alone (`cross_entropy` is the mixture's).
+    network_cross_entropy: float | None = None
+    ngram_cross_entropy: float | None = None
 
     @property
     def bits_per_character(self) -> float | None:
@@ -56,17 +61,23 @@ class Evaluation:
 
 
 def score_ids(model: LanguageModel, ids: np.ndarray) -> np.ndarray:
-    """Negative log-probability (nats) of each id given all the ids before it.
+    """Negative log-probability (nats) of each id given all the ids before it,
+    by the network alone.
 
     Args:
         model: the model to score with.
         ids: (n,) word ids of one text, in order.
     """
-    blocks = list(_text_losses(model, ids))
+    blocks = [losses for losses, _, _ in _text_losses(model, ids)]
     return np.concatenate(blocks) if blocks else np.zeros(0)
 
 
-def _text_losses(model: LanguageModel, ids: np.ndarray) -> Iterator[np.ndarray]:
+# A block of scores: the network's losses (nats) of some tokens, where those
+# tokens are in the ids, and where the text (or item) each is in starts.
+Block = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _text_losses(model: LanguageModel, ids: np.ndarray) -> Iterator[Block]:
     """`score_ids`, a block of `_BLOCK` positions at a time: memory holds one
     block's outputs and logits, whatever the text's length."""
     decoder = Decoder(model.model_config, model.named_weights())
@@ -83,7 +94,12 @@ def _text_losses(model: LanguageModel, ids: np.ndarray) -> Iterator[np.ndarray]:
         for t, word_id in enumerate(inputs):
             top, states = decoder.advance(np.array([word_id]), states)
             hidden[t] = top[0]
-        yield _losses(decoder, hidden[: len(targets)], targets)
+        positions = np.arange(begin, begin + len(targets))
+        yield (
+            _losses(decoder, hidden[: len(targets)], targets),
+            positions,
+            np.zeros_like(positions),
+        )
 
 
 def _losses(decoder: Decoder, hidden: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -104,10 +120,11 @@ def item_spans(ids: np.ndarray, end: int) -> tuple[np.ndarray, np.ndarray]:
 
 def item_losses(
     model: LanguageModel, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray
-) -> Iterator[np.ndarray]:
+) -> Iterator[Block]:
     """Negative log-probabilities (nats) of each item's tokens and of the end
     token after it, every item read from a fresh start (zero states, then the
-    end token), as `generate` starts one; in blocks, in no particular order.
+    end token), as `generate` starts one; in blocks (see `Block`: the end
+    token after an item is where it is in the ids), in no particular order.
 
     Items run as batches of similar length, a few steps at a time, and an
     item leaves its batch when it ends: memory holds one block of outputs,
@@ -145,7 +162,11 @@ def item_losses(
             targets = np.where(
                 inside, ids[np.minimum(first[row] + position, last)], end
             )
-            yield _losses(decoder, hidden[row, column], targets)
+            yield (
+                _losses(decoder, hidden[row, column], targets),
+                first[row] + position,
+                first[row],
+            )
             t += steps
             going = length >= t  # rows with positions left
             if not going.all():
@@ -156,9 +177,12 @@ def item_losses(
 _ITEM_BATCH = 256  # items per batch in `item_losses`
 
 
-def evaluate(model: LanguageModel, paths: Sequence[str | Path]) -> Evaluation:
+def evaluate(
+    model: LanguageModel, paths: Sequence[str | Path], ngram: bool = True
+) -> Evaluation:
     """Score a model on text files (read and tokenized as for training); an
-    item model item by item (see `score_items`).
+    item model item by item (see `item_losses`). With its n-gram memory (and
+    `ngram`), the mixture is scored, and each part alone beside it.
 
     Raises:
         CorpusError: a file is missing, empty or not text.
@@ -166,36 +190,103 @@ def evaluate(model: LanguageModel, paths: Sequence[str | Path]) -> Evaluation:
     from .corpus_ids import corpus_ids
 
     ids = corpus_ids(paths, model.tokenizer_settings).encode(model.vocabulary)
+    mixture = getattr(model, "mixture", None) if ngram else None
     if model.tokenizer_settings.items:
-        return _evaluate_items(model, paths, ids)
-    total = sum(float(block.sum()) for block in _text_losses(model, ids))
-    return Evaluation(
-        tokens=len(ids),
-        unknown=int(np.sum(ids == UNK_ID)),
-        cross_entropy=total / len(ids) if len(ids) else 0.0,
-    )
-
-
-def _evaluate_items(
-    model: LanguageModel, paths: Sequence[str | Path], ids: np.ndarray
-) -> Evaluation:
-    from .corpus import corpus_files, read_pieces
-
-    starts, lengths = item_spans(ids, model.vocabulary.word_to_id[END])
+        end = model.vocabulary.word_to_id[END]
+        starts, lengths = item_spans(ids, end)
+        blocks = item_losses(model, ids, starts, lengths)
+    else:
+        blocks = _text_losses(model, ids)
+    totals = Totals()
+    for block in blocks:
+        totals.add(block, ids, mixture)
+    unknown = int(np.sum(ids == UNK_ID))
+    if not model.tokenizer_settings.items:
+        return totals.evaluation(len(ids), unknown)
     characters = sum(
         len(text) + 1
         for path in corpus_files(paths)
         for text in item_texts(read_pieces(path), model.tokenizer_settings.documents)
     )
-    total, scored = 0.0, 0
-    for block in item_losses(model, ids, starts, lengths):
-        total, scored = total + float(block.sum()), scored + len(block)
     # Every token of an item is scored: those outside items are ends.
-    unknown = int(np.sum(ids == UNK_ID))
-    return Evaluation(
-        tokens=scored,
-        unknown=unknown,
-        cross_entropy=total / scored if scored else 0.0,
-        items=len(starts),
-        characters=characters,
-    )
+    return totals.evaluation(totals.tokens, unknown, len(starts), characters)
+
+
+class Totals:
+    """Sums of the losses of scored blocks: the network's, and with a mixture
+    the n-gram's and the mixture's; and, up to `keep` tokens, each token's
+    probabilities under both parts and its bucket (to fit the weights)."""
+
+    def __init__(self, keep: int = 0) -> None:
+        self.tokens, self.keep = 0, keep
+        self.network = self.counting = self.mixed = 0.0
+        self.kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, block: Block, ids: np.ndarray, mixture: Mixture | None) -> None:
+        losses, positions, starts = block
+        self.tokens += len(losses)
+        self.network += float(losses.sum())
+        if mixture is None:
+            return
+        counting, buckets = mixture.ngram.probabilities_at(ids, positions, starts)
+        network = np.exp(-losses)
+        mixed = mixed_probabilities(network, counting, buckets, mixture.weights)
+        self.counting -= float(np.log(counting).sum())
+        self.mixed -= float(np.log(mixed).sum())
+        room = self.keep - sum(len(k[0]) for k in self.kept)
+        if room > 0:
+            self.kept.append((network[:room], counting[:room], buckets[:room]))
+
+    def evaluation(
+        self, tokens: int, unknown: int, items: int = 0, characters: int = 0
+    ) -> Evaluation:
+        per = 1 / self.tokens if self.tokens else 0.0
+        mixed = self.mixed if self.counting else self.network
+        return Evaluation(
+            tokens=tokens,
+            unknown=unknown,
+            cross_entropy=mixed * per,
+            items=items,
+            characters=characters,
+            network_cross_entropy=self.network * per,
+            ngram_cross_entropy=self.counting * per if self.counting else None,
+        )
+
+    def kept_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The kept tokens' network and n-gram probabilities and buckets."""
+        if not self.kept:
+            return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+        return tuple(np.concatenate(part) for part in zip(*self.kept, strict=True))
+
+
+def fit_mixture(model: LanguageModel, ids: np.ndarray, ngram: NgramModel) -> dict:
+    """Fit the mixing weights on held-out `ids` (validation; at most
+    `FIT_TOKENS` of them) with the model as it will be saved, and set
+    `model.mixture`. Returns what the record keeps: the weights and each
+    part's (and the mixture's) cross-entropy on those tokens."""
+    ids = ids[:FIT_TOKENS]
+    if model.tokenizer_settings.items:
+        end = model.vocabulary.word_to_id[END]
+        starts, lengths = item_spans(ids, end)
+        blocks = item_losses(model, ids, starts, lengths)
+    else:
+        blocks = _text_losses(model, ids)
+    totals = Totals(keep=FIT_TOKENS)
+    even = Mixture(ngram, np.full(BUCKETS, 0.5))
+    for block in blocks:
+        totals.add(block, ids, even)
+    network, counting, buckets = totals.kept_arrays()
+    weights = fit_weights(network, counting, buckets)
+    model.mixture = Mixture(ngram, weights)
+    n = max(len(network), 1)
+    mixed = mixed_probabilities(network, counting, buckets, weights)
+    return {
+        "weights": [round(float(w), 4) for w in weights],
+        "fitted_on_tokens": len(network),
+        "network_cross_entropy": float(-np.log(np.maximum(network, 1e-300)).sum() / n),
+        "ngram_cross_entropy": float(-np.log(counting).sum() / n),
+        "mixed_cross_entropy": float(-np.log(mixed).sum() / n),
+    }
+
+
+FIT_TOKENS = 20_000  # held-out tokens the mixing weights are fitted on

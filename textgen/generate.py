@@ -85,9 +85,10 @@ def sample_record(
 class Generator:
     """Generates text from a `LanguageModel`; reuse one for many calls."""
 
-    def __init__(self, model: LanguageModel) -> None:
+    def __init__(self, model: LanguageModel, ngram: bool = True) -> None:
         """Args:
-        model: a trained model (from `train` or `load_model`).
+        model: a trained model (from `train`, `load_model` or `read_model`).
+        ngram: mix in its n-gram memory, if it has one (else the network alone).
         """
         self.vocabulary = model.vocabulary
         self.tokenizer_settings = model.tokenizer_settings
@@ -98,10 +99,24 @@ class Generator:
         saved = (model.record or {}).get("items")
         self.items = ItemSet.from_config(saved) if saved else None
         self._banned_ids = (PAD_ID, UNK_ID)
+        self.mixture = getattr(model, "mixture", None) if ngram else None
+        # An item model's start token is the start of the text to the n-gram.
+        self._item_start = (
+            self.vocabulary.word_to_id[END] if self.tokenizer_settings.items else None
+        )
         self.last_words: list[list[str]] = []  # the generated words of the last call
         # Sampling rules lifted at some step because they left no word (see
         # `sampling.process`); the command line says so once.
         self.relaxed: set[str] = set()
+
+    def next_logits(self, logits: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """The scores the next word is drawn from: the network's `logits`
+        (rows, vocab_size) mixed with the n-gram memory's distribution after
+        each row's `history` of ids (left-padded with `<pad>`), if it has one."""
+        if self.mixture is None:
+            return logits
+        contexts = self.mixture.contexts(history, PAD_ID, self._item_start)
+        return self.mixture.logits(logits, contexts)
 
     @staticmethod
     def usable_seed(seed: str) -> str:
@@ -203,9 +218,7 @@ class Generator:
             draw = next(steps)
             while True:
                 while not draw.take(draw.choose()):
-                    draw.logits, draw.states = self.decoder.step(
-                        draw.chosen, draw.states
-                    )
+                    draw.advance(*self.decoder.step(draw.chosen, draw.states))
                 draw = steps.send(None)
         except StopIteration as finished:
             return finished.value
@@ -335,6 +348,7 @@ class Generator:
         """
         words = self.seed_words(seed)
         logits, states, history = self._read_seeds([words])
+        logits = self.next_logits(logits, history)
         scores = np.zeros(1)
         finished: list[tuple[float, np.ndarray]] = []
         width = history.shape[1]
@@ -375,6 +389,7 @@ class Generator:
             states = [[part[rows] for part in layer] for layer in states]
             if t + 1 < length:
                 logits, states = self.decoder.step(chosen, states)
+                logits = self.next_logits(logits, history)
         generated = history[:, width:]
         if generated.shape[1]:
             for score, row in zip(scores, generated, strict=True):
@@ -442,6 +457,7 @@ class Draw:
         self.logits, self.states, history = generator._read_seeds(
             self.seed_words, cancelled
         )
+        self.logits = generator.next_logits(self.logits, history)
         if generator.tokenizer_settings.items:
             # An item has at least one token: a row with no seed cannot end
             # before it has begun.
@@ -465,6 +481,14 @@ class Draw:
         self.done = np.zeros(self.rows, dtype=bool)
         self.t = 0  # words taken
         self.chosen = np.zeros(self.rows, dtype=np.int32)  # the last ones
+
+    def advance(self, logits: np.ndarray, states: list) -> None:
+        """Take the decoder's step for these rows (after `take`): its logits,
+        mixed with the n-gram memory's, and its states."""
+        self.logits = self.generator.next_logits(
+            logits, self.history[:, : self.width + self.t]
+        )
+        self.states = states
 
     def choose(self) -> np.ndarray:
         """Every row's next word, drawn from the current logits."""

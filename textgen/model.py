@@ -16,6 +16,7 @@ import numpy as np
 from .config import CELLS, ModelConfig  # noqa: F401  (re-exported)
 from .errors import ModelFileError
 from .modelfile import read_config
+from .ngram import ASSET, MAX_TABLE_BYTES, Mixture, write_arrays
 from .outputs import atomic_write
 from .tokens import TokenizerSettings
 from .vocab import Vocabulary
@@ -88,6 +89,24 @@ class LanguageModel(keras.Model):
             # Tied output: map the hidden state to the embedding width first.
             self.projection = keras.layers.Dense(
                 config.embedding_dim, use_bias=False, name="projection"
+            )
+
+    # The n-gram memory mixed with the network (`ngram.Mixture`), or None (a
+    # model trained before it existed, or with --ngram-order 0). It travels
+    # in the file as an asset: Keras calls `save_assets` and `load_assets`.
+    mixture: Mixture | None = None
+
+    def save_assets(self, dir_path: str) -> None:
+        if self.mixture is not None:
+            write_arrays(str(Path(dir_path) / ASSET), self.mixture.to_arrays())
+
+    def load_assets(self, dir_path: str) -> None:
+        path = Path(dir_path) / ASSET
+        if path.exists():
+            if path.stat().st_size > MAX_TABLE_BYTES:
+                raise ValueError("its n-gram tables are larger than any can be")
+            self.mixture = Mixture.from_bytes(
+                path.read_bytes(), self.model_config.vocab_size
             )
 
     @property
@@ -328,6 +347,7 @@ def lean_copy(model: LanguageModel) -> LanguageModel:
     copy = LanguageModel(**model.get_config())
     copy.build((None, None))
     copy.set_weights(model.get_weights())
+    copy.mixture = model.mixture
     return copy
 
 

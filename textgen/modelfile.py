@@ -22,6 +22,7 @@ import numpy as np
 
 from .config import MODELS_DIR, ModelConfig, TrainConfig
 from .errors import ModelFileError, TextgenError
+from .ngram import ASSET as NGRAM_ASSET
 from .tokens import DOCUMENTS, END, LEVELS, TokenizerSettings
 from .vocab import PAD, UNK, Vocabulary
 
@@ -265,6 +266,8 @@ _OPTIONAL_RECORD = {
     "validation_oov_rate": _OPTIONAL_NUMBER,
     "pretrained_vectors_coverage": _OPTIONAL_NUMBER,
     "keras_version": str,
+    # The n-gram memory: order, entries, size, pruning, weights, fit (`info`).
+    "ngram": (dict, type(None)),
 }
 
 
@@ -316,6 +319,8 @@ def check_record(record: dict[str, Any]) -> None:
         from .originality import Fingerprint
 
         Fingerprint.from_config(record["fingerprint"])  # bounded; raises if bad
+    if record.get("ngram"):
+        _check_ngram_record(record["ngram"])
     if record.get("items"):
         from .novelty import ItemSet
 
@@ -338,6 +343,8 @@ class ModelFile:
     record: dict[str, Any]
     weights: dict[str, np.ndarray]  # by `ModelConfig.weight_shapes` name (or none)
     has_optimizer: bool  # a checkpoint (optimizer state kept), not a lean model
+    mixture: Any = None  # `ngram.Mixture`: the n-gram memory, if read and kept
+    has_ngram: bool = False  # the file holds one (read or not)
 
     def named_weights(self) -> dict[str, np.ndarray]:
         return self.weights
@@ -387,6 +394,7 @@ def read_model(path: str | Path, weights: bool = True) -> ModelFile:
             if weights:
                 with archive.open(info) as entry:
                     data = entry.read(limit + 1)
+            mixture = _read_mixture(archive, shape.vocab_size) if weights else None
         found, has_optimizer = {}, False
         if weights:
             found, has_optimizer = _read_weights(data, config.get("name"), expected)
@@ -426,7 +434,35 @@ def read_model(path: str | Path, weights: bool = True) -> ModelFile:
         record=config.get("record") or {},
         weights=found,
         has_optimizer=has_optimizer,
+        mixture=mixture,
+        has_ngram=mixture is not None or _has_ngram(path),
     )
+
+
+def _has_ngram(path: Path) -> bool:
+    with zipfile.ZipFile(path) as archive:
+        return f"assets/{NGRAM_ASSET}" in archive.namelist()
+
+
+def _read_mixture(archive: zipfile.ZipFile, vocab_size: int) -> Any:
+    """The n-gram memory and mixing weights kept among the file's assets
+    (`ngram.Mixture`), or None for a model without them."""
+    from .ngram import MAX_TABLE_BYTES, Mixture
+
+    try:
+        info = archive.getinfo(f"assets/{NGRAM_ASSET}")
+    except KeyError:
+        return None
+    if info.file_size > MAX_TABLE_BYTES:
+        raise ModelFileError(f"its n-gram tables claim {info.file_size:,} bytes")
+    with archive.open(info) as entry:
+        data = entry.read(info.file_size + 1)
+    try:
+        return Mixture.from_bytes(data, vocab_size)
+    except ValueError as err:
+        raise ModelFileError(
+            f"its n-gram tables are damaged or were tampered with ({err})"
+        ) from None
 
 
 def _read_weights(
@@ -470,3 +506,22 @@ def _read_weights(
                 index = name.rsplit("_", 1)[1]
                 take(group["cell"]["vars"], _CELL_VARIABLES, f"layer{index}.")
     return weights, bool(has_optimizer)
+
+
+def _check_ngram_record(ngram: dict[str, Any]) -> None:
+    """The record's description of the n-gram memory, as `info` reads it."""
+    for name in ("order", "entries", "pruned"):
+        if not _is(ngram.get(name), int) or ngram[name] < 0:
+            _fail(f"record.ngram.{name} is not a count")
+    if not _is(ngram.get("megabytes"), _NUMBER):
+        _fail("record.ngram.megabytes is not a number")
+    weights = ngram.get("weights")
+    if not (
+        isinstance(weights, list)
+        and 0 < len(weights) <= 64
+        and all(_is(w, _NUMBER) and 0 <= w <= 1 for w in weights)
+    ):
+        _fail("record.ngram.weights are not weights between 0 and 1")
+    for name in ("network_cross_entropy", "ngram_cross_entropy", "mixed_cross_entropy"):
+        if name in ngram and not _is(ngram[name], _OPTIONAL_NUMBER):
+            _fail(f"record.ngram.{name} is not a number")

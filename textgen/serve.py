@@ -148,7 +148,10 @@ class Completion:
 
 
 def create_app(
-    models: Mapping[str, Any], api_key: str | None = None, max_rows: int | None = None
+    models: Mapping[str, Any],
+    api_key: str | None = None,
+    max_rows: int | None = None,
+    ngram: bool = True,
 ) -> Starlette:
     """The application serving `models` (name -> `ModelFile` or `LanguageModel`).
 
@@ -157,11 +160,12 @@ def create_app(
         api_key: when given, every `/v1/` request needs
             `Authorization: Bearer <api_key>` (401 otherwise).
         max_rows: rows each model's batch steps together (see `Engine`).
+        ngram: mix in each model's n-gram memory (if it has one).
     """
     key = None if api_key is None else api_key_bytes(api_key)
     served: dict[str, Served] = {}
     for name, model in models.items():
-        generator = Generator(model)
+        generator = Generator(model, ngram=ngram)
         engine = Engine(generator, **({"max_rows": max_rows} if max_rows else {}))
         path = getattr(model, "path", None)
         created = int(path.stat().st_mtime) if path and path.exists() else 0

@@ -140,6 +140,7 @@ def plan_training(
     train_tokens: int,
     planned: Collection[str],
     gflops: float | None = None,
+    reserved_seconds: float = 0.0,
 ) -> Plan | None:
     """Choose the network size and schedule (those named in `planned`) for
     this corpus and budget; `plan_window` chose the window before.
@@ -150,6 +151,8 @@ def plan_training(
         train_tokens: tokens in the training part of the corpus.
         planned: names from `PLANNED` the caller did not fix.
         gflops: the machine's speed; None: measure it (0.2 s).
+        reserved_seconds: of the budget, what other work (the n-gram
+            memory's counting and fitting) takes.
 
     Returns:
         The plan, or None when there is no budget or nothing to choose.
@@ -158,7 +161,7 @@ def plan_training(
     if not config.max_minutes or not planned:
         return None
     gflops = gflops or measure_gflops()
-    seconds = max(config.max_minutes * 60 - STARTUP_SECONDS, 0.0)
+    seconds = max(config.max_minutes * 60 - STARTUP_SECONDS - reserved_seconds, 0.0)
 
     def speed(shape: ModelConfig) -> float:
         return gflops * 1e9 * STEP_EFFICIENCY / flops_per_token(shape)

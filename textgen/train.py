@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +29,7 @@ from .errors import (
     TrainingError,
     TrainingInterrupted,
 )
+from .ngram import BUCKET_EDGES, BUCKETS, Mixture, NgramModel
 from .novelty import ItemSet
 from .originality import Fingerprint, word_hashes
 from .outputs import Output, check_outputs
@@ -203,6 +205,87 @@ def check_trainable_size(config: ModelConfig) -> None:
         )
 
 
+# Seconds a budget keeps for fitting the mixture after training.
+_FIT_SECONDS = 5.0
+
+
+def _count_ngrams(
+    train_ids: np.ndarray,
+    train_lengths: Sequence[int],
+    vocabulary: Vocabulary,
+    tokenizer: TokenizerSettings,
+    config: TrainConfig,
+    log: Callable[[str], None],
+) -> tuple[NgramModel | None, float]:
+    """The n-gram memory of the training ids (each file, or each item, from
+    a fresh start), and the seconds counting took."""
+    if not config.ngram:
+        return None, 0.0
+    started = time.perf_counter()
+    if tokenizer.items:
+        from .evaluate import item_spans
+
+        starts, lengths = item_spans(train_ids, vocabulary.word_to_id[END])
+        ends = starts + lengths + 1  # each item with its end token
+        documents = [train_ids[a:b] for a, b in zip(starts, ends, strict=True)]
+    else:
+        documents = np.split(train_ids, np.cumsum(train_lengths)[:-1])
+    cap = int(config.ngram_max_mb * 2**20)
+    ngram = NgramModel.count(documents, len(vocabulary), config.ngram, cap)
+    seconds = time.perf_counter() - started
+    lowered = (
+        f" (order {config.ngram} does not fit 63-bit keys with this vocabulary)"
+        if ngram.order < config.ngram and not ngram.pruned
+        else ""
+    )
+    pruned = ""
+    if ngram.pruned:
+        pruned = f", {count(ngram.pruned, 'rare n-grams')} pruned to fit"
+    log(
+        f"n-gram memory: order {ngram.order}{lowered}, "
+        f"{count(ngram.entries, 'entries')}, {ngram.nbytes / 2**20:.1f} MB{pruned}, "
+        f"counted in {seconds:.1f} s"
+    )
+    return ngram, seconds
+
+
+def _fit_ngram(
+    model: Any,
+    ngram: NgramModel,
+    val_ids: np.ndarray,
+    config: TrainConfig,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Fit the mixing weights on the validation text (a single even weight
+    without one) and return the record's description of the memory."""
+    from .evaluate import fit_mixture
+
+    started = time.perf_counter()
+    if len(val_ids):
+        fit = fit_mixture(model, val_ids, ngram)
+        log(
+            f"mixed with the n-gram memory: validation cross-entropy "
+            f"{fit['mixed_cross_entropy']:.3f} nats (network "
+            f"{fit['network_cross_entropy']:.3f}, n-gram "
+            f"{fit['ngram_cross_entropy']:.3f}), weights "
+            + " ".join(f"{w:.2f}" for w in fit["weights"])
+        )
+    else:
+        model.mixture = Mixture(ngram, np.full(BUCKETS, 0.5))
+        fit = {"weights": [0.5] * BUCKETS, "fitted_on_tokens": 0}
+        log("mixed with the n-gram memory half and half: no validation text to fit on")
+    return {
+        "order": ngram.order,
+        "requested_order": config.ngram,
+        "entries": ngram.entries,
+        "megabytes": round(ngram.nbytes / 2**20, 3),
+        "pruned": ngram.pruned,
+        "fitting_seconds": round(time.perf_counter() - started, 3),
+        "bucket_edges": list(BUCKET_EDGES),
+        **fit,
+    }
+
+
 def _physical_memory() -> int:
     """Bytes of memory in the machine (0 when it cannot be told)."""
     try:
@@ -330,6 +413,10 @@ def train(
         )
     all_ids = text.encode(vocabulary)
     train_ids, val_ids = all_ids[:n_train], all_ids[n_train:]
+    ngram, counting_seconds = _count_ngrams(
+        train_ids, train_lengths, vocabulary, tokenizer, config, log
+    )
+    reserved = counting_seconds + _FIT_SECONDS if ngram is not None else 0.0
     if resume is not None:
         unknown = float(np.mean(all_ids == UNK_ID))
         log(
@@ -372,7 +459,9 @@ def train(
             )
         keras.utils.set_random_seed(seed)
         model_config = dataclasses.replace(model_config, vocab_size=len(vocabulary))
-        plan = plan_training(model_config, config, n_train, planned)
+        plan = plan_training(
+            model_config, config, n_train, planned, reserved_seconds=reserved
+        )
         if plan is not None:
             model_config, config = plan.model_config, plan.config
             log(plan.describe(unit))
@@ -452,6 +541,7 @@ def train(
         val_data is not None,
         previous.get("history", []),
         log,
+        reserved_seconds=reserved,
     )
     epoch_log, best = callbacks_used.epoch_log, callbacks_used.best
     fit_callbacks = callbacks_used.in_order()
@@ -468,6 +558,10 @@ def train(
     else:
         n = tokenizer_for(tokenizer).ngram
         fingerprint = Fingerprint.of_ids(text.ids, hashes, n)
+
+    if ngram is not None:  # checkpoints carry it too; fitted after training
+        model.mixture = Mixture(ngram, np.full(BUCKETS, 0.5))
+    ngram_record: dict[str, Any] | None = None
 
     def record(best_epoch: int) -> dict[str, Any]:
         rows = {row["epoch"]: row for row in epoch_log.history}
@@ -509,6 +603,7 @@ def train(
                     "last_epoch": len(epoch_log.history),
                 },
             ],
+            "ngram": ngram_record,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "textgen_version": __version__,
             "keras_version": keras.__version__,
@@ -544,6 +639,10 @@ def train(
                 f"the loss became NaN in epoch {best.diverged_epoch}; try a lower "
                 f"--learning-rate (now {config.learning_rate:g}) or --clipnorm 1.0"
             )
+        if ngram is not None:
+            ngram_record = _fit_ngram(model, ngram, val_ids, config, log)
+            ngram_record["counting_seconds"] = round(counting_seconds, 3)
+            ngram_record["recounted_on_resume"] = resume is not None
         model.record = record(best.best_epoch)
         if chief:
             save_model(model, output, optimizer=False)

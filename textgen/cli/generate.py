@@ -174,6 +174,12 @@ class _Temperatures(click.ParamType):
     help="With --novel: most times one sample is drawn again.",
 )
 @click.option(
+    "--no-ngram",
+    is_flag=True,
+    help="Generate from the network alone, without the n-gram memory mixed "
+    "in.  [default: off]",
+)
+@click.option(
     "-v",
     "--verbose",
     is_flag=True,
@@ -195,6 +201,7 @@ def generate(
     interactive: bool,
     novel: bool | None,
     max_tries: int,
+    no_ngram: bool,
     verbose: bool,
     **controls: Any,
 ) -> None:
@@ -218,7 +225,7 @@ def generate(
     model = _load(str(path))
     from ..generate import Generator
 
-    generator = Generator(model)
+    generator = Generator(model, ngram=not no_ngram)
     items = model.tokenizer_settings.items
     if novel and not items:
         raise click.UsageError(

@@ -13,36 +13,57 @@ from . import _load, cli, echo, model_option
 
 @cli.command()
 @model_option
+@click.option(
+    "--no-ngram",
+    is_flag=True,
+    help="Score the network alone, without the n-gram memory mixed in.  [default: off]",
+)
 @click.argument("text", nargs=-1, required=True)
-def evaluate(model_path: str | None, text: tuple[str, ...]) -> None:
-    """Score a model on TEXT (files or folders): perplexity and OOV rate."""
+def evaluate(model_path: str | None, no_ngram: bool, text: tuple[str, ...]) -> None:
+    """Score a model on TEXT (files or folders): perplexity and OOV rate. With
+    an n-gram memory, the mixture, the network alone and the n-gram alone."""
     model = _load(model_path)
     from ..evaluate import evaluate as evaluate_model
 
-    result = evaluate_model(model, text)
+    result = evaluate_model(model, text, ngram=not no_ngram)
+    unit = tokenizer_for(model.tokenizer_settings).unit
+
+    def score(cross_entropy: float) -> str:
+        if result.items:
+            bits = cross_entropy * result.tokens / result.characters / math.log(2)
+            return (
+                f"{cross_entropy:.4f} nats per {unit[:-1]}, {bits:.4f} bits per "
+                "character (ends included)"
+            )
+        if model.tokenizer_settings.level == "char":
+            return (
+                f"{cross_entropy / math.log(2):.4f} "
+                f"(perplexity {math.exp(cross_entropy):.2f} per character)"
+            )
+        return (
+            f"{math.exp(cross_entropy):.2f} "
+            f"(cross-entropy {cross_entropy:.4f} nats per word)"
+        )
+
     if result.items:
-        unit = tokenizer_for(model.tokenizer_settings).unit
+        label = "cross-entropy"
         echo(f"items scored   {result.items:,}, each from a fresh start")
         echo(f"tokens scored  {result.tokens:,} (each item's end included)")
         echo(f"OOV rate       {result.oov_rate:.2%}")
-        echo(
-            f"cross-entropy  {result.cross_entropy:.4f} nats per "
-            f"{unit[:-1]}, {result.bits_per_character:.4f} bits per character "
-            "(ends included)"
-        )
-        return
-    echo(f"tokens scored  {result.tokens:,}")
-    echo(f"OOV rate       {result.oov_rate:.2%} ({result.unknown:,} read as <unk>)")
-    if model.tokenizer_settings.level == "char":
-        echo(
-            f"bits per char  {result.cross_entropy / math.log(2):.4f} "
-            f"(perplexity {result.perplexity:.2f} per character)"
-        )
-        return
+    else:
+        label = "bits per char" if unit == "characters" else "perplexity"
+        echo(f"tokens scored  {result.tokens:,}")
+        echo(f"OOV rate       {result.oov_rate:.2%} ({result.unknown:,} read as <unk>)")
+    mixed = result.ngram_cross_entropy is not None
     echo(
-        f"perplexity     {result.perplexity:.2f} "
-        f"(cross-entropy {result.cross_entropy:.4f} nats per word)"
+        f"{label:<14} {score(result.cross_entropy)}"
+        + (": network and n-gram memory mixed" if mixed else "")
     )
+    if mixed:
+        echo(f"  network alone  {score(result.network_cross_entropy)}")
+        echo(f"  n-gram alone   {score(result.ngram_cross_entropy)}")
+    elif not no_ngram and not model.has_ngram:
+        echo("(the network alone: this model has no n-gram memory)")
 
 
 @cli.command()
@@ -103,6 +124,7 @@ def info(path: str | None) -> None:
                 else "none (no validation)",
             ),
             ("train perplexity", f"{record['train_perplexity']:.2f}"),
+            ("n-gram memory", _ngram_row(record.get("ngram"))),
             (
                 "settings",
                 ", ".join(f"{k}={v}" for k, v in record["train_config"].items()),
@@ -112,3 +134,25 @@ def info(path: str | None) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         echo(f"{name:<{width}}  {value}")
+
+
+def _ngram_row(ngram: dict | None) -> str:
+    """What `info` says of the n-gram memory (checked by `check_record`)."""
+    if not ngram:
+        return "none (the network alone; trained before it, or --ngram-order 0)"
+    text = (
+        f"order {ngram['order']}, {count(ngram['entries'], 'entries')}, "
+        f"{ngram['megabytes']:.1f} MB"
+    )
+    if ngram["pruned"]:
+        text += f", {count(ngram['pruned'], 'rare n-grams')} pruned"
+    text += "; network's weight by context count " + " ".join(
+        f"{w:.2f}" for w in ngram["weights"]
+    )
+    if ngram.get("mixed_cross_entropy") is not None:
+        text += (
+            f"; validation {ngram['mixed_cross_entropy']:.3f} nats mixed "
+            f"(network {ngram['network_cross_entropy']:.3f}, "
+            f"n-gram {ngram['ngram_cross_entropy']:.3f})"
+        )
+    return text

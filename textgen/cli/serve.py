@@ -68,6 +68,12 @@ from . import _Number, cli, echo
     "and headers); a slower or idle one is closed.",
 )
 @click.option(
+    "--no-ngram",
+    is_flag=True,
+    help="Serve the networks alone, without their n-gram memories mixed "
+    "in.  [default: off]",
+)
+@click.option(
     "--threads",
     type=click.IntRange(min=1),
     help="Threads for the matrix arithmetic.  [default: $OPENBLAS_NUM_THREADS, "
@@ -87,6 +93,7 @@ def serve(
     max_batch: int,
     max_connections: int,
     head_timeout: float,
+    no_ngram: bool,
     threads: int | None,
     access_log: bool,
 ) -> None:
@@ -124,7 +131,7 @@ def serve(
             "(pick another --port or --host)"
         ) from None
     address, bound = listening.getsockname()[:2]
-    app = create_app(models, api_key=api_key, max_rows=max_batch)
+    app = create_app(models, api_key=api_key, max_rows=max_batch, ngram=not no_ngram)
     shown = f"[{address}]" if ":" in address else address
     for name, model in models.items():
         echo(f"model {name!r}  ({model.path})", err=True)

@@ -197,6 +197,22 @@ _TRAINING_OPTIONS = [
         "it, and without --epochs trains until it is spent (0: no limit).",
     ),
     click.option(
+        "--ngram-order",
+        type=click.IntRange(0, 10),
+        default=None,
+        help="Order of the n-gram memory (Kneser-Ney counts of the training "
+        "text, kept in the model file and mixed with the network; 0: none).  "
+        "[default: 3 for words, 7 for characters]",
+    ),
+    click.option(
+        "--ngram-max-mb",
+        type=_Number(0, 2048, min_open=True),
+        default=TRAIN_DEFAULTS.ngram_max_mb,
+        show_default=True,
+        help="Most megabytes the n-gram tables take; the rarest n-grams of the "
+        "highest orders are pruned first to fit.",
+    ),
+    click.option(
         "--pretrained-embeddings",
         type=click.Path(dir_okay=False),
         help="Start the word vectors from a GloVe or word2vec text file (the "
@@ -243,6 +259,13 @@ def _configs(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
     model_config = ModelConfig(
         **{name: options.pop(name) for name in list(options) if name in model_fields}
     )
+    unigrams = options["max_vocab"] * 8 / 2**20
+    if options["ngram_order"] != 0 and options["ngram_max_mb"] < unigrams:
+        raise click.UsageError(
+            f"--ngram-max-mb {options['ngram_max_mb']:g} is too small for even the "
+            f"unigrams of {options['max_vocab']:,} words ({unigrams:.2f} MB); "
+            "give more, or --ngram-order 0 for no n-gram memory"
+        )
     options["lowercase"] = not options.pop("keep_case")
     options["seed"] = options.pop("random_seed")
     return model_config, TrainConfig(**options)

@@ -1,0 +1,102 @@
+"""The n-gram memory (`textgen/ngram.py`): the same probabilities as the
+reference Kneser-Ney of `benchmarks/ngram.py`, distributions that sum to 1,
+pruning that keeps them so."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from ngram import START, KneserNey
+
+from textgen.ngram import NgramModel
+
+
+def _text(rng: np.random.Generator, vocab: int, length: int) -> np.ndarray:
+    """Ids with some structure: a Markov chain favouring a few successors."""
+    ids = [int(rng.integers(vocab))]
+    for _ in range(length - 1):
+        ids.append((ids[-1] * 7 + int(rng.integers(3))) % vocab if rng.random() < 0.8
+                   else int(rng.integers(vocab)))  # fmt: skip
+    return np.array(ids)
+
+
+def _reference_rows(reference: KneserNey, contexts: np.ndarray, start: int, vocab: int):
+    rows = []
+    for context in contexts:
+        tokens = tuple(START if t == start else int(t) for t in context)
+        rows.append([reference.probability_of(tokens, w) for w in range(vocab)])
+    return np.array(rows)
+
+
+SHAPES = [(1, 5, False), (2, 7, False), (3, 11, False), (5, 6, False),
+          (3, 9, True), (7, 4, True)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("order", "vocab", "items"), SHAPES)
+def test_the_same_probabilities_as_the_reference(order, vocab, items):
+    rng = np.random.default_rng(order * 100 + vocab)
+    if items:
+        documents = [_text(rng, vocab, int(rng.integers(1, 12))) for _ in range(40)]
+        reference = KneserNey([], vocab, order, items=[list(d) for d in documents])
+    else:
+        documents = [_text(rng, vocab, 400)]
+        reference = KneserNey(list(documents[0]), vocab, order)
+    model = NgramModel.count(documents, vocab, order)
+    assert model.order == order
+    # Contexts seen in training, padded ones, and random (mostly unseen) ones.
+    text = np.concatenate(documents)
+    seen = [text[i : i + order - 1] for i in range(5)]
+    padded = [np.r_[[vocab] * (order - 1), text][: order - 1]]
+    random = [rng.integers(vocab, size=order - 1) for _ in range(10)]
+    contexts = np.array(seen + padded + random, dtype=np.int64).reshape(16, order - 1)
+    probs, _ = model.distributions(contexts)
+    expected = _reference_rows(reference, contexts, vocab, vocab)
+    np.testing.assert_allclose(probs, expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
+    # One token at a time gives the same, and the text's cross-entropy.
+    targets = rng.integers(vocab, size=len(contexts))
+    alone, _ = model.token_probabilities(contexts, targets)
+    np.testing.assert_allclose(
+        alone, probs[np.arange(len(targets)), targets], atol=1e-12
+    )
+    p, _ = model.probabilities_of(documents)
+    if items:
+        want = reference.items_cross_entropy([list(d) for d in documents])
+    else:
+        want = reference.cross_entropy(list(documents[0]))
+    assert -np.log(p).mean() == pytest.approx(want, abs=1e-9)
+
+
+def test_pruning_fits_the_cap_rarest_first_and_still_sums_to_one():
+    rng = np.random.default_rng(3)
+    documents = [_text(rng, 50, 5000)]
+    whole = NgramModel.count(documents, 50, 4)
+    small = NgramModel.count(documents, 50, 4, max_bytes=whole.nbytes // 2)
+    assert small.nbytes <= whole.nbytes // 2 and small.pruned > 0
+    kept_top = small.counts[-1] if small.order == 4 else np.array([99])
+    assert kept_top.min() > whole.counts[-1].min()  # singletons went first
+    contexts = rng.integers(50, size=(30, 3))
+    probs, _ = small.distributions(contexts)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
+    tiny = NgramModel.count(documents, 50, 4, max_bytes=1)
+    assert tiny.order == 1 and tiny.keys == []
+    np.testing.assert_allclose(tiny.distributions(contexts[:, :0])[0].sum(1), 1.0)
+
+
+def test_buckets_follow_how_often_the_context_was_seen():
+    documents = [np.array([1, 2, 3] * 30 + [4, 5])]
+    model = NgramModel.count(documents, 6, 3)
+    _, buckets = model.distributions(np.array([[1, 2], [5, 5], [3, 4]]))
+    assert buckets[0] == 4  # "1 2" seen 30 times: 16-63
+    assert buckets[1] == 0  # never seen: the unigram level only
+    assert buckets[2] == 1  # "3 4" seen once
+
+
+def test_orders_too_long_for_63_bit_keys_are_lowered():
+    model = NgramModel.count([np.arange(100) % 90_000], 90_000, 5)
+    assert model.order == 3  # 90,001 ** 4 > 2 ** 63

@@ -1,0 +1,289 @@
+"""The n-gram memory inside a trained model: it travels in the `.keras` file
+(read by Keras and by the TensorFlow-free reader alike), its weights are
+fitted, every command uses the mixture, a damaged memory is one line, and a
+model without one still works as the network alone."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from textgen.cli import cli
+from textgen.errors import ModelFileError
+from textgen.generate import Generator
+from textgen.modelfile import read_model
+from textgen.ngram import BUCKETS, NgramModel, fit_weights, write_arrays
+from textgen.sampling import SamplingSettings
+
+ASSET = "assets/ngram.npz"
+
+
+def _rewritten(source: Path, target: Path, change) -> Path:
+    """A copy of a model file with `change(name, data)` applied to each entry
+    (returning None drops the entry)."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            data = change(info.filename, old.read(info))
+            if data is not None:
+                new.writestr(info.filename, data)
+    return target
+
+
+def _with_arrays(source: Path, target: Path, **changes) -> Path:
+    """A copy whose n-gram arrays have `changes` (None removes one)."""
+    with zipfile.ZipFile(source) as archive:
+        arrays = dict(np.load(io.BytesIO(archive.read(ASSET))))
+    for name, value in changes.items():
+        if value is None:
+            arrays.pop(name)
+        else:
+            arrays[name] = value
+    path = target.with_suffix(".npz")
+    write_arrays(str(path), arrays)
+    data = path.read_bytes()
+    return _rewritten(source, target, lambda n, d: data if n == ASSET else d)
+
+
+def _without_memory(source: Path, target: Path) -> Path:
+    """A copy as a model trained before the memory existed: no asset, no
+    record of it, no n-gram settings."""
+
+    def change(name: str, data: bytes) -> bytes | None:
+        if name == ASSET:
+            return None
+        if name == "config.json":
+            outer = json.loads(data)
+            record = outer["config"]["record"]
+            record.pop("ngram")
+            for key in ("ngram_order", "ngram_max_mb"):
+                record["train_config"].pop(key)
+            return json.dumps(outer).encode()
+        return data
+
+    return _rewritten(source, target, change)
+
+
+def test_the_memory_travels_in_the_file(trained):
+    import keras
+
+    path, _ = trained
+    with zipfile.ZipFile(path) as archive:
+        assert ASSET in archive.namelist()
+    free = read_model(path)
+    loaded = keras.saving.load_model(path)
+    assert free.has_ngram and free.mixture.ngram.order == 3
+    for a, b in zip(free.mixture.ngram.keys, loaded.mixture.ngram.keys, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(free.mixture.weights, loaded.mixture.weights)
+    record = free.record["ngram"]
+    assert record["order"] == 3 and record["entries"] == free.mixture.ngram.entries
+    assert record["pruned"] == 0 and len(record["weights"]) == BUCKETS
+    assert record["weights"] == [round(w, 4) for w in free.mixture.weights.tolist()]
+
+
+def test_fitted_weights_are_no_worse_than_either_part(trained):
+    record = read_model(trained[0], weights=False).record["ngram"]
+    assert record["fitted_on_tokens"] > 0
+    best_part = min(record["network_cross_entropy"], record["ngram_cross_entropy"])
+    # (each part keeps at least 0.1% of the weight: at most 0.001 nats lost)
+    assert record["mixed_cross_entropy"] <= best_part + 1e-3
+    # Whatever the parts: no bucket is left worse than either part alone.
+    rng = np.random.default_rng(0)
+    network, counting = rng.random(500), rng.random(500) ** 3
+    buckets = rng.integers(0, BUCKETS, 500)
+    weights = fit_weights(network, counting, buckets)
+    for bucket in range(BUCKETS):
+        inside = buckets == bucket
+        mixed = (
+            weights[bucket] * network[inside] + (1 - weights[bucket]) * counting[inside]
+        )
+        loss = -np.log(mixed).sum()
+        slack = 1e-3 * inside.sum()  # the 0.1% each part keeps
+        assert loss <= -np.log(network[inside]).sum() + slack
+        assert loss <= -np.log(counting[inside]).sum() + slack
+
+
+def test_mixed_distributions_sum_to_one_at_every_order(trained):
+    mixture = read_model(trained[0]).mixture
+    rng = np.random.default_rng(1)
+    vocab = mixture.ngram.vocab_size
+    for width in range(mixture.ngram.order):
+        contexts = rng.integers(0, vocab + 1, size=(40, width))
+        probs, _ = mixture.ngram.distributions(contexts)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    history = rng.integers(0, vocab, size=(40, 9))
+    logits = rng.normal(size=(40, vocab)).astype(np.float32) * 3
+    contexts = mixture.contexts(history, pad=0, start=None)
+    mixed = np.exp(mixture.logits(logits, contexts).astype(np.float64))
+    np.testing.assert_allclose(mixed.sum(axis=1), 1.0, atol=1e-6)
+
+
+HOSTILE = {
+    "unsorted keys": lambda a: {"keys3": a["keys3"][::-1].copy()},
+    "a zero count": lambda a: {"counts2": np.zeros_like(a["counts2"])},
+    "a discount above 1": lambda a: {"discounts": np.array([0.5, 2.0, 0.5])},
+    "weights not numbers": lambda a: {"weights": np.full(BUCKETS, np.nan)},
+    "a missing table": lambda a: {"counts3": None},
+    "an order too long": lambda a: {f"keys{k}": a["keys3"] for k in range(4, 13)},
+    "a unigram of the wrong size": lambda a: {"unigram": a["unigram"][:-1]},
+    "text instead of numbers": lambda a: {"pruned": np.array(["x"])},
+    "objects": lambda a: {"pruned": np.array([{"a": 1}], dtype=object)},
+}
+
+
+@pytest.mark.parametrize("damage", sorted(HOSTILE))
+def test_a_damaged_memory_is_one_line(damage, trained, tmp_path):
+    with zipfile.ZipFile(trained[0]) as archive:
+        arrays = dict(np.load(io.BytesIO(archive.read(ASSET))))
+    path = tmp_path / "bad.keras"
+    if damage == "objects":  # np.savez would pickle it: write the bytes by hand
+        buffer = io.BytesIO()
+        np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        raw = io.BytesIO()
+        with zipfile.ZipFile(raw, "w") as npz:
+            for name, value in arrays.items():
+                if name != "pruned":
+                    item = io.BytesIO()
+                    np.save(item, value)
+                    npz.writestr(name + ".npy", item.getvalue())
+            npz.writestr("pruned.npy", buffer.getvalue())
+        data = raw.getvalue()
+        _rewritten(trained[0], path, lambda n, d: data if n == ASSET else d)
+    else:
+        _with_arrays(trained[0], path, **HOSTILE[damage](arrays))
+    with pytest.raises(
+        ModelFileError, match="n-gram tables are damaged or were tampered"
+    ):
+        read_model(path)
+    result = CliRunner().invoke(cli, ["generate", "-m", str(path), "-n", "3"])
+    assert result.exit_code == 1, result.output
+    assert "tampered" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_memory_that_claims_too_much_is_refused_before_reading(trained, tmp_path):
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w") as npz:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "<i8", "fortran_order": False, "shape": (10**12,)}
+        )
+        npz.writestr("unigram.npy", b"\x93NUMPY" + header.getvalue()[6:])
+    data = raw.getvalue()
+    path = _rewritten(
+        trained[0], tmp_path / "big.keras", lambda n, d: data if n == ASSET else d
+    )
+    with pytest.raises(ModelFileError, match="tampered"):
+        read_model(path)
+
+
+def test_a_model_without_a_memory_is_the_network_alone(trained, tmp_path):
+    old = _without_memory(trained[0], tmp_path / "old.keras")
+    model = read_model(old)
+    assert model.mixture is None and not model.has_ngram
+    info = CliRunner().invoke(cli, ["info", str(old)])
+    assert info.exit_code == 0 and "n-gram memory" in info.output
+    assert "none (the network alone" in info.output
+    pattern = tmp_path / "p.txt"
+    pattern.write_text("one two three, four five. six seven eight nine!\n" * 3)
+    scored = CliRunner().invoke(cli, ["evaluate", "-m", str(old), str(pattern)])
+    assert scored.exit_code == 0 and "no n-gram memory" in scored.output
+    # --no-ngram on the full model gives exactly what the old file gives.
+    sampling = [SamplingSettings(temperature=1.0)] * 3
+    alone = Generator(read_model(trained[0]), ngram=False).sample(
+        ["one", "", "five"], sampling, 12, random_seed=3
+    )
+    plain = Generator(model).sample(["one", "", "five"], sampling, 12, random_seed=3)
+    assert [s.text for s in alone] == [s.text for s in plain]
+    with_memory = Generator(read_model(trained[0])).sample(
+        ["one", "", "five"], sampling, 12, random_seed=3
+    )
+    assert all(s.text for s in with_memory)
+
+
+def test_evaluate_shows_each_part_and_the_mixture(trained, tmp_path):
+    from textgen.evaluate import evaluate
+
+    pattern = tmp_path / "p.txt"
+    pattern.write_text("one two three, four five. six seven eight nine!\n\n" * 5)
+    model = read_model(trained[0])
+    result = evaluate(model, [pattern])
+    alone = evaluate(model, [pattern], ngram=False)
+    assert result.network_cross_entropy == pytest.approx(alone.cross_entropy, abs=1e-9)
+    assert result.ngram_cross_entropy is not None
+    shown = CliRunner().invoke(cli, ["evaluate", "-m", str(trained[0]), str(pattern)])
+    assert shown.exit_code == 0, shown.output
+    assert "network and n-gram memory mixed" in shown.output
+    assert f"{np.exp(result.network_cross_entropy):.2f}" in shown.output
+    assert f"{np.exp(result.ngram_cross_entropy):.2f}" in shown.output
+
+
+OPTIONS = [
+    ["-t", "0"], ["-t", "1.5", "--top-k", "3"], ["--top-p", "0.5"],
+    ["--min-p", "0.2"], ["--repetition-penalty", "1.5"], ["--no-repeat-ngram", "2"],
+    ["--beam", "3"], ["--stop", "five"], ["--until", "sentence"],
+    ["--num-samples", "3", "-t", "0.5,1"], ["--no-ngram"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=" ".join)
+def test_every_generate_option_works_with_the_mixture(options, trained):
+    result = CliRunner().invoke(
+        cli,
+        ["generate", "-m", str(trained[0]), "-s", "one two", "-n", "12",
+         "--random-seed", "1", *options],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() and "Traceback" not in result.output
+
+
+def test_item_models_mix_from_the_item_start_and_stay_novel(name_model):
+    model = read_model(name_model[0])
+    assert model.mixture is not None and model.mixture.ngram.order == 7
+    result = CliRunner().invoke(
+        cli, ["generate", "-m", str(name_model[0]), "--num-samples", "20", "--novel",
+              "--random-seed", "2", "-v"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    names = result.stdout.strip().splitlines()
+    assert len(names) == 20 and all(names)
+    # An item's start token, and what is before it, read as the text's start.
+    from textgen.tokens import END
+
+    end = model.vocabulary.word_to_id[END]
+    history = np.array([[0, 0, end, 5, 6]])
+    contexts = model.mixture.contexts(history, pad=0, start=end)
+    start = model.mixture.ngram.start
+    assert contexts.tolist() == [[start] * 4 + [5, 6]]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--ngram-order", "11"], "--ngram-order"),
+        (["--ngram-max-mb", "0.01"], "too small for even the unigrams"),
+        (["--ngram-max-mb", "0"], "--ngram-max-mb"),
+    ],
+)
+def test_impossible_ngram_options_are_usage_errors(
+    options, message, pattern_file, tmp_path
+):
+    result = CliRunner().invoke(
+        cli, ["train", str(pattern_file), "-o", str(tmp_path / "m.keras"), *options]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_counting_is_linear_numpy_on_a_long_text():
+    rng = np.random.default_rng(5)
+    ids = rng.integers(0, 5000, size=2_000_000)
+    model = NgramModel.count([ids], 5000, 3, max_bytes=8 * 2**20)
+    assert model.nbytes <= 8 * 2**20 and model.pruned > 0 and model.order >= 2

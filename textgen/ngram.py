@@ -1,0 +1,542 @@
+"""The n-gram memory: an interpolated Kneser-Ney model counted over the same
+token ids as the network, stored in the model file and mixed with the
+network's next-token distribution (see `Mixture`).
+
+Counting is vectorised NumPy: every n-gram is packed into one integer key
+(base `vocab_size + 1`, the extra digit being the start-of-text token that
+pads each document), the keys are sorted and counted with `np.unique`, and
+each lower order holds continuation counts (how many distinct tokens precede
+it) computed the same way from the order above. The formulas are those of
+`benchmarks/ngram.py` (Chen & Goodman's interpolated Kneser-Ney, one
+discount per order from the count-of-counts), which the tests compare with.
+
+TensorFlow-free: generation and evaluation use it through `ModelFile`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import zipfile
+from collections.abc import Sequence
+
+import numpy as np
+
+MAX_ORDER = 10
+# Buckets of the mixing weight: by the count of the longest context of the
+# current position that was seen in training. 0: none was (the unigram
+# level only); then 1, 2-3, 4-15, 16-63, 64 and more.
+BUCKET_EDGES = (1, 2, 4, 16, 64)
+BUCKETS = len(BUCKET_EDGES) + 1
+
+
+def _discount(counts: np.ndarray) -> float:
+    n1 = int(np.count_nonzero(counts == 1))
+    n2 = int(np.count_nonzero(counts == 2))
+    return n1 / (n1 + 2 * n2) if n1 else 0.75
+
+
+def largest_order(vocab_size: int, wanted: int) -> int:
+    """The longest order up to `wanted` whose keys fit in 63 bits."""
+    base = vocab_size + 1
+    order = 0
+    while order < wanted and base ** (order + 1) < 2**63:
+        order += 1
+    return order
+
+
+@dataclasses.dataclass
+class NgramModel:
+    """The tables of an interpolated Kneser-Ney model over ids `0..vocab_size-1`.
+
+    Order k (a gram of k tokens) for k >= 2 has sorted `keys[k-2]` with their
+    `counts[k-2]` (raw counts at the top order, continuation counts below),
+    and its contexts (the first k - 1 tokens): sorted `context_keys[k-2]`
+    with the `totals` of their grams' counts and their number of `types`.
+    Order 1 is the dense `unigram` vector.
+    """
+
+    order: int
+    vocab_size: int
+    discounts: np.ndarray  # (order,) float64, index k - 1 for order k
+    unigram: np.ndarray  # (vocab_size,) int64
+    keys: list[np.ndarray]
+    counts: list[np.ndarray]
+    context_keys: list[np.ndarray]
+    totals: list[np.ndarray]
+    types: list[np.ndarray]
+    pruned: int = 0  # grams removed to fit the size cap
+
+    @property
+    def start(self) -> int:
+        """The id that pads a document's start in contexts."""
+        return self.vocab_size
+
+    @property
+    def base(self) -> int:
+        return self.vocab_size + 1
+
+    @property
+    def entries(self) -> int:
+        return int(np.count_nonzero(self.unigram)) + sum(len(k) for k in self.keys)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [self.unigram, *self.keys, *self.counts]
+        arrays += [*self.context_keys, *self.totals, *self.types]
+        return sum(a.nbytes for a in arrays)
+
+    @classmethod
+    def count(
+        cls,
+        documents: Sequence[np.ndarray],
+        vocab_size: int,
+        order: int,
+        max_bytes: int | None = None,
+    ) -> NgramModel:
+        """Count the documents (id arrays, each read from a fresh start).
+
+        Args:
+            documents: token ids, one array per document (or item).
+            vocab_size: the ids are below it.
+            order: n, the longest gram (1 to `MAX_ORDER`; lowered so that keys
+                fit in 63 bits, see `largest_order`).
+            max_bytes: prune the rarest grams of the highest orders first
+                until the tables fit.
+        """
+        order = max(1, largest_order(vocab_size, order))
+        base = vocab_size + 1
+        # Each real token's n-gram key (its n - 1 predecessors, padded).
+        top = np.zeros(sum(len(d) for d in documents), dtype=np.int64)
+        at = 0
+        for doc in documents:
+            doc = np.asarray(doc, dtype=np.int64)
+            padded = np.concatenate([np.full(order - 1, vocab_size), doc])
+            key = np.zeros(len(doc), dtype=np.int64)
+            for j in range(order):
+                key = key * base + padded[j : j + len(doc)]
+            top[at : at + len(doc)] = key
+            at += len(doc)
+        keys: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
+        grams, numbers = np.unique(top, return_counts=True)
+        del top
+        for k in range(order, 1, -1):  # keys of k tokens
+            keys.insert(0, grams)
+            counts.insert(0, numbers)
+            grams, numbers = np.unique(grams % base ** (k - 1), return_counts=True)
+        unigram = np.zeros(vocab_size, dtype=np.int64)
+        unigram[grams] = numbers  # grams are ids now: the start never ends one
+        model = cls._with_contexts(order, vocab_size, unigram, keys, counts)
+        if max_bytes is not None:
+            model = model.pruned_to(max_bytes)
+        return model
+
+    @classmethod
+    def _with_contexts(
+        cls,
+        order: int,
+        vocab_size: int,
+        unigram: np.ndarray,
+        keys: list[np.ndarray],
+        counts: list[np.ndarray],
+        pruned: int = 0,
+    ) -> NgramModel:
+        base = vocab_size + 1
+        counts = [c.astype(np.int64) for c in counts]
+        context_keys, totals, types = [], [], []
+        for grams, numbers in zip(keys, counts, strict=True):
+            contexts, first, many = np.unique(
+                grams // base, return_index=True, return_counts=True
+            )
+            context_keys.append(contexts)
+            totals.append(
+                np.add.reduceat(numbers, first) if len(first) else numbers[:0]
+            )
+            types.append(many.astype(np.int64))
+        discounts = np.array(
+            [_discount(unigram[unigram > 0])] + [_discount(c) for c in counts]
+        )
+        return cls(
+            order, vocab_size, discounts, unigram, keys, counts,
+            context_keys, totals, types, pruned,
+        )  # fmt: skip
+
+    def pruned_to(self, max_bytes: int) -> NgramModel:
+        """A copy without the rarest grams of the highest orders (count 1
+        first, then 2, ...; an order emptied is dropped), until the tables
+        take at most `max_bytes`. The contexts' totals are recounted, so
+        every distribution still sums to 1."""
+        keys, counts = list(self.keys), list(self.counts)
+        removed = 0
+        model = self
+        while keys and model.nbytes > max_bytes:
+            top = counts[-1]
+            keep = top > top.min()
+            removed += int(len(top) - keep.sum())
+            keys[-1], counts[-1] = keys[-1][keep], top[keep]
+            if not keep.any():
+                keys.pop()
+                counts.pop()
+            model = NgramModel._with_contexts(
+                len(keys) + 1, self.vocab_size, self.unigram, keys, counts,
+                self.pruned + removed,
+            )  # fmt: skip
+        return model
+
+    def distributions(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """P(next id | context) over the vocabulary, for each row.
+
+        Args:
+            contexts: (rows, order - 1) ids, oldest first; `start` pads a
+                context shorter than that.
+
+        Returns:
+            (rows, vocab_size) float64 probabilities, each row summing to 1;
+            and (rows,) the bucket of each row (see `BUCKET_EDGES`).
+        """
+        rows = len(contexts)
+        contexts = np.asarray(contexts, dtype=np.int64).reshape(rows, -1)
+        total = self.unigram.sum()
+        d = self.discounts[0]
+        seen = np.count_nonzero(self.unigram)
+        first = np.maximum(self.unigram - d, 0) / total + d * seen / total / (
+            self.vocab_size
+        )
+        probs = np.repeat(first[None, :], rows, axis=0)
+        longest = np.zeros(rows, dtype=np.int64)
+        alive = np.ones(rows, dtype=bool)
+        base = self.base
+        h = np.zeros(rows, dtype=np.int64)
+        for k in range(2, self.order + 1):  # grams of k tokens
+            width = contexts.shape[1]
+            if k - 1 > width:
+                break
+            h = h + contexts[:, width - (k - 1)] * base ** (k - 2)
+            table = self.context_keys[k - 2]
+            at = np.searchsorted(table, h)
+            found = alive & (at < len(table))
+            found[found] = table[at[found]] == h[found]
+            alive = found
+            if not alive.any():
+                break
+            d = self.discounts[k - 1]
+            grams, numbers = self.keys[k - 2], self.counts[k - 2]
+            lows = np.searchsorted(grams, h * base)
+            highs = np.searchsorted(grams, h * base + base)
+            for row in np.flatnonzero(alive):
+                t = self.totals[k - 2][at[row]]
+                kinds = self.types[k - 2][at[row]]
+                p = probs[row]
+                p *= d * kinds / t
+                span = slice(lows[row], highs[row])
+                p[grams[span] % base] += np.maximum(numbers[span] - d, 0) / t
+                longest[row] = t
+        return probs, np.searchsorted(BUCKET_EDGES, longest, side="right")
+
+    def token_probabilities(
+        self, contexts: np.ndarray, targets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """P(target | context) and the bucket for each row: what
+        `distributions` gives for the targets alone, in time independent of
+        the vocabulary's size."""
+        rows = len(targets)
+        contexts = np.asarray(contexts, dtype=np.int64).reshape(rows, -1)
+        targets = np.asarray(targets, dtype=np.int64)
+        total = self.unigram.sum()
+        d = self.discounts[0]
+        seen = np.count_nonzero(self.unigram)
+        p = np.maximum(self.unigram[targets] - d, 0) / total + d * seen / total / (
+            self.vocab_size
+        )
+        longest = np.zeros(rows, dtype=np.int64)
+        alive = np.ones(rows, dtype=bool)
+        h = np.zeros(rows, dtype=np.int64)
+        base = self.base
+        for k in range(2, min(self.order, contexts.shape[1] + 1) + 1):
+            h = h + contexts[:, contexts.shape[1] - (k - 1)] * base ** (k - 2)
+            table = self.context_keys[k - 2]
+            at = np.minimum(np.searchsorted(table, h), max(len(table) - 1, 0))
+            alive &= (table[at] == h) if len(table) else False
+            if not alive.any():
+                break
+            d = self.discounts[k - 1]
+            grams, numbers = self.keys[k - 2], self.counts[k - 2]
+            key = h * base + targets
+            where = np.minimum(np.searchsorted(grams, key), len(grams) - 1)
+            c = np.where(grams[where] == key, numbers[where], 0)
+            t = self.totals[k - 2][at].astype(np.float64)
+            kinds = self.types[k - 2][at]
+            mixed = np.maximum(c - d, 0) / t + d * kinds / t * p
+            p = np.where(alive, mixed, p)
+            longest = np.where(alive, self.totals[k - 2][at], longest)
+        return p, np.searchsorted(BUCKET_EDGES, longest, side="right")
+
+    def probabilities_at(
+        self, ids: np.ndarray, positions: np.ndarray, starts: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`token_probabilities` of `ids[positions]`, each read in its text
+        or item, which begins at the matching `starts` (ids before it are
+        the start of the text to the n-gram)."""
+        width = self.order - 1
+        offsets = positions[:, None] - width + np.arange(width)[None, :]
+        inside = offsets >= starts[:, None]
+        picked = ids[np.clip(offsets, 0, max(len(ids) - 1, 0))] if len(ids) else offsets
+        contexts = np.where(inside, picked, self.start)
+        return self.token_probabilities(contexts, ids[positions])
+
+    def probabilities_of(
+        self, documents: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each token's probability and bucket, every document read from a
+        fresh start: a float64 and an int array over all the tokens."""
+        width = self.order - 1
+        contexts, targets = [], []
+        for doc in documents:
+            doc = np.asarray(doc, dtype=np.int64)
+            padded = np.concatenate([np.full(width, self.start), doc])
+            windows = np.lib.stride_tricks.sliding_window_view(padded, width + 1)
+            contexts.append(windows[:, :width])
+            targets.append(doc)
+        if not targets:
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        return self.token_probabilities(
+            np.concatenate(contexts), np.concatenate(targets)
+        )
+
+    def to_arrays(self, weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """What the model file keeps: the unigram vector, each order's sorted
+        keys and counts, the discounts, the pruning count and the mixing
+        `weights` (the network's share per bucket). Contexts are recounted
+        on reading, so they can never disagree with the grams."""
+        arrays = {
+            "unigram": self.unigram,
+            "discounts": self.discounts,
+            "pruned": np.array([self.pruned]),
+            "weights": np.full(BUCKETS, 0.5) if weights is None else weights,
+        }
+        for k, keys in enumerate(self.keys, start=2):
+            arrays[f"keys{k}"], arrays[f"counts{k}"] = keys, self.counts[k - 2]
+        return arrays
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], vocab_size: int
+    ) -> tuple[NgramModel, np.ndarray]:
+        """The model and mixing weights `to_arrays` wrote, every value
+        checked: sorted unique keys of in-range ids, counts of at least 1,
+        discounts and weights in [0, 1] (so every distribution sums to 1).
+
+        Raises:
+            ValueError: one line saying what is wrong.
+        """
+        unigram = _array(arrays, "unigram", "i", (vocab_size,))
+        if unigram.min() < 0 or not unigram.any():
+            raise ValueError("its unigram counts are negative or all zero")
+        order = 1
+        while f"keys{order + 1}" in arrays:
+            order += 1
+        if order > MAX_ORDER or largest_order(vocab_size, order) < order:
+            raise ValueError(f"its order {order} is beyond what it can hold")
+        discounts = _array(arrays, "discounts", "f", (order,))
+        weights = _array(arrays, "weights", "f", (BUCKETS,))
+        pruned = _array(arrays, "pruned", "i", (1,))
+        for name, values in (("discounts", discounts), ("weights", weights)):
+            if not (np.isfinite(values).all() and (values >= 0).all()) or (
+                values.max() > 1
+            ):
+                raise ValueError(f"its {name} are not all between 0 and 1")
+        base = vocab_size + 1
+        keys, counts = [], []
+        for k in range(2, order + 1):
+            key = _array(arrays, f"keys{k}", "i", None)
+            count = _array(arrays, f"counts{k}", "i", key.shape)
+            if key.ndim != 1 or not len(key):
+                raise ValueError(f"its order-{k} table is empty or not a list")
+            if (np.diff(key) <= 0).any() or key[0] < 0 or key[-1] >= base**k:
+                raise ValueError(f"its order-{k} keys are not sorted ids")
+            if (key % base == vocab_size).any() or count.min() < 1:
+                raise ValueError(f"its order-{k} grams or counts are out of range")
+            keys.append(key.astype(np.int64))
+            counts.append(count.astype(np.int64))
+        model = cls._with_contexts(
+            order, vocab_size, unigram.astype(np.int64), keys, counts, int(pruned[0])
+        )
+        model.discounts = discounts.astype(np.float64)
+        return model, weights.astype(np.float64)
+
+
+def _array(
+    arrays: dict[str, np.ndarray], name: str, kind: str, shape: tuple | None
+) -> np.ndarray:
+    if name not in arrays:
+        raise ValueError(f"it lacks {name}")
+    value = arrays[name]
+    if value.dtype.kind not in (kind, "u" if kind == "i" else kind):
+        raise ValueError(f"its {name} are {value.dtype}, not numbers of that kind")
+    if shape is not None and value.shape != shape:
+        raise ValueError(f"its {name} are {value.shape}, not {shape}")
+    return value
+
+
+def fit_weights(
+    network: np.ndarray, counting: np.ndarray, buckets: np.ndarray, rounds: int = 30
+) -> np.ndarray:
+    """The network's weight in the mixture, per bucket: EM on held-out tokens'
+    probabilities under each part (a bucket with no tokens takes the weight
+    fitted on all of them). Each round cannot raise the mixture's loss."""
+    network = np.maximum(network, 1e-300)
+    counting = np.maximum(counting, 1e-300)
+
+    def em(share: float, a: np.ndarray, b: np.ndarray) -> float:
+        for _ in range(rounds):
+            mixed = share * a + (1 - share) * b
+            share = float(np.mean(share * a / mixed))
+        return share
+
+    def loss(share: float, a: np.ndarray, b: np.ndarray) -> float:
+        return float(-np.log(share * a + (1 - share) * b).sum())
+
+    overall = em(0.5, network, counting) if len(network) else 0.5
+    weights = np.full(BUCKETS, overall)
+    for bucket in range(BUCKETS):
+        inside = buckets == bucket
+        a, b = network[inside], counting[inside]
+        if not len(a):
+            continue
+        # Fewer tokens would fit noise: the overall weight, unless one part
+        # alone is better there (EM creeps towards 0 or 1, never reaching it).
+        fitted = em(overall, a, b) if len(a) >= 20 else overall
+        candidates = (fitted, 1 - _LEAST_SHARE, _LEAST_SHARE)
+        weights[bucket] = min(candidates, key=lambda w: loss(w, a, b))
+    # Neither part is ever left out entirely: a word one part rules out
+    # stays possible (the n-gram gives every word some probability).
+    return np.clip(weights, _LEAST_SHARE, 1 - _LEAST_SHARE)
+
+
+_LEAST_SHARE = 0.001  # the smallest weight either part has in the mixture
+
+
+def mixed_probabilities(
+    network: np.ndarray, counting: np.ndarray, buckets: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """The mixture of per-token (or per-row distribution) probabilities."""
+    share = weights[buckets]
+    if network.ndim == 2:
+        share = share[:, None]
+    return share * network + (1 - share) * counting
+
+
+ASSET = "ngram.npz"  # its name among the model file's assets
+
+
+def write_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """Save `arrays` as a compressed .npz (sorted keys compress well)."""
+    np.savez_compressed(path, **arrays)
+
+
+def read_arrays(data: bytes, max_bytes: int) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file's bytes, read as untrusted input: every
+    member's size is checked against `max_bytes` and against its header
+    before anything is read, and nothing is unpickled.
+
+    Raises:
+        ValueError: one line saying what is wrong.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            if len(members) > 4 + 2 * MAX_ORDER:
+                raise ValueError(f"it has {len(members)} members, more than it can")
+            total = 0
+            for info in members:
+                total += info.file_size
+                if total > max_bytes:
+                    raise ValueError(f"its tables claim over {max_bytes:,} bytes")
+                if not info.filename.endswith(".npy"):
+                    raise ValueError(f"it holds {info.filename!r}, not an array")
+                with archive.open(info) as member:
+                    raw = member.read(info.file_size + 1)
+                arrays[info.filename[:-4]] = _npy(raw)
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, KeyError) as err:
+        raise ValueError(f"its tables cannot be read ({type(err).__name__})") from None
+    except NotImplementedError:
+        raise ValueError("its tables use an unknown compression") from None
+    return arrays
+
+
+def _npy(raw: bytes) -> np.ndarray:
+    """One .npy file's array: a plain numeric dtype, and exactly the bytes
+    its header says."""
+    stream = io.BytesIO(raw)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise ValueError(f"an array has an unknown format {version}")
+    if dtype.kind not in "iuf" or dtype.hasobject or fortran or len(shape) > 1:
+        raise ValueError(f"an array is {dtype} {shape}, not a list of numbers")
+    body = raw[stream.tell() :]
+    if len(body) != int(np.prod(shape)) * dtype.itemsize:
+        raise ValueError("an array's size disagrees with its header")
+    return np.frombuffer(body, dtype=dtype).reshape(shape)
+
+
+# The most bytes of tables a model file may claim (the cap on training is
+# `--ngram-max-mb`; this bounds what a damaged or hostile file can make a
+# reader allocate).
+MAX_TABLE_BYTES = 2**31
+
+
+@dataclasses.dataclass
+class Mixture:
+    """The network mixed with the n-gram memory: P = w P_network + (1 - w)
+    P_ngram, with the weight w of the bucket of the context (how often its
+    longest seen context was seen)."""
+
+    ngram: NgramModel
+    weights: np.ndarray  # (BUCKETS,) the network's share
+
+    def contexts(self, history: np.ndarray, pad: int, start: int | None) -> np.ndarray:
+        """The n-gram contexts of rows of ids (rows, t): their last order - 1
+        ids, `pad` (and `start`, an item model's start token) read as the
+        start of the text."""
+        width = self.ngram.order - 1
+        tail = history[:, max(0, history.shape[1] - width) :].astype(np.int64)
+        if tail.shape[1] < width:
+            filler = np.full((len(tail), width - tail.shape[1]), pad)
+            tail = np.concatenate([filler, tail], axis=1)
+        starts = tail == pad
+        if start is not None:
+            starts |= tail == start
+        # Everything before a start is the start too.
+        starts = np.maximum.accumulate(starts[:, ::-1], axis=1)[:, ::-1]
+        return np.where(starts, self.ngram.start, tail)
+
+    def logits(self, network: np.ndarray, contexts: np.ndarray) -> np.ndarray:
+        """Mixed next-token log-probabilities (float32) from the network's
+        logits (rows, vocab_size) and the rows' n-gram contexts."""
+        counting, buckets = self.ngram.distributions(contexts)
+        shifted = network.astype(np.float64)
+        shifted -= shifted.max(axis=-1, keepdims=True)
+        probs = np.exp(shifted)
+        probs /= probs.sum(axis=-1, keepdims=True)
+        mixed = mixed_probabilities(probs, counting, buckets, self.weights)
+        with np.errstate(divide="ignore"):
+            return np.log(mixed).astype(np.float32)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return self.ngram.to_arrays(self.weights)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, vocab_size: int) -> Mixture:
+        """Read what `write_arrays(…, to_arrays())` wrote (untrusted input).
+
+        Raises:
+            ValueError: one line saying what is wrong.
+        """
+        arrays = read_arrays(data, MAX_TABLE_BYTES)
+        return cls(*NgramModel.from_arrays(arrays, vocab_size))
