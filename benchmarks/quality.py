@@ -93,7 +93,7 @@ def main() -> None:
 def measure(args: argparse.Namespace, corpus: Path, minutes: float) -> dict:
     """Train within `minutes` on the corpus's first 90%, score its last 10%."""
     from textgen.config import ModelConfig, TrainConfig, tied_by_default
-    from textgen.evaluate import score_ids
+    from textgen.evaluate import evaluate_ids
     from textgen.sizing import PLANNED
     from textgen.tokens import tokenize
     from textgen.train import train
@@ -139,7 +139,8 @@ def measure(args: argparse.Namespace, corpus: Path, minutes: float) -> dict:
     vocabulary = model.vocabulary
     test_tokens = tokenize(test_text, model.tokenizer_settings)
     test_ids = vocabulary.encode(test_tokens)
-    neural_ce = float(score_ids(model, test_ids).mean())
+    scored = evaluate_ids(model, test_ids)  # the mixture, and each part
+    neural_ce = scored.network_cross_entropy or scored.cross_entropy
 
     # The n-gram model counts exactly the tokens textgen trained on (its
     # training split), so neither model has seen <unk> more than the other.
@@ -165,6 +166,20 @@ def measure(args: argparse.Namespace, corpus: Path, minutes: float) -> dict:
         "textgen_perplexity": round(math.exp(neural_ce), 2),
         "reduction_in_perplexity": round(1 - math.exp(neural_ce - ngram_ce), 3),
         "textgen_vs_kneser_ney_nats": round(neural_ce / ngram_ce, 3),
+        # The network mixed with its own n-gram memory (as `generate` and
+        # `evaluate` use it), and that memory alone.
+        "mixed_nats": round(scored.cross_entropy, 4),
+        "mixed_perplexity": round(math.exp(scored.cross_entropy), 2),
+        "ngram_memory_nats": (
+            round(scored.ngram_cross_entropy, 4)
+            if scored.ngram_cross_entropy is not None
+            else None
+        ),
+        "mixed_vs_kneser_ney_nats": round(scored.cross_entropy / ngram_ce, 3),
+        "mixed_reduction_in_perplexity": round(
+            1 - math.exp(scored.cross_entropy - ngram_ce), 3
+        ),
+        "ngram_record": record.get("ngram"),
         "textgen_training_minutes": round(minutes_used, 1),
         "textgen_epochs": record["epochs_run"],
         "textgen_best_epoch": record["best_epoch"],

@@ -93,6 +93,13 @@ def textgen_figures(corpus: Path, epochs: int, words: int) -> dict:
         generator.generate, SEED_TEXT, words, sampling, 1, 0, lambda t: None
     )
     batch, _ = timed(generator.generate, SEED_TEXT, words, sampling, 16, 0)
+    # The same without the n-gram memory mixed in (`--no-ngram`), interleaved.
+    alone = Generator(model, ngram=False)
+    alone.generate(SEED_TEXT, 20, sampling, random_seed=0)
+    network, mixed = [], []
+    for _ in range(3):
+        network.append(timed(alone.generate, SEED_TEXT, words, sampling, 1, 0)[0])
+        mixed.append(timed(generator.generate, SEED_TEXT, words, sampling, 1, 0)[0])
 
     # Cost per generated word after a short and a long seed: the difference
     # between generating 3n and n words, divided by 2n (best of 3 each).
@@ -119,6 +126,9 @@ def textgen_figures(corpus: Path, epochs: int, words: int) -> dict:
         "train_predictions_per_s": round(predictions / steady),
         "generate_words_per_s": round(words / single, 1),
         "generate_words_per_s_streaming": round(words / streamed, 1),
+        "ngram_order": model.mixture.ngram.order if model.mixture else 0,
+        "generate_words_per_s_network_alone": round(words / min(network), 1),
+        "generate_mixed_vs_network_alone": round(min(network) / min(mixed), 2),
         "generate_16_samples_words_per_s": round(16 * words / batch, 1),
         **per_word,
     }

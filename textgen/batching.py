@@ -199,15 +199,22 @@ class Engine:
             [np.concatenate([d.states[i][k] for d in draws]) for k in range(len(part))]
             for i, part in enumerate(draws[0].states)
         ]
-        logits, states = self.generator.decoder.step(
+        generator = self.generator
+        logits, states = generator.decoder.step(
             np.concatenate([d.chosen for d in draws]), states
         )
+        if generator.mixture is not None:  # every row's n-gram memory at once
+            contexts = np.concatenate(
+                [generator.ngram_contexts(d.written) for d in draws]
+            )
+            logits = generator.mixture.logits(logits, contexts)
         start = 0
         for draw in draws:
             end = start + draw.rows
             draw.advance(
                 logits[start:end],
                 [[part[start:end] for part in layer] for layer in states],
+                mixed=True,
             )
             start = end
         self.steps += 1

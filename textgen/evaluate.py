@@ -190,19 +190,15 @@ def evaluate(
     from .corpus_ids import corpus_ids
 
     ids = corpus_ids(paths, model.tokenizer_settings).encode(model.vocabulary)
+    if not model.tokenizer_settings.items:
+        return evaluate_ids(model, ids, ngram)
     mixture = getattr(model, "mixture", None) if ngram else None
-    if model.tokenizer_settings.items:
-        end = model.vocabulary.word_to_id[END]
-        starts, lengths = item_spans(ids, end)
-        blocks = item_losses(model, ids, starts, lengths)
-    else:
-        blocks = _text_losses(model, ids)
+    end = model.vocabulary.word_to_id[END]
+    starts, lengths = item_spans(ids, end)
     totals = Totals()
-    for block in blocks:
+    for block in item_losses(model, ids, starts, lengths):
         totals.add(block, ids, mixture)
     unknown = int(np.sum(ids == UNK_ID))
-    if not model.tokenizer_settings.items:
-        return totals.evaluation(len(ids), unknown)
     characters = sum(
         len(text) + 1
         for path in corpus_files(paths)
@@ -210,6 +206,17 @@ def evaluate(
     )
     # Every token of an item is scored: those outside items are ends.
     return totals.evaluation(totals.tokens, unknown, len(starts), characters)
+
+
+def evaluate_ids(
+    model: LanguageModel, ids: np.ndarray, ngram: bool = True
+) -> Evaluation:
+    """`evaluate` of one text already in ids (a model trained on files)."""
+    mixture = getattr(model, "mixture", None) if ngram else None
+    totals = Totals()
+    for block in _text_losses(model, ids):
+        totals.add(block, ids, mixture)
+    return totals.evaluation(len(ids), int(np.sum(ids == UNK_ID)))
 
 
 class Totals:

@@ -115,8 +115,11 @@ class Generator:
         each row's `history` of ids (left-padded with `<pad>`), if it has one."""
         if self.mixture is None:
             return logits
-        contexts = self.mixture.contexts(history, PAD_ID, self._item_start)
-        return self.mixture.logits(logits, contexts)
+        return self.mixture.logits(logits, self.ngram_contexts(history))
+
+    def ngram_contexts(self, history: np.ndarray) -> np.ndarray:
+        """The n-gram memory's contexts of rows of ids (see `next_logits`)."""
+        return self.mixture.contexts(history, PAD_ID, self._item_start)
 
     @staticmethod
     def usable_seed(seed: str) -> str:
@@ -482,13 +485,17 @@ class Draw:
         self.t = 0  # words taken
         self.chosen = np.zeros(self.rows, dtype=np.int32)  # the last ones
 
-    def advance(self, logits: np.ndarray, states: list) -> None:
+    def advance(self, logits: np.ndarray, states: list, mixed: bool = False) -> None:
         """Take the decoder's step for these rows (after `take`): its logits,
-        mixed with the n-gram memory's, and its states."""
-        self.logits = self.generator.next_logits(
-            logits, self.history[:, : self.width + self.t]
-        )
-        self.states = states
+        mixed with the n-gram memory's (unless `mixed` already), and states."""
+        if not mixed:
+            logits = self.generator.next_logits(logits, self.written)
+        self.logits, self.states = logits, states
+
+    @property
+    def written(self) -> np.ndarray:
+        """Each row's ids so far, the seed's (left-padded) included."""
+        return self.history[:, : self.width + self.t]
 
     def choose(self) -> np.ndarray:
         """Every row's next word, drawn from the current logits."""

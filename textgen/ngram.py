@@ -16,6 +16,7 @@ TensorFlow-free: generation and evaluation use it through `ModelFile`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import zipfile
 from collections.abc import Sequence
@@ -66,6 +67,15 @@ class NgramModel:
     totals: list[np.ndarray]
     types: list[np.ndarray]
     pruned: int = 0  # grams removed to fit the size cap
+
+    @functools.cached_property
+    def _unigram_probabilities(self) -> np.ndarray:
+        """The lowest order's distribution (interpolated with the uniform)."""
+        total, d = self.unigram.sum(), self.discounts[0]
+        seen = np.count_nonzero(self.unigram)
+        return np.maximum(self.unigram - d, 0) / total + d * seen / total / (
+            self.vocab_size
+        )
 
     @property
     def start(self) -> int:
@@ -197,13 +207,7 @@ class NgramModel:
         """
         rows = len(contexts)
         contexts = np.asarray(contexts, dtype=np.int64).reshape(rows, -1)
-        total = self.unigram.sum()
-        d = self.discounts[0]
-        seen = np.count_nonzero(self.unigram)
-        first = np.maximum(self.unigram - d, 0) / total + d * seen / total / (
-            self.vocab_size
-        )
-        probs = np.repeat(first[None, :], rows, axis=0)
+        probs = np.repeat(self._unigram_probabilities[None, :], rows, axis=0)
         longest = np.zeros(rows, dtype=np.int64)
         alive = np.ones(rows, dtype=bool)
         base = self.base
@@ -222,16 +226,20 @@ class NgramModel:
                 break
             d = self.discounts[k - 1]
             grams, numbers = self.keys[k - 2], self.counts[k - 2]
-            lows = np.searchsorted(grams, h * base)
-            highs = np.searchsorted(grams, h * base + base)
-            for row in np.flatnonzero(alive):
-                t = self.totals[k - 2][at[row]]
-                kinds = self.types[k - 2][at[row]]
-                p = probs[row]
-                p *= d * kinds / t
-                span = slice(lows[row], highs[row])
-                p[grams[span] % base] += np.maximum(numbers[span] - d, 0) / t
-                longest[row] = t
+            rows_in = np.flatnonzero(alive)
+            lows = np.searchsorted(grams, h[rows_in] * base)
+            spans = np.searchsorted(grams, h[rows_in] * base + base) - lows
+            t = self.totals[k - 2][at[rows_in]].astype(np.float64)
+            kinds = self.types[k - 2][at[rows_in]]
+            probs[rows_in] *= (d * kinds / t)[:, None]
+            # Every row's grams at once: their places in the table, and rows.
+            starts = np.cumsum(spans) - spans
+            where = np.repeat(lows - starts, spans) + np.arange(spans.sum())
+            row = np.repeat(rows_in, spans)
+            probs[row, grams[where] % base] += np.maximum(
+                numbers[where] - d, 0
+            ) / np.repeat(t, spans)
+            longest[rows_in] = self.totals[k - 2][at[rows_in]]
         return probs, np.searchsorted(BUCKET_EDGES, longest, side="right")
 
     def token_probabilities(
