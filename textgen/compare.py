@@ -27,6 +27,9 @@ class CellResult:
     seconds_per_epoch: float
     best_val_perplexity: float | None
     best_epoch: int
+    # The network mixed with its n-gram memory, on the validation text it
+    # was fitted on (None: no memory, or no validation text).
+    mixed_val_perplexity: float | None
     history: list[dict]
     gradient_decay: np.ndarray  # relative gradient norm by distance back
 
@@ -115,6 +118,7 @@ def compare(
                 seconds_per_epoch=float(np.median([row["seconds"] for row in history])),
                 best_val_perplexity=record["best_val_perplexity"],
                 best_epoch=record["best_epoch"],
+                mixed_val_perplexity=_mixed_perplexity(record),
                 history=history,
                 gradient_decay=gradient_decay(model, ids, seed=config.seed),
             )
@@ -122,10 +126,16 @@ def compare(
     return results
 
 
+def _mixed_perplexity(record: dict) -> float | None:
+    mixed = (record.get("ngram") or {}).get("mixed_cross_entropy")
+    return float(np.exp(mixed)) if mixed is not None else None
+
+
 def format_table(results: Sequence[CellResult]) -> str:
     """The comparison as a plain-text table."""
     gradient_columns = [f"grad@{d}" for d in DISTANCES]
-    header = ["cell", "parameters", "s/epoch", "best val ppl", "best epoch"]
+    header = ["cell", "parameters", "s/epoch", "best val ppl", "mixed ppl"]
+    header.append("best epoch")
     rows = [header + gradient_columns]
     for r in results:
         perplexity = f"{r.best_val_perplexity:.1f}" if r.best_val_perplexity else "-"
@@ -140,6 +150,7 @@ def format_table(results: Sequence[CellResult]) -> str:
                 f"{r.parameters:,}",
                 seconds,
                 perplexity,
+                f"{r.mixed_val_perplexity:.1f}" if r.mixed_val_perplexity else "-",
                 str(r.best_epoch),
                 *decay,
             ]
