@@ -100,3 +100,18 @@ def test_buckets_follow_how_often_the_context_was_seen():
 def test_orders_too_long_for_63_bit_keys_are_lowered():
     model = NgramModel.count([np.arange(100) % 90_000], 90_000, 5)
     assert model.order == 3  # 90,001 ** 4 > 2 ** 63
+
+
+def test_counting_in_chunks_gives_the_same_tables(monkeypatch):
+    import textgen.ngram as module
+
+    rng = np.random.default_rng(8)
+    documents = [_text(rng, 30, 3000), _text(rng, 30, 5), _text(rng, 30, 700)]
+    whole = NgramModel.count(documents, 30, 4)
+    monkeypatch.setattr(module, "_CHUNK", 64)  # chunks cut through contexts
+    chunked = NgramModel.count(documents, 30, 4)
+    np.testing.assert_array_equal(whole.unigram, chunked.unigram)
+    for a, b in zip(
+        whole.keys + whole.counts, chunked.keys + chunked.counts, strict=True
+    ):
+        np.testing.assert_array_equal(a, b)

@@ -37,6 +37,35 @@ def _discount(counts: np.ndarray) -> float:
     return n1 / (n1 + 2 * n2) if n1 else 0.75
 
 
+_CHUNK = 1 << 22  # tokens whose keys are made and counted at once
+
+
+def _gram_keys(doc: np.ndarray, order: int, base: int, start: int):
+    """The n-gram key of each token of `doc` (its order - 1 predecessors,
+    `start` before the document's beginning), in chunks of `_CHUNK`."""
+    for a in range(0, len(doc), _CHUNK):
+        b = min(a + _CHUNK, len(doc))
+        low = a - (order - 1)
+        piece = doc[max(low, 0) : b].astype(np.int64)
+        if low < 0:
+            piece = np.concatenate([np.full(-low, start, dtype=np.int64), piece])
+        key = np.zeros(b - a, dtype=np.int64)
+        for j in range(order):
+            key = key * base + piece[j : j + b - a]
+        yield key
+
+
+def _merged(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple:
+    """One sorted table of (key, count) from per-chunk ones."""
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if len(parts) == 1:
+        return parts[0]
+    keys, where = np.unique(np.concatenate([k for k, _ in parts]), return_inverse=True)
+    counts = np.bincount(where, weights=np.concatenate([c for _, c in parts]))
+    return keys, counts.astype(np.int64)
+
+
 def largest_order(vocab_size: int, wanted: int) -> int:
     """The longest order up to `wanted` whose keys fit in 63 bits."""
     base = vocab_size + 1
@@ -116,21 +145,17 @@ class NgramModel:
         """
         order = max(1, largest_order(vocab_size, order))
         base = vocab_size + 1
-        # Each real token's n-gram key (its n - 1 predecessors, padded).
-        top = np.zeros(sum(len(d) for d in documents), dtype=np.int64)
-        at = 0
-        for doc in documents:
-            doc = np.asarray(doc, dtype=np.int64)
-            padded = np.concatenate([np.full(order - 1, vocab_size), doc])
-            key = np.zeros(len(doc), dtype=np.int64)
-            for j in range(order):
-                key = key * base + padded[j : j + len(doc)]
-            top[at : at + len(doc)] = key
-            at += len(doc)
+        # Each real token's n-gram key, a chunk at a time, counted per chunk
+        # and then merged: memory follows the distinct n-grams, not the text.
+        parts = [
+            np.unique(key, return_counts=True)
+            for doc in documents
+            for key in _gram_keys(np.asarray(doc), order, base, vocab_size)
+        ]
+        grams, numbers = _merged(parts)
+        del parts
         keys: list[np.ndarray] = []
         counts: list[np.ndarray] = []
-        grams, numbers = np.unique(top, return_counts=True)
-        del top
         for k in range(order, 1, -1):  # keys of k tokens
             keys.insert(0, grams)
             counts.insert(0, numbers)
