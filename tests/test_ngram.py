@@ -57,6 +57,10 @@ def test_the_same_probabilities_as_the_reference(order, vocab, items):
     probs, _ = model.distributions(contexts)
     expected = _reference_rows(reference, contexts, vocab, vocab)
     np.testing.assert_allclose(probs, expected, rtol=0, atol=1e-9)
+    for row, context in enumerate(contexts):  # one row alone: the same
+        alone_row, bucket = model.distributions(context[None, :])
+        np.testing.assert_allclose(alone_row[0], probs[row], rtol=0, atol=1e-12)
+        assert bucket[0] == model.distributions(contexts)[1][row]
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
     # One token at a time gives the same, and the text's cross-entropy.
     targets = rng.integers(vocab, size=len(contexts))

@@ -15,6 +15,7 @@ TensorFlow-free: generation and evaluation use it through `ModelFile`.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import io
@@ -232,6 +233,9 @@ class NgramModel:
         """
         rows = len(contexts)
         contexts = np.asarray(contexts, dtype=np.int64).reshape(rows, -1)
+        if rows == 1:  # one sample: scalars and slices, a few calls per order
+            probs, bucket = self._distribution(contexts[0].tolist())
+            return probs[None, :], np.array([bucket])
         probs = np.repeat(self._unigram_probabilities[None, :], rows, axis=0)
         longest = np.zeros(rows, dtype=np.int64)
         alive = np.ones(rows, dtype=bool)
@@ -266,6 +270,26 @@ class NgramModel:
             ) / np.repeat(t, spans)
             longest[rows_in] = self.totals[k - 2][at[rows_in]]
         return probs, np.searchsorted(BUCKET_EDGES, longest, side="right")
+
+    def _distribution(self, context: list[int]) -> tuple[np.ndarray, int]:
+        """`distributions` of one context (a list of ids, oldest first)."""
+        probs = self._unigram_probabilities.copy()
+        base, h, longest = self.base, 0, 0
+        for k in range(2, min(self.order, len(context) + 1) + 1):
+            h += context[len(context) - (k - 1)] * base ** (k - 2)
+            table = self.context_keys[k - 2]
+            at = int(table.searchsorted(h))
+            if at == len(table) or table[at] != h:
+                break
+            d = self.discounts[k - 1]
+            total = float(self.totals[k - 2][at])
+            grams = self.keys[k - 2]
+            low, high = grams.searchsorted([h * base, h * base + base])
+            probs *= d * float(self.types[k - 2][at]) / total
+            continued = self.counts[k - 2][low:high] - d
+            probs[grams[low:high] - h * base] += continued / total  # counts >= 1 > d
+            longest = int(total)
+        return probs, bisect.bisect_right(BUCKET_EDGES, longest)
 
     def token_probabilities(
         self, contexts: np.ndarray, targets: np.ndarray
@@ -553,13 +577,16 @@ class Mixture:
         """Mixed next-token log-probabilities (float32) from the network's
         logits (rows, vocab_size) and the rows' n-gram contexts."""
         counting, buckets = self.ngram.distributions(contexts)
-        shifted = network.astype(np.float64)
-        shifted -= shifted.max(axis=-1, keepdims=True)
-        probs = np.exp(shifted)
-        probs /= probs.sum(axis=-1, keepdims=True)
-        mixed = mixed_probabilities(probs, counting, buckets, self.weights)
+        share = self.weights[buckets][:, None]
+        mixed = network.astype(np.float64)  # in place from here: few copies
+        mixed -= mixed.max(axis=-1, keepdims=True)
+        np.exp(mixed, out=mixed)
+        mixed *= share / mixed.sum(axis=-1, keepdims=True)
+        counting *= 1 - share
+        mixed += counting
         with np.errstate(divide="ignore"):
-            return np.log(mixed).astype(np.float32)
+            np.log(mixed, out=mixed)
+        return mixed.astype(np.float32)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return self.ngram.to_arrays(self.weights)
