@@ -8,6 +8,9 @@ textgen trains on the first 90% (holding out that part's own last 10% for
 early stopping) within each budget; the n-gram model counts exactly textgen's
 training tokens. Both use textgen's vocabulary and score every test token in
 order, carrying the context (the recurrent state) through the whole text.
+Each row also has the network mixed with its own n-gram memory, as
+`generate` and `evaluate` use the model (`mixed_*`), and that memory alone
+(which equals the Kneser-Ney baseline when their orders agree).
 
     python benchmarks/quality.py [--level word|char] [--minutes 3 12 20]
         [--corpus PATH ...]
