@@ -38,6 +38,29 @@ def child(way: str, path: Path) -> None:
         vocabulary = Vocabulary.from_counts(text.counts(), 20000, 2)
         ids = text.encode(vocabulary)
         tokens, distinct = len(ids), len(text.words)
+        reading = {
+            "seconds": round(time.perf_counter() - start, 1),
+            "peak_rss_mb": round(peak_rss_mb()),
+        }
+        # Then what `train` counts next: the n-gram memory (a word trigram,
+        # the default size cap), with the peak memory that adds.
+        from textgen.config import TrainConfig
+        from textgen.ngram import NgramModel
+
+        config = TrainConfig()
+        counted = time.perf_counter()
+        ngram = NgramModel.count(
+            [ids], len(vocabulary), config.ngram, int(config.ngram_max_mb * 2**20)
+        )
+        reading["ngram"] = {
+            "seconds": round(time.perf_counter() - counted, 1),
+            "peak_rss_mb_with_counting": round(peak_rss_mb()),
+            "entries": ngram.entries,
+            "megabytes": round(ngram.nbytes / 2**20, 1),
+            "pruned": ngram.pruned,
+        }
+        print(json.dumps({**reading, "tokens": tokens, "distinct_words": distinct}))
+        return
     else:
         from classic_recipe import recipe_words
 
