@@ -20,7 +20,7 @@ import numpy as np
 from .corpus import corpus_files, read_pieces
 from .decoder import Decoder
 from .metrics import log_sum_exp, perplexity
-from .ngram import BUCKETS, Mixture, NgramModel, fit_weights, mixed_probabilities
+from .ngram import Mixture, NgramModel, fit_weights, mixed_probabilities
 from .tokens import END, item_texts, tokenizer_for
 from .vocab import UNK_ID
 
@@ -47,9 +47,14 @@ class Evaluation:
     def bits_per_character(self) -> float | None:
         """An item model's total cross-entropy over the items' characters (end
         tokens scored and counted as one character each), in bits."""
+        return self.bits_per_character_of(self.cross_entropy)
+
+    def bits_per_character_of(self, cross_entropy: float) -> float | None:
+        """`bits_per_character` of a cross-entropy over these items (one
+        part's alone, say)."""
         if not self.characters:
             return None
-        return self.cross_entropy * self.tokens / self.characters / math.log(2)
+        return cross_entropy * self.tokens / self.characters / math.log(2)
 
     @property
     def perplexity(self) -> float:
@@ -193,11 +198,7 @@ def evaluate(
     if not model.tokenizer_settings.items:
         return evaluate_ids(model, ids, ngram)
     mixture = getattr(model, "mixture", None) if ngram else None
-    end = model.vocabulary.word_to_id[END]
-    starts, lengths = item_spans(ids, end)
-    totals = Totals()
-    for block in item_losses(model, ids, starts, lengths):
-        totals.add(block, ids, mixture)
+    totals, items = _scored(model, ids, mixture)
     unknown = int(np.sum(ids == UNK_ID))
     characters = sum(
         len(text) + 1
@@ -205,7 +206,7 @@ def evaluate(
         for text in item_texts(read_pieces(path), model.tokenizer_settings.documents)
     )
     # Every token of an item is scored: those outside items are ends.
-    return totals.evaluation(totals.tokens, unknown, len(starts), characters)
+    return totals.evaluation(totals.tokens, unknown, items, characters)
 
 
 def evaluate_ids(
@@ -213,10 +214,25 @@ def evaluate_ids(
 ) -> Evaluation:
     """`evaluate` of one text already in ids (a model trained on files)."""
     mixture = getattr(model, "mixture", None) if ngram else None
-    totals = Totals()
-    for block in _text_losses(model, ids):
-        totals.add(block, ids, mixture)
+    totals, _ = _scored(model, ids, mixture)
     return totals.evaluation(len(ids), int(np.sum(ids == UNK_ID)))
+
+
+def _scored(
+    model: LanguageModel, ids: np.ndarray, mixture: Mixture | None, keep: int = 0
+) -> tuple[Totals, int]:
+    """Every token of `ids` scored as `evaluate` scores it (an item model
+    item by item), summed in `Totals` (keeping `keep` tokens' probabilities);
+    and the number of items (0 for a text)."""
+    if model.tokenizer_settings.items:
+        starts, lengths = item_spans(ids, model.vocabulary.word_to_id[END])
+        blocks, items = item_losses(model, ids, starts, lengths), len(starts)
+    else:
+        blocks, items = _text_losses(model, ids), 0
+    totals = Totals(keep)
+    for block in blocks:
+        totals.add(block, ids, mixture)
+    return totals, items
 
 
 class Totals:
@@ -228,6 +244,7 @@ class Totals:
         self.tokens, self.keep = 0, keep
         self.network = self.counting = self.mixed = 0.0
         self.kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.kept_tokens = 0
 
     def add(self, block: Block, ids: np.ndarray, mixture: Mixture | None) -> None:
         losses, positions, starts = block
@@ -240,9 +257,10 @@ class Totals:
         mixed = mixed_probabilities(network, counting, buckets, mixture.weights)
         self.counting -= float(np.log(counting).sum())
         self.mixed -= float(np.log(mixed).sum())
-        room = self.keep - sum(len(k[0]) for k in self.kept)
+        room = self.keep - self.kept_tokens
         if room > 0:
             self.kept.append((network[:room], counting[:room], buckets[:room]))
+            self.kept_tokens += len(self.kept[-1][0])
 
     def evaluation(
         self, tokens: int, unknown: int, items: int = 0, characters: int = 0
@@ -271,17 +289,7 @@ def fit_mixture(model: LanguageModel, ids: np.ndarray, ngram: NgramModel) -> dic
     `FIT_TOKENS` of them) with the model as it will be saved, and set
     `model.mixture`. Returns what the record keeps: the weights and each
     part's (and the mixture's) cross-entropy on those tokens."""
-    ids = ids[:FIT_TOKENS]
-    if model.tokenizer_settings.items:
-        end = model.vocabulary.word_to_id[END]
-        starts, lengths = item_spans(ids, end)
-        blocks = item_losses(model, ids, starts, lengths)
-    else:
-        blocks = _text_losses(model, ids)
-    totals = Totals(keep=FIT_TOKENS)
-    even = Mixture(ngram, np.full(BUCKETS, 0.5))
-    for block in blocks:
-        totals.add(block, ids, even)
+    totals, _ = _scored(model, ids[:FIT_TOKENS], Mixture.even(ngram), keep=FIT_TOKENS)
     network, counting, buckets = totals.kept_arrays()
     weights = fit_weights(network, counting, buckets)
     model.mixture = Mixture(ngram, weights)

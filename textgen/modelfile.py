@@ -395,6 +395,7 @@ def read_model(path: str | Path, weights: bool = True) -> ModelFile:
                 with archive.open(info) as entry:
                     data = entry.read(limit + 1)
             mixture = _read_mixture(archive, shape.vocab_size) if weights else None
+            has_ngram = f"assets/{NGRAM_ASSET}" in archive.namelist()
         found, has_optimizer = {}, False
         if weights:
             found, has_optimizer = _read_weights(data, config.get("name"), expected)
@@ -435,13 +436,8 @@ def read_model(path: str | Path, weights: bool = True) -> ModelFile:
         weights=found,
         has_optimizer=has_optimizer,
         mixture=mixture,
-        has_ngram=mixture is not None or _has_ngram(path),
+        has_ngram=has_ngram,
     )
-
-
-def _has_ngram(path: Path) -> bool:
-    with zipfile.ZipFile(path) as archive:
-        return f"assets/{NGRAM_ASSET}" in archive.namelist()
 
 
 def _read_mixture(archive: zipfile.ZipFile, vocab_size: int) -> Any:

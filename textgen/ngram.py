@@ -241,10 +241,8 @@ class NgramModel:
         alive = np.ones(rows, dtype=bool)
         base = self.base
         h = np.zeros(rows, dtype=np.int64)
-        for k in range(2, self.order + 1):  # grams of k tokens
-            width = contexts.shape[1]
-            if k - 1 > width:
-                break
+        width = contexts.shape[1]
+        for k in range(2, min(self.order, width + 1) + 1):  # grams of k tokens
             h = h + contexts[:, width - (k - 1)] * base ** (k - 2)
             table = self.context_keys[k - 2]
             at = np.searchsorted(table, h)
@@ -361,7 +359,7 @@ class NgramModel:
             np.concatenate(contexts), np.concatenate(targets)
         )
 
-    def to_arrays(self, weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def to_arrays(self, weights: np.ndarray) -> dict[str, np.ndarray]:
         """What the model file keeps: the unigram vector, each order's sorted
         keys and counts, the discounts, the pruning count and the mixing
         `weights` (the network's share per bucket). Contexts are recounted
@@ -370,7 +368,7 @@ class NgramModel:
             "unigram": self.unigram,
             "discounts": self.discounts,
             "pruned": np.array([self.pruned]),
-            "weights": np.full(BUCKETS, 0.5) if weights is None else weights,
+            "weights": weights,
         }
         for k, keys in enumerate(self.keys, start=2):
             arrays[f"keys{k}"], arrays[f"counts{k}"] = keys, self.counts[k - 2]
@@ -587,6 +585,11 @@ class Mixture:
         with np.errstate(divide="ignore"):
             np.log(mixed, out=mixed)
         return mixed.astype(np.float32)
+
+    @classmethod
+    def even(cls, ngram: NgramModel) -> Mixture:
+        """Half and half in every bucket: before (or without) fitting."""
+        return cls(ngram, np.full(BUCKETS, 0.5))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return self.ngram.to_arrays(self.weights)

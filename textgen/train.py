@@ -29,7 +29,7 @@ from .errors import (
     TrainingError,
     TrainingInterrupted,
 )
-from .ngram import BUCKET_EDGES, BUCKETS, Mixture, NgramModel
+from .ngram import BUCKET_EDGES, BUCKETS, Mixture, NgramModel, largest_order
 from .novelty import ItemSet
 from .originality import Fingerprint, word_hashes
 from .outputs import Output, check_outputs
@@ -233,11 +233,11 @@ def _count_ngrams(
     cap = int(config.ngram_max_mb * 2**20)
     ngram = NgramModel.count(documents, len(vocabulary), config.ngram, cap)
     seconds = time.perf_counter() - started
-    lowered = (
-        f" (order {config.ngram} does not fit 63-bit keys with this vocabulary)"
-        if ngram.order < config.ngram and not ngram.pruned
-        else ""
-    )
+    lowered = ""
+    if largest_order(len(vocabulary), config.ngram) < config.ngram:
+        lowered = (
+            f" (order {config.ngram} does not fit 63-bit keys with this vocabulary)"
+        )
     pruned = ""
     if ngram.pruned:
         pruned = f", {count(ngram.pruned, 'rare n-grams')} pruned to fit"
@@ -271,7 +271,7 @@ def _fit_ngram(
             + " ".join(f"{w:.2f}" for w in fit["weights"])
         )
     else:
-        model.mixture = Mixture(ngram, np.full(BUCKETS, 0.5))
+        model.mixture = Mixture.even(ngram)
         fit = {"weights": [0.5] * BUCKETS, "fitted_on_tokens": 0}
         log("mixed with the n-gram memory half and half: no validation text to fit on")
     return {
@@ -560,7 +560,7 @@ def train(
         fingerprint = Fingerprint.of_ids(text.ids, hashes, n)
 
     if ngram is not None:  # checkpoints carry it too; fitted after training
-        model.mixture = Mixture(ngram, np.full(BUCKETS, 0.5))
+        model.mixture = Mixture.even(ngram)
     ngram_record: dict[str, Any] | None = None
 
     def record(best_epoch: int) -> dict[str, Any]:

@@ -153,6 +153,13 @@ model_option = click.option(
     help="Model file.  [default: newest .keras in models/]",
 )
 
+no_ngram_option = click.option(
+    "--no-ngram",
+    is_flag=True,
+    help="The network alone, without the model's n-gram memory mixed in.  "
+    "[default: off]",
+)
+
 
 def _load(path: str | None, weights: bool = True) -> Any:
     """The model to use, read without TensorFlow (see `modelfile.read_model`)."""

@@ -16,7 +16,7 @@ import click
 from ..errors import TextgenError
 from ..terminal import count
 from ..tokens import tokenizer_for
-from . import _load, _newest_model, _Number, cli, echo, model_option
+from . import _load, _newest_model, _Number, cli, echo, model_option, no_ngram_option
 
 
 class _Temperatures(click.ParamType):
@@ -173,12 +173,7 @@ class _Temperatures(click.ParamType):
     show_default=True,
     help="With --novel: most times one sample is drawn again.",
 )
-@click.option(
-    "--no-ngram",
-    is_flag=True,
-    help="Generate from the network alone, without the n-gram memory mixed "
-    "in.  [default: off]",
-)
+@no_ngram_option
 @click.option(
     "-v",
     "--verbose",

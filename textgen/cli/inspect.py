@@ -8,16 +8,12 @@ import click
 
 from ..terminal import count
 from ..tokens import tokenizer_for
-from . import _load, cli, echo, model_option
+from . import _load, cli, echo, model_option, no_ngram_option
 
 
 @cli.command()
 @model_option
-@click.option(
-    "--no-ngram",
-    is_flag=True,
-    help="Score the network alone, without the n-gram memory mixed in.  [default: off]",
-)
+@no_ngram_option
 @click.argument("text", nargs=-1, required=True)
 def evaluate(model_path: str | None, no_ngram: bool, text: tuple[str, ...]) -> None:
     """Score a model on TEXT (files or folders): perplexity and OOV rate. With
@@ -30,7 +26,7 @@ def evaluate(model_path: str | None, no_ngram: bool, text: tuple[str, ...]) -> N
 
     def score(cross_entropy: float) -> str:
         if result.items:
-            bits = cross_entropy * result.tokens / result.characters / math.log(2)
+            bits = result.bits_per_character_of(cross_entropy)
             return (
                 f"{cross_entropy:.4f} nats per {unit[:-1]}, {bits:.4f} bits per "
                 "character (ends included)"

@@ -12,7 +12,7 @@ import click
 
 from ..config import MODELS_DIR
 from ..errors import TextgenError
-from . import _Number, cli, echo
+from . import _Number, cli, echo, no_ngram_option
 
 
 @cli.command()
@@ -67,12 +67,7 @@ from . import _Number, cli, echo
     help="Seconds a connection has to send a request's head (its method, path "
     "and headers); a slower or idle one is closed.",
 )
-@click.option(
-    "--no-ngram",
-    is_flag=True,
-    help="Serve the networks alone, without their n-gram memories mixed "
-    "in.  [default: off]",
-)
+@no_ngram_option
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
