@@ -104,3 +104,91 @@ def test_sequence_op_equals_the_keras_loop(peephole, jit):
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert np.abs(got[-1]).sum() > 0  # the last weight's gradient is not vacuous
+
+
+def _keep_values_and_gradients(run_layer, x, h, c, keep, jit: bool, weights):
+    """`_values_and_gradients` for a layer run with a keep mask."""
+    import tensorflow as tf
+
+    @tf.function(jit_compile=jit)
+    def run(x, h, c):
+        with tf.GradientTape() as tape:
+            tape.watch([x, h, c])
+            _, outputs, (h_n, c_n) = run_layer(x, [h, c], keep)
+            scale = tf.range(outputs.shape[-1], dtype=tf.float32)
+            loss = (
+                tf.reduce_sum(outputs * scale)
+                + tf.reduce_sum(tf.sin(h_n))
+                + tf.reduce_sum(c_n * c_n)
+            )
+        return [outputs, h_n, c_n, *tape.gradient(loss, [x, h, c, *weights])]
+
+    return [v.numpy() for v in run(x, h, c)]
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("peephole", [False, True])
+def test_sequence_op_resets_as_the_generic_loop_does(peephole, jit):
+    """With a keep mask (an item model's end tokens), `lstm_sequence`'s values
+    and hand-written gradients equal those TensorFlow derives for the
+    step-by-step `resetting_loop`, including a reset at the first step."""
+    from textgen.cells import lstm_sequence, resetting_loop
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 9, 5)).astype("float32")
+    h = rng.normal(size=(3, 4)).astype("float32")
+    c = rng.normal(size=(3, 4)).astype("float32")
+    keep = np.ones((3, 9), "float32")
+    keep[0, 3] = keep[1, 0] = keep[1, 5] = keep[2, 8] = 0
+    cell = PeepholeLSTMCell(4)
+    if not peephole:
+        import keras
+
+        cell = keras.layers.LSTMCell(4)
+    cell.build((None, 5))
+    for weight in cell.weights:
+        weight.assign(rng.normal(scale=0.5, size=weight.shape).astype("float32"))
+    weights = cell.trainable_variables
+    peep = [cell.peephole] if peephole else []
+
+    def ours(x, states, keep):
+        return lstm_sequence(x, *states, *weights[:3], *peep, keep=keep)
+
+    def reference(x, states, keep):
+        return resetting_loop(cell, x, states, keep)
+
+    got = _keep_values_and_gradients(ours, x, h, c, keep, jit, weights)
+    want = _keep_values_and_gradients(reference, x, h, c, keep, jit, weights)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert np.abs(got[4][1]).sum() == 0  # row 1 resets at step 0: no h0 gradient
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "peephole"])
+def test_an_item_model_reads_each_item_from_zero_states(cell):
+    """An item model's network zeroes its states before every end token, so
+    the logits of an item packed after others equal those of the item read
+    alone from zero states (how generation and the decoder read it), and a
+    model of whole files carries its state across the same token."""
+    from textgen.config import ModelConfig
+    from textgen.decoder import Decoder
+    from textgen.model import build_model
+    from textgen.tokens import END, TokenizerSettings
+    from textgen.vocab import Vocabulary
+
+    vocab = Vocabulary(["<pad>", "<unk>", END, "a", "b", "c"])
+    config = ModelConfig(
+        cell=cell, units=6, embedding_dim=4, layers=2, vocab_size=6, dropout=0.0
+    )
+    packed = np.array([[2, 3, 4, 2, 5, 3, 4]])  # <end> a b <end> c a b
+    item = packed[:, 3:]  # <end> c a b
+    for documents, resets in (("lines", True), ("files", False)):
+        model = build_model(config, vocab, TokenizerSettings(documents=documents))
+        whole = np.asarray(model(packed))
+        alone = np.asarray(model(item))
+        assert np.allclose(whole[:, 3:], alone, atol=1e-5) == resets
+        decoder = Decoder(config, model.named_weights())
+        states = decoder.zero_states(1)
+        for t in range(item.shape[1]):
+            logits, states = decoder.step(item[:, t], states)
+            np.testing.assert_allclose(logits, alone[:, t], rtol=1e-4, atol=1e-5)

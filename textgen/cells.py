@@ -83,6 +83,7 @@ def lstm_sequence(
     recurrent_kernel: Any,
     bias: Any,
     peephole: Any = None,
+    keep: Any = None,
 ) -> tuple[Any, Any, list[Any]]:
     """Every step of an LSTM (optionally with peepholes) with a hand-written
     gradient that does the work in as few, as large matrix products as it can.
@@ -100,19 +101,26 @@ def lstm_sequence(
         x: inputs (batch, steps, features); h, c: states (batch, units).
         kernel, recurrent_kernel, bias: the LSTM cell's weights.
         peephole: (3, units) rows for the input, forget and output gates.
+        keep: None, or (batch, steps) floats, 0 where the states are zeroed
+            before that step (an item model's end token: see `ItemResets`).
 
     Returns:
         `(last_output, outputs, [h, c])`, as Keras's RNN `inner_loop` does.
     """
     import tensorflow as tf
 
+    resets = keep is not None
     tensors = [x, h, c, kernel, recurrent_kernel, bias]
+    if resets:
+        tensors.append(tf.transpose(tf.cast(keep, x.dtype))[:, :, None])
     if peephole is not None:
         tensors.append(peephole)
     tensors = [tf.convert_to_tensor(t) for t in tensors]
 
     @tf.custom_gradient
-    def run(x, h0, c0, kernel, recurrent_kernel, bias, *peep):
+    def run(x, h0, c0, kernel, recurrent_kernel, bias, *extra):
+        keep_all = extra[0] if resets else None  # (steps, batch, 1)
+        peep = extra[1:] if resets else extra
         p_i = p_f = p_o = None
         if peep:
             p_i, p_f, p_o = peep[0][0], peep[0][1], peep[0][2]
@@ -123,6 +131,8 @@ def lstm_sequence(
         z_x = tf.reshape(tf.matmul(x_flat, kernel) + bias, [steps, batch, 4 * units])
 
         def forward(t, h, c, hs, cs, gates):
+            if resets:
+                h, c = h * keep_all[t], c * keep_all[t]
             z_i, z_f, z_g, z_o = tf.split(
                 z_x[t] + tf.matmul(h, recurrent_kernel), 4, -1
             )
@@ -153,6 +163,9 @@ def lstm_sequence(
         def gradient(d_outputs, d_h, d_c):
             d_h_all = tf.transpose(d_outputs, [1, 0, 2])
             c_prev = tf.concat([c0[None], c_all[:-1]], 0)
+            h_prev = tf.concat([h0[None], h_all[:-1]], 0)
+            if resets:  # the states each step started from
+                c_prev, h_prev = c_prev * keep_all, h_prev * keep_all
 
             def backward(t, d_h, d_c, d_z):
                 d_h = d_h + d_h_all[t]
@@ -170,6 +183,8 @@ def lstm_sequence(
                     d_c = d_c + d_zi * p_i + d_zf * p_f
                 d_zt = tf.concat([d_zi, d_zf, d_zg, d_zo], -1)
                 d_h = tf.matmul(d_zt, recurrent_kernel, transpose_b=True)
+                if resets:
+                    d_h, d_c = d_h * keep_all[t], d_c * keep_all[t]
                 return t - 1, d_h, d_c, d_z.write(t, d_zt)
 
             _, d_h0, d_c0, d_z = tf.while_loop(
@@ -178,9 +193,7 @@ def lstm_sequence(
                 [steps - 1, d_h, d_c, array()],
             )
             d_z = tf.reshape(d_z.stack(), [steps * batch, 4 * units])
-            h_prev = tf.reshape(
-                tf.concat([h0[None], h_all[:-1]], 0), [steps * batch, units]
-            )
+            h_prev = tf.reshape(h_prev, [steps * batch, units])
             d_x = tf.matmul(d_z, kernel, transpose_b=True)
             grads = [
                 tf.transpose(tf.reshape(d_x, [steps, batch, features]), [1, 0, 2]),
@@ -190,6 +203,8 @@ def lstm_sequence(
                 tf.matmul(h_prev, d_z, transpose_a=True),
                 tf.reduce_sum(d_z, 0),
             ]
+            if resets:
+                grads.append(None)
             if peep:
                 d_zi, d_zf, _, d_zo = tf.split(d_z, 4, -1)
                 c_flat = tf.reshape(c_all, [steps * batch, units])
@@ -230,14 +245,80 @@ def on_gpu() -> bool:
     return bool(tf.config.list_logical_devices("GPU"))
 
 
+def resetting_loop(
+    cell: Any, x: Any, states: list[Any], keep: Any, training: bool = False
+) -> tuple[Any, Any, list[Any]]:
+    """Any Keras cell over a sequence, its states zeroed before each step
+    where `keep` (batch, steps) is 0; Keras's RNN `inner_loop` contract.
+
+    The loop for what `lstm_sequence` and cuDNN do not run: GRU and simple RNN
+    cells, and an LSTM on a GPU (cuDNN cannot reset mid-sequence).
+    """
+    import tensorflow as tf
+
+    # A known length bounds the loop, which XLA needs to differentiate it.
+    steps = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
+    x_t = tf.transpose(x, [1, 0, 2])
+    keep_t = tf.transpose(tf.cast(keep, x.dtype))[:, :, None]  # (steps, batch, 1)
+
+    def step(t, outputs, *states):
+        states = [s * keep_t[t] for s in states]
+        output, states = cell(x_t[t], states, training=training)
+        return [t + 1, outputs.write(t, output), *states]
+
+    _, outputs, *states = tf.while_loop(
+        lambda t, *_: t < steps,
+        step,
+        [tf.constant(0), tf.TensorArray(x.dtype, size=steps), *states],
+        maximum_iterations=steps,
+    )
+    outputs = tf.transpose(outputs.stack(), [1, 0, 2])
+    return outputs[:, -1], outputs, list(states)
+
+
+class ItemResets:
+    """A recurrent layer that can zero its states mid-sequence: `layer(x,
+    initial_state=..., keep=k)` with `k` (batch, steps) 0 before each step
+    that starts afresh. An item model passes 0 at every end token, so training
+    starts each item from zero states, as generation and evaluation do.
+    Without `keep` the layer is exactly its Keras base class."""
+
+    def call(self, sequences, initial_state=None, mask=None, training=False, keep=None):
+        # Keras's RNN.call prepares the states and calls `inner_loop`, which
+        # reads the keep mask from here (a plain dict: untracked by Keras).
+        self.__dict__["_keep"] = keep
+        try:
+            return super().call(
+                sequences, initial_state=initial_state, mask=mask, training=training
+            )
+        finally:
+            self.__dict__["_keep"] = None
+
+    def resets(self, mask: Any) -> Any:
+        """The keep mask of the call under way, or None."""
+        keep = self.__dict__.get("_keep")
+        assert keep is None or mask is None, "a keep mask and a mask together"
+        return keep
+
+    def resetting_loop(self, sequences, initial_state, keep, training):
+        states = (
+            initial_state
+            if isinstance(initial_state, (list, tuple))
+            else [initial_state]
+        )
+        return resetting_loop(self.cell, sequences, list(states), keep, training)
+
+
 @keras.saving.register_keras_serializable(package="textgen")
-class SequenceLSTM(keras.layers.LSTM):
+class SequenceLSTM(ItemResets, keras.layers.LSTM):
     """Keras's LSTM (same weights, same file), run by `lstm_sequence` on a CPU.
 
-    On a GPU it is Keras's LSTM exactly, so cuDNN runs it.
+    On a GPU it is Keras's LSTM exactly, so cuDNN runs it (but for an item
+    model's training, which resets at end tokens: Keras's loop then).
     """
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
+        keep = self.resets(mask)
         if _sequence_op_applies(self, mask) and not on_gpu():
             cell = self.cell
             return lstm_sequence(
@@ -247,15 +328,19 @@ class SequenceLSTM(keras.layers.LSTM):
                 cell.kernel,
                 cell.recurrent_kernel,
                 cell.bias,
+                keep=keep,
             )
+        if keep is not None:
+            return self.resetting_loop(sequences, initial_state, keep, training)
         return super().inner_loop(sequences, initial_state, mask, training)
 
 
 @keras.saving.register_keras_serializable(package="textgen")
-class PeepholeLSTM(keras.layers.RNN):
+class PeepholeLSTM(ItemResets, keras.layers.RNN):
     """`keras.layers.RNN(PeepholeLSTMCell(...))`, run by `lstm_sequence`."""
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
+        keep = self.resets(mask)
         if _sequence_op_applies(self, mask):
             cell = self.cell
             return lstm_sequence(
@@ -266,5 +351,30 @@ class PeepholeLSTM(keras.layers.RNN):
                 cell.recurrent_kernel,
                 cell.bias,
                 cell.peephole,
+                keep=keep,
             )
+        if keep is not None:
+            return self.resetting_loop(sequences, initial_state, keep, training)
+        return super().inner_loop(sequences, initial_state, mask, training)
+
+
+@keras.saving.register_keras_serializable(package="textgen")
+class GRU(ItemResets, keras.layers.GRU):
+    """Keras's GRU (cuDNN on a GPU), able to reset mid-sequence."""
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        keep = self.resets(mask)
+        if keep is not None:
+            return self.resetting_loop(sequences, initial_state, keep, training)
+        return super().inner_loop(sequences, initial_state, mask, training)
+
+
+@keras.saving.register_keras_serializable(package="textgen")
+class SimpleRNN(ItemResets, keras.layers.SimpleRNN):
+    """Keras's SimpleRNN, able to reset mid-sequence."""
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        keep = self.resets(mask)
+        if keep is not None:
+            return self.resetting_loop(sequences, initial_state, keep, training)
         return super().inner_loop(sequences, initial_state, mask, training)

@@ -18,14 +18,14 @@ from .errors import ModelFileError
 from .modelfile import read_config
 from .ngram import ASSET, MAX_TABLE_BYTES, Mixture, write_arrays
 from .outputs import atomic_write
-from .tokens import TokenizerSettings
+from .tokens import END, TokenizerSettings
 from .vocab import Vocabulary
 
 
 def _recurrent_layer(config: ModelConfig, index: int) -> keras.layers.Layer:
     name = f"{config.cell}_{index}"
     # Imported here: `cells` imports Keras, whose import hook loads this module.
-    from .cells import PeepholeLSTM, PeepholeLSTMCell, SequenceLSTM
+    from .cells import GRU, PeepholeLSTM, PeepholeLSTMCell, SequenceLSTM, SimpleRNN
 
     if config.cell == "peephole":
         cell = PeepholeLSTMCell(config.units, name=f"{name}_cell")
@@ -35,8 +35,8 @@ def _recurrent_layer(config: ModelConfig, index: int) -> keras.layers.Layer:
     # `SequenceLSTM` with its own few-large-products loop on a CPU).
     layer_class = {
         "lstm": SequenceLSTM,
-        "gru": keras.layers.GRU,
-        "rnn": keras.layers.SimpleRNN,
+        "gru": GRU,
+        "rnn": SimpleRNN,
     }[config.cell]
     return layer_class(
         config.units,
@@ -150,12 +150,29 @@ class LanguageModel(keras.Model):
         Returns the logits (batch, steps, vocab_size) and each layer's final
         states, to carry into the next call.
         """
-        return self.forward_embedded(self.embedding(ids), states, training)
+        return self.forward_embedded(
+            self.embedding(ids), states, training, keep=self.item_resets(ids)
+        )
+
+    def item_resets(self, ids: Any) -> Any:
+        """For an item model, 0 at each end token of ids (batch, steps) and 1
+        elsewhere: the recurrent states are zeroed before an end token, so
+        each item is read from zero states as generation and evaluation read
+        it, however the items are packed into windows. None otherwise."""
+        if not self.tokenizer_settings.items or END not in self.vocabulary.word_to_id:
+            return None
+        end = self.vocabulary.word_to_id[END]
+        return keras.ops.cast(keras.ops.not_equal(ids, end), "float32")
 
     def forward_embedded(
-        self, x: Any, states: list[list[Any]] | None, training: bool = False
+        self,
+        x: Any,
+        states: list[list[Any]] | None,
+        training: bool = False,
+        keep: Any = None,
     ) -> tuple[Any, list[list[Any]]]:
-        """`forward` from word vectors (batch, steps, embedding_dim) instead of ids."""
+        """`forward` from word vectors (batch, steps, embedding_dim) instead of
+        ids; `keep`: see `item_resets`."""
         new_states = []
         for i, layer in enumerate(self.recurrent_layers):
             x = self.dropout(x, training=training)  # on each layer's input
@@ -163,6 +180,7 @@ class LanguageModel(keras.Model):
                 x,
                 initial_state=None if states is None else states[i],
                 training=training,
+                **({} if keep is None else {"keep": keep}),
             )
             x = outputs[0]  # (batch, steps, units)
             new_states.append(list(outputs[1:]))
