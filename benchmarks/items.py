@@ -203,6 +203,10 @@ def measure(args: argparse.Namespace, name: str, items: list[str]) -> dict:
         "test_items": len(test_items),
         "textgen_nats_per_token": round(scored.cross_entropy, 4),
         "textgen_bits_per_character": round(scored.bits_per_character, 4),
+        # The mixture's parts, alone (None: no n-gram memory).
+        "network_alone_nats_per_token": round(scored.network_cross_entropy, 4),
+        "ngram_memory_nats_per_token": scored.ngram_cross_entropy
+        and round(scored.ngram_cross_entropy, 4),
         f"kneser_ney_{spec['order']}gram_nats_per_token": round(baseline, 4),
         "textgen_vs_baseline": round(scored.cross_entropy / baseline, 3),
         "textgen_training_minutes": round(minutes, 1),
