@@ -1,13 +1,71 @@
 """textgen: train a word-level LSTM/GRU language model on your text, generate from it.
 
-Importing the package is cheap (no TensorFlow); the model class registers
-itself with Keras as soon as Keras is imported, so `keras.saving.load_model`
-loads textgen's `.keras` files after a plain `import textgen`.
+The public API, imported lazily so `import textgen` stays light (no
+TensorFlow; only `train` brings it in):
+
+    import textgen
+    textgen.train(["corpora/saltmarsh"], "models/saltmarsh.keras")
+    model = textgen.load_model("models/saltmarsh.keras")  # no TensorFlow
+    print(textgen.Generator(model).generate("the lighthouse", length=40)[0])
+    print(textgen.evaluate(model, ["held_out.txt"]).perplexity)
+
+The model class registers itself with Keras as soon as Keras is imported, so
+`keras.saving.load_model` also loads textgen's `.keras` files after a plain
+`import textgen`.
 """
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
 
 from ._registration import register_with_keras
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+
+# name -> (module, attribute): what `from textgen import X` gives.
+_PUBLIC = {
+    "load_model": ("modelfile", "read_model"),
+    "ModelFile": ("modelfile", "ModelFile"),
+    "Generator": ("generate", "Generator"),
+    "SamplingSettings": ("sampling", "SamplingSettings"),
+    "evaluate": ("evaluate", "evaluate"),
+    "train": ("train", "train"),
+    "ModelConfig": ("config", "ModelConfig"),
+    "TrainConfig": ("config", "TrainConfig"),
+    "TextgenError": ("errors", "TextgenError"),
+}
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'textgen' has no attribute {name!r}")
+    module, attribute = _PUBLIC[name]
+    value = getattr(importlib.import_module(f".{module}", __name__), attribute)
+    globals()[name] = value  # once imported, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+class _Package(types.ModuleType):
+    """`textgen.train` and `textgen.evaluate` are functions, though modules of
+    those names exist: importing a submodule sets it as an attribute of its
+    package, which would replace the function. The modules stay importable
+    (`from textgen.train import resumed_config`, `sys.modules`)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _PUBLIC and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
 
 register_with_keras()

@@ -34,7 +34,7 @@ def tied_by_default(level: str) -> bool:
     Words: yes (half the output-layer work, and better on whole books).
     Characters: no; the output layer is tiny, and a tied 2 x 128 network
     stayed at the unigram level (3.06 nats) after 170 steps where an untied
-    one reached 2.11 (README, "Training in a budget").
+    one reached 2.11 (docs/training.md, "Training in a budget").
     """
     return level == "word"
 
@@ -144,7 +144,7 @@ class TrainConfig:
         """Whether training carries the state across windows (`carry_state`).
 
         Not given: at character level, where it was better on both books
-        of the 3-minute measurements (README, "Training in a budget"), and
+        of the 3-minute measurements (docs/training.md, "Training in a budget"), and
         not at word level, where it was no better; never under --distribute.
         """
         if self.carry_state is None:

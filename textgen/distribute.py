@@ -59,7 +59,9 @@ def worker_config() -> dict[str, Any]:
     try:
         config = json.loads(raw)
     except ValueError:
-        raise TrainingError("TF_CONFIG is not valid JSON; see the README") from None
+        raise TrainingError(
+            "TF_CONFIG is not valid JSON; see docs/training.md"
+        ) from None
     return config if isinstance(config, dict) else {}
 
 

@@ -1,7 +1,7 @@
 """Sizes that fit a time budget: the network, window and schedule that learn the
 most from this corpus in the minutes given (`plan_training`).
 
-The rule, from the measurements in the README ("Training in a budget"): the
+The rule, from the measurements in docs/training.md ("Training in a budget"): the
 largest network (2 layers of 128 to 512 units) that still reads the training
 text about `TARGET_PASSES` times (a character model `CHAR_TARGET_PASSES`
 times) in the budget, which then ends training rather than an epoch count. A

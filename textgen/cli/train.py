@@ -26,7 +26,7 @@ from . import _import_tensorflow, _Number, cli, echo
 MODEL_DEFAULTS = ModelConfig()
 TRAIN_DEFAULTS = TrainConfig()
 # No budget unless one is given: the planner is not yet measured to beat the
-# fixed defaults at every budget (see the README, "Training in a budget").
+# fixed defaults at every budget (see the docs/training.md, "Training in a budget").
 DEFAULT_MINUTES = 0
 MAX_MINUTES = 7 * 24 * 60  # a week: a longer budget is a typo
 
@@ -235,7 +235,7 @@ _TRAINING_OPTIONS = [
         default=TRAIN_DEFAULTS.distribute,
         show_default=True,
         help="mirrored: split each batch over all local GPUs; multi-worker: over "
-        "the machines in TF_CONFIG (see the README).",
+        "the machines in TF_CONFIG (see docs/training.md).",
     ),
 ]
 
