@@ -103,12 +103,12 @@ def main() -> None:
 
 
 def measure(args: argparse.Namespace, name: str, items: list[str]) -> dict:
-    from textgen.config import ModelConfig, TrainConfig, tied_by_default
+    from textgen.config import ModelConfig, TrainConfig
     from textgen.evaluate import evaluate
     from textgen.generate import Generator
     from textgen.sampling import SamplingSettings
     from textgen.sizing import PLANNED
-    from textgen.tokens import END, normalise_item, tokenize
+    from textgen.tokens import END, level_class, normalise_item, tokenize
     from textgen.train import train
     from textgen.vocab import UNK
 
@@ -116,7 +116,7 @@ def measure(args: argparse.Namespace, name: str, items: list[str]) -> dict:
     carry = None if args.carry_state is None else args.carry_state == "on"
     given = {k: getattr(args, k) for k in ("units", "dropout")}
     shape = {k: v for k, v in given.items() if v is not None}
-    shape["tie_embeddings"] = tied_by_default(spec["level"])
+    shape["tie_embeddings"] = level_class(spec["level"]).tied_by_default
     items = [normalise_item(item) for item in items]
     items = [item for item in items if item and "\n" not in item]
     random.Random(args.seed).shuffle(items)

@@ -95,10 +95,10 @@ def main() -> None:
 
 def measure(args: argparse.Namespace, corpus: Path, minutes: float) -> dict:
     """Train within `minutes` on the corpus's first 90%, score its last 10%."""
-    from textgen.config import ModelConfig, TrainConfig, tied_by_default
+    from textgen.config import ModelConfig, TrainConfig
     from textgen.evaluate import evaluate_ids
     from textgen.sizing import PLANNED
-    from textgen.tokens import tokenize
+    from textgen.tokens import level_class, tokenize
     from textgen.train import train
     from textgen.vocab import PAD, UNK
 
@@ -110,7 +110,8 @@ def measure(args: argparse.Namespace, corpus: Path, minutes: float) -> dict:
         for k in ("dropout", "units", "cell", "layers")
         if getattr(args, k) is not None
     }
-    shape["tie_embeddings"] = tied_by_default(args.level) and not args.no_tie
+    tied = level_class(args.level).tied_by_default
+    shape["tie_embeddings"] = tied and not args.no_tie
     fixed = {
         k: getattr(args, k)
         for k in (

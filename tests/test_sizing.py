@@ -10,8 +10,6 @@ from textgen.cli import cli
 from textgen.config import ModelConfig, TrainConfig
 from textgen.sizing import (
     BUDGET_EPOCHS,
-    CHAR_LEARNING_RATE,
-    CHAR_TARGET_PASSES,
     PLANNED,
     TIED_MIN_UNITS,
     UNITS,
@@ -19,6 +17,7 @@ from textgen.sizing import (
     plan_training,
     plan_window,
 )
+from textgen.tokens import CharTokenizer
 
 WORDS = ModelConfig(vocab_size=10_000)
 
@@ -73,7 +72,7 @@ def test_explicit_settings_and_no_budget_are_left_alone():
     fast = plan_training(
         chars, TrainConfig(max_minutes=3, level="char"), 10**6, PLANNED
     )
-    assert fast.config.learning_rate == CHAR_LEARNING_RATE
+    assert fast.config.learning_rate == CharTokenizer.planned_learning_rate
     slow = TrainConfig(max_minutes=3, level="char", learning_rate=1e-3)
     kept_rate = plan_training(chars, slow, 10**6, {"units"}, gflops=50)
     assert kept_rate.config.learning_rate == 1e-3  # --learning-rate given
@@ -85,7 +84,7 @@ def test_explicit_settings_and_no_budget_are_left_alone():
         chars, TrainConfig(max_minutes=10, level="char"), 114_000, PLANNED, 160
     )
     assert char_size.model_config.units < word_size.model_config.units
-    assert char_size.passes >= CHAR_TARGET_PASSES > word_size.passes
+    assert char_size.passes >= CharTokenizer.planned_passes > word_size.passes
     # With a budget the budget ends training, unless --epochs is given.
     assert char_size.config.epochs == BUDGET_EPOCHS
     assert char_size.to_record()["epochs"] == BUDGET_EPOCHS

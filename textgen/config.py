@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import TextgenError
-from .tokens import DOCUMENTS
+from .tokens import DOCUMENTS, LEVELS, level_class
 
 MODELS_DIR = Path("models")  # where `train` writes and `generate` looks by default
 CELLS = ("lstm", "gru", "rnn", "peephole")
@@ -28,17 +28,6 @@ def fresh_seed() -> int:
     return secrets.randbelow(2**31)
 
 
-def tied_by_default(level: str) -> bool:
-    """Whether the CLI ties the output layer to the embeddings at this level.
-
-    Words: yes (half the output-layer work, and better on whole books).
-    Characters: no; the output layer is tiny, and a tied 2 x 128 network
-    stayed at the unigram level (3.06 nats) after 170 steps where an untied
-    one reached 2.11 (docs/training.md, "Training in a budget").
-    """
-    return level == "word"
-
-
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of the network; saved in the model file."""
@@ -49,7 +38,7 @@ class ModelConfig:
     embedding_dim: int = 128  # size of the learned word vectors
     dropout: float = 0.5  # on each layer's input and before the output; not recurrent
     tie_embeddings: bool = True  # the output layer reuses the embedding matrix
-    # (the CLI's default depends on the level: see `tied_by_default`)
+    # (the CLI's default depends on the level: `Tokenizer.tied_by_default`)
     vocab_size: int = 0  # output classes, <pad> and <unk> included; 0: not yet known
 
     def __post_init__(self) -> None:
@@ -136,19 +125,21 @@ class TrainConfig:
     def ngram(self) -> int:
         """The n-gram memory's order (`ngram_order`, or the level's default)."""
         if self.ngram_order is None:
-            return 7 if self.level == "char" else 3
+            return level_class(self.level).ngram_order
         return self.ngram_order
 
     @property
     def carries_state(self) -> bool:
         """Whether training carries the state across windows (`carry_state`).
 
-        Not given: at character level, where it was better on both books
-        of the 3-minute measurements (docs/training.md, "Training in a budget"), and
-        not at word level, where it was no better; never under --distribute.
+        Not given: the level's default (`Tokenizer.carries_state_by_default`),
+        never under --distribute.
         """
         if self.carry_state is None:
-            return self.level == "char" and self.distribute == "none"
+            return (
+                level_class(self.level).carries_state_by_default
+                and self.distribute == "none"
+            )
         return self.carry_state
 
     def __post_init__(self) -> None:
@@ -166,7 +157,7 @@ class TrainConfig:
             "max_minutes": self.max_minutes >= 0,
             "lr_schedule": self.lr_schedule in LR_SCHEDULES,
             "distribute": self.distribute in DISTRIBUTE,
-            "level": self.level in ("word", "char"),
+            "level": self.level in LEVELS,
             "documents": self.documents in DOCUMENTS,
             "ngram_order": self.ngram_order is None or 0 <= self.ngram_order <= 10,
             "ngram_max_mb": 0 < self.ngram_max_mb <= 2048,

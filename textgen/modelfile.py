@@ -23,7 +23,7 @@ import numpy as np
 from .config import MODELS_DIR, ModelConfig, TrainConfig
 from .errors import ModelFileError, TextgenError
 from .ngram import ASSET as NGRAM_ASSET
-from .tokens import DOCUMENTS, END, LEVELS, TokenizerSettings
+from .tokens import DOCUMENTS, LEVELS, TokenizerSettings, level_class
 from .vocab import PAD, UNK, Vocabulary
 
 REGISTERED_NAME = "textgen>LanguageModel"
@@ -233,8 +233,10 @@ def _check_vocabulary(vocabulary: Any, size: int, level: str) -> None:
         _fail("a vocabulary word is not a non-empty string")
     if len(set(words)) != len(words):
         _fail("the vocabulary repeats a word")
-    if level == "char" and any(len(w) != 1 and w != END for w in words[2:]):
-        _fail("a character model's vocabulary holds more than single characters")
+    tokenizer = level_class(level)
+    if not all(tokenizer.holds(w) for w in words[2:]):
+        unit = tokenizer.unit[:-1]
+        _fail(f"the vocabulary holds an entry that is not a single {unit}")
     counts = vocabulary.get("counts")
     if counts is not None and (
         not isinstance(counts, list)

@@ -3,14 +3,15 @@ most from this corpus in the minutes given (`plan_training`).
 
 The rule, from the measurements in docs/training.md ("Training in a budget"): the
 largest network (2 layers of 128 to 512 units) that still reads the training
-text about `TARGET_PASSES` times (a character model `CHAR_TARGET_PASSES`
-times) in the budget, which then ends training rather than an epoch count. A
+text the level's `Tokenizer.planned_passes` times (8 for words, 30 for
+characters) in the budget, which then ends training rather than an epoch count. A
 short budget on a big corpus gets a small, fast network that sees the text
 many times (a big one would stop after a few dozen updates); a long budget or
 a small corpus gets the full-size one. The speed of each size is predicted
 from its arithmetic and this machine's measured matrix-product speed, taken at
 the start of the run; a network made smaller gets proportionally less dropout.
-Character models read 100-character windows. With a budget the learning rate
+Character models read 100-character windows at learning rate 0.01 (the
+level's `planned_seq_len` and `planned_learning_rate`). With a budget the learning rate
 decays linearly to zero at its end. Settings given explicitly are kept.
 """
 
@@ -24,20 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import ModelConfig, TrainConfig
+from .tokens import level_class
 
 # The settings `plan_training` may choose (those not given explicitly).
 PLANNED = ("units", "dropout", "seq_len", "lr_schedule", "learning_rate", "epochs")
 UNITS = (128, 192, 256, 384, 512)  # candidate sizes, 2 layers each
-TARGET_PASSES = 8  # reads of the training text the budget should allow
-# Character models learn less per pass and want more of them: on a list of
-# 15 k words (114 k characters, 10 minutes) 2 x 512 at 12 passes reached
-# 2.03 nats per character, 2 x 256 at 30 passes 1.83 (benchmarks/items.py).
-CHAR_TARGET_PASSES = 30
 # With a budget the budget ends training (or early stopping), not an epoch
 # count: the 30-epoch default stopped a small corpus with a third of it left.
 BUDGET_EPOCHS = 1000
-CHAR_SEQ_LEN = 100  # characters per window: a sentence or two of context
-CHAR_LEARNING_RATE = 1e-2  # character models with a budget (5e-3: +3.4% nats)
 SMALL_UNITS = 192  # planned networks this small train without dropout
 # Smallest planned size with a tied output layer: at 128 units (no projection
 # to the 128-d embeddings) a word model stalled near perplexity 370 in 3
@@ -122,15 +117,17 @@ def flops_per_token(model_config: ModelConfig) -> float:
 def plan_window(
     config: TrainConfig, planned: Collection[str], tokens: int
 ) -> TrainConfig:
-    """With a budget, character models read `CHAR_SEQ_LEN`-character windows
-    (when `seq_len` is not fixed and the corpus holds a hundred of them)."""
+    """With a budget, the level's planned window (`Tokenizer.planned_seq_len`:
+    100 characters), when `seq_len` is not fixed and the corpus holds a
+    hundred such windows."""
+    seq_len = level_class(config.level).planned_seq_len
     if (
         "seq_len" in planned
         and config.max_minutes
-        and config.level == "char"
-        and tokens >= 100 * (CHAR_SEQ_LEN + 1)
+        and seq_len is not None
+        and tokens >= 100 * (seq_len + 1)
     ):
-        return dataclasses.replace(config, seq_len=CHAR_SEQ_LEN)
+        return dataclasses.replace(config, seq_len=seq_len)
     return config
 
 
@@ -161,6 +158,7 @@ def plan_training(
     if not config.max_minutes or not planned:
         return None
     gflops = gflops or measure_gflops()
+    level = level_class(config.level)
     seconds = max(config.max_minutes * 60 - STARTUP_SECONDS - reserved_seconds, 0.0)
 
     def speed(shape: ModelConfig) -> float:
@@ -174,7 +172,7 @@ def plan_training(
             if not model_config.tie_embeddings or units >= TIED_MIN_UNITS
         ]
         chosen = dataclasses.replace(model_config, units=sizes[0])
-        passes = CHAR_TARGET_PASSES if config.level == "char" else TARGET_PASSES
+        passes = level.planned_passes
         for units in sizes:
             shape = dataclasses.replace(model_config, units=units)
             if speed(shape) * seconds >= passes * train_tokens:
@@ -191,8 +189,8 @@ def plan_training(
         config = dataclasses.replace(config, lr_schedule="linear")
     if "epochs" in planned:
         config = dataclasses.replace(config, epochs=max(config.epochs, BUDGET_EPOCHS))
-    if "learning_rate" in planned and config.level == "char":
-        config = dataclasses.replace(config, learning_rate=CHAR_LEARNING_RATE)
+    if "learning_rate" in planned and level.planned_learning_rate is not None:
+        config = dataclasses.replace(config, learning_rate=level.planned_learning_rate)
     tokens_per_second = speed(chosen)
     return Plan(
         model_config=chosen,

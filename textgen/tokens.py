@@ -462,17 +462,38 @@ class _CharacterStream(StreamingDetokenizer):
 
 
 class Tokenizer:
-    """What one token is, and everything that follows from it: how text
-    becomes tokens (whole or streamed), how tokens become text (whole or
-    streamed), the token that starts a text with no seed, the one that ends a
-    paragraph, the unit's name, and how many tokens in a row count as copied.
-    Adding a level means adding a subclass here."""
+    """A token level: what one token is, and everything that follows from it.
+
+    How text becomes tokens (whole or streamed) and tokens text (whole or
+    streamed), the token that starts a text with no seed and the one that
+    ends a paragraph, the unit's name, how many tokens in a row count as
+    copied; and, as class attributes, every default that differs between
+    levels (asked of the class: `level_class(name)`), so no code outside
+    this module compares level names. Adding a level means adding a
+    subclass here."""
 
     level: str
     unit: str  # "words", "characters": for messages
     start_token: str  # what an empty seed starts from
     paragraph_end: str  # the token that ends a paragraph
     ngram: int  # tokens in a row that count as copied from the training text
+    folds_case: bool  # lowercase (unless --keep-case) at this level
+    tied_by_default: bool  # the output layer shares the embedding matrix
+    carries_state_by_default: bool  # training carries the state (TrainConfig)
+    ngram_order: int  # the n-gram memory's default order
+    # What the budget planner (`sizing.py`) aims at: reads of the training
+    # text, and the window and learning rate it sets when they are not given
+    # (None: the defaults).
+    planned_passes: int
+    planned_seq_len: int | None = None
+    planned_learning_rate: float | None = None
+    score_in_bits: bool  # evaluate reports bits per token, not perplexity
+
+    @classmethod
+    def holds(cls, token: str) -> bool:
+        """Whether a vocabulary entry can be a token of this level (the model
+        file reader's check); special tokens (`<end>`, ...) always can."""
+        return True
 
     def __init__(self, settings: TokenizerSettings) -> None:
         self.settings = settings
@@ -521,6 +542,13 @@ class WordTokenizer(Tokenizer):
         PARAGRAPH,
         5,
     )
+    folds_case = tied_by_default = True
+    # Carried state was no better for words at the budgets people give a
+    # laptop (docs/training.md, "Training in a budget").
+    carries_state_by_default = False
+    ngram_order = 3
+    planned_passes = 8
+    score_in_bits = False
 
     def tokenize(self, text: str) -> list[str]:
         return _words(text, self.settings.lowercase)
@@ -546,6 +574,25 @@ class CharTokenizer(Tokenizer):
         "\n",
         20,
     )
+    folds_case = False  # case and all whitespace are kept
+    # The output layer is tiny, and tied a 2 x 128 network stayed at the
+    # unigram level (3.06 nats) after 170 steps where an untied one reached
+    # 2.11 (docs/training.md, "Training in a budget").
+    tied_by_default = False
+    # Carried state was better on both books at 3 minutes (about 2% fewer nats).
+    carries_state_by_default = True
+    ngram_order = 7
+    # Characters learn less per pass and want more of them: on a list of 15 k
+    # words (114 k characters, 10 minutes) 2 x 512 at 12 passes reached 2.03
+    # nats per character, 2 x 256 at 30 passes 1.83 (benchmarks/items.py).
+    planned_passes = 30
+    planned_seq_len = 100  # characters per window: a sentence or two of context
+    planned_learning_rate = 1e-2  # 5e-3: +3.4% nats at 3 minutes
+    score_in_bits = True
+
+    @classmethod
+    def holds(cls, token: str) -> bool:
+        return len(token) == 1 or token == END
 
     def tokenize(self, text: str) -> list[str]:
         return list(text.lower() if self.settings.lowercase else text)
@@ -576,3 +623,8 @@ assert tuple(_TOKENIZERS) == LEVELS, "every level has its tokenizer"
 def tokenizer_for(settings: TokenizerSettings) -> Tokenizer:
     """The tokenizer a model's saved settings name."""
     return _TOKENIZERS[settings.level](settings)
+
+
+def level_class(level: str) -> type[Tokenizer]:
+    """The tokenizer class of a level name (one of `LEVELS`): its defaults."""
+    return _TOKENIZERS[level]

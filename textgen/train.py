@@ -35,7 +35,7 @@ from .originality import Fingerprint, word_hashes
 from .outputs import Output, check_outputs
 from .sizing import plan_training, plan_window
 from .terminal import count
-from .tokens import END, TokenizerSettings, tokenizer_for
+from .tokens import END, TokenizerSettings, level_class, tokenizer_for
 from .vocab import UNK_ID, Vocabulary
 
 
@@ -393,7 +393,7 @@ def train(
             )
     else:
         tokenizer = TokenizerSettings(
-            lowercase=config.lowercase and config.level == "word",
+            lowercase=config.lowercase and level_class(config.level).folds_case,
             level=config.level,
             documents=config.documents,
         )

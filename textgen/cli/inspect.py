@@ -22,7 +22,8 @@ def evaluate(model_path: str | None, no_ngram: bool, text: tuple[str, ...]) -> N
     from ..evaluate import evaluate as evaluate_model
 
     result = evaluate_model(model, text, ngram=not no_ngram)
-    unit = tokenizer_for(model.tokenizer_settings).unit
+    tokenizer = tokenizer_for(model.tokenizer_settings)
+    unit = tokenizer.unit
 
     def score(cross_entropy: float) -> str:
         if result.items:
@@ -31,7 +32,7 @@ def evaluate(model_path: str | None, no_ngram: bool, text: tuple[str, ...]) -> N
                 f"{cross_entropy:.4f} nats per {unit[:-1]}, {bits:.4f} bits per "
                 "character (ends included)"
             )
-        if model.tokenizer_settings.level == "char":
+        if tokenizer.score_in_bits:
             return (
                 f"{cross_entropy / math.log(2):.4f} "
                 f"(perplexity {math.exp(cross_entropy):.2f} per character)"
@@ -69,7 +70,8 @@ def info(path: str | None) -> None:
     model = _load(path, weights=False)  # what it is, not what it computes
     config = model.model_config
     record = model.record
-    unit = tokenizer_for(model.tokenizer_settings).unit
+    tokenizer = tokenizer_for(model.tokenizer_settings)
+    unit = tokenizer.unit
     rows = [
         (
             "model",

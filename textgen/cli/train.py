@@ -18,9 +18,8 @@ from ..config import (
     MODELS_DIR,
     ModelConfig,
     TrainConfig,
-    tied_by_default,
 )
-from ..tokens import DOCUMENTS
+from ..tokens import DOCUMENTS, LEVELS, level_class
 from . import _import_tensorflow, _Number, cli, echo
 
 MODEL_DEFAULTS = ModelConfig()
@@ -127,7 +126,7 @@ _TRAINING_OPTIONS = [
     ),
     click.option(
         "--level",
-        type=click.Choice(["word", "char"]),
+        type=click.Choice(LEVELS),
         default=TRAIN_DEFAULTS.level,
         show_default=True,
         help="What the model reads and writes: words, or characters (case kept, "
@@ -250,11 +249,11 @@ def training_options(command: Any) -> Any:
 def _configs(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configs from parsed options (consumed from the dict).
 
-    `--tie-embeddings` not given: the level's default (`tied_by_default`).
+    `--tie-embeddings` not given: the level's default (`Tokenizer.tied_by_default`).
     """
     ctx = click.get_current_context()
     if ctx.get_parameter_source("tie_embeddings") is ParameterSource.DEFAULT:
-        options["tie_embeddings"] = tied_by_default(options["level"])
+        options["tie_embeddings"] = level_class(options["level"]).tied_by_default
     model_fields = {field.name for field in dataclasses.fields(ModelConfig)}
     model_config = ModelConfig(
         **{name: options.pop(name) for name in list(options) if name in model_fields}
