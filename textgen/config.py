@@ -15,7 +15,51 @@ from .errors import TextgenError
 from .tokens import DOCUMENTS, LEVELS, level_class
 
 MODELS_DIR = Path("models")  # where `train` writes and `generate` looks by default
-CELLS = ("lstm", "gru", "rnn", "peephole")
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """What a recurrent cell is, for everything that is not its arithmetic:
+    the model builder (`model.py`), the decoder, the model file reader and
+    `ModelConfig.weight_shapes` all read it here. A new cell is its spec, its
+    NumPy step (`decoder.py`) and its Keras layer (`model.py`)."""
+
+    name: str  # as --cell names it
+    gates: int  # blocks of `units` columns in the kernels
+    states: int  # recurrent states per layer: [h], or [h, c]
+    # Per-layer weights, in the order Keras stores the cell's variables.
+    weights: tuple[str, ...] = ("kernel", "recurrent_kernel", "bias")
+    bias_rows: int = 1  # Keras's GRU (reset_after) keeps input and recurrent biases
+
+    def weight_shapes(self, width: int, units: int) -> dict[str, tuple[int, ...]]:
+        """One layer's weights by name, for inputs of `width` features."""
+        columns = self.gates * units
+        shapes = {
+            "kernel": (width, columns),
+            "recurrent_kernel": (units, columns),
+            "bias": (columns,) if self.bias_rows == 1 else (self.bias_rows, columns),
+        }
+        if "peephole" in self.weights:  # input, forget and output gates
+            shapes["peephole"] = (3, units)
+        assert tuple(shapes) == self.weights, "every weight has its shape"
+        return shapes
+
+
+CELL_SPECS = {
+    spec.name: spec
+    for spec in (
+        CellSpec("lstm", gates=4, states=2),  # gate order i f c o
+        CellSpec("gru", gates=3, states=1, bias_rows=2),  # z r h
+        CellSpec("rnn", gates=1, states=1),  # Keras's SimpleRNN
+        CellSpec(
+            "peephole",
+            gates=4,
+            states=2,
+            weights=("kernel", "recurrent_kernel", "bias", "peephole"),
+        ),
+    )
+}
+CELLS = tuple(CELL_SPECS)
 # The largest network textgen builds, trains or loads: far beyond what a
 # machine can train, small enough to rule out overflow and absurd files.
 LIMITS = {"layers": 64, "units": 2**16, "embedding_dim": 2**16, "vocab_size": 2**24}
@@ -54,21 +98,19 @@ class ModelConfig:
         if not 0 <= self.dropout < 1:
             raise TextgenError("dropout must be in [0, 1)")
 
+    @property
+    def cell_spec(self) -> CellSpec:
+        return CELL_SPECS[self.cell]
+
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         """The shape of every weight of the network, by a stable name (the
         model file reader checks a file's weights against these)."""
         vocab, dim, units = self.vocab_size, self.embedding_dim, self.units
-        gates = {"lstm": 4, "peephole": 4, "gru": 3, "rnn": 1}[self.cell]
         shapes: dict[str, tuple[int, ...]] = {"embedding": (vocab, dim)}
         width = dim
         for i in range(self.layers):
-            shapes[f"layer{i}.kernel"] = (width, gates * units)
-            shapes[f"layer{i}.recurrent_kernel"] = (units, gates * units)
-            # Keras's GRU (reset_after) keeps an input and a recurrent bias.
-            bias = (2, 3 * units) if self.cell == "gru" else (gates * units,)
-            shapes[f"layer{i}.bias"] = bias
-            if self.cell == "peephole":
-                shapes[f"layer{i}.peephole"] = (3, units)
+            for name, shape in self.cell_spec.weight_shapes(width, units).items():
+                shapes[f"layer{i}.{name}"] = shape
             width = units
         if not self.tie_embeddings:
             shapes["logits.kernel"] = (units, vocab)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from .config import ModelConfig
+from .config import CELL_SPECS, ModelConfig
 from .errors import Cancelled
 
 Weights = Mapping[str, np.ndarray]  # by `ModelConfig.weight_shapes` name
@@ -84,7 +84,7 @@ def _rnn_step(w: list[np.ndarray], x: np.ndarray, state: State) -> State:
 
 
 def _peephole_weights(layer: Weights) -> list[np.ndarray]:
-    names = ("kernel", "recurrent_kernel", "bias", "peephole")
+    names = CELL_SPECS["peephole"].weights
     kernel, recurrent_kernel, bias, peephole = _weights(layer, *names)
     return [np.concatenate([kernel, recurrent_kernel]), bias, peephole]
 
@@ -106,6 +106,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * np.tanh(0.5 * x) + 0.5
 
 
+# Each cell's (weights prepared once, one step): with its `CellSpec`, all a
+# cell is to the decoder.
 _CELLS = {
     "peephole": (_peephole_weights, _peephole_step),
     "lstm": (_lstm_weights, _lstm_step),
@@ -130,7 +132,7 @@ class Decoder:
         weights: every weight of `config.weight_shapes()`, by name.
         """
         prepare, self._step = _CELLS[config.cell]
-        self._state_count = 2 if config.cell in ("lstm", "peephole") else 1
+        self._state_count = config.cell_spec.states
         self.units = config.units
         self.embeddings = np.asarray(weights["embedding"], np.float32)  # (vocab, dim)
         self.layers = [

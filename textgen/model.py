@@ -201,12 +201,8 @@ class LanguageModel(keras.Model):
         (what `Decoder` and the model file reader use)."""
         weights = {"embedding": self.embedding.embeddings}
         for i, layer in enumerate(self.recurrent_layers):
-            cell = layer.cell
-            names = ["kernel", "recurrent_kernel", "bias"]
-            if self.model_config.cell == "peephole":
-                names.append("peephole")
-            for name in names:
-                weights[f"layer{i}.{name}"] = getattr(cell, name)
+            for name in self.model_config.cell_spec.weights:
+                weights[f"layer{i}.{name}"] = getattr(layer.cell, name)
         if self.logits is not None:
             weights["logits.kernel"] = self.logits.kernel
             weights["logits.bias"] = self.logits.bias
@@ -303,7 +299,7 @@ class CarriedStates:
         import tensorflow as tf
 
         units = model.model_config.units
-        per_layer = 1 if model.model_config.cell in ("gru", "rnn") else 2
+        per_layer = model.model_config.cell_spec.states
         self.variables = [
             [
                 tf.Variable(tf.zeros((rows, units)), trainable=False)

@@ -362,8 +362,8 @@ class ModelFile:
 
 # How Keras 3 lays out a LanguageModel's weights in model.weights.h5: each
 # layer's group has a "vars" subgroup whose "name" attribute is the layer's
-# name; a recurrent layer's weights are in its "cell/vars".
-_CELL_VARIABLES = ("kernel", "recurrent_kernel", "bias", "peephole")
+# name; a recurrent layer's weights are in its "cell/vars", in the order of
+# its `CellSpec.weights`.
 
 
 def read_model(path: str | Path, weights: bool = True) -> ModelFile:
@@ -400,7 +400,9 @@ def read_model(path: str | Path, weights: bool = True) -> ModelFile:
             has_ngram = f"assets/{NGRAM_ASSET}" in archive.namelist()
         found, has_optimizer = {}, False
         if weights:
-            found, has_optimizer = _read_weights(data, config.get("name"), expected)
+            found, has_optimizer = _read_weights(
+                data, config.get("name"), expected, shape.cell_spec.weights
+            )
     except ModelFileError as err:
         raise ModelFileError(f"{damaged}: {err}") from None
     # h5py reports a damaged HDF5 file as any of these (RuntimeError included).
@@ -464,7 +466,10 @@ def _read_mixture(archive: zipfile.ZipFile, vocab_size: int) -> Any:
 
 
 def _read_weights(
-    data: bytes, model_name: Any, expected: dict[str, tuple[int, ...]]
+    data: bytes,
+    model_name: Any,
+    expected: dict[str, tuple[int, ...]],
+    cell_weights: tuple[str, ...],
 ) -> tuple[dict[str, np.ndarray], bool]:
     """The weights in an HDF5 file's bytes, named as in `expected`, and
     whether it also holds optimizer state."""
@@ -502,7 +507,7 @@ def _read_weights(
                 take(group["vars"], ("kernel", "bias"), "logits.")
             elif "_" in name and name.rsplit("_", 1)[1].isdigit() and "cell" in group:
                 index = name.rsplit("_", 1)[1]
-                take(group["cell"]["vars"], _CELL_VARIABLES, f"layer{index}.")
+                take(group["cell"]["vars"], cell_weights, f"layer{index}.")
     return weights, bool(has_optimizer)
 
 
