@@ -65,7 +65,7 @@ def main() -> None:
     for name, ngram in (("network_alone", False), ("mixed", True)):
         generator = Generator(model, ngram=ngram)
         samples = generator.sample(
-            SEEDS, [SamplingSettings()] * len(SEEDS), each, random_seed=7
+            SEEDS, [SamplingSettings()] * len(SEEDS), length=each, random_seed=7
         )
         runs = [fingerprint.longest_copied_run(s.words) for s in samples]
         report[name] = {

@@ -174,7 +174,7 @@ def measure(args: argparse.Namespace, name: str, items: list[str]) -> dict:
             drawn = generator.sample(
                 [""] * args.samples,
                 [SamplingSettings()] * args.samples,
-                spec["length"],
+                length=spec["length"],
                 random_seed=args.seed,
                 novel=novel,
             )

@@ -125,46 +125,48 @@ def test_pad_and_unk_are_never_generated(generator):
 def test_stop_strings_end_the_text_and_are_not_printed(generator):
     pieces: list[str] = []
     (sample,) = generator.sample(
-        ["one"], [GREEDY], 30, on_text=pieces.append, stop=["five", "zzz"]
+        ["one"], [GREEDY], length=30, on_text=pieces.append, stop=["five", "zzz"]
     )
     assert sample.text == "One two three, four"
     assert "".join(pieces) == sample.text
     # The detokenizer settles a word when the next arrives: one token more.
     assert sample.stopped_by == "five" and sample.words[-2:] == ["five", "."]
     # Without streaming the same cut is made.
-    (quiet,) = generator.sample(["one"], [GREEDY], 30, stop=["five"])
+    (quiet,) = generator.sample(["one"], [GREEDY], length=30, stop=["five"])
     assert quiet.text == sample.text
 
 
 def test_until_sentence_or_paragraph(generator):
     sentence, paragraph = (
-        generator.sample(["one"], [GREEDY], 30, until=until)[0]
+        generator.sample(["one"], [GREEDY], length=30, until=until)[0]
         for until in ("sentence", "paragraph")
     )
     assert sentence.text == "One two three, four five."
     assert paragraph.text == "One two three, four five. Six seven eight nine!"
     assert sentence.stopped_by == paragraph.stopped_by == "until"
-    capped = generator.sample(["one"], [GREEDY], 2, until="paragraph")[0]
+    capped = generator.sample(["one"], [GREEDY], length=2, until="paragraph")[0]
     assert capped.text == "One two three" and capped.stopped_by == "length"
 
 
 def test_rows_with_their_own_seeds_and_settings_in_one_batch(generator):
     hot = SamplingSettings(temperature=5.0)
-    samples = generator.sample(["one", "six seven", "one"], [GREEDY, GREEDY, hot], 3)
+    samples = generator.sample(
+        ["one", "six seven", "one"], [GREEDY, GREEDY, hot], length=3
+    )
     assert samples[0].text == "One two three,"
     assert samples[1].text == "Six seven eight nine!"
     assert (
         samples[2].sampling is hot and samples[0].random_seed == samples[2].random_seed
     )
     again = generator.sample(
-        ["one"] * 3, [hot] * 3, 6, random_seed=samples[0].random_seed
+        ["one"] * 3, [hot] * 3, length=6, random_seed=samples[0].random_seed
     )
     assert len({s.text for s in again}) > 1  # rows draw independently
 
 
 def test_no_repeat_ngram_breaks_the_learned_cycle(generator):
     no_bigram = SamplingSettings(temperature=0, no_repeat_ngram=2)
-    (sample,) = generator.sample(["one two"], [no_bigram], 14)
+    (sample,) = generator.sample(["one two"], [no_bigram], length=14)
     words = ["one", "two", *sample.words]
     bigrams = list(itertools.pairwise(words))
     assert len(set(bigrams)) == len(bigrams)
@@ -174,7 +176,7 @@ def test_beam_search_is_deterministic_and_finds_the_likely_text(generator):
     first = generator.beam_search("one", 8, beams=3, num_results=2)
     second = generator.beam_search("one", 8, beams=3, num_results=2)
     assert [s.text for s in first] == [s.text for s in second]
-    assert first[0].words == generator.sample(["one"], [GREEDY], 8)[0].words
+    assert first[0].words == generator.sample(["one"], [GREEDY], length=8)[0].words
     assert len(first) == 2 and first[0].text != first[1].text
     ended = generator.beam_search("one", 30, beams=3, until="sentence")[0]
     assert ended.text == "One two three, four five."
@@ -185,12 +187,14 @@ def test_beam_search_is_deterministic_and_finds_the_likely_text(generator):
 def test_stop_strings_are_found_across_pieces_and_never_in_the_seed(generator):
     # "five. six" is streamed in pieces ("five", ". Six"): the stop string
     # straddles them. The seed holds "three" itself, which is not a stop.
-    (sample,) = generator.sample(["two three"], [GREEDY], 30, stop=["e. S", "three"])
+    (sample,) = generator.sample(
+        ["two three"], [GREEDY], length=30, stop=["e. S", "three"]
+    )
     assert sample.stopped_by == "e. S"
     assert sample.text == "Two three, four fiv"
     pieces: list[str] = []
     (streamed,) = generator.sample(
-        ["two three"], [GREEDY], 30, on_text=pieces.append, stop=["e. S"]
+        ["two three"], [GREEDY], length=30, on_text=pieces.append, stop=["e. S"]
     )
     assert "".join(pieces) == streamed.text == sample.text
 
@@ -209,7 +213,7 @@ def test_stop_watching_costs_each_word_its_own_text(generator, monkeypatch):
         return real_add(self, piece, final)
 
     monkeypatch.setattr(module._StopWatch, "_add", add)
-    (sample,) = generator.sample(["one"], [GREEDY], 2000, stop=["zebra!"])
+    (sample,) = generator.sample(["one"], [GREEDY], length=2000, stop=["zebra!"])
     assert sample.stopped_by == "length" and len(sample.text) > 7000
     assert max(searched) < 40
     assert sum(searched) < 3 * len(sample.text)
@@ -230,8 +234,14 @@ def test_a_cancelled_request_stops_reading_its_seeds(generator, trained):
     with pytest.raises(Cancelled):
         decoder.read(ids, None, cancelled)
     assert len(asked) == 3  # asked every few steps, not once at the end
+    from textgen.request import GenerationRequest
+
     steps = generator.draws(
-        ["one two"] * 3, [GREEDY] * 3, 5, 1, [None] * 3, cancelled=lambda: True
+        ["one two"] * 3,
+        [GREEDY] * 3,
+        GenerationRequest(length=5, random_seed=1),
+        [None] * 3,
+        cancelled=lambda: True,
     )
     with pytest.raises(Cancelled):
         next(steps)

@@ -115,13 +115,15 @@ def test_each_sample_is_one_item(name_model):
     from textgen.generate import Generator
 
     generator = Generator(name_model[1])
-    samples = generator.sample([""] * 40, [_sampling()] * 40, 30, random_seed=1)
+    samples = generator.sample([""] * 40, [_sampling()] * 40, length=30, random_seed=1)
     ended = [s for s in samples if s.stopped_by == "end"]
     assert len(ended) >= 30  # a trained model ends its items
     for sample in samples:
         assert "\n" not in sample.text and END not in sample.text
     # The seed is the start of an item.
-    for sample in generator.sample(["ba"] * 5, [_sampling()] * 5, 30, random_seed=2):
+    for sample in generator.sample(
+        ["ba"] * 5, [_sampling()] * 5, length=30, random_seed=2
+    ):
         assert sample.text.startswith("ba")
 
 
@@ -138,15 +140,15 @@ def test_novel_draws_again_until_the_item_is_new(name_model):
 
     generator = Generator(name_model[1])
     seeds, samplings = [""] * 30, [_sampling(temperature=0.5)] * 30
-    plain = generator.sample(seeds, samplings, 30, random_seed=5)
+    plain = generator.sample(seeds, samplings, length=30, random_seed=5)
     generator.items = ItemSet.of(list(s.words) for s in plain)
-    novel = generator.sample(seeds, samplings, 30, random_seed=5, novel=True)
+    novel = generator.sample(seeds, samplings, length=30, random_seed=5, novel=True)
     assert sum(s.rejected for s in novel) >= 30  # every first draw was rejected
     for sample in novel:
         assert sample.training_item is False
         assert list(sample.words) not in generator.items
     # Without --novel, the same draws come back as before.
-    again = generator.sample(seeds, samplings, 30, random_seed=5)
+    again = generator.sample(seeds, samplings, length=30, random_seed=5)
     assert [s.text for s in again] == [s.text for s in plain]
 
 
@@ -325,8 +327,8 @@ def test_an_item_is_never_empty(name_model):
 
     generator._read_seeds = end_first
     samples = generator.sample(
-        [""] * 50, [SamplingSettings(temperature=1.0)] * 50, 20, random_seed=5
+        [""] * 50, [SamplingSettings(temperature=1.0)] * 50, length=20, random_seed=5
     )
     assert all(sample.text and sample.words for sample in samples)
-    (greedy,) = generator.sample([""], [SamplingSettings(temperature=0)], 20)
+    (greedy,) = generator.sample([""], [SamplingSettings(temperature=0)], length=20)
     assert greedy.text

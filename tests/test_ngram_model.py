@@ -197,12 +197,14 @@ def test_a_model_without_a_memory_is_the_network_alone(trained, tmp_path):
     # --no-ngram on the full model gives exactly what the old file gives.
     sampling = [SamplingSettings(temperature=1.0)] * 3
     alone = Generator(read_model(trained[0]), ngram=False).sample(
-        ["one", "", "five"], sampling, 12, random_seed=3
+        ["one", "", "five"], sampling, length=12, random_seed=3
     )
-    plain = Generator(model).sample(["one", "", "five"], sampling, 12, random_seed=3)
+    plain = Generator(model).sample(
+        ["one", "", "five"], sampling, length=12, random_seed=3
+    )
     assert [s.text for s in alone] == [s.text for s in plain]
     with_memory = Generator(read_model(trained[0])).sample(
-        ["one", "", "five"], sampling, 12, random_seed=3
+        ["one", "", "five"], sampling, length=12, random_seed=3
     )
     assert all(s.text for s in with_memory)
 

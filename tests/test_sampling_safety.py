@@ -58,13 +58,13 @@ def test_any_settings_give_words_never_banned_ids(
     if beam:
         samples = generator.beam_search(seed, 8, 3, sampling, num_results=2)
     else:
-        samples = generator.sample([seed] * 2, [sampling] * 2, 8, random_seed=1)
+        samples = generator.sample([seed] * 2, [sampling] * 2, length=8, random_seed=1)
     for sample in samples:
         assert sample.words, "every run writes at least one word"
         assert PAD not in sample.words and UNK not in sample.words
     if not beam and 0 < temperature < 1e-30:
         greedy = SamplingSettings(temperature=0, no_repeat_ngram=ngram)
-        expected = generator.sample([seed] * 2, [greedy] * 2, 8, random_seed=1)
+        expected = generator.sample([seed] * 2, [greedy] * 2, length=8, random_seed=1)
         assert [s.words for s in samples] == [s.words for s in expected]
 
 
@@ -115,7 +115,7 @@ def test_a_seed_shorter_than_the_ngram_generates(generators):
     generator = generators[6]
     sampling = SamplingSettings(temperature=0, no_repeat_ngram=3)
     for seed in ("", "w1", "w1 w2"):
-        assert len(generator.sample([seed], [sampling], 5)[0].words) == 5
+        assert len(generator.sample([seed], [sampling], length=5)[0].words) == 5
         assert generator.beam_search(seed, 5, 2, sampling)[0].words
 
 

@@ -19,11 +19,12 @@ import pytest
 from click.testing import CliRunner
 from conftest import Server
 
-from textgen.batching import Engine, Request
+from textgen.batching import Engine, Job
 from textgen.cli import cli
 from textgen.generate import Generator
 from textgen.modelfile import read_model
 from textgen.novelty import ItemSet
+from textgen.request import GenerationRequest
 from textgen.sampling import SamplingSettings
 
 # --- the engine ------------------------------------------------------------
@@ -37,14 +38,14 @@ def _submit(engine: Engine, seeds, length, random_seed, **options) -> dict:
         result["samples"], result["error"] = samples, error
         result["event"].set()
 
-    request = Request(
+    sampling = options.pop("sampling", SamplingSettings(temperature=1.5))
+    on_text = options.pop("on_text", None)
+    request = Job(
         seeds=seeds,
-        samplings=[options.pop("sampling", SamplingSettings(temperature=1.5))]
-        * len(seeds),
-        length=length,
-        random_seed=random_seed,
+        samplings=[sampling] * len(seeds),
+        request=GenerationRequest(length=length, random_seed=random_seed, **options),
         on_done=done,
-        **options,
+        on_text=on_text,
     )
     engine.submit(request)
     result["request"] = request
@@ -80,7 +81,7 @@ def test_engine_gives_what_sample_gives_alone(engine_for, trained, name_model):
             alone = Generator(model).sample(
                 seeds,
                 [SamplingSettings(temperature=1.5)] * 2,
-                30,
+                length=30,
                 random_seed=seed,
                 novel=novel,
             )

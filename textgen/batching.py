@@ -25,44 +25,41 @@ from typing import Any
 import numpy as np
 
 from .generate import Draw, Generator, Sample, choose_together
+from .request import GenerationRequest
 from .sampling import SamplingSettings
 
 MAX_ROWS = 256  # rows stepped together; more wait for room
 
 
 @dataclass(eq=False)
-class Request:
-    """One call's rows (seed x sampling pairs) and what it wants back.
+class Job:
+    """One call's rows (seed x sampling pairs), its `GenerationRequest` (whose random
+    seed is set), and what it wants back.
 
     `on_text`: one callback or None per row, called (from the worker thread)
     with each piece of that row's text as soon as it is safe to show (see
     `Generator.sample`). `on_done`: called once, from the worker thread, with
-    the samples, or with the exception that ended the request.
+    the samples, or with the exception that ended the job.
     """
 
     seeds: Sequence[str]
     samplings: Sequence[SamplingSettings]
-    length: int
-    random_seed: int
+    request: GenerationRequest
     on_done: Callable[[list[Sample] | None, BaseException | None], None]
     on_text: Sequence[Callable[[str], None] | None] | None = None
-    stop: Sequence[str] = ()
-    until: str | None = None
-    novel: bool = False
-    max_tries: int = 20
     cancelled: bool = False
     _steps: Any = field(default=None, repr=False)
     _draw: Draw | None = field(default=None, repr=False)
 
 
 class Engine:
-    """Runs `Request`s on one `Generator` with continuous batching."""
+    """Runs `Job`s (one per call) on one `Generator` with continuous batching."""
 
     def __init__(self, generator: Generator, max_rows: int = MAX_ROWS) -> None:
         self.generator = generator
         self.max_rows = max_rows
-        self._waiting: deque[Request] = deque()
-        self._active: list[Request] = []
+        self._waiting: deque[Job] = deque()
+        self._active: list[Job] = []
         self._lock = threading.Condition()
         self._closed = False
         self.steps = 0  # decoder steps run (each over every active row)
@@ -83,34 +80,29 @@ class Engine:
         """Requests read and waiting for room in the batch."""
         return len(self._waiting)
 
-    def submit(self, request: Request) -> None:
-        """Read the request's seeds (here, in the caller's thread) and queue it
+    def submit(self, job: Job) -> None:
+        """Read the job's seeds (here, in the caller's thread) and queue it
         to join the batch at the next step. Errors in the seeds raise here."""
-        rows = len(request.seeds)
-        on_text = request.on_text or [None] * rows
-        request._steps = self.generator.draws(
-            request.seeds,
-            request.samplings,
-            request.length,
-            request.random_seed,
+        rows = len(job.seeds)
+        on_text = job.on_text or [None] * rows
+        job._steps = self.generator.draws(
+            job.seeds,
+            job.samplings,
+            job.request,
             on_text,
-            request.stop,
-            request.until,
-            request.novel,
-            request.max_tries,
-            lambda: request.cancelled,
+            lambda: job.cancelled,
         )
-        request._draw = next(request._steps)
+        job._draw = next(job._steps)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the server is shutting down")
-            self._waiting.append(request)
+            self._waiting.append(job)
             self._lock.notify()
 
-    def cancel(self, request: Request) -> None:
-        """Drop a request (its client went away): its rows leave at the next
+    def cancel(self, job: Job) -> None:
+        """Drop a job (its client went away): its rows leave at the next
         step and `on_done` is not called."""
-        request.cancelled = True
+        job.cancelled = True
         with self._lock:
             self._lock.notify()
 
@@ -130,16 +122,16 @@ class Engine:
                     return False
                 rows = self.active_rows
                 while self._waiting:
-                    request = self._waiting[0]
-                    if request.cancelled:
+                    job = self._waiting[0]
+                    if job.cancelled:
                         self._waiting.popleft()
                         self.cancelled += 1
                         continue
-                    if self._active and rows + request._draw.rows > self.max_rows:
+                    if self._active and rows + job._draw.rows > self.max_rows:
                         break
                     self._waiting.popleft()
-                    self._active.append(request)
-                    rows += request._draw.rows
+                    self._active.append(job)
+                    rows += job._draw.rows
                 if self._active:
                     return True
                 self._lock.wait()
@@ -151,50 +143,50 @@ class Engine:
                     self._step()
                 except Exception as error:  # the shared step: end what ran, go on
                     failed, self._active = self._active, []
-                    for request in failed:
-                        _finish(request, None, error)
+                    for job in failed:
+                        _finish(job, None, error)
         finally:
             with self._lock:
                 left = [r for r in self._active + list(self._waiting)]
                 self._active, self._waiting = [], deque()
-            for request in left:
-                if not request.cancelled:
-                    _finish(request, None, RuntimeError("the server is shutting down"))
+            for job in left:
+                if not job.cancelled:
+                    _finish(job, None, RuntimeError("the server is shutting down"))
 
     def _step(self) -> None:
-        """Every active request's next word (sampled together where the
+        """Every active job's next word (sampled together where the
         settings match), then one decoder step for all rows that go on."""
         live = []
-        for request in list(self._active):
-            if request.cancelled:
-                self._active.remove(request)
+        for job in list(self._active):
+            if job.cancelled:
+                self._active.remove(job)
                 self.cancelled += 1
             else:
-                live.append(request)
+                live.append(job)
         try:
             chosen: list | None = choose_together([r._draw for r in live])
-        except Exception:  # choose one by one: an error stays with its request
+        except Exception:  # choose one by one: an error stays with its job
             chosen = None
-        going_on: list[Request] = []
-        for i, request in enumerate(live):
+        going_on: list[Job] = []
+        for i, job in enumerate(live):
             try:
-                draw = request._draw
+                draw = job._draw
                 if not draw.take(draw.choose() if chosen is None else chosen[i]):
-                    going_on.append(request)
+                    going_on.append(job)
                     continue
-                # This draw is over: the next one of the request (novel items
+                # This draw is over: the next one of the job (novel items
                 # drawn again), or its samples.
-                request._draw = request._steps.send(None)
+                job._draw = job._steps.send(None)
             except StopIteration as finished:
-                self._active.remove(request)
+                self._active.remove(job)
                 self.finished += 1
-                _finish(request, finished.value, None)
-            except Exception as error:  # a bug: end this request, not the others
-                self._active.remove(request)
-                _finish(request, None, error)
+                _finish(job, finished.value, None)
+            except Exception as error:  # a bug: end this job, not the others
+                self._active.remove(job)
+                _finish(job, None, error)
         if not going_on:
             return
-        draws = [request._draw for request in going_on]
+        draws = [job._draw for job in going_on]
         states = [
             [np.concatenate([d.states[i][k] for d in draws]) for k in range(len(part))]
             for i, part in enumerate(draws[0].states)
@@ -221,8 +213,8 @@ class Engine:
 
 
 def _finish(
-    request: Request, samples: list[Sample] | None, error: BaseException | None
+    job: Job, samples: list[Sample] | None, error: BaseException | None
 ) -> None:
-    """Hand a request its result; a failing callback must not stop the worker."""
+    """Hand a job its result; a failing callback must not stop the worker."""
     with contextlib.suppress(Exception):
-        request.on_done(samples, error)
+        job.on_done(samples, error)

@@ -21,6 +21,7 @@ from .decoder import Decoder, State
 from .errors import Cancelled
 from .metrics import log_sum_exp
 from .novelty import ItemSet
+from .request import GenerationRequest
 from .sampling import GREEDY_BELOW, SamplingSettings, next_ids, process
 from .tokens import END, tokenizer_for
 from .vocab import PAD_ID, UNK_ID
@@ -143,7 +144,7 @@ class Generator:
     def generate(
         self,
         seed: str = "",
-        length: int = 50,
+        length: int = GenerationRequest.length,
         sampling: SamplingSettings = SamplingSettings(),
         num_samples: int = 1,
         random_seed: int | None = None,
@@ -167,8 +168,7 @@ class Generator:
         samples = self.sample(
             [seed] * num_samples,
             [sampling] * num_samples,
-            length,
-            random_seed=random_seed,
+            GenerationRequest(length=length, random_seed=random_seed),
             on_text=on_text,
         )
         return [sample.text for sample in samples]
@@ -177,46 +177,32 @@ class Generator:
         self,
         seeds: Sequence[str],
         samplings: Sequence[SamplingSettings],
-        length: int = 50,
-        random_seed: int | None = None,
+        request: GenerationRequest = GenerationRequest(),
         on_text: Callable[[str], None] | None = None,
-        stop: Sequence[str] = (),
-        until: str | None = None,
-        novel: bool = False,
-        max_tries: int = 20,
+        **changes: Any,
     ) -> list[Sample]:
         """One continuation per (seed, sampling) pair, all in one batch.
 
         Args:
             seeds: the text each row starts from (see `generate`).
             samplings: each row's sampling controls.
-            length: most words to generate per row.
-            random_seed: fixes the sampled words; None draws a fresh seed
-                (each `Sample` reports the one used).
+            request: the length, stop strings, `until`, `novel` and random
+                seed (`request.GenerationRequest`): with `stop`, a row's text ends where
+                a stop string first appears (it is not part of it); with
+                `until` ("sentence", "paragraph") at the end of its first
+                complete one; with `novel`, an item model draws a row again
+                when its item (the seed and what follows, up to the end
+                token) is one of the training items. A random seed of None
+                draws a fresh one (each `Sample` reports the one used).
             on_text: with one row, called with each piece of text as soon as
                 it is safe to print; the pieces join to the sample's text.
-            stop: strings that end a row's text where they first appear (they
-                are not part of it).
-            until: "sentence" or "paragraph": end a row at the end of its first
-                complete sentence or paragraph (within `length` words).
-            novel: with an item model, draw a row again when its item (the
-                seed and what follows, up to the end token) is one of the
-                training items, up to `max_tries` times.
+            changes: fields of `request` to change, e.g. `length=30`.
         """
         assert on_text is None or len(seeds) == 1, "streaming is for one row"
-        if random_seed is None:
-            random_seed = fresh_seed()
-        steps = self.draws(
-            seeds,
-            samplings,
-            length,
-            random_seed,
-            [on_text] * len(seeds),
-            stop,
-            until,
-            novel,
-            max_tries,
-        )
+        request = request.but(**changes)
+        if request.random_seed is None:
+            request = request.but(random_seed=fresh_seed())
+        steps = self.draws(seeds, samplings, request, [on_text] * len(seeds))
         try:
             draw = next(steps)
             while True:
@@ -230,13 +216,8 @@ class Generator:
         self,
         seeds: Sequence[str],
         samplings: Sequence[SamplingSettings],
-        length: int,
-        random_seed: int,
+        request: GenerationRequest,
         on_texts: Sequence[Callable[[str], None] | None],
-        stop: Sequence[str] = (),
-        until: str | None = None,
-        novel: bool = False,
-        max_tries: int = 20,
         cancelled: Callable[[], bool] | None = None,
     ) -> Generator_[Draw, None, list[Sample]]:
         """What `sample` does, as the `Draw`s it runs, one after another.
@@ -252,11 +233,12 @@ class Generator:
         (raises `errors.Cancelled`).
         """
         assert len(seeds) == len(samplings) == len(on_texts) > 0, "one per seed"
-        assert until in (None, "sentence", "paragraph"), until
+        random_seed = request.random_seed
+        assert random_seed is not None, "the caller chooses the random seed"
         rng = np.random.default_rng(random_seed)
-        items = self.items if novel else None
+        items = self.items if request.novel else None
         shown = on_texts if items is None else [None] * len(seeds)
-        first = Draw(self, seeds, samplings, length, rng, shown, stop, until, cancelled)
+        first = Draw(self, seeds, samplings, request, rng, shown, cancelled)
         yield first
         samples = first.samples(random_seed)
         if items is None:
@@ -269,17 +251,15 @@ class Generator:
             return seed_words[row] + samples[row].words in items
 
         while again := [
-            r for r in range(len(samples)) if tries[r] < max_tries and known(r)
+            r for r in range(len(samples)) if tries[r] < request.max_tries and known(r)
         ]:
             redraw = Draw(
                 self,
                 [seeds[r] for r in again],
                 [samplings[r] for r in again],
-                length,
+                request,
                 rng,
                 [None] * len(again),
-                stop,
-                until,
                 cancelled,
             )
             yield redraw
@@ -440,16 +420,15 @@ class Draw:
         generator: Generator,
         seeds: Sequence[str],
         samplings: Sequence[SamplingSettings],
-        length: int,
+        request: GenerationRequest,
         rng: np.random.Generator,
         on_texts: Sequence[Callable[[str], None] | None],
-        stop: Sequence[str],
-        until: str | None,
         cancelled: Callable[[], bool] | None = None,
     ) -> None:
         self.generator = generator
+        length, stop = request.length, request.stop
         self.seeds, self.samplings, self.length = seeds, samplings, length
-        self.rng, self.until = rng, until
+        self.rng, self.until = rng, request.until
         self.rows = len(seeds)
         tokenized = {}
         for seed in dict.fromkeys(seeds):

@@ -38,11 +38,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .batching import Engine
-from .batching import Request as Job
+from .batching import Engine, Job
 from .config import fresh_seed
 from .errors import Cancelled, TextgenError
 from .generate import MAX_SEED_CHARS, Generator, Sample
+from .request import UNTIL, GenerationRequest
 from .sampling import SamplingSettings
 
 _log = logging.getLogger("uvicorn.error")  # the server's own log: stderr
@@ -52,7 +52,7 @@ MAX_TOKENS = 4096  # most words one choice may ask for
 MAX_ROWS_PER_REQUEST = 256  # prompts x n
 MAX_STOPS = 16
 COUNT_CAP = 1 << 31  # a larger top_k, repeat_window or no_repeat_ngram: the same
-DEFAULT_MAX_TOKENS = 50  # as `textgen generate -n`
+DEFAULT_MAX_TOKENS = GenerationRequest.length  # as `textgen generate -n`
 DEFAULT_TEMPERATURE = 0.8  # as `textgen generate -t`
 # OpenAI parameters textgen cannot honour: refused unless left at their
 # do-nothing value, so no client believes it got what it asked for.
@@ -135,13 +135,8 @@ class Completion:
     served: Served
     prompts: list[str]
     n: int
-    length: int
     sampling: SamplingSettings
-    stop: tuple[str, ...]
-    until: str | None
-    novel: bool
-    max_tries: int
-    random_seed: int
+    request: GenerationRequest  # with its random seed set
     stream: bool
     echo: bool
     include_usage: bool
@@ -491,7 +486,7 @@ def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
         raise ApiError(400, str(err)) from None
     stop = tuple(s for s in _strings(body, "stop", MAX_STOPS) if s)
     until = body.get("until")
-    if until not in (None, "sentence", "paragraph"):
+    if until not in (None, *UNTIL):
         raise ApiError(400, 'until must be "sentence", "paragraph" or null', "until")
     items = model.model.tokenizer_settings.items
     novel = _flag(body, "novel", None)
@@ -525,13 +520,15 @@ def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
         served=model,
         prompts=prompts,
         n=n,
-        length=length,
         sampling=sampling,
-        stop=stop,
-        until=until,
-        novel=novel,
-        max_tries=_integer(body, "max_tries", 20, 0, 1000),
-        random_seed=random_seed,
+        request=GenerationRequest(
+            length=length,
+            stop=stop,
+            until=until,
+            novel=novel,
+            max_tries=_integer(body, "max_tries", GenerationRequest.max_tries, 0, 1000),
+            random_seed=random_seed,
+        ),
         stream=bool(_flag(body, "stream", False)),
         echo=bool(_flag(body, "echo", False)),
         include_usage=bool(_flag(options or {}, "include_usage", False)),
@@ -558,16 +555,11 @@ class _Run:
         self.job = Job(
             seeds=[p for p in completion.prompts for _ in range(completion.n)],
             samplings=[completion.sampling] * self.rows,
-            length=completion.length,
-            random_seed=completion.random_seed,
+            request=completion.request,
             on_done=self._done,
             on_text=[self._piece(row) for row in range(self.rows)]
             if streaming
             else None,
-            stop=completion.stop,
-            until=completion.until,
-            novel=completion.novel,
-            max_tries=completion.max_tries,
         )
 
     def _submit(self) -> None:  # a worker thread: tokenizing can take a while
@@ -675,7 +667,7 @@ async def _complete(completion: Completion, request: Request) -> Response:
             **_head(completion, f"cmpl-{uuid.uuid4().hex}"),
             "choices": choices,
             "usage": run.usage(samples),
-            "random_seed": completion.random_seed,
+            "random_seed": completion.request.random_seed,
         }
     )
 

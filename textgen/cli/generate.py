@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ..errors import TextgenError
+from ..request import UNTIL, GenerationRequest
 from ..terminal import count
 from ..tokens import tokenizer_for
 from . import _load, _newest_model, _Number, cli, echo, model_option, no_ngram_option
@@ -56,7 +57,7 @@ class _Temperatures(click.ParamType):
     "-n",
     "--length",
     type=click.IntRange(min=1),
-    default=50,
+    default=GenerationRequest.length,
     show_default=True,
     help="Most words to generate.",
 )
@@ -126,7 +127,7 @@ class _Temperatures(click.ParamType):
 )
 @click.option(
     "--until",
-    type=click.Choice(["sentence", "paragraph"]),
+    type=click.Choice(UNTIL),
     help="End at the end of the first complete sentence or paragraph (-n is "
     "the most words).  [default: -n words]",
 )
@@ -169,7 +170,7 @@ class _Temperatures(click.ParamType):
 @click.option(
     "--max-tries",
     type=click.IntRange(min=0),
-    default=20,
+    default=GenerationRequest.max_tries,
     show_default=True,
     help="With --novel: most times one sample is drawn again.",
 )
@@ -235,15 +236,12 @@ def generate(
             if not items
             else "--max-tries is for --novel; leave out --no-novel"
         )
+    request = GenerationRequest(length, stop, until, novel, max_tries, random_seed)
     if interactive:
-        _interactive(
-            generator, samplings[0], length, stop, until, random_seed, novel, max_tries
-        )
+        _interactive(generator, samplings[0], request)
         return
     seeds = _usable_seeds(generator, seeds, lengths)
-    job = _Job(
-        generator, path, length, beam, stop, until, random_seed, novel, max_tries
-    )
+    job = _Job(generator, path, request, beam)
     rows = len(seeds) * len(samplings) * num_samples
     stream = output_format == "text" and rows == 1 and not beam
     one_per_line = items and len(seeds) == len(samplings) == 1
@@ -424,13 +422,8 @@ class _Job:
 
     generator: Any
     model_path: Path
-    length: int
+    request: GenerationRequest
     beam: int
-    stop: tuple[str, ...]
-    until: str | None
-    random_seed: int | None
-    novel: bool = False
-    max_tries: int = 20
 
     def batches(
         self,
@@ -446,17 +439,18 @@ class _Job:
         import time
 
         per_seed = len(samplings) * num_samples
+        request = self.request
         if self.beam:
             for number in range(0, len(seeds) * per_seed, num_samples):
                 started = time.perf_counter()
                 samples = self.generator.beam_search(
                     seeds[number // per_seed],
-                    self.length,
+                    request.length,
                     self.beam,
                     samplings[number % per_seed // num_samples],
                     num_samples,
-                    self.until,
-                    self.stop,
+                    request.until,
+                    request.stop,
                 )
                 yield number, samples, time.perf_counter() - started
             return
@@ -467,13 +461,8 @@ class _Job:
             samples = self.generator.sample(
                 [seeds[i // per_seed] for i in numbers],
                 [samplings[i % per_seed // num_samples] for i in numbers],
-                self.length,
-                random_seed=_batch_seed(self.random_seed, batch),
+                request.but(random_seed=_batch_seed(request.random_seed, batch)),
                 on_text=(lambda text: echo(text, nl=False)) if stream else None,
-                stop=self.stop,
-                until=self.until,
-                novel=self.novel,
-                max_tries=self.max_tries,
             )
             if stream:
                 echo()
@@ -509,10 +498,10 @@ class _Job:
             rate,
             fingerprint,
             model=str(self.model_path),
-            length=self.length,
+            length=self.request.length,
             beam=self.beam,
-            stop=list(self.stop),
-            until=self.until,
+            stop=list(self.request.stop),
+            until=self.request.until,
         )
 
 
@@ -526,16 +515,7 @@ _COMMANDS = {
 }
 
 
-def _interactive(
-    generator: Any,
-    sampling: Any,
-    length: int,
-    stop: tuple[str, ...],
-    until: str | None,
-    random_seed: int | None,
-    novel: bool = False,
-    max_tries: int = 20,
-) -> None:
+def _interactive(generator: Any, sampling: Any, request: GenerationRequest) -> None:
     """Read seeds line by line and stream each continuation; `:x value`
     commands change settings; end of input (Ctrl-D) leaves."""
     stdin = sys.stdin
@@ -556,13 +536,13 @@ def _interactive(
             name, kind = _COMMANDS[command]
             try:
                 if name == "length":
-                    length = max(kind(value), 1)
+                    request = request.but(length=max(kind(value), 1))
                 else:
                     sampling = dataclasses.replace(sampling, **{name: kind(value)})
             except (ValueError, TextgenError) as err:
                 echo(f"{command}: {err}", err=True)
                 continue
-            shown = length if name == "length" else getattr(sampling, name)
+            shown = request.length if name == "length" else getattr(sampling, name)
             echo(f"{name} = {shown}", err=True)
             continue
         if command.startswith(":"):
@@ -571,13 +551,8 @@ def _interactive(
         generator.sample(
             [_usable_seed(generator, line)],
             [sampling],
-            length,
-            random_seed=random_seed,
+            request,
             on_text=lambda text: echo(text, nl=False),
-            stop=stop,
-            until=until,
-            novel=novel,
-            max_tries=max_tries,
         )
         echo()
 
