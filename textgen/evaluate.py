@@ -25,7 +25,7 @@ from .tokens import END, item_texts, tokenizer_for
 from .vocab import UNK_ID
 
 if TYPE_CHECKING:
-    from .model import LanguageModel
+    from .modelfile import ReadableModel
 
 _BLOCK = 512  # positions per output-layer matrix product
 
@@ -65,7 +65,7 @@ class Evaluation:
         return self.unknown / self.tokens if self.tokens else 0.0
 
 
-def score_ids(model: LanguageModel, ids: np.ndarray) -> np.ndarray:
+def score_ids(model: ReadableModel, ids: np.ndarray) -> np.ndarray:
     """Negative log-probability (nats) of each id given all the ids before it,
     by the network alone.
 
@@ -82,7 +82,7 @@ def score_ids(model: LanguageModel, ids: np.ndarray) -> np.ndarray:
 Block = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def _text_losses(model: LanguageModel, ids: np.ndarray) -> Iterator[Block]:
+def _text_losses(model: ReadableModel, ids: np.ndarray) -> Iterator[Block]:
     """`score_ids`, a block of `_BLOCK` positions at a time: memory holds one
     block's outputs and logits, whatever the text's length."""
     decoder = Decoder(model.model_config, model.named_weights())
@@ -124,7 +124,7 @@ def item_spans(ids: np.ndarray, end: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def item_losses(
-    model: LanguageModel, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+    model: ReadableModel, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray
 ) -> Iterator[Block]:
     """Negative log-probabilities (nats) of each item's tokens and of the end
     token after it, every item read from a fresh start (zero states, then the
@@ -183,7 +183,7 @@ _ITEM_BATCH = 256  # items per batch in `item_losses`
 
 
 def evaluate(
-    model: LanguageModel, paths: Sequence[str | Path], ngram: bool = True
+    model: ReadableModel, paths: Sequence[str | Path], ngram: bool = True
 ) -> Evaluation:
     """Score a model on text files (read and tokenized as for training); an
     item model item by item (see `item_losses`). With its n-gram memory (and
@@ -210,7 +210,7 @@ def evaluate(
 
 
 def evaluate_ids(
-    model: LanguageModel, ids: np.ndarray, ngram: bool = True
+    model: ReadableModel, ids: np.ndarray, ngram: bool = True
 ) -> Evaluation:
     """`evaluate` of one text already in ids (a model trained on files)."""
     mixture = getattr(model, "mixture", None) if ngram else None
@@ -219,7 +219,7 @@ def evaluate_ids(
 
 
 def _scored(
-    model: LanguageModel, ids: np.ndarray, mixture: Mixture | None, keep: int = 0
+    model: ReadableModel, ids: np.ndarray, mixture: Mixture | None, keep: int = 0
 ) -> tuple[Totals, int]:
     """Every token of `ids` scored as `evaluate` scores it (an item model
     item by item), summed in `Totals` (keeping `keep` tokens' probabilities);
@@ -284,7 +284,7 @@ class Totals:
         return tuple(np.concatenate(part) for part in zip(*self.kept, strict=True))
 
 
-def fit_mixture(model: LanguageModel, ids: np.ndarray, ngram: NgramModel) -> dict:
+def fit_mixture(model: ReadableModel, ids: np.ndarray, ngram: NgramModel) -> dict:
     """Fit the mixing weights on held-out `ids` (validation; at most
     `FIT_TOKENS` of them) with the model as it will be saved, and set
     `model.mixture`. Returns what the record keeps: the weights and each

@@ -27,7 +27,7 @@ from .tokens import END, tokenizer_for
 from .vocab import PAD_ID, UNK_ID
 
 if TYPE_CHECKING:
-    from .model import LanguageModel
+    from .modelfile import ReadableModel
 
 MAX_SEED_CHARS = 10_000  # a longer seed is cut to its end
 
@@ -84,9 +84,10 @@ def sample_record(
 
 
 class Generator:
-    """Generates text from a `LanguageModel`; reuse one for many calls."""
+    """Generates text from a model (a `ModelFile` or a Keras `LanguageModel`);
+    reuse one for many calls."""
 
-    def __init__(self, model: LanguageModel, ngram: bool = True) -> None:
+    def __init__(self, model: ReadableModel, ngram: bool = True) -> None:
         """Args:
         model: a trained model (from `train`, `load_model` or `read_model`).
         ngram: mix in its n-gram memory, if it has one (else the network alone).

@@ -16,7 +16,7 @@ import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -330,6 +330,21 @@ def check_record(record: dict[str, Any]) -> None:
             ItemSet.from_config(record["items"])
         except ValueError as err:
             _fail(f"record.items: {err}")
+
+
+class ReadableModel(Protocol):
+    """What generation and evaluation use of a model: a `ModelFile` (read
+    without TensorFlow) or a Keras `LanguageModel` both are one."""
+
+    model_config: ModelConfig
+    vocabulary: Vocabulary
+    tokenizer_settings: TokenizerSettings
+    mixture: Any  # `ngram.Mixture` or None
+
+    @property
+    def record(self) -> dict[str, Any]: ...
+
+    def named_weights(self) -> dict[str, np.ndarray]: ...
 
 
 @dataclass
