@@ -3,7 +3,6 @@ exists, is the corpus, is a folder, or cannot be written, is refused before
 any work starts (only an existing file gives way, and only to --force); and
 writes are atomic, flushed to disk, and clean up after killed ones."""
 
-import importlib
 import os
 from pathlib import Path
 
@@ -65,9 +64,7 @@ def no_work(monkeypatch):
     def started(*args, **kwargs):
         raise RuntimeError(WORK)
 
-    monkeypatch.setattr(
-        importlib.import_module("textgen.train"), "read_corpus_ids", started
-    )
+    monkeypatch.setattr("textgen.train.read_corpus_ids", started)
     monkeypatch.setattr("textgen.compare.compare", started)
 
 

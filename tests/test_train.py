@@ -1,4 +1,3 @@
-import importlib
 import math
 from pathlib import Path
 
@@ -230,9 +229,7 @@ def test_a_network_too_big_to_train_is_refused_before_it_is_built(
     from textgen.errors import TrainingError
     from textgen.train import train
 
-    monkeypatch.setattr(
-        importlib.import_module("textgen.train"), "_physical_memory", lambda: 8 * 2**30
-    )
+    monkeypatch.setattr("textgen.train._physical_memory", lambda: 8 * 2**30)
     with pytest.raises(TrainingError, match=message):
         train(
             [pattern_file],

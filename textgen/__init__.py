@@ -25,14 +25,15 @@ from ._registration import register_with_keras
 
 __version__ = "0.1.0"
 
-# name -> (module, attribute): what `from textgen import X` gives.
+# name -> (module, attribute): what `from textgen import X` gives (attribute
+# None: the module itself).
 _PUBLIC = {
     "load_model": ("modelfile", "read_model"),
     "ModelFile": ("modelfile", "ModelFile"),
     "Generator": ("generate", "Generator"),
     "SamplingSettings": ("sampling", "SamplingSettings"),
-    "evaluate": ("evaluate", "evaluate"),
-    "train": ("train", "train"),
+    "evaluate": ("evaluate", None),  # the module, callable as its function
+    "train": ("train", None),
     "ModelConfig": ("config", "ModelConfig"),
     "TrainConfig": ("config", "TrainConfig"),
     "TextgenError": ("errors", "TextgenError"),
@@ -44,7 +45,9 @@ def __getattr__(name: str) -> Any:
     if name not in _PUBLIC:
         raise AttributeError(f"module 'textgen' has no attribute {name!r}")
     module, attribute = _PUBLIC[name]
-    value = getattr(importlib.import_module(f".{module}", __name__), attribute)
+    value = importlib.import_module(f".{module}", __name__)
+    if attribute is not None:
+        value = getattr(value, attribute)
     globals()[name] = value  # once imported, a plain attribute
     return value
 
@@ -53,19 +56,20 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-class _Package(types.ModuleType):
-    """`textgen.train` and `textgen.evaluate` are functions, though modules of
-    those names exist: importing a submodule sets it as an attribute of its
-    package, which would replace the function. The modules stay importable
-    (`from textgen.train import resumed_config`, `sys.modules`)."""
+class _CallableModule(types.ModuleType):
+    """A module that can be called as its function of the same name:
+    `textgen.train(...)` and `textgen.evaluate(...)` call the functions while
+    `textgen.train` stays the module (`from textgen.train import
+    resumed_config`, `import textgen.train as t` work as usual)."""
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _PUBLIC and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self, self.__name__.rsplit(".", 1)[1])(*args, **kwargs)
 
 
-sys.modules[__name__].__class__ = _Package
+def callable_module(name: str) -> None:
+    """Make the module `name` (one of this package's) callable as its function
+    of the same name; the module calls this on itself."""
+    sys.modules[name].__class__ = _CallableModule
 
 
 register_with_keras()

@@ -92,23 +92,23 @@ def compare(
     from .corpus_ids import corpus_ids
     from .gradients import gradient_decay
     from .model import count_parameters
-    from .train import train
+    from .train import tokenizer_settings, train
 
     if config.seed is None:
         seed = fresh_seed()
         config = dataclasses.replace(config, seed=seed)
     output_dir = Path(output_dir)
     results = []
+    text = corpus_ids(corpus, tokenizer_settings(config))  # read once for all
     ids = None  # the training split's ids: the same for every cell
     for cell in cells:
         log(f"--- {cell} ---")
         path = output_dir / f"{cell}.keras"
         shape = dataclasses.replace(model_config, cell=cell)
-        model = train(corpus, path, shape, config, log=log, force=force)
+        model = train(corpus, path, shape, config, log=log, force=force, text=text)
         record = model.record
         history = record["history"]
         if ids is None:
-            text = corpus_ids(corpus, model.tokenizer_settings)
             ids = text.encode(model.vocabulary)[: record["tokens"]["train"]]
         results.append(
             CellResult(

@@ -12,16 +12,17 @@ import importlib.util
 import os
 import time
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, callable_module
 from .config import ModelConfig, TrainConfig, auto_batch_size, fresh_seed
 from .corpus import corpus_files
-from .corpus_ids import read_corpus_ids
+from .corpus_ids import CorpusIds, read_corpus_ids
 from .embeddings import check_vectors_file, read_vectors
 from .errors import (
     OutputError,
@@ -205,34 +206,165 @@ def check_trainable_size(config: ModelConfig) -> None:
         )
 
 
+def _physical_memory() -> int:
+    """Bytes of memory in the machine (0 when it cannot be told)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+# Training is a pipeline of stages, each a function of the `_Run` it fills in:
+# check the outputs, start (the strategy, the resumed model or the tokenizer
+# settings), read the corpus once, choose the vocabulary, count the n-gram
+# memory, settle the seed and the batches, build or resume the network, make
+# the datasets, fit, fit the mixture, save. `train` runs them in order.
+
+
+@dataclass
+class _Run:
+    """One `train` call, carried from stage to stage."""
+
+    files: list[Path]  # the corpus, expanded once
+    output: Path
+    model_config: ModelConfig
+    config: TrainConfig
+    log: Callable[[str], None]
+    resume: Path | None
+    planned: Collection[str]
+    # Set by the stages, in this order.
+    strategy: Any = None
+    model: Any = None  # the Keras LanguageModel, resumed or built
+    previous: dict[str, Any] = field(default_factory=dict)  # a resumed record
+    tokenizer: TokenizerSettings = field(default_factory=TokenizerSettings)
+    text: CorpusIds | None = None
+    n_train: int = 0  # tokens before the validation tail
+    train_lengths: list[int] = field(default_factory=list)  # per document
+    val_lengths: list[int] = field(default_factory=list)
+    vocabulary: Vocabulary | None = None
+    all_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    ngram: NgramModel | None = None
+    counting_seconds: float = 0.0
+    seed: int = 0
+    batch_size: int = 0
+    steps_per_epoch: int = 0
+    layout: Any = None  # `data.StreamLayout` with carried state, else None
+    vectors: Any = None  # pretrained word vectors, if any
+    plan: Any = None  # `sizing.Plan` of a budget, if any
+    ngram_record: dict[str, Any] | None = None
+
+    @property
+    def unit(self) -> str:
+        return tokenizer_for(self.tokenizer).unit
+
+    @property
+    def train_ids(self) -> np.ndarray:
+        return self.all_ids[: self.n_train]
+
+    @property
+    def val_ids(self) -> np.ndarray:
+        return self.all_ids[self.n_train :]
+
+    @property
+    def reserved_seconds(self) -> float:
+        """Of a budget, what the n-gram memory's counting and fitting take."""
+        return self.counting_seconds + _FIT_SECONDS if self.ngram is not None else 0.0
+
+
 # Seconds a budget keeps for fitting the mixture after training.
 _FIT_SECONDS = 5.0
 
 
-def _count_ngrams(
-    train_ids: np.ndarray,
-    train_lengths: Sequence[int],
-    vocabulary: Vocabulary,
-    tokenizer: TokenizerSettings,
-    config: TrainConfig,
-    log: Callable[[str], None],
-) -> tuple[NgramModel | None, float]:
+def _start(run: _Run) -> None:
+    """The distribution strategy, and the resumed model or the new model's
+    tokenizer settings."""
+    from .distribute import make_strategy, scope
+    from .model import load_model
+
+    config = run.config
+    # Before any other TensorFlow op: multi-worker training requires it.
+    run.strategy = make_strategy(config.distribute)
+    if run.strategy is not None:
+        replicas = run.strategy.num_replicas_in_sync
+        run.log(f"{replicas} replicas ({config.distribute})")
+    if run.resume is None:
+        run.tokenizer = tokenizer_settings(config)
+        return
+    with scope(run.strategy):
+        run.model = load_model(run.resume, compile=True)
+    run.previous = run.model.record or {}
+    run.tokenizer, run.vocabulary = run.model.tokenizer_settings, run.model.vocabulary
+    run.planned = ()  # a resumed model keeps its settings
+    if config.documents != run.tokenizer.documents:
+        raise TrainingError(
+            f"--documents {config.documents}: {run.resume} was trained with "
+            f"--documents {run.tokenizer.documents}, which a resumed model keeps"
+        )
+
+
+def tokenizer_settings(config: TrainConfig) -> TokenizerSettings:
+    """How a new model trained with `config` tokenizes its text."""
+    return TokenizerSettings(
+        lowercase=config.lowercase and level_class(config.level).folds_case,
+        level=config.level,
+        documents=config.documents,
+    )
+
+
+def _read_corpus(run: _Run, progress_bar: bool, text: CorpusIds | None) -> None:
+    """Read the corpus (unless the caller has: `text`); choose the window;
+    split off the validation tail."""
+    from .data import check_windows, split_lengths, split_tail
+
+    if text is None:
+        text = read_corpus_ids(run.files, run.tokenizer, progress_bar)
+    run.text = text
+    run.config = config = plan_window(run.config, run.planned, len(text.ids))
+    train_part, _ = split_tail(text.ids, config.seq_len, config.val_fraction, run.unit)
+    run.n_train = len(train_part)
+    lengths = [f["tokens"] for f in text.files]
+    run.train_lengths, run.val_lengths = split_lengths(lengths, run.n_train)
+    check_windows(run.train_lengths, run.val_lengths, config.seq_len, run.unit)
+
+
+def _choose_vocabulary(run: _Run) -> None:
+    """The vocabulary of the training part (a resumed model keeps its own),
+    and the corpus as its ids."""
+    assert run.text is not None
+    config = run.config
+    if run.vocabulary is None:
+        counts = run.text.counts(run.n_train)
+        run.vocabulary = Vocabulary.from_counts(
+            counts, config.max_vocab, config.min_count
+        )
+    run.all_ids = run.text.encode(run.vocabulary)
+    if run.resume is not None:
+        unknown = float(np.mean(run.all_ids == UNK_ID))
+        run.log(
+            f"resuming {run.resume} after epoch {run.previous.get('epochs_run', 0)}; "
+            f"{unknown:.1%} of the corpus words are <unk> to its vocabulary"
+        )
+
+
+def _count_ngrams(run: _Run) -> None:
     """The n-gram memory of the training ids (each file, or each item, from
-    a fresh start), and the seconds counting took."""
+    a fresh start); its time comes out of the budget."""
+    config, vocabulary, train_ids = run.config, run.vocabulary, run.train_ids
     if not config.ngram:
-        return None, 0.0
+        return
+    assert vocabulary is not None
     started = time.perf_counter()
-    if tokenizer.items:
+    if run.tokenizer.items:
         from .evaluate import item_spans
 
         starts, lengths = item_spans(train_ids, vocabulary.word_to_id[END])
         ends = starts + lengths + 1  # each item with its end token
         documents = [train_ids[a:b] for a, b in zip(starts, ends, strict=True)]
     else:
-        documents = np.split(train_ids, np.cumsum(train_lengths)[:-1])
+        documents = np.split(train_ids, np.cumsum(run.train_lengths)[:-1])
     cap = int(config.ngram_max_mb * 2**20)
-    ngram = NgramModel.count(documents, len(vocabulary), config.ngram, cap)
-    seconds = time.perf_counter() - started
+    run.ngram = ngram = NgramModel.count(documents, len(vocabulary), config.ngram, cap)
+    run.counting_seconds = time.perf_counter() - started
     lowered = ""
     if largest_order(len(vocabulary), config.ngram) < config.ngram:
         lowered = (
@@ -241,25 +373,338 @@ def _count_ngrams(
     pruned = ""
     if ngram.pruned:
         pruned = f", {count(ngram.pruned, 'rare n-grams')} pruned to fit"
-    log(
+    run.log(
         f"n-gram memory: order {ngram.order}{lowered}, "
         f"{count(ngram.entries, 'entries')}, {ngram.nbytes / 2**20:.1f} MB{pruned}, "
-        f"counted in {seconds:.1f} s"
+        f"counted in {run.counting_seconds:.1f} s"
     )
-    return ngram, seconds
 
 
-def _fit_ngram(
-    model: Any,
-    ngram: NgramModel,
-    val_ids: np.ndarray,
-    config: TrainConfig,
-    log: Callable[[str], None],
+def _settle_seed_and_batches(run: _Run) -> None:
+    """The random seed (a resumed model keeps its own), the batch size and
+    steps per epoch, and with carried state the streams' layout."""
+    from .data import StreamLayout, window_starts
+
+    config = run.config
+    seed = config.seed
+    if seed is None:
+        seed = run.previous.get("train_config", {}).get("seed")
+    if seed is None and config.distribute == "multi-worker":
+        raise TrainingError(
+            "--distribute multi-worker needs --random-seed N, the same on every "
+            "worker, so they agree on the vocabulary and the window order"
+        )
+    run.seed = fresh_seed() if seed is None else seed
+    run.config = config = dataclasses.replace(
+        config, seed=run.seed, carry_state=config.carries_state
+    )
+    n_windows = len(window_starts(run.train_lengths, config.seq_len)[0])
+    run.batch_size = config.batch_size or auto_batch_size(n_windows)
+    run.steps_per_epoch = -(-n_windows // run.batch_size)
+    if config.carry_state:
+        run.layout = StreamLayout.of(run.train_lengths, config.seq_len, run.batch_size)
+        run.batch_size, run.steps_per_epoch = run.layout.rows, run.layout.steps
+
+
+def _build_network(run: _Run) -> None:
+    """A new network: pretrained vectors, the budget's plan, the size check."""
+    import keras
+
+    from .distribute import scope
+    from .model import build_model
+
+    config, vocabulary, model_config = run.config, run.vocabulary, run.model_config
+    assert vocabulary is not None
+    if config.pretrained_embeddings:
+        run.vectors = vectors = read_vectors(config.pretrained_embeddings, vocabulary)
+        if vectors.dimension != model_config.embedding_dim:
+            run.log(f"embedding size set to {vectors.dimension}, the vectors' size")
+            model_config = dataclasses.replace(
+                model_config, embedding_dim=vectors.dimension
+            )
+        run.log(
+            f"pretrained vectors for {vectors.covered.sum():,} of "
+            f"{len(vocabulary) - 2:,} words ({vectors.covered[2:].mean():.0%})"
+        )
+    keras.utils.set_random_seed(run.seed)
+    model_config = dataclasses.replace(model_config, vocab_size=len(vocabulary))
+    run.plan = plan_training(
+        model_config,
+        config,
+        run.n_train,
+        run.planned,
+        reserved_seconds=run.reserved_seconds,
+    )
+    if run.plan is not None:
+        model_config, run.config = run.plan.model_config, run.plan.config
+        run.log(run.plan.describe(run.unit))
+    run.model_config = model_config
+    check_trainable_size(model_config)
+    with scope(run.strategy):
+        run.model = model = build_model(
+            model_config,
+            vocabulary,
+            run.tokenizer,
+            frozen_embeddings=run.config.freeze_embeddings,
+        )
+        if run.vectors is not None:
+            covered = run.vectors.covered
+            start = model.embedding.embeddings.numpy().copy()
+            start[covered] = run.vectors.matrix[covered]
+            model.embedding.embeddings.assign(start)
+        _compile(model, run.config, run.steps_per_epoch)
+
+
+def _resume_network(run: _Run) -> None:
+    """The resumed network, with a fresh optimizer where it has none (or
+    what it trains changed)."""
+    import keras
+
+    from .distribute import scope
+
+    model, config = run.model, run.config
+    keras.utils.set_random_seed(run.seed)
+    # The saved choice was made for another machine, perhaps.
+    model.jit_compile = use_xla(model.model_config, config)
+    fresh = ""
+    if getattr(model, "optimizer", None) is None:
+        fresh = "it is a lean model, saved without the optimizer's state"
+    elif model.frozen_embeddings != config.freeze_embeddings:
+        fresh = "--freeze-embeddings changed what is trained"
+    if fresh:
+        run.log(
+            f"starting a fresh optimizer: {fresh} (for an exact continuation, "
+            "resume from the .last.keras checkpoint of --checkpoint-every)"
+        )
+        with scope(run.strategy):
+            model.frozen_embeddings = config.freeze_embeddings
+            model.embedding.trainable = not config.freeze_embeddings
+            _compile(model, config, run.steps_per_epoch)
+    elif config.lr_schedule == "constant":  # plateau goes on from the saved rate
+        model.optimizer.learning_rate = config.learning_rate
+
+
+def _datasets(run: _Run) -> tuple[Any, Any]:
+    """The training and validation datasets (None without validation text),
+    from the first epoch still to run; the model told how to carry states."""
+    from .data import StreamLayout, make_dataset, make_stream_dataset
+
+    config, model, seed = run.config, run.model, run.seed
+    first_epoch = int(run.previous.get("epochs_run", 0))
+    if first_epoch >= config.epochs:
+        raise TrainingError(
+            f"{run.resume} has trained {count(first_epoch, 'epochs')} already; ask "
+            f"for more with --epochs (it counts them all, e.g. --epochs "
+            f"{first_epoch + 10})"
+        )
+    epochs = dict(epochs=config.epochs - first_epoch, first_epoch=first_epoch)
+    train_ids, val_ids, seq_len = run.train_ids, run.val_ids, config.seq_len
+    if run.layout is None:
+        model.carry_states(None)
+        train_data = make_dataset(
+            train_ids, seq_len, run.batch_size, seed, run.train_lengths, **epochs
+        )
+        if not len(val_ids):
+            return train_data, None
+        val_data = make_dataset(val_ids, seq_len, run.batch_size, None, run.val_lengths)
+        return train_data, val_data
+    # Validation reads the held-out text as `evaluate` does: in order,
+    # carrying the state.
+    val_layout = StreamLayout.in_order(run.val_lengths, seq_len, run.batch_size)
+    model.carry_states(run.layout.rows, val_layout.rows if len(val_ids) else None)
+    train_data = make_stream_dataset(
+        train_ids, seq_len, run.layout, seed, run.train_lengths, **epochs
+    )
+    if not len(val_ids):
+        return train_data, None
+    val_data = make_stream_dataset(val_ids, seq_len, val_layout, None, run.val_lengths)
+    return train_data, val_data
+
+
+def _memories(run: _Run) -> tuple[ItemSet | None, Fingerprint]:
+    """What the record keeps of the training text: an item model's items (for
+    `generate --novel`) and the fingerprint (for the originality report), the
+    resumed model's merged in."""
+    text, previous = run.text, run.previous
+    assert text is not None
+    items = None
+    if run.tokenizer.items:
+        items = ItemSet.of_ids(text.ids, text.words, text.words.index(END))
+        if previous.get("items"):
+            earlier_items = ItemSet.from_config(previous["items"]).hashes
+            items = ItemSet(np.union1d(items.hashes, earlier_items))
+    hashes = word_hashes(text.words)
+    earlier = Fingerprint.from_config(previous.get("fingerprint") or {})
+    if earlier is not None:
+        return items, earlier.extended_ids(text.ids, hashes)
+    return items, Fingerprint.of_ids(
+        text.ids, hashes, tokenizer_for(run.tokenizer).ngram
+    )
+
+
+def _record(
+    run: _Run,
+    history: list[dict[str, Any]],
+    best_epoch: int,
+    memories: tuple[ItemSet | None, Fingerprint],
 ) -> dict[str, Any]:
+    """The training record saved in the model (see `modelfile.check_record`)."""
+    import keras
+
+    assert run.text is not None
+    items, fingerprint = memories
+    previous, val_ids, files = run.previous, run.val_ids, run.text.files
+    best_row = {row["epoch"]: row for row in history}.get(best_epoch, {})
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    first_epoch = int(previous.get("epochs_run", 0))
+    coverage = previous.get("pretrained_vectors_coverage")
+    if run.vectors is not None:
+        coverage = float(run.vectors.covered[2:].mean())
+    return {
+        "corpus": files,
+        "tokens": {
+            "total": len(run.all_ids),
+            "train": run.n_train,
+            "validation": len(val_ids),
+        },
+        "validation_oov_rate": float(np.mean(val_ids == UNK_ID))
+        if len(val_ids)
+        else None,
+        "pretrained_vectors_coverage": coverage,
+        "fingerprint": fingerprint.to_config(),
+        # Hashes of the training items (item models only; see `novelty`).
+        "items": items.to_config() if items is not None else None,
+        # What `planned` chose for the budget, and the speeds it predicted.
+        "plan": run.plan.to_record() if run.plan is not None else previous.get("plan"),
+        "epochs_run": len(history),
+        "best_epoch": best_epoch,
+        "best_val_perplexity": best_row.get("val_perplexity"),
+        "train_perplexity": best_row.get("perplexity"),
+        "history": history,
+        "train_config": {
+            **dataclasses.asdict(run.config),
+            "batch_size": run.batch_size,
+            "xla": bool(run.model.jit_compile),
+        },
+        # One entry per `train` run that made this model, resumed ones too.
+        "runs": [
+            *previous.get("runs", []),
+            {
+                "date": now,
+                "corpus": [f["name"] for f in files],
+                "first_epoch": first_epoch + 1,
+                "last_epoch": len(history),
+            },
+        ],
+        "ngram": run.ngram_record,
+        "date": now,
+        "textgen_version": __version__,
+        "keras_version": keras.__version__,
+    }
+
+
+def _fit(
+    run: _Run,
+    data: tuple[Any, Any],
+    outputs: dict[str, Any],
+    progress_bar: bool,
+    callbacks: Sequence[Any],
+) -> Any:
+    """Fit, fit the mixture, save the best epoch's model (the chief does)."""
+    from .callbacks import Interrupt, training_callbacks
+    from .distribute import is_chief
+    from .model import save_model
+
+    model, config = run.model, run.config
+    train_data, val_data = data
+    used = training_callbacks(
+        config,
+        run.seed,
+        run.steps_per_epoch,
+        val_data is not None,
+        run.previous.get("history", []),
+        run.log,
+        reserved_seconds=run.reserved_seconds,
+    )
+    epoch_log, best = used.epoch_log, used.best
+    memories = _memories(run)
+    if run.ngram is not None:  # checkpoints carry it too; fitted after training
+        model.mixture = Mixture.even(run.ngram)
+    chief = is_chief(config.distribute)  # other multi-worker workers write nothing
+    if not chief:
+        run.log("a worker, not the chief: the chief (worker 0) writes the model")
+
+    def latest() -> dict[str, Any]:
+        return _record(run, epoch_log.history, len(epoch_log.history), memories)
+
+    fit_callbacks = [
+        *used.in_order(),
+        *_output_callbacks(run, outputs, latest if chief else None),
+        *callbacks,
+    ]
+    with Interrupt(model, run.log) as interrupt:
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=config.epochs,
+            initial_epoch=int(run.previous.get("epochs_run", 0)),
+            steps_per_epoch=run.steps_per_epoch,
+            callbacks=fit_callbacks,
+            verbose=1 if progress_bar else 0,
+            shuffle=False,  # the dataset shuffles itself, reproducibly
+        )
+        if best.diverged_epoch is not None:
+            raise TrainingError(
+                f"the loss became NaN in epoch {best.diverged_epoch}; try a lower "
+                f"--learning-rate (now {config.learning_rate:g}) or --clipnorm 1.0"
+            )
+        _fit_ngram(run)
+        model.record = _record(run, epoch_log.history, best.best_epoch, memories)
+        if chief:
+            save_model(model, run.output, optimizer=False)
+    if outputs["plot"] is not None and chief:
+        _write_picture(epoch_log.history, run.output, Path(outputs["plot"]), run.log)
+    if interrupt.count:
+        raise TrainingInterrupted(
+            f"interrupted in epoch {len(epoch_log.history)}: saved the best model "
+            f"so far (epoch {best.best_epoch}) to {run.output}; continue with "
+            f"`textgen train --resume {run.output} ...`"
+        )
+    return model
+
+
+def _output_callbacks(
+    run: _Run, outputs: dict[str, Any], record: Callable[[], dict] | None
+) -> list[Any]:
+    """The callbacks that write during training: the `--checkpoint-every`
+    checkpoint (when `record`, which gives its training record: the chief
+    only) and TensorBoard's logs."""
+    import keras
+
+    from .callbacks import Checkpoint
+    from .model import save_model
+
+    made: list[Any] = []
+    if outputs["checkpoint_every"] and record is not None:
+
+        def save_latest() -> None:
+            run.model.record = record()
+            save_model(run.model, checkpoint_path(run.output))
+
+        made.append(Checkpoint(outputs["checkpoint_every"], save_latest))
+    if outputs["tensorboard"] is not None:
+        made.append(keras.callbacks.TensorBoard(log_dir=str(outputs["tensorboard"])))
+    return made
+
+
+def _fit_ngram(run: _Run) -> None:
     """Fit the mixing weights on the validation text (a single even weight
-    without one) and return the record's description of the memory."""
+    without one) and keep the record's description of the memory."""
     from .evaluate import fit_mixture
 
+    ngram, model, val_ids, log = run.ngram, run.model, run.val_ids, run.log
+    if ngram is None:
+        return
     started = time.perf_counter()
     if len(val_ids):
         fit = fit_mixture(model, val_ids, ngram)
@@ -274,24 +719,18 @@ def _fit_ngram(
         model.mixture = Mixture.even(ngram)
         fit = {"weights": [0.5] * BUCKETS, "fitted_on_tokens": 0}
         log("mixed with the n-gram memory half and half: no validation text to fit on")
-    return {
+    run.ngram_record = {
         "order": ngram.order,
-        "requested_order": config.ngram,
+        "requested_order": run.config.ngram,
         "entries": ngram.entries,
         "megabytes": round(ngram.nbytes / 2**20, 3),
         "pruned": ngram.pruned,
         "fitting_seconds": round(time.perf_counter() - started, 3),
         "bucket_edges": list(BUCKET_EDGES),
         **fit,
+        "counting_seconds": round(run.counting_seconds, 3),
+        "recounted_on_resume": run.resume is not None,
     }
-
-
-def _physical_memory() -> int:
-    """Bytes of memory in the machine (0 when it cannot be told)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return 0
 
 
 def train(
@@ -309,6 +748,7 @@ def train(
     checkpoint_every: int = 0,
     callbacks: Sequence[Any] = (),
     planned: Collection[str] = (),
+    text: CorpusIds | None = None,
 ) -> Any:
     """Train a model on the corpus and save it to `output` (a `.keras` file).
 
@@ -336,6 +776,8 @@ def train(
             for the corpus and the `max_minutes` budget instead of taking them
             from the configs; the CLI passes those not given as options.
             Ignored when resuming: the saved settings are kept.
+        text: the corpus already read with `tokenizer_settings(config)` (as
+            `compare` does once for all its models); None: read it here.
 
     Returns:
         The trained `LanguageModel` (also saved at `output`).
@@ -344,30 +786,17 @@ def train(
         TextgenError: unreadable or too-short corpus, an existing output, a
             diverged loss, or an interruption (after saving the best model).
     """
-    import keras
-
-    from .callbacks import Checkpoint, Interrupt, training_callbacks
-    from .data import (
-        StreamLayout,
-        check_windows,
-        make_dataset,
-        make_stream_dataset,
-        split_lengths,
-        split_tail,
-        window_starts,
-    )
-    from .distribute import is_chief, make_strategy, scope
-    from .model import build_model, count_parameters, load_model, save_model
-
+    files = corpus_files(corpus)  # the one expansion of the paths
     output = Path(output)
+    outputs = dict(
+        plot=plot, tensorboard=tensorboard, checkpoint_every=checkpoint_every
+    )
     check_train_outputs(
-        corpus,
+        files,
         output,
         resume=resume,
         force=force,
-        plot=plot,
-        tensorboard=tensorboard,
-        checkpoint_every=checkpoint_every,
+        **outputs,
         vectors=config.pretrained_embeddings if resume is None else None,
     )
     if tensorboard is not None and importlib.util.find_spec("tensorboard") is None:
@@ -375,283 +804,41 @@ def train(
             "--tensorboard needs TensorBoard; install it with: "
             "pip install 'textgen[tensorboard]'"
         )
-    # Before any other TensorFlow op: multi-worker training requires it.
-    strategy = make_strategy(config.distribute)
-    if strategy is not None:
-        log(f"{strategy.num_replicas_in_sync} replicas ({config.distribute})")
-    previous: dict[str, Any] = {}
-    plan = None
-    if resume is not None:
-        with scope(strategy):
-            model = load_model(resume, compile=True)
-        previous = model.record or {}
-        tokenizer, vocabulary = model.tokenizer_settings, model.vocabulary
-        if config.documents != tokenizer.documents:
-            raise TrainingError(
-                f"--documents {config.documents}: {resume} was trained with "
-                f"--documents {tokenizer.documents}, which a resumed model keeps"
-            )
-    else:
-        tokenizer = TokenizerSettings(
-            lowercase=config.lowercase and level_class(config.level).folds_case,
-            level=config.level,
-            documents=config.documents,
-        )
-    text = read_corpus_ids(corpus, tokenizer, progress_bar)
-    files = text.files
-    if resume is not None:
-        planned = ()
-    config = plan_window(config, planned, len(text.ids))
-    unit = tokenizer_for(tokenizer).unit
-    n_train = len(split_tail(text.ids, config.seq_len, config.val_fraction, unit)[0])
-    n_val = len(text.ids) - n_train
-    train_lengths, val_lengths = split_lengths([f["tokens"] for f in files], n_train)
-    check_windows(train_lengths, val_lengths, config.seq_len, unit)
-    if resume is None:
-        vocabulary = Vocabulary.from_counts(
-            text.counts(n_train), config.max_vocab, config.min_count
-        )
-    all_ids = text.encode(vocabulary)
-    train_ids, val_ids = all_ids[:n_train], all_ids[n_train:]
-    ngram, counting_seconds = _count_ngrams(
-        train_ids, train_lengths, vocabulary, tokenizer, config, log
-    )
-    reserved = counting_seconds + _FIT_SECONDS if ngram is not None else 0.0
-    if resume is not None:
-        unknown = float(np.mean(all_ids == UNK_ID))
-        log(
-            f"resuming {resume} after epoch {previous.get('epochs_run', 0)}; "
-            f"{unknown:.1%} of the corpus words are <unk> to its vocabulary"
-        )
-    seed = config.seed
-    if seed is None:  # a resumed model keeps its seed
-        seed = previous.get("train_config", {}).get("seed")
-    if seed is None and config.distribute == "multi-worker":
-        raise TrainingError(
-            "--distribute multi-worker needs --random-seed N, the same on every "
-            "worker, so they agree on the vocabulary and the window order"
-        )
-    if seed is None:
-        seed = fresh_seed()
-    config = dataclasses.replace(config, seed=seed)
-
-    n_windows = len(window_starts(train_lengths, config.seq_len)[0])
-    batch_size = config.batch_size or auto_batch_size(n_windows)
-    steps_per_epoch = -(-n_windows // batch_size)
-    layout = None
-    config = dataclasses.replace(config, carry_state=config.carries_state)
-    if config.carry_state:
-        layout = StreamLayout.of(train_lengths, config.seq_len, batch_size)
-        batch_size, steps_per_epoch = layout.rows, layout.steps
-
-    vectors = None
-    if resume is None:
-        if config.pretrained_embeddings:
-            vectors = read_vectors(config.pretrained_embeddings, vocabulary)
-            if vectors.dimension != model_config.embedding_dim:
-                log(f"embedding size set to {vectors.dimension}, the vectors' size")
-                model_config = dataclasses.replace(
-                    model_config, embedding_dim=vectors.dimension
-                )
-            log(
-                f"pretrained vectors for {vectors.covered.sum():,} of "
-                f"{len(vocabulary) - 2:,} words ({vectors.covered[2:].mean():.0%})"
-            )
-        keras.utils.set_random_seed(seed)
-        model_config = dataclasses.replace(model_config, vocab_size=len(vocabulary))
-        plan = plan_training(
-            model_config, config, n_train, planned, reserved_seconds=reserved
-        )
-        if plan is not None:
-            model_config, config = plan.model_config, plan.config
-            log(plan.describe(unit))
-        check_trainable_size(model_config)
-        with scope(strategy):
-            model = build_model(
-                model_config,
-                vocabulary,
-                tokenizer,
-                frozen_embeddings=config.freeze_embeddings,
-            )
-            if vectors is not None:
-                start = model.embedding.embeddings.numpy().copy()
-                start[vectors.covered] = vectors.matrix[vectors.covered]
-                model.embedding.embeddings.assign(start)
-            _compile(model, config, steps_per_epoch)
-    else:
-        keras.utils.set_random_seed(seed)
-        # The saved choice was made for another machine, perhaps.
-        model.jit_compile = use_xla(model.model_config, config)
-        fresh = ""
-        if getattr(model, "optimizer", None) is None:
-            fresh = "it is a lean model, saved without the optimizer's state"
-        elif model.frozen_embeddings != config.freeze_embeddings:
-            fresh = "--freeze-embeddings changed what is trained"
-        if fresh:
-            log(
-                f"starting a fresh optimizer: {fresh} (for an exact continuation, "
-                "resume from the .last.keras checkpoint of --checkpoint-every)"
-            )
-            with scope(strategy):
-                model.frozen_embeddings = config.freeze_embeddings
-                model.embedding.trainable = not config.freeze_embeddings
-                _compile(model, config, steps_per_epoch)
-        elif config.lr_schedule == "constant":  # plateau goes on from the saved rate
-            model.optimizer.learning_rate = config.learning_rate
-    log(
-        f"{len(all_ids):,} {unit} ({n_train:,} train, {n_val:,} validation) in "
-        f"{len(files)} file{'s' if len(files) > 1 else ''}, "
-        f"vocabulary {len(vocabulary):,}, "
-        f"{count_parameters(model):,} parameters, seed {seed}"
-    )
-    first_epoch = int(previous.get("epochs_run", 0))
-    if first_epoch >= config.epochs:
-        raise TrainingError(
-            f"{resume} has trained {count(first_epoch, 'epochs')} already; ask for "
-            f"more with --epochs (it counts them all, e.g. --epochs {first_epoch + 10})"
-        )
-    epochs = dict(epochs=config.epochs - first_epoch, first_epoch=first_epoch)
-    if layout is not None:
-        # Validation reads the held-out text as `evaluate` does: in order,
-        # carrying the state.
-        val_layout = StreamLayout.in_order(val_lengths, config.seq_len, batch_size)
-        model.carry_states(layout.rows, val_layout.rows if len(val_ids) else None)
-        train_data = make_stream_dataset(
-            train_ids, config.seq_len, layout, seed, train_lengths, **epochs
-        )
-        val_data = (
-            make_stream_dataset(val_ids, config.seq_len, val_layout, None, val_lengths)
-            if len(val_ids)
-            else None
-        )
-    else:
-        model.carry_states(None)
-        train_data = make_dataset(
-            train_ids, config.seq_len, batch_size, seed, train_lengths, **epochs
-        )
-        val_data = (
-            make_dataset(val_ids, config.seq_len, batch_size, None, val_lengths)
-            if len(val_ids)
-            else None
-        )
-    callbacks_used = training_callbacks(
+    run = _Run(
+        files,
+        output,
+        model_config,
         config,
-        seed,
-        steps_per_epoch,
-        val_data is not None,
-        previous.get("history", []),
         log,
-        reserved_seconds=reserved,
+        None if resume is None else Path(resume),
+        planned,
     )
-    epoch_log, best = callbacks_used.epoch_log, callbacks_used.best
-    fit_callbacks = callbacks_used.in_order()
-    items = None
-    if tokenizer.items:  # every item of the corpus, for `generate --novel`
-        items = ItemSet.of_ids(text.ids, text.words, text.words.index(END))
-        if previous.get("items"):
-            earlier_items = ItemSet.from_config(previous["items"]).hashes
-            items = ItemSet(np.union1d(items.hashes, earlier_items))
-    hashes = word_hashes(text.words)
-    earlier = Fingerprint.from_config(previous.get("fingerprint") or {})
-    if earlier is not None:
-        fingerprint = earlier.extended_ids(text.ids, hashes)
+    _start(run)
+    _read_corpus(run, progress_bar, text)
+    _choose_vocabulary(run)
+    _count_ngrams(run)
+    _settle_seed_and_batches(run)
+    if run.resume is None:
+        _build_network(run)
     else:
-        n = tokenizer_for(tokenizer).ngram
-        fingerprint = Fingerprint.of_ids(text.ids, hashes, n)
+        _resume_network(run)
+    _log_summary(run)
+    return _fit(run, _datasets(run), outputs, progress_bar, callbacks)
 
-    if ngram is not None:  # checkpoints carry it too; fitted after training
-        model.mixture = Mixture.even(ngram)
-    ngram_record: dict[str, Any] | None = None
 
-    def record(best_epoch: int) -> dict[str, Any]:
-        rows = {row["epoch"]: row for row in epoch_log.history}
-        best_row = rows.get(best_epoch, {})
-        runs = previous.get("runs", [])
-        return {
-            "corpus": files,
-            "tokens": {"total": len(all_ids), "train": n_train, "validation": n_val},
-            "validation_oov_rate": float(np.mean(val_ids == UNK_ID))
-            if len(val_ids)
-            else None,
-            "pretrained_vectors_coverage": (
-                float(vectors.covered[2:].mean())
-                if vectors is not None
-                else previous.get("pretrained_vectors_coverage")
-            ),
-            "fingerprint": fingerprint.to_config(),
-            # Hashes of the training items (item models only; see `novelty`).
-            "items": items.to_config() if items is not None else None,
-            # What `planned` chose for the budget, and the speeds it predicted.
-            "plan": plan.to_record() if plan is not None else previous.get("plan"),
-            "epochs_run": len(epoch_log.history),
-            "best_epoch": best_epoch,
-            "best_val_perplexity": best_row.get("val_perplexity"),
-            "train_perplexity": best_row.get("perplexity"),
-            "history": epoch_log.history,
-            "train_config": {
-                **dataclasses.asdict(config),
-                "batch_size": batch_size,
-                "xla": bool(model.jit_compile),
-            },
-            # One entry per `train` run that made this model, resumed ones too.
-            "runs": [
-                *runs,
-                {
-                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "corpus": [f["name"] for f in files],
-                    "first_epoch": first_epoch + 1,
-                    "last_epoch": len(epoch_log.history),
-                },
-            ],
-            "ngram": ngram_record,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "textgen_version": __version__,
-            "keras_version": keras.__version__,
-        }
+def _log_summary(run: _Run) -> None:
+    """One line: the corpus, its split, the vocabulary, the network's size."""
+    from .model import count_parameters
 
-    chief = is_chief(config.distribute)  # other multi-worker workers write nothing
-    if not chief:
-        log("a worker, not the chief: the chief (worker 0) writes the model")
-    if checkpoint_every and chief:
-        last = checkpoint_path(output)
+    assert run.text is not None and run.vocabulary is not None
+    files = len(run.text.files)
+    run.log(
+        f"{len(run.all_ids):,} {run.unit} ({run.n_train:,} train, "
+        f"{len(run.val_ids):,} validation) in {files} file{'s' if files > 1 else ''}, "
+        f"vocabulary {len(run.vocabulary):,}, "
+        f"{count_parameters(run.model):,} parameters, seed {run.seed}"
+    )
 
-        def save_latest() -> None:
-            model.record = record(len(epoch_log.history))
-            save_model(model, last)
 
-        fit_callbacks.append(Checkpoint(checkpoint_every, save_latest))
-    if tensorboard is not None:
-        fit_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard)))
-    fit_callbacks.extend(callbacks)
-    with Interrupt(model, log) as interrupt:
-        model.fit(
-            train_data,
-            validation_data=val_data,
-            epochs=config.epochs,
-            initial_epoch=first_epoch,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=fit_callbacks,
-            verbose=1 if progress_bar else 0,
-            shuffle=False,  # the dataset shuffles itself, reproducibly
-        )
-        if best.diverged_epoch is not None:
-            raise TrainingError(
-                f"the loss became NaN in epoch {best.diverged_epoch}; try a lower "
-                f"--learning-rate (now {config.learning_rate:g}) or --clipnorm 1.0"
-            )
-        if ngram is not None:
-            ngram_record = _fit_ngram(model, ngram, val_ids, config, log)
-            ngram_record["counting_seconds"] = round(counting_seconds, 3)
-            ngram_record["recounted_on_resume"] = resume is not None
-        model.record = record(best.best_epoch)
-        if chief:
-            save_model(model, output, optimizer=False)
-    if plot is not None and chief:
-        _write_picture(epoch_log.history, output, Path(plot), log)
-    if interrupt.count:
-        raise TrainingInterrupted(
-            f"interrupted in epoch {len(epoch_log.history)}: saved the best model "
-            f"so far (epoch {best.best_epoch}) to {output}; continue with "
-            f"`textgen train --resume {output} ...`"
-        )
-    return model
+# `textgen.train(...)` calls `train` (see `textgen.callable_module`).
+callable_module(__name__)
