@@ -9,10 +9,8 @@ is built from it. One `ModelFileError` line says what is wrong.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
-import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +18,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .config import MODELS_DIR, ModelConfig, TrainConfig
-from .errors import ModelFileError, TextgenError
+from .config import MODELS_DIR, ModelConfig
+from .errors import ModelFileError
 from .ngram import ASSET as NGRAM_ASSET
+from .record import TrainingRecord, typed
 from .tokens import DOCUMENTS, LEVELS, TokenizerSettings, level_class
 from .vocab import PAD, UNK, Vocabulary
 
@@ -128,43 +127,6 @@ def _fail(message: str) -> None:
     raise ModelFileError(message)
 
 
-def _typed(cls: type, values: Any, where: str) -> Any:
-    """An instance of the frozen dataclass `cls` from `values`, checking that
-    each field has the type its annotation names (ints for floats are fine)."""
-    if not isinstance(values, dict):
-        _fail(f"{where} is not a mapping")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    known = {}
-    for name, value in values.items():
-        if name not in fields:
-            continue  # a newer or older textgen's setting: not used here
-        allowed = str(fields[name].type).replace(" ", "").split("|")
-        if not any(_matches(value, kind) for kind in allowed):
-            _fail(f"{where}.{name} is {value!r:.40}, not {' or '.join(allowed)}")
-        known[name] = value
-    try:
-        return cls(**known)
-    except (TextgenError, ValueError, TypeError) as err:
-        _fail(f"{where}: {err}")
-
-
-def _matches(value: Any, kind: str) -> bool:
-    """Whether a JSON value is of the type an annotation names."""
-    if kind == "None":
-        return value is None
-    if kind == "bool":
-        return isinstance(value, bool)
-    if isinstance(value, bool):
-        return False
-    if kind == "int":
-        return isinstance(value, int)
-    if kind == "float":
-        return isinstance(value, int) or (
-            isinstance(value, float) and math.isfinite(value)
-        )
-    return kind == "str" and isinstance(value, str)
-
-
 def check_config(config: Any, weights_bytes: int | None = None) -> ModelConfig:
     """Check a LanguageModel's arguments (model_config, vocabulary, tokenizer,
     record) against limits and each other.
@@ -183,7 +145,7 @@ def check_config(config: Any, weights_bytes: int | None = None) -> ModelConfig:
     """
     if not isinstance(config, dict):
         _fail("no model arguments")
-    shape = _typed(ModelConfig, config.get("model_config"), "model_config")
+    shape = typed(ModelConfig, config.get("model_config"), "model_config")
     if weights_bytes is not None and weights_bytes < 4 * shape.parameter_count():
         _fail(
             f"its weights file has {weights_bytes:,} bytes, too few for the "
@@ -215,7 +177,7 @@ def check_config(config: Any, weights_bytes: int | None = None) -> ModelConfig:
     if not isinstance(record, dict):
         _fail("the training record is not a mapping")
     if record:
-        check_record(record)
+        TrainingRecord.read(record)
     return shape
 
 
@@ -244,92 +206,6 @@ def _check_vocabulary(vocabulary: Any, size: int, level: str) -> None:
         or not all(type(c) is int and c >= 0 for c in counts)
     ):
         _fail("the vocabulary's counts do not match its words")
-
-
-# The record's fields textgen reads, and what each must be.
-_NUMBER = (int, float)
-_OPTIONAL_NUMBER = (int, float, type(None))
-_RECORD = {
-    "corpus": list,
-    "tokens": dict,
-    "epochs_run": int,
-    "best_epoch": int,
-    "best_val_perplexity": _OPTIONAL_NUMBER,
-    "train_perplexity": _OPTIONAL_NUMBER,
-    "history": list,
-    "train_config": dict,
-    "date": str,
-    "textgen_version": str,
-}
-_OPTIONAL_RECORD = {
-    "fingerprint": (dict, type(None)),
-    "items": (dict, type(None)),
-    "runs": list,
-    "validation_oov_rate": _OPTIONAL_NUMBER,
-    "pretrained_vectors_coverage": _OPTIONAL_NUMBER,
-    "keras_version": str,
-    # The n-gram memory: order, entries, size, pruning, weights, fit (`info`).
-    "ngram": (dict, type(None)),
-}
-
-
-def _is(value: Any, kinds: Any) -> bool:
-    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
-    return isinstance(value, kinds) and not (
-        isinstance(value, bool) and bool not in kinds
-    )
-
-
-def check_record(record: dict[str, Any]) -> None:
-    """Check a non-empty training record has every field textgen reads, each
-    of the right type and size.
-
-    Raises:
-        ModelFileError: naming the first field that is missing or wrong.
-    """
-    for name, kinds in (_RECORD | _OPTIONAL_RECORD).items():
-        if name not in record:
-            if name in _RECORD:
-                _fail(f"the training record lacks {name!r}")
-            continue
-        if not _is(record[name], kinds):
-            _fail(f"record.{name} has the wrong type")
-    for item in record["corpus"]:
-        if not (
-            isinstance(item, dict)
-            and _is(item.get("name"), str)
-            and _is(item.get("tokens"), int)
-        ):
-            _fail("record.corpus must list files with a name and a token count")
-    if not all(
-        _is(record["tokens"].get(k), int) for k in ("total", "train", "validation")
-    ):
-        _fail("record.tokens must count total, train and validation tokens")
-    for row in record["history"]:
-        if not (
-            isinstance(row, dict)
-            and _is(row.get("epoch"), int)
-            and _is(row.get("perplexity"), _NUMBER)
-            and all(_is(v, _NUMBER) for v in row.values())
-        ):
-            _fail("record.history rows must be numbers per epoch")
-    for run in record.get("runs", []):
-        if not isinstance(run, dict):
-            _fail("record.runs must be a list of mappings")
-    _typed(TrainConfig, record["train_config"], "record.train_config")
-    if record.get("fingerprint"):
-        from .originality import Fingerprint
-
-        Fingerprint.from_config(record["fingerprint"])  # bounded; raises if bad
-    if record.get("ngram"):
-        _check_ngram_record(record["ngram"])
-    if record.get("items"):
-        from .novelty import ItemSet
-
-        try:
-            ItemSet.from_config(record["items"])
-        except ValueError as err:
-            _fail(f"record.items: {err}")
 
 
 class ReadableModel(Protocol):
@@ -394,7 +270,7 @@ def read_model(path: str | Path, weights: bool = True) -> ModelFile:
     path = Path(path)
     outer = read_config(path)
     config = outer["config"]
-    shape = _typed(ModelConfig, config["model_config"], "model_config")  # checked
+    shape = typed(ModelConfig, config["model_config"], "model_config")  # checked
     expected = shape.weight_shapes() if weights else {}
     damaged = f"{path} is damaged and cannot be loaded"
     try:
@@ -524,22 +400,3 @@ def _read_weights(
                 index = name.rsplit("_", 1)[1]
                 take(group["cell"]["vars"], cell_weights, f"layer{index}.")
     return weights, bool(has_optimizer)
-
-
-def _check_ngram_record(ngram: dict[str, Any]) -> None:
-    """The record's description of the n-gram memory, as `info` reads it."""
-    for name in ("order", "entries", "pruned"):
-        if not _is(ngram.get(name), int) or ngram[name] < 0:
-            _fail(f"record.ngram.{name} is not a count")
-    if not _is(ngram.get("megabytes"), _NUMBER):
-        _fail("record.ngram.megabytes is not a number")
-    weights = ngram.get("weights")
-    if not (
-        isinstance(weights, list)
-        and 0 < len(weights) <= 64
-        and all(_is(w, _NUMBER) and 0 <= w <= 1 for w in weights)
-    ):
-        _fail("record.ngram.weights are not weights between 0 and 1")
-    for name in ("network_cross_entropy", "ngram_cross_entropy", "mixed_cross_entropy"):
-        if name in ngram and not _is(ngram[name], _OPTIONAL_NUMBER):
-            _fail(f"record.ngram.{name} is not a number")

@@ -34,6 +34,7 @@ from .ngram import BUCKET_EDGES, BUCKETS, Mixture, NgramModel, largest_order
 from .novelty import ItemSet
 from .originality import Fingerprint, word_hashes
 from .outputs import Output, check_outputs
+from .record import TrainingRecord
 from .sizing import plan_training, plan_window
 from .terminal import count
 from .tokens import END, TokenizerSettings, level_class, tokenizer_for
@@ -548,7 +549,7 @@ def _record(
     best_epoch: int,
     memories: tuple[ItemSet | None, Fingerprint],
 ) -> dict[str, Any]:
-    """The training record saved in the model (see `modelfile.check_record`)."""
+    """The training record saved in the model (`record.TrainingRecord`)."""
     import keras
 
     assert run.text is not None
@@ -560,34 +561,32 @@ def _record(
     coverage = previous.get("pretrained_vectors_coverage")
     if run.vectors is not None:
         coverage = float(run.vectors.covered[2:].mean())
-    return {
-        "corpus": files,
-        "tokens": {
+    return TrainingRecord(
+        corpus=files,
+        tokens={
             "total": len(run.all_ids),
             "train": run.n_train,
             "validation": len(val_ids),
         },
-        "validation_oov_rate": float(np.mean(val_ids == UNK_ID))
-        if len(val_ids)
-        else None,
-        "pretrained_vectors_coverage": coverage,
-        "fingerprint": fingerprint.to_config(),
+        validation_oov_rate=float(np.mean(val_ids == UNK_ID)) if len(val_ids) else None,
+        pretrained_vectors_coverage=coverage,
+        fingerprint=fingerprint.to_config(),
         # Hashes of the training items (item models only; see `novelty`).
-        "items": items.to_config() if items is not None else None,
+        items=items.to_config() if items is not None else None,
         # What `planned` chose for the budget, and the speeds it predicted.
-        "plan": run.plan.to_record() if run.plan is not None else previous.get("plan"),
-        "epochs_run": len(history),
-        "best_epoch": best_epoch,
-        "best_val_perplexity": best_row.get("val_perplexity"),
-        "train_perplexity": best_row.get("perplexity"),
-        "history": history,
-        "train_config": {
+        plan=run.plan.to_record() if run.plan is not None else previous.get("plan"),
+        epochs_run=len(history),
+        best_epoch=best_epoch,
+        best_val_perplexity=best_row.get("val_perplexity"),
+        train_perplexity=best_row.get("perplexity"),
+        history=history,
+        train_config={
             **dataclasses.asdict(run.config),
             "batch_size": run.batch_size,
             "xla": bool(run.model.jit_compile),
         },
         # One entry per `train` run that made this model, resumed ones too.
-        "runs": [
+        runs=[
             *previous.get("runs", []),
             {
                 "date": now,
@@ -596,11 +595,11 @@ def _record(
                 "last_epoch": len(history),
             },
         ],
-        "ngram": run.ngram_record,
-        "date": now,
-        "textgen_version": __version__,
-        "keras_version": keras.__version__,
-    }
+        ngram=run.ngram_record,
+        date=now,
+        textgen_version=__version__,
+        keras_version=keras.__version__,
+    ).to_dict()
 
 
 def _fit(

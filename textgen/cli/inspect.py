@@ -67,9 +67,11 @@ def evaluate(model_path: str | None, no_ngram: bool, text: tuple[str, ...]) -> N
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 def info(path: str | None) -> None:
     """Show what a model is and how it was trained.  [default: newest in models/]"""
+    from ..record import TrainingRecord
+
     model = _load(path, weights=False)  # what it is, not what it computes
     config = model.model_config
-    record = model.record
+    record = TrainingRecord.read(model.record) if model.record else None
     tokenizer = tokenizer_for(model.tokenizer_settings)
     unit = tokenizer.unit
     rows = [
@@ -92,7 +94,7 @@ def info(path: str | None) -> None:
     if documents == "files":
         rows.append(("documents", "files (each file one text)"))
     else:
-        held = (record.get("items") or {}).get("count", 0)
+        held = ((record and record.items) or {}).get("count", 0)
         rows.append(
             (
                 "documents",
@@ -101,33 +103,37 @@ def info(path: str | None) -> None:
             )
         )
     if record:
-        tokens = record["tokens"]
+        tokens = record.tokens
         rows += [
             (
                 "corpus",
                 ", ".join(
-                    f"{f['name']} ({count(f['tokens'], unit)})"
-                    for f in record["corpus"]
+                    f"{f['name']} ({count(f['tokens'], unit)})" for f in record.corpus
                 ),
             ),
             (
                 "tokens",
                 f"{tokens['train']:,} train, {tokens['validation']:,} validation",
             ),
-            ("epochs", f"{record['epochs_run']} run, best {record['best_epoch']}"),
+            ("epochs", f"{record.epochs_run} run, best {record.best_epoch}"),
             (
                 "validation perplexity",
-                f"{record['best_val_perplexity']:.2f}"
-                if record["best_val_perplexity"]
+                f"{record.best_val_perplexity:.2f}"
+                if record.best_val_perplexity
                 else "none (no validation)",
             ),
-            ("train perplexity", f"{record['train_perplexity']:.2f}"),
-            ("n-gram memory", _ngram_row(record.get("ngram"))),
+            (
+                "train perplexity",
+                "none"
+                if record.train_perplexity is None
+                else f"{record.train_perplexity:.2f}",
+            ),
+            ("n-gram memory", _ngram_row(record.ngram)),
             (
                 "settings",
-                ", ".join(f"{k}={v}" for k, v in record["train_config"].items()),
+                ", ".join(f"{k}={v}" for k, v in record.train_config.items()),
             ),
-            ("trained", f"{record['date']} with textgen {record['textgen_version']}"),
+            ("trained", f"{record.date} with textgen {record.textgen_version}"),
         ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
@@ -135,7 +141,7 @@ def info(path: str | None) -> None:
 
 
 def _ngram_row(ngram: dict | None) -> str:
-    """What `info` says of the n-gram memory (checked by `check_record`)."""
+    """What `info` says of the n-gram memory (checked by `TrainingRecord.read`)."""
     if not ngram:
         return "none (the network alone; trained before it, or --ngram-order 0)"
     text = (
