@@ -1,12 +1,13 @@
 """The classic course recipe that textgen is measured against, in Keras 3.
 
-As described at the end of DESIGN.md: lower-cased word tokens (punctuation
-dropped, as the notebook's filter did); every stride-1 window of 25 words with
-the 26th word as its only label, one-hot encoded (`to_categorical`) for
-categorical cross-entropy; Embedding(vocab, 25) -> LSTM(150, return_sequences)
--> LSTM(150) -> Dense(150, relu) -> Dense(vocab, softmax); Adam, batch 128;
-generation calls `model.predict` on the last 25 words once per word and takes
-the arg-max. Keras 3 has no `Tokenizer` or `predict_classes`: a dict and
+The course notebook the project grew from (see docs/benchmarks.md):
+lower-cased word tokens (punctuation dropped, as the notebook's filter did);
+every stride-1 window of 25 words with the 26th word as its only label,
+one-hot encoded (`to_categorical`) for categorical cross-entropy;
+Embedding(vocab, 25) -> LSTM(150, return_sequences) -> LSTM(150) ->
+Dense(150, relu) -> Dense(vocab, softmax); Adam, batch 128; generation calls
+`model.predict` on the last 25 words once per word and takes the arg-max.
+Keras 3 has no `Tokenizer` or `predict_classes`: a dict and
 `argmax(model.predict(...))` do the same jobs.
 """
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+from common import SHARED
+
 SEEDS = ["", "the", "it was", "and then", "i", "she said"]
 
 

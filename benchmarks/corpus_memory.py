@@ -12,19 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+from common import SHARED, peak_rss_mb
 
 
 def child(way: str, path: Path) -> None:

@@ -24,11 +24,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from classic_recipe import epoch_timer
+from common import SHARED
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 UNITS, EMBEDDING, SEQ_LEN = 150, 25, 32
 
 

@@ -28,7 +28,6 @@ import json
 import os
 import random
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -45,6 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import click
 from click.testing import CliRunner
+from common import peak_rss_mb
 
 from textgen.cli import cli
 
@@ -249,19 +249,6 @@ def snapshot(folder: Path) -> dict[str, str]:
         if path.is_file():
             found[str(path)] = hashlib.blake2b(path.read_bytes()).hexdigest()
     return found
-
-
-def peak_rss_mb() -> float:
-    """The process's peak resident memory since the last `reset_peak` (Linux:
-    VmHWM), or since it started."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
 def reset_peak() -> None:

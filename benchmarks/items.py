@@ -39,11 +39,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import SHARED
 from ngram import KneserNey
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 
 # What each list is: its level, the baseline's order, how long a sample may
 # get, and what a well-formed item looks like.

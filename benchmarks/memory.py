@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+from common import SHARED
 
 
 def child(corpus: Path, copies: int) -> None:
@@ -80,7 +80,6 @@ def main() -> None:
         child(args.corpus, args.child)
         return
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from classic_recipe import one_hot_bytes, recipe_words
 
     words = recipe_words(args.corpus.read_text(encoding="utf-8"))

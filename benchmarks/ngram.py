@@ -131,7 +131,7 @@ def held_out_cross_entropy(
     (words) or never (characters) are `<unk>`, as in textgen's vocabulary."""
     import time
 
-    from quality import split_text
+    from common import split_text
 
     from textgen.tokens import TokenizerSettings, tokenize
 
@@ -162,8 +162,8 @@ def main() -> None:
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    shared = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+    from common import SHARED as shared
+
     parser = argparse.ArgumentParser(description="Kneser-Ney baselines")
     parser.add_argument("--corpus", type=Path, default=shared / "moby_dick.txt")
     parser.add_argument("--order-word", type=int, default=3)

@@ -32,19 +32,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import SHARED, split_text
 from ngram import KneserNey
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
-
-
-def split_text(text: str, test_fraction: float) -> tuple[str, str]:
-    """Cut at the paragraph break nearest to the last `test_fraction` of text."""
-    target = int(len(text) * (1 - test_fraction))
-    cut = text.rfind("\n\n", 0, target)
-    cut = cut if cut > 0 else target
-    return text[:cut], text[cut:]
 
 
 def main() -> None:

@@ -32,7 +32,9 @@ from pathlib import Path
 import httpx
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+
+from common import SHARED
+
 WORDS = 50
 
 

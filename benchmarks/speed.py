@@ -11,22 +11,14 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import classic_recipe
+from common import SHARED, timed
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 SEED_TEXT = "call me ishmael . some years ago"
-
-
-def timed(fn, *args, **kwargs) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return time.perf_counter() - start, result
 
 
 def recipe_figures(text: str, epochs: int, words: int) -> tuple[dict, object]:

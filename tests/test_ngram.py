@@ -4,13 +4,8 @@ pruning that keeps them so."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from ngram import START, KneserNey
 
 from textgen.ngram import NgramModel

@@ -1,13 +1,8 @@
 """The Kneser-Ney baseline that benchmarks/quality.py compares textgen with."""
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
 from ngram import START, KneserNeyTrigram
 
 TOKENS = "the cat sat on the mat . the dog sat on the log . a cat ran .".split()
