@@ -120,110 +120,130 @@ def lstm_sequence(
     @tf.custom_gradient
     def run(x, h0, c0, kernel, recurrent_kernel, bias, *extra):
         keep_all = extra[0] if resets else None  # (steps, batch, 1)
-        peep = extra[1:] if resets else extra
-        p_i = p_f = p_o = None
-        if peep:
-            p_i, p_f, p_o = peep[0][0], peep[0][1], peep[0][2]
-        batch, steps, features = tf.unstack(tf.shape(x))
-        units = tf.shape(h0)[1]
-        x_t = tf.transpose(x, [1, 0, 2])  # (steps, batch, features)
-        x_flat = tf.reshape(x_t, [steps * batch, features])
-        z_x = tf.reshape(tf.matmul(x_flat, kernel) + bias, [steps, batch, 4 * units])
-
-        def forward(t, h, c, hs, cs, gates):
-            if resets:
-                h, c = h * keep_all[t], c * keep_all[t]
-            z_i, z_f, z_g, z_o = tf.split(
-                z_x[t] + tf.matmul(h, recurrent_kernel), 4, -1
-            )
-            if peep:
-                z_i, z_f = z_i + p_i * c, z_f + p_f * c
-            i, f, g = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_g)
-            c = f * c + i * g
-            o = tf.sigmoid(z_o + p_o * c if peep else z_o)
-            h = o * tf.tanh(c)
-            gates = gates.write(t, tf.concat([i, f, g, o], -1))
-            return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates
-
-        def array() -> Any:
-            return tf.TensorArray(x.dtype, size=steps)
-
-        _, h, c, hs, cs, gates = tf.while_loop(
-            lambda t, *_: t < steps,
-            forward,
-            [tf.constant(0), h0, c0, array(), array(), array()],
-        )
-        h_all, c_all, gate_all = (
-            hs.stack(),
-            cs.stack(),
-            gates.stack(),
-        )  # (steps, batch, .)
-        outputs = tf.transpose(h_all, [1, 0, 2])  # (batch, steps, units)
-
-        def gradient(d_outputs, d_h, d_c):
-            d_h_all = tf.transpose(d_outputs, [1, 0, 2])
-            c_prev = tf.concat([c0[None], c_all[:-1]], 0)
-            h_prev = tf.concat([h0[None], h_all[:-1]], 0)
-            if resets:  # the states each step started from
-                c_prev, h_prev = c_prev * keep_all, h_prev * keep_all
-
-            def backward(t, d_h, d_c, d_z):
-                d_h = d_h + d_h_all[t]
-                i, f, g, o = tf.split(gate_all[t], 4, -1)
-                tanh_c = tf.tanh(c_all[t])
-                d_zo = d_h * tanh_c * o * (1 - o)
-                d_c = d_c + d_h * o * (1 - tanh_c * tanh_c)
-                if peep:
-                    d_c = d_c + d_zo * p_o
-                d_zi = d_c * g * i * (1 - i)
-                d_zf = d_c * c_prev[t] * f * (1 - f)
-                d_zg = d_c * i * (1 - g * g)
-                d_c = d_c * f
-                if peep:
-                    d_c = d_c + d_zi * p_i + d_zf * p_f
-                d_zt = tf.concat([d_zi, d_zf, d_zg, d_zo], -1)
-                d_h = tf.matmul(d_zt, recurrent_kernel, transpose_b=True)
-                if resets:
-                    d_h, d_c = d_h * keep_all[t], d_c * keep_all[t]
-                return t - 1, d_h, d_c, d_z.write(t, d_zt)
-
-            _, d_h0, d_c0, d_z = tf.while_loop(
-                lambda t, *_: t >= 0,
-                backward,
-                [steps - 1, d_h, d_c, array()],
-            )
-            d_z = tf.reshape(d_z.stack(), [steps * batch, 4 * units])
-            h_prev = tf.reshape(h_prev, [steps * batch, units])
-            d_x = tf.matmul(d_z, kernel, transpose_b=True)
-            grads = [
-                tf.transpose(tf.reshape(d_x, [steps, batch, features]), [1, 0, 2]),
-                d_h0,
-                d_c0,
-                tf.matmul(x_flat, d_z, transpose_a=True),
-                tf.matmul(h_prev, d_z, transpose_a=True),
-                tf.reduce_sum(d_z, 0),
-            ]
-            if resets:
-                grads.append(None)
-            if peep:
-                d_zi, d_zf, _, d_zo = tf.split(d_z, 4, -1)
-                c_flat = tf.reshape(c_all, [steps * batch, units])
-                c_prev_flat = tf.reshape(c_prev, [steps * batch, units])
-                grads.append(
-                    tf.stack(
-                        [
-                            tf.reduce_sum(d_zi * c_prev_flat, 0),
-                            tf.reduce_sum(d_zf * c_prev_flat, 0),
-                            tf.reduce_sum(d_zo * c_flat, 0),
-                        ]
-                    )
-                )
-            return grads
-
-        return (outputs, h, c), gradient
+        peep = (extra[1:] if resets else extra) or (None,)
+        lstm = _LSTMPass(x, h0, c0, kernel, recurrent_kernel, bias, keep_all, peep[0])
+        return lstm.forward(), lstm.backward
 
     outputs, h, c = run(*tensors)
     return h, outputs, [h, c]
+
+
+class _LSTMPass:
+    """One call of `lstm_sequence`: the forward loop, then (if asked) the
+    backward loop and the gradients, from what the forward loop kept."""
+
+    def __init__(self, x, h0, c0, kernel, recurrent_kernel, bias, keep_all, peep):
+        import tensorflow as tf
+
+        self.tf = tf
+        self.x, self.h0, self.c0 = x, h0, c0
+        self.kernel, self.recurrent_kernel = kernel, recurrent_kernel
+        self.keep_all, self.peep = keep_all, peep  # either may be None
+        self.batch, self.steps, self.features = tf.unstack(tf.shape(x))
+        self.units = tf.shape(h0)[1]
+        x_t = tf.transpose(x, [1, 0, 2])  # (steps, batch, features)
+        self.x_flat = tf.reshape(x_t, [self.steps * self.batch, self.features])
+        z_x = tf.matmul(self.x_flat, kernel) + bias
+        self.z_x = tf.reshape(z_x, [self.steps, self.batch, 4 * self.units])
+
+    def _array(self) -> Any:
+        return self.tf.TensorArray(self.x.dtype, size=self.steps)
+
+    def forward(self) -> tuple[Any, Any, Any]:
+        """`(outputs (batch, steps, units), h, c)`; keeps every step's states
+        and gates for the backward pass."""
+        tf = self.tf
+        _, h, c, hs, cs, gates = tf.while_loop(
+            lambda t, *_: t < self.steps,
+            self._step,
+            [tf.constant(0), self.h0, self.c0, *(self._array() for _ in range(3))],
+        )
+        # (steps, batch, .)
+        self.h_all, self.c_all, self.gate_all = hs.stack(), cs.stack(), gates.stack()
+        return tf.transpose(self.h_all, [1, 0, 2]), h, c
+
+    def _step(self, t, h, c, hs, cs, gates):
+        tf, peep = self.tf, self.peep
+        if self.keep_all is not None:
+            h, c = h * self.keep_all[t], c * self.keep_all[t]
+        z = self.z_x[t] + tf.matmul(h, self.recurrent_kernel)
+        z_i, z_f, z_g, z_o = tf.split(z, 4, -1)
+        if peep is not None:
+            z_i, z_f = z_i + peep[0] * c, z_f + peep[1] * c
+        i, f, g = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_g)
+        c = f * c + i * g
+        o = tf.sigmoid(z_o if peep is None else z_o + peep[2] * c)
+        h = o * tf.tanh(c)
+        gates = gates.write(t, tf.concat([i, f, g, o], -1))
+        return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates
+
+    def backward(self, d_outputs, d_h, d_c) -> list[Any]:
+        """The gradients of x, h0, c0, the weights (and None for the keep
+        mask), from those of the outputs and the final states."""
+        tf = self.tf
+        self.d_h_all = tf.transpose(d_outputs, [1, 0, 2])
+        self.c_prev = tf.concat([self.c0[None], self.c_all[:-1]], 0)
+        h_prev = tf.concat([self.h0[None], self.h_all[:-1]], 0)
+        if self.keep_all is not None:  # the states each step started from
+            self.c_prev, h_prev = self.c_prev * self.keep_all, h_prev * self.keep_all
+        _, d_h0, d_c0, d_z = tf.while_loop(
+            lambda t, *_: t >= 0,
+            self._back_step,
+            [self.steps - 1, d_h, d_c, self._array()],
+        )
+        steps, batch, units = self.steps, self.batch, self.units
+        d_z = tf.reshape(d_z.stack(), [steps * batch, 4 * units])
+        h_prev = tf.reshape(h_prev, [steps * batch, units])
+        d_x = tf.matmul(d_z, self.kernel, transpose_b=True)
+        d_x = tf.reshape(d_x, [steps, batch, self.features])
+        grads = [
+            tf.transpose(d_x, [1, 0, 2]),
+            d_h0,
+            d_c0,
+            tf.matmul(self.x_flat, d_z, transpose_a=True),
+            tf.matmul(h_prev, d_z, transpose_a=True),
+            tf.reduce_sum(d_z, 0),
+        ]
+        if self.keep_all is not None:
+            grads.append(None)
+        if self.peep is not None:
+            grads.append(self._peephole_gradient(d_z))
+        return grads
+
+    def _back_step(self, t, d_h, d_c, d_z):
+        tf, peep = self.tf, self.peep
+        d_h = d_h + self.d_h_all[t]
+        i, f, g, o = tf.split(self.gate_all[t], 4, -1)
+        tanh_c = tf.tanh(self.c_all[t])
+        d_zo = d_h * tanh_c * o * (1 - o)
+        d_c = d_c + d_h * o * (1 - tanh_c * tanh_c)
+        if peep is not None:
+            d_c = d_c + d_zo * peep[2]
+        d_zi = d_c * g * i * (1 - i)
+        d_zf = d_c * self.c_prev[t] * f * (1 - f)
+        d_zg = d_c * i * (1 - g * g)
+        d_c = d_c * f
+        if peep is not None:
+            d_c = d_c + d_zi * peep[0] + d_zf * peep[1]
+        d_zt = tf.concat([d_zi, d_zf, d_zg, d_zo], -1)
+        d_h = tf.matmul(d_zt, self.recurrent_kernel, transpose_b=True)
+        if self.keep_all is not None:
+            d_h, d_c = d_h * self.keep_all[t], d_c * self.keep_all[t]
+        return t - 1, d_h, d_c, d_z.write(t, d_zt)
+
+    def _peephole_gradient(self, d_z) -> Any:
+        tf = self.tf
+        rows = self.steps * self.batch
+        d_zi, d_zf, _, d_zo = tf.split(d_z, 4, -1)
+        c_flat = tf.reshape(self.c_all, [rows, self.units])
+        c_prev_flat = tf.reshape(self.c_prev, [rows, self.units])
+        return tf.stack(
+            [
+                tf.reduce_sum(d_zi * c_prev_flat, 0),
+                tf.reduce_sum(d_zf * c_prev_flat, 0),
+                tf.reduce_sum(d_zo * c_flat, 0),
+            ]
+        )
 
 
 def _sequence_op_applies(layer: keras.layers.RNN, mask: Any) -> bool:
