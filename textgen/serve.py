@@ -167,20 +167,7 @@ def create_app(
         served[name] = Served(name, model, generator, engine, created)
 
     def authorised(request: Request) -> None:
-        if key is None:
-            return
-        # Header values arrive as bytes decoded as Latin-1: encoding them back
-        # gives the client's bytes, compared with the key's UTF-8 bytes.
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode("latin-1"), key
-        ):
-            raise ApiError(
-                401,
-                "missing or wrong API key: send the header "
-                "'Authorization: Bearer KEY' with the server's --api-key",
-            )
+        _check_key(request, key)
 
     async def health(request: Request) -> Response:
         return JSONResponse(
@@ -220,22 +207,6 @@ def create_app(
             )
         return await _complete(completion, request)
 
-    async def api_error(request: Request, error: Exception) -> Response:
-        assert isinstance(error, ApiError)
-        return error.response()
-
-    async def http_error(request: Request, error: Exception) -> Response:
-        assert isinstance(error, HTTPException)
-        message = {
-            404: f"no such endpoint: {request.method} {request.url.path} "
-            "(try POST /v1/completions, GET /v1/models, GET /health)",
-            405: f"{request.method} is not allowed on {request.url.path}",
-        }.get(error.status_code, str(error.detail))
-        return ApiError(error.status_code, message, code="not_found").response()
-
-    async def unexpected(request: Request, error: Exception) -> Response:
-        return _internal_error(request, error).response()
-
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
@@ -251,12 +222,49 @@ def create_app(
             Route("/v1/completions", _guarded(completions), methods=["POST"]),
         ],
         exception_handlers={
-            ApiError: api_error,
-            HTTPException: http_error,
-            Exception: unexpected,
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
         },
         lifespan=lifespan,
     )
+
+
+def _check_key(request: Request, key: bytes | None) -> None:
+    """Refuse (401) a request without the server's API key, when it has one."""
+    if key is None:
+        return
+    # Header values arrive as bytes decoded as Latin-1: encoding them back
+    # gives the client's bytes, compared with the key's UTF-8 bytes.
+    given = request.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode("latin-1"), key
+    ):
+        raise ApiError(
+            401,
+            "missing or wrong API key: send the header "
+            "'Authorization: Bearer KEY' with the server's --api-key",
+        )
+
+
+async def _api_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, ApiError)
+    return error.response()
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    message = {
+        404: f"no such endpoint: {request.method} {request.url.path} "
+        "(try POST /v1/completions, GET /v1/models, GET /health)",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }.get(error.status_code, str(error.detail))
+    return ApiError(error.status_code, message, code="not_found").response()
+
+
+async def _unexpected(request: Request, error: Exception) -> Response:
+    return _internal_error(request, error).response()
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -435,6 +443,32 @@ def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
     """Check a completions request; raises `ApiError` (4xx) with one line."""
     if not isinstance(body, dict):
         raise ApiError(400, f"the body must be a JSON object, not {_kind(body)}")
+    model = _model_asked(body, served)
+    for key, neutral in UNSUPPORTED.items():
+        if key in body and body[key] not in neutral:
+            raise ApiError(400, f"{key} is not supported by textgen", key)
+    prompts, n = _prompts(body)
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise ApiError(
+            400,
+            f"stream_options must be an object, not {_kind(options)}",
+            "stream_options",
+        )
+    return Completion(
+        served=model,
+        prompts=prompts,
+        n=n,
+        sampling=_sampling(body),
+        request=_request(body, model),
+        stream=bool(_flag(body, "stream", False)),
+        echo=bool(_flag(body, "echo", False)),
+        include_usage=bool(_flag(options or {}, "include_usage", False)),
+    )
+
+
+def _model_asked(body: dict, served: Mapping[str, Served]) -> Served:
+    """The model a request names (with one model served, it may name none)."""
     name = body.get("model")
     if name is None and len(served) == 1:
         name = next(iter(served))
@@ -447,10 +481,11 @@ def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
         )
     if not isinstance(name, str):
         raise ApiError(400, f"model must be a string, not {_kind(name)}", "model")
-    model = _served(served, name)
-    for key, neutral in UNSUPPORTED.items():
-        if key in body and body[key] not in neutral:
-            raise ApiError(400, f"{key} is not supported by textgen", key)
+    return _served(served, name)
+
+
+def _prompts(body: dict) -> tuple[list[str], int]:
+    """The prompts (none: one empty prompt) and `n`, within the limits."""
     if body.get("prompt") == []:
         raise ApiError(400, "prompt must not be an empty list", "prompt")
     prompts = _strings(body, "prompt", MAX_ROWS_PER_REQUEST) or [""]
@@ -471,9 +506,13 @@ def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
             "completions in one request",
             "n",
         )
-    length = _integer(body, "max_tokens", DEFAULT_MAX_TOKENS, 1, MAX_TOKENS)
+    return prompts, n
+
+
+def _sampling(body: dict) -> SamplingSettings:
+    """The sampling controls of a request."""
     try:
-        sampling = SamplingSettings(
+        return SamplingSettings(
             temperature=_number(body, "temperature", DEFAULT_TEMPERATURE),
             top_k=_integer(body, "top_k", 0, 0),
             top_p=_number(body, "top_p", 1.0),
@@ -484,6 +523,11 @@ def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
         )
     except TextgenError as err:
         raise ApiError(400, str(err)) from None
+
+
+def _request(body: dict, model: Served) -> GenerationRequest:
+    """The length, stop strings, `until`, `novel` and seed of a request."""
+    length = _integer(body, "max_tokens", DEFAULT_MAX_TOKENS, 1, MAX_TOKENS)
     stop = tuple(s for s in _strings(body, "stop", MAX_STOPS) if s)
     until = body.get("until")
     if until not in (None, *UNTIL):
@@ -509,29 +553,13 @@ def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
         if body.get("seed") is None
         else _integer(body, "seed", 0, 0, 2**32 - 1)
     )
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise ApiError(
-            400,
-            f"stream_options must be an object, not {_kind(options)}",
-            "stream_options",
-        )
-    return Completion(
-        served=model,
-        prompts=prompts,
-        n=n,
-        sampling=sampling,
-        request=GenerationRequest(
-            length=length,
-            stop=stop,
-            until=until,
-            novel=novel,
-            max_tries=_integer(body, "max_tries", GenerationRequest.max_tries, 0, 1000),
-            random_seed=random_seed,
-        ),
-        stream=bool(_flag(body, "stream", False)),
-        echo=bool(_flag(body, "echo", False)),
-        include_usage=bool(_flag(options or {}, "include_usage", False)),
+    return GenerationRequest(
+        length=length,
+        stop=stop,
+        until=until,
+        novel=novel,
+        max_tries=_integer(body, "max_tries", GenerationRequest.max_tries, 0, 1000),
+        random_seed=random_seed,
     )
 
 

@@ -334,9 +334,8 @@ def train(
 
     Ctrl-C stops after the current batch and saves the best model so far.
     """
-    from ..outputs import default_model_path
-    from ..plots import INSTALL_HINT, matplotlib_available, require_matplotlib
-    from ..train import check_train_outputs, resumed_config, resumed_model_path
+    from ..corpus import corpus_files
+    from ..train import check_train_outputs, resumed_config
 
     ctx = click.get_current_context()
     given = [
@@ -348,23 +347,11 @@ def train(
     shape = [f"--{n.replace('_', '-')}" for n in given if n in model_fields]
     if resume and shape:
         raise click.UsageError(f"{', '.join(shape)}: a resumed model keeps its shape")
-    if output:
-        path = Path(output)
-    elif resume:
-        path = resumed_model_path(resume)
-    else:
-        path = default_model_path(corpus[0])
-    if plot and not no_plot:
-        require_matplotlib()  # asked for: refuse now, not after training
-    picture = None
-    if not no_plot:
-        picture = Path(plot) if plot else path.with_suffix(".png")
-        if not matplotlib_available():
-            picture = None
-            echo(f"(no learning-curve picture: matplotlib is missing; {INSTALL_HINT})")
+    path, picture = _output_paths(corpus, output, resume, plot, no_plot)
+    files = corpus_files(corpus)  # expanded once, here
     # Every file this run will write, checked before the slow TensorFlow import.
     check_train_outputs(
-        corpus,
+        files,
         path,
         resume=resume,
         force=force,
@@ -393,7 +380,7 @@ def train(
     from ..sizing import PLANNED
 
     model = train_model(
-        corpus,
+        files,
         path,
         model_config,
         config,
@@ -406,9 +393,45 @@ def train(
         force=force,
         checkpoint_every=checkpoint_every,
     )
+    _report_saved(model, path, picture, config.distribute)
+
+
+def _output_paths(
+    corpus: tuple[str, ...],
+    output: str | None,
+    resume: str | None,
+    plot: str | None,
+    no_plot: bool,
+) -> tuple[Path, Path | None]:
+    """Where the model goes (-o, the resumed model, or models/CORPUS.keras)
+    and its picture (None: no picture, or no matplotlib to draw it)."""
+    from ..outputs import default_model_path
+    from ..plots import INSTALL_HINT, matplotlib_available, require_matplotlib
+    from ..train import resumed_model_path
+
+    if output:
+        path = Path(output)
+    elif resume:
+        path = resumed_model_path(resume)
+    else:
+        path = default_model_path(corpus[0])
+    if plot and not no_plot:
+        require_matplotlib()  # asked for: refuse now, not after training
+    if no_plot:
+        return path, None
+    if not matplotlib_available():
+        echo(f"(no learning-curve picture: matplotlib is missing; {INSTALL_HINT})")
+        return path, None
+    return path, Path(plot) if plot else path.with_suffix(".png")
+
+
+def _report_saved(
+    model: Any, path: Path, picture: Path | None, distribute: str
+) -> None:
+    """The lines that end a training: where the model and picture are."""
     from ..distribute import is_chief
 
-    if not is_chief(config.distribute):
+    if not is_chief(distribute):
         echo("done; the chief worker saved the model")
         return
     record = model.record
