@@ -26,12 +26,14 @@ def _submit(engine: Engine, seeds, length, random_seed, **options) -> dict:
 
     sampling = options.pop("sampling", SamplingSettings(temperature=1.5))
     on_text = options.pop("on_text", None)
+    deadline = options.pop("deadline", None)
     request = Job(
         seeds=seeds,
         samplings=[sampling] * len(seeds),
         request=GenerationRequest(length=length, random_seed=random_seed, **options),
         on_done=done,
         on_text=on_text,
+        deadline=deadline,
     )
     engine.submit(request)
     result["request"] = request
@@ -142,3 +144,19 @@ def test_closing_the_engine_ends_waiting_requests_with_an_error(engine_for, trai
     engine.close()
     assert result["event"].wait(30)
     assert "shutting down" in str(result["error"])
+
+
+def test_a_job_past_its_deadline_ends_and_frees_its_rows(engine_for, trained):
+    from textgen.errors import TimedOut
+
+    engine = engine_for(trained[0])
+    late = _submit(engine, ["one"] * 4, 1_000_000, 1, deadline=time.monotonic() + 0.3)
+    on_time = _submit(engine, ["two"], 20, 2)
+    assert len(_wait(on_time)[0].words) == 20  # the other job is not disturbed
+    assert late["event"].wait(60), "the late job never ended"
+    assert isinstance(late["error"], TimedOut) and "--timeout" in str(late["error"])
+    assert late["samples"] is None and engine.timed_out == 1
+    deadline = time.monotonic() + 10
+    while engine.active_rows:
+        assert time.monotonic() < deadline, "its rows stayed in the batch"
+        time.sleep(0.01)

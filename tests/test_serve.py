@@ -393,3 +393,59 @@ def test_the_default_listing_skips_what_is_not_a_finished_model(trained, tmp_pat
         assert ".tmp" not in log and "last" not in log
     finally:
         assert running.stop() == 0
+
+
+def test_a_full_queue_answers_429_and_a_long_request_504(trained):
+    """With one batch row and one waiting request allowed, a third request is
+    refused at once (429, Retry-After); a request past --timeout ends with
+    504, or with an error event when streamed, and frees its rows."""
+    running = Server(
+        "-m", str(trained[0]), "--max-batch", "1", "--max-queue", "1",
+        "--timeout", "3",
+    )  # fmt: skip
+    long = {"model": "pattern", "max_tokens": 4096, "n": 256, "temperature": 1.0}
+    answers: dict = {}
+
+    def ask(name: str) -> None:
+        answers[name] = running.post(long)
+
+    try:
+        first = threading.Thread(target=ask, args=("first",))
+        first.start()
+        _until(lambda: running.health()["models"]["pattern"]["active_rows"])
+        second = threading.Thread(target=ask, args=("second",))
+        second.start()
+        _until(lambda: running.health()["models"]["pattern"]["waiting_requests"])
+        started = time.monotonic()
+        refused = running.post({"model": "pattern", "max_tokens": 3})
+        assert time.monotonic() - started < 2  # at once, not after the queue
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "1"
+        assert "busy" in refused.json()["error"]["message"]
+        first.join(60)
+        second.join(60)
+        for name in ("first", "second"):
+            assert answers[name].status_code == 504, answers[name].text
+            assert "--timeout" in answers[name].json()["error"]["message"]
+        with httpx.stream(
+            "POST",
+            running.url + "/v1/completions",
+            json={**long, "stream": True},
+            timeout=60,
+        ) as streamed:
+            events = [line for line in streamed.iter_lines() if line]
+        assert (
+            "--timeout"
+            in json.loads(events[-1].removeprefix("data: "))["error"]["message"]
+        )
+        health = running.health()["models"]["pattern"]
+        assert health["timed_out"] == 3 and health["active_rows"] == 0
+    finally:
+        assert running.stop() == 0
+
+
+def _until(condition, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "waited too long"
+        time.sleep(0.01)

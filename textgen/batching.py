@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import TimedOut
 from .generate import Draw, Generator, Sample, choose_together
 from .request import GenerationRequest
 from .sampling import SamplingSettings
@@ -48,6 +50,8 @@ class Job:
     on_done: Callable[[list[Sample] | None, BaseException | None], None]
     on_text: Sequence[Callable[[str], None] | None] | None = None
     cancelled: bool = False
+    # `time.monotonic()` past which the job ends with `TimedOut` (None: never).
+    deadline: float | None = None
     _steps: Any = field(default=None, repr=False)
     _draw: Draw | None = field(default=None, repr=False)
 
@@ -65,6 +69,7 @@ class Engine:
         self.steps = 0  # decoder steps run (each over every active row)
         self.finished = 0  # requests answered
         self.cancelled = 0  # requests dropped because their client went away
+        self.timed_out = 0  # requests ended at their deadline
         self._thread = threading.Thread(
             target=self._run, name="textgen-engine", daemon=True
         )
@@ -121,11 +126,16 @@ class Engine:
                 if self._closed:
                     return False
                 rows = self.active_rows
+                now = time.monotonic()
                 while self._waiting:
                     job = self._waiting[0]
                     if job.cancelled:
                         self._waiting.popleft()
                         self.cancelled += 1
+                        continue
+                    if _overdue(job, now):
+                        self._waiting.popleft()
+                        self._time_out(job)
                         continue
                     if self._active and rows + job._draw.rows > self.max_rows:
                         break
@@ -157,12 +167,18 @@ class Engine:
         """Every active job's next word (sampled together where the
         settings match), then one decoder step for all rows that go on."""
         live = []
+        now = time.monotonic()
         for job in list(self._active):
             if job.cancelled:
                 self._active.remove(job)
                 self.cancelled += 1
+            elif _overdue(job, now):
+                self._active.remove(job)
+                self._time_out(job)
             else:
                 live.append(job)
+        if not live:
+            return
         try:
             chosen: list | None = choose_together([r._draw for r in live])
         except Exception:  # choose one by one: an error stays with its job
@@ -210,6 +226,22 @@ class Engine:
             )
             start = end
         self.steps += 1
+
+    def _time_out(self, job: Job) -> None:
+        """End a job at its deadline: its rows leave the batch."""
+        self.timed_out += 1
+        _finish(
+            job,
+            None,
+            TimedOut(
+                "the request ran past the server's time limit (--timeout); "
+                "ask for fewer tokens or completions"
+            ),
+        )
+
+
+def _overdue(job: Job, now: float) -> bool:
+    return job.deadline is not None and now > job.deadline
 
 
 def _finish(

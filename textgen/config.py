@@ -64,6 +64,10 @@ CELLS = tuple(CELL_SPECS)
 # machine can train, small enough to rule out overflow and absurd files.
 LIMITS = {"layers": 64, "units": 2**16, "embedding_dim": 2**16, "vocab_size": 2**24}
 LR_SCHEDULES = ("linear", "plateau", "constant")
+# `textgen serve`: requests one model holds waiting for room in its batch
+# (beyond them a request gets 429), and seconds a request may take.
+SERVE_MAX_QUEUE = 64
+SERVE_TIMEOUT = 300.0
 DISTRIBUTE = ("none", "mirrored", "multi-worker")
 
 

@@ -29,3 +29,7 @@ class OutputError(TextgenError):
 
 class Cancelled(TextgenError):
     """Work stopped because whoever asked for it went away (a server client)."""
+
+
+class TimedOut(TextgenError):
+    """Work stopped because it ran past its time limit (`serve --timeout`)."""

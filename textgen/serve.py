@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import hmac
 import json
@@ -39,8 +40,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .batching import Engine, Job
-from .config import fresh_seed
-from .errors import Cancelled, TextgenError
+from .config import SERVE_MAX_QUEUE, SERVE_TIMEOUT, fresh_seed
+from .errors import Cancelled, TextgenError, TimedOut
 from .generate import MAX_SEED_CHARS, Generator, Sample
 from .request import UNTIL, GenerationRequest
 from .sampling import SamplingSettings
@@ -70,15 +71,23 @@ class ApiError(Exception):
     """A request that cannot be served: its HTTP status and one line."""
 
     def __init__(
-        self, status: int, message: str, param: str | None = None, code: str = ""
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str = "",
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.param = status, message, param
+        self.headers = headers
         self.code = code or {
             400: "invalid_request_error",
             401: "invalid_api_key",
             404: "model_not_found",
             413: "request_too_large",
+            429: "rate_limit_exceeded",
+            504: "timeout",
         }.get(status, "error")
 
     def response(self) -> JSONResponse:
@@ -93,6 +102,7 @@ class ApiError(Exception):
                 }
             },
             status_code=self.status,
+            headers=self.headers,
         )
 
 
@@ -105,6 +115,12 @@ class Served:
     generator: Generator
     engine: Engine
     created: int
+    reading: int = 0  # requests whose prompts are being read (not queued yet)
+
+    @property
+    def queued(self) -> int:
+        """Requests accepted and not yet generating: reading or waiting."""
+        return self.reading + self.engine.waiting
 
     def card(self) -> dict[str, Any]:
         config = self.model.model_config
@@ -140,6 +156,7 @@ class Completion:
     stream: bool
     echo: bool
     include_usage: bool
+    deadline: float | None = None  # `time.monotonic()` it must be done by
 
 
 def create_app(
@@ -147,6 +164,8 @@ def create_app(
     api_key: str | None = None,
     max_rows: int | None = None,
     ngram: bool = True,
+    max_queue: int = SERVE_MAX_QUEUE,
+    timeout: float | None = SERVE_TIMEOUT,
 ) -> Starlette:
     """The application serving `models` (name -> `ModelFile` or `LanguageModel`).
 
@@ -156,6 +175,10 @@ def create_app(
             `Authorization: Bearer <api_key>` (401 otherwise).
         max_rows: rows each model's batch steps together (see `Engine`).
         ngram: mix in each model's n-gram memory (if it has one).
+        max_queue: requests a model may hold waiting for room in its batch;
+            beyond them a request gets 429 at once, with Retry-After.
+        timeout: seconds a request may take (None: no limit); past them it
+            ends (504, or an error event when streamed) and frees its rows.
     """
     key = None if api_key is None else api_key_bytes(api_key)
     served: dict[str, Served] = {}
@@ -179,6 +202,7 @@ def create_app(
                         "waiting_requests": s.engine.waiting,
                         "finished": s.engine.finished,
                         "cancelled": s.engine.cancelled,
+                        "timed_out": s.engine.timed_out,
                     }
                     for name, s in served.items()
                 },
@@ -196,9 +220,13 @@ def create_app(
         return JSONResponse(_served(served, request.path_params["name"]).card())
 
     async def completions(request: Request) -> Response:
+        arrived = time.monotonic()
         authorised(request)
         body = await _read_body(request)
         completion = _parse(body, served)
+        _admit(completion.served, max_queue)
+        if timeout is not None:
+            completion = dataclasses.replace(completion, deadline=arrived + timeout)
         if completion.stream:
             return StreamingResponse(
                 _stream(completion, request),
@@ -228,6 +256,17 @@ def create_app(
         },
         lifespan=lifespan,
     )
+
+
+def _admit(served: Served, max_queue: int) -> None:
+    """Refuse (429, at once) a request when its model's queue is full."""
+    if served.queued >= max_queue:
+        raise ApiError(
+            429,
+            f"the server is busy: {served.queued:,} requests are waiting for "
+            f"model {served.name!r}; try again in a moment",
+            headers={"Retry-After": "1"},
+        )
 
 
 def _check_key(request: Request, key: bytes | None) -> None:
@@ -588,6 +627,7 @@ class _Run:
             on_text=[self._piece(row) for row in range(self.rows)]
             if streaming
             else None,
+            deadline=completion.deadline,
         )
 
     def _submit(self) -> None:  # a worker thread: tokenizing can take a while
@@ -632,7 +672,12 @@ class _Run:
 
     async def start(self) -> None:
         """Read the prompts (in a worker thread) and join the batch."""
-        await asyncio.to_thread(self._submit)
+        served = self.completion.served
+        served.reading += 1  # counted in its queue until it joins the engine's
+        try:
+            await asyncio.to_thread(self._submit)
+        finally:
+            served.reading -= 1
 
     def cancel(self) -> None:
         """The client went away: stop reading its prompts, or drop its rows."""
@@ -679,6 +724,8 @@ async def _complete(completion: Completion, request: Request) -> Response:
     except asyncio.CancelledError:
         run.cancel()
         raise
+    except TimedOut as err:
+        raise ApiError(504, str(err)) from None
     choices = [
         {
             "text": run.text(row, sample),

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..config import MODELS_DIR
+from ..config import MODELS_DIR, SERVE_MAX_QUEUE, SERVE_TIMEOUT
 from ..errors import TextgenError
 from . import _Number, cli, echo, no_ngram_option
 
@@ -52,6 +52,22 @@ from . import _Number, cli, echo, no_ngram_option
     help="Most rows each model generates together; more requests wait.",
 )
 @click.option(
+    "--max-queue",
+    type=click.IntRange(min=1),
+    default=SERVE_MAX_QUEUE,
+    show_default=True,
+    help="Most requests one model holds waiting for room in its batch; "
+    "more get 429 (Retry-After) at once.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True, max=7 * 24 * 3600),
+    default=SERVE_TIMEOUT,
+    show_default=True,
+    help="Seconds a request may take; a longer one ends (504, or an error "
+    "event when streamed) and frees its rows.",
+)
+@click.option(
     "--max-connections",
     type=click.IntRange(min=1),
     default=1000,
@@ -86,6 +102,8 @@ def serve(
     port: int,
     api_key: str | None,
     max_batch: int,
+    max_queue: int,
+    timeout: float,
     max_connections: int,
     head_timeout: float,
     no_ngram: bool,
@@ -126,7 +144,14 @@ def serve(
             "(pick another --port or --host)"
         ) from None
     address, bound = listening.getsockname()[:2]
-    app = create_app(models, api_key=api_key, max_rows=max_batch, ngram=not no_ngram)
+    app = create_app(
+        models,
+        api_key=api_key,
+        max_rows=max_batch,
+        ngram=not no_ngram,
+        max_queue=max_queue,
+        timeout=timeout,
+    )
     shown = f"[{address}]" if ":" in address else address
     for name, model in models.items():
         echo(f"model {name!r}  ({model.path})", err=True)
