@@ -449,3 +449,38 @@ def _until(condition, seconds: float = 30) -> None:
     while not condition():
         assert time.monotonic() < deadline, "waited too long"
         time.sleep(0.01)
+
+
+def test_metrics_count_requests_tokens_and_latency(trained):
+    """/metrics in Prometheus's text format: requests by model and status,
+    tokens generated, the latency histogram, the queue and batch gauges; open
+    without a key, behind it with --api-key, open again with --metrics-open."""
+    running = Server("-m", str(trained[0]))
+    try:
+        assert running.post({"model": "pattern", "max_tokens": 5}).status_code == 200
+        assert running.post({"model": "pattern", "max_tokens": 0}).status_code == 400
+        page = httpx.get(running.url + "/metrics", timeout=10)
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/plain")
+        text = page.text
+        assert 'textgen_requests_total{model="pattern",status="200"} 1.0' in text
+        assert 'textgen_requests_total{model="pattern",status="400"} 1.0' in text
+        assert 'textgen_tokens_generated_total{model="pattern"} 5.0' in text
+        assert 'textgen_request_duration_seconds_count{model="pattern"} 2.0' in text
+        assert 'textgen_queue_depth{model="pattern"} 0.0' in text
+        assert 'textgen_batch_rows{model="pattern"} 0.0' in text
+    finally:
+        assert running.stop() == 0
+    for flags, status in (((), 401), (("--metrics-open",), 200)):
+        running = Server("-m", str(trained[0]), "--api-key", "k", *flags)
+        try:
+            page = httpx.get(running.url + "/metrics", timeout=10)
+            assert page.status_code == status
+            keyed = httpx.get(
+                running.url + "/metrics",
+                headers={"authorization": "Bearer k"},
+                timeout=10,
+            )
+            assert keyed.status_code == 200
+        finally:
+            assert running.stop() == 0

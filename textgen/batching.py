@@ -70,6 +70,7 @@ class Engine:
         self.finished = 0  # requests answered
         self.cancelled = 0  # requests dropped because their client went away
         self.timed_out = 0  # requests ended at their deadline
+        self.tokens = 0  # tokens generated (those of rejected draws too)
         self._thread = threading.Thread(
             target=self._run, name="textgen-engine", daemon=True
         )
@@ -187,6 +188,7 @@ class Engine:
         for i, job in enumerate(live):
             try:
                 draw = job._draw
+                self.tokens += int(np.count_nonzero(~draw.done))  # rows going on
                 if not draw.take(draw.choose() if chosen is None else chosen[i]):
                     going_on.append(job)
                     continue

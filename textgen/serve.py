@@ -8,13 +8,16 @@
   (`top_k`, `min_p`, `repetition_penalty`, `repeat_window`, `no_repeat_ngram`,
   `until`, `novel`, `max_tries`);
 - `GET /v1/models`, `GET /v1/models/{name}`: the loaded models;
-- `GET /health`: liveness, and how busy each model's batch is.
+- `GET /health`: liveness, and how busy each model's batch is;
+- `GET /metrics`: Prometheus's text format (`monitoring.py`).
 
 Each model has one `batching.Engine`: requests join its running batch at the
-next word. Everything a request can get wrong is a 4xx with one line in the
-OpenAI error shape (`{"error": {"message", "type", "param", "code"}}`);
-nothing a request sends can produce a traceback. Starlette and uvicorn come
-with the `serve` extra (`pip install 'textgen[serve]'`).
+next word; beyond `max_queue` waiting requests a request gets 429 at once,
+and one past `timeout` ends (504) and frees its rows. Everything a request
+can get wrong is a 4xx with one line in the OpenAI error shape
+(`{"error": {"message", "type", "param", "code"}}`); nothing a request sends
+can produce a traceback. Starlette, uvicorn and prometheus_client come with
+the `serve` extra (`pip install 'textgen[serve]'`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from .batching import Engine, Job
 from .config import SERVE_MAX_QUEUE, SERVE_TIMEOUT, fresh_seed
 from .errors import Cancelled, TextgenError, TimedOut
 from .generate import MAX_SEED_CHARS, Generator, Sample
+from .monitoring import ServerMetrics
 from .request import UNTIL, GenerationRequest
 from .sampling import SamplingSettings
 
@@ -166,6 +170,7 @@ def create_app(
     ngram: bool = True,
     max_queue: int = SERVE_MAX_QUEUE,
     timeout: float | None = SERVE_TIMEOUT,
+    metrics_open: bool = False,
 ) -> Starlette:
     """The application serving `models` (name -> `ModelFile` or `LanguageModel`).
 
@@ -179,6 +184,8 @@ def create_app(
             beyond them a request gets 429 at once, with Retry-After.
         timeout: seconds a request may take (None: no limit); past them it
             ends (504, or an error event when streamed) and frees its rows.
+        metrics_open: `/metrics` needs no key even with `api_key` (it is
+            open anyway without one).
     """
     key = None if api_key is None else api_key_bytes(api_key)
     served: dict[str, Served] = {}
@@ -188,6 +195,7 @@ def create_app(
         path = getattr(model, "path", None)
         created = int(path.stat().st_mtime) if path and path.exists() else 0
         served[name] = Served(name, model, generator, engine, created)
+    metrics = ServerMetrics(served)
 
     def authorised(request: Request) -> None:
         _check_key(request, key)
@@ -220,20 +228,30 @@ def create_app(
         return JSONResponse(_served(served, request.path_params["name"]).card())
 
     async def completions(request: Request) -> Response:
-        arrived = time.monotonic()
-        authorised(request)
-        body = await _read_body(request)
-        completion = _parse(body, served)
-        _admit(completion.served, max_queue)
-        if timeout is not None:
-            completion = dataclasses.replace(completion, deadline=arrived + timeout)
-        if completion.stream:
-            return StreamingResponse(
-                _stream(completion, request),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache"},
-            )
-        return await _complete(completion, request)
+        arrived, name, status = time.monotonic(), "", 500
+        try:
+            authorised(request)
+            body = await _read_body(request)
+            name = _label(body, served)  # for the metrics, even if it is bad
+            completion = _parse(body, served)
+            _admit(completion.served, max_queue)
+            if timeout is not None:
+                deadline = arrived + timeout
+                completion = dataclasses.replace(completion, deadline=deadline)
+            response = await _answer(completion, request)
+            status = response.status_code
+            return response
+        except ApiError as error:
+            status = error.status
+            raise
+        finally:
+            metrics.observe(name, status, time.monotonic() - arrived)
+
+    async def metrics_page(request: Request) -> Response:
+        if not metrics_open:
+            authorised(request)
+        body, content_type = metrics.exposition()
+        return Response(body, headers={"Content-Type": content_type})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -248,6 +266,7 @@ def create_app(
             Route("/v1/models", _guarded(list_models), methods=["GET"]),
             Route("/v1/models/{name:path}", _guarded(one_model), methods=["GET"]),
             Route("/v1/completions", _guarded(completions), methods=["POST"]),
+            Route("/metrics", _guarded(metrics_page), methods=["GET"]),
         ],
         exception_handlers={
             ApiError: _api_error,
@@ -256,6 +275,25 @@ def create_app(
         },
         lifespan=lifespan,
     )
+
+
+def _label(body: Any, served: Mapping[str, Served]) -> str:
+    """The model a request is for, as the metrics label it ("" if none)."""
+    name = body.get("model") if isinstance(body, dict) else None
+    if name is None and len(served) == 1:
+        return next(iter(served))
+    return name if isinstance(name, str) and name in served else ""
+
+
+async def _answer(completion: Completion, request: Request) -> Response:
+    """The completion, streamed (server-sent events) or whole."""
+    if completion.stream:
+        return StreamingResponse(
+            _stream(completion, request),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+    return await _complete(completion, request)
 
 
 def _admit(served: Served, max_queue: int) -> None:

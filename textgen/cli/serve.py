@@ -68,6 +68,12 @@ from . import _Number, cli, echo, no_ngram_option
     "event when streamed) and frees its rows.",
 )
 @click.option(
+    "--metrics-open",
+    is_flag=True,
+    help="With --api-key, serve /metrics without the key too.  [default: "
+    "behind the key when there is one]",
+)
+@click.option(
     "--max-connections",
     type=click.IntRange(min=1),
     default=1000,
@@ -104,6 +110,7 @@ def serve(
     max_batch: int,
     max_queue: int,
     timeout: float,
+    metrics_open: bool,
     max_connections: int,
     head_timeout: float,
     no_ngram: bool,
@@ -151,6 +158,7 @@ def serve(
         ngram=not no_ngram,
         max_queue=max_queue,
         timeout=timeout,
+        metrics_open=metrics_open,
     )
     shown = f"[{address}]" if ":" in address else address
     for name, model in models.items():
