@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.slow
 def test_the_public_api_loads_generates_and_evaluates_without_tensorflow(
     trained, pattern_file: Path
 ):

@@ -78,6 +78,7 @@ def test_engine_gives_what_sample_gives_alone(engine_for, trained, name_model):
             assert [s.rejected for s in together] == [s.rejected for s in alone]
 
 
+@pytest.mark.slow
 def test_a_request_joins_the_running_batch(engine_for, trained):
     engine = engine_for(trained[0])
     long = _submit(engine, ["one"], 3000, 1)
@@ -92,6 +93,7 @@ def test_a_request_joins_the_running_batch(engine_for, trained):
     assert engine.steps <= 3000 < steps_when_short_ended + 3000
 
 
+@pytest.mark.slow
 def test_requests_beyond_max_rows_wait_for_room(engine_for, trained):
     engine = engine_for(trained[0], max_rows=2)
     results = [_submit(engine, ["one"], 500, seed) for seed in range(3)]
@@ -146,6 +148,7 @@ def test_closing_the_engine_ends_waiting_requests_with_an_error(engine_for, trai
     assert "shutting down" in str(result["error"])
 
 
+@pytest.mark.slow
 def test_a_job_past_its_deadline_ends_and_frees_its_rows(engine_for, trained):
     from textgen.errors import TimedOut
 

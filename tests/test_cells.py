@@ -71,6 +71,7 @@ def _values_and_gradients(layer, x, h, c, jit: bool):
     return [v.numpy() for v in run(x, h, c)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit", [False, True])
 @pytest.mark.parametrize("peephole", [False, True])
 def test_sequence_op_equals_the_keras_loop(peephole, jit):
@@ -126,6 +127,7 @@ def _keep_values_and_gradients(run_layer, x, h, c, keep, jit: bool, weights):
     return [v.numpy() for v in run(x, h, c)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit", [False, True])
 @pytest.mark.parametrize("peephole", [False, True])
 def test_sequence_op_resets_as_the_generic_loop_does(peephole, jit):
@@ -164,6 +166,7 @@ def test_sequence_op_resets_as_the_generic_loop_does(peephole, jit):
     assert np.abs(got[4][1]).sum() == 0  # row 1 resets at step 0: no h0 gradient
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "peephole"])
 def test_an_item_model_reads_each_item_from_zero_states(cell):
     """An item model's network zeroes its states before every end token, so

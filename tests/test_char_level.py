@@ -73,6 +73,7 @@ def test_word_models_are_unchanged_by_the_level_option(tmp_path: Path):
     assert tokenize(text) == ["one", "two", ".", "<p>", "three"]
 
 
+@pytest.mark.slow
 def test_compare_works_on_characters_too(char_model, tmp_path: Path):
     corpus, _ = char_model
     result = CliRunner().invoke(

@@ -60,6 +60,7 @@ def test_every_option_shows_its_default():
             assert "[default:" in block or block.startswith("h, --help"), block
 
 
+@pytest.mark.slow
 def test_train_generate_info_end_to_end(
     tmp_path: Path, pattern_file: Path, monkeypatch
 ):
@@ -260,6 +261,7 @@ def test_debug_shows_the_traceback(bad_inputs):
     assert "is empty" in str(result.exception)
 
 
+@pytest.mark.slow
 def test_tensorflow_chatter_is_silenced(trained, tmp_path):
     env = {**os.environ, "TEXTGEN_DEBUG": ""}
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
@@ -286,6 +288,7 @@ def test_evaluate_prints_tokens_oov_and_perplexity(trained, pattern_file: Path):
 QUICK = ["--units", "4", "--embedding-dim", "4", "--seq-len", "8", "--epochs", "2"]
 
 
+@pytest.mark.slow
 def test_plot_without_matplotlib(tmp_path: Path, pattern_file: Path, monkeypatch):
     import textgen.plots
 
@@ -320,6 +323,7 @@ def test_tensorboard_missing_is_one_line(
     assert not Path("models/pattern.keras").exists()
 
 
+@pytest.mark.slow
 def test_plot_path_no_plot_and_tensorboard(
     tmp_path: Path, pattern_file: Path, monkeypatch
 ):
@@ -335,6 +339,7 @@ def test_plot_path_no_plot_and_tensorboard(
     assert not Path("m2.png").exists()
 
 
+@pytest.mark.slow
 def test_compare_trains_each_cell_and_prints_a_table(
     tmp_path: Path, pattern_file: Path
 ):

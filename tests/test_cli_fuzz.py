@@ -96,6 +96,7 @@ def invocations(draw):
     return args, draw(st.sampled_from(FILES[command]))
 
 
+@pytest.mark.slow
 @seed(SEED)
 @settings(
     max_examples=int(os.environ.get("TEXTGEN_FUZZ_EXAMPLES", "40")),

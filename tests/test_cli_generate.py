@@ -4,6 +4,7 @@ stopping, beam search and the interactive prompt, through the command line."""
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from textgen.cli import cli
@@ -172,6 +173,7 @@ def test_many_samples_come_in_bounded_batches(trained, monkeypatch):
     assert len({r["random_seed"] for r in records}) == 3  # one per batch
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(trained):
     """`textgen ... | head`: the reader goes away; no message, and the exit
     status a shell gives a program its closed pipe ended (141)."""

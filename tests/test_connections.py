@@ -52,6 +52,7 @@ def test_idle_and_half_sent_requests_are_closed(guarded):
     assert guarded.health()["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_a_connection_that_asked_has_its_answer_and_time_for_the_next(guarded):
     with httpx.Client(base_url=guarded.url, timeout=10) as client:
         assert client.get("/health").status_code == 200
@@ -75,6 +76,7 @@ def test_many_idle_connections_make_room_for_new_ones(guarded):
     assert log.count("closed idle connections") <= 2  # once per interval
 
 
+@pytest.mark.slow
 def test_a_client_gone_mid_body_or_asking_the_extreme_logs_nothing(guarded):
     sock = _connect(guarded.url)
     sock.sendall(

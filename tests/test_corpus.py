@@ -77,6 +77,7 @@ def test_bad_bytes_are_located_in_the_whole_file_when_read_in_pieces(tmp_path: P
         list(decode_chunks([utf16[:3], utf16[3:] + b"\x00\xd8" + b"a\x00"], "y.txt"))
 
 
+@pytest.mark.slow
 def test_a_corpus_bigger_than_one_piece_streams(tmp_path: Path, monkeypatch):
     import textgen.corpus
     from textgen.corpus_ids import corpus_ids
@@ -93,6 +94,7 @@ def test_a_corpus_bigger_than_one_piece_streams(tmp_path: Path, monkeypatch):
     assert corpus.ids.dtype.name == "int32" and len(corpus.words) < 1520
 
 
+@pytest.mark.slow
 def test_a_10_mb_corpus_becomes_four_bytes_per_word(tmp_path: Path):
     """Defined behaviour for a big corpus: read and tokenized as a stream, held
     as one int32 per word (about 2 million words here, some 20 s)."""
@@ -134,6 +136,7 @@ def test_utf32_with_a_bom_is_read_as_utf32(encoding):
     assert decode_text(data, "f") == "caf\u00e9 \U0001f600 line\nnext"
 
 
+@pytest.mark.slow
 def test_a_corpus_without_blank_lines_streams(tmp_path, monkeypatch):
     """One sentence per line and no paragraph break: memory stays bounded by
     the pieces, not the file (tracemalloc), and the words are all there."""

@@ -21,6 +21,7 @@ CASES = list(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("cell", "level", "tied"), CASES)
 def test_the_file_reader_gives_the_keras_logits(cell, level, tied, tmp_path: Path):
     import keras

@@ -53,6 +53,7 @@ def _env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_devices_matches_one(tmp_path: Path, pattern_file: Path):
     out = subprocess.run(
         [sys.executable, "-c", MIRRORED, str(pattern_file), str(tmp_path)],
@@ -91,6 +92,7 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_train_a_model_together(tmp_path: Path, pattern_file: Path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     args = ["--units", "4", "--embedding-dim", "4", "--seq-len", "8"]

@@ -51,6 +51,7 @@ def test_bad_vectors_files(tmp_path: Path):
         read_vectors(empty, vocab)
 
 
+@pytest.mark.slow
 def test_training_starts_from_and_can_freeze_the_vectors(
     tmp_path: Path, pattern_file: Path
 ):

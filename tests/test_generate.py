@@ -199,6 +199,7 @@ def test_stop_strings_are_found_across_pieces_and_never_in_the_seed(generator):
     assert "".join(pieces) == streamed.text == sample.text
 
 
+@pytest.mark.slow
 def test_stop_watching_costs_each_word_its_own_text(generator, monkeypatch):
     """The text so far is not searched again at every word: what each word
     searches is its own text and the few characters before it a stop string

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from textgen.config import ModelConfig
 from textgen.gradients import gradient_decay
@@ -15,6 +16,7 @@ def _model(cell: str):
     return build_model(config, vocab)
 
 
+@pytest.mark.slow
 def test_decay_is_relative_to_the_last_word():
     ids = np.random.default_rng(0).integers(2, 22, 300)
     decay = gradient_decay(_model("gru"), ids, distance=12, windows=8)

@@ -206,6 +206,7 @@ def test_evaluate_scores_each_item_from_a_fresh_start(name_model, tmp_path):
     assert f"{result.bits_per_character:.4f} bits per character" in shown.output
 
 
+@pytest.mark.slow
 def test_word_items_through_the_command_line(tmp_path):
     sentences = [
         f"the {a} {b} the {c}." for a in ("cat", "dog", "cow") for b in ("saw", "had")

@@ -98,6 +98,7 @@ def test_carried_state_equals_the_full_sequence():
     )
 
 
+@pytest.mark.slow
 def test_plain_keras_loads_it_after_import_textgen(tmp_path: Path):
     from textgen.model import save_model
 
@@ -169,6 +170,7 @@ def test_bad_model_files_get_one_clear_error(tmp_path: Path):
     assert config["registered_name"] == "textgen>LanguageModel"
 
 
+@pytest.mark.slow
 def test_a_model_file_cut_short_anywhere_is_refused(tmp_path: Path):
     """A copy or download cut off at any byte gets one clear error, never a
     crash or a half-loaded model."""

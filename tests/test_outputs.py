@@ -173,6 +173,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
 
 
+@pytest.mark.slow
 def test_a_picture_that_fails_after_saving_costs_only_the_picture(
     tmp_path, pattern_file, monkeypatch
 ):

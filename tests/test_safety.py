@@ -24,6 +24,7 @@ def _train(corpus, path, config, **kwargs):
     return train([corpus], path, SHAPE, config, log=kwargs.pop("log", print), **kwargs)
 
 
+@pytest.mark.slow
 def test_an_existing_model_is_kept_unless_forced(tmp_path: Path, pattern_file: Path):
     out = tmp_path / "m.keras"
     out.write_bytes(b"precious")
@@ -35,6 +36,7 @@ def test_an_existing_model_is_kept_unless_forced(tmp_path: Path, pattern_file: P
     assert out.read_bytes() != b"precious"
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_best_model_so_far(tmp_path: Path, pattern_file: Path):
     def interrupt(self, batch, logs=None):
         epoch_done = any(line.startswith("epoch") for line in lines)
@@ -60,6 +62,7 @@ def test_ctrl_c_saves_the_best_model_so_far(tmp_path: Path, pattern_file: Path):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_quits_at_once_and_touches_nothing(
     tmp_path: Path, pattern_file: Path
 ):
@@ -83,6 +86,7 @@ def test_a_second_ctrl_c_quits_at_once_and_touches_nothing(
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "frozen, xla, carry",
     [
@@ -169,6 +173,7 @@ def test_resumed_training_matches_never_stopping(
     ]
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_vocabulary_and_asks_for_more_epochs(
     tmp_path: Path, pattern_file: Path, trained
 ):
@@ -189,6 +194,7 @@ def test_resume_keeps_the_vocabulary_and_asks_for_more_epochs(
     assert resumed.record["epochs_run"] == epochs + 1
 
 
+@pytest.mark.slow
 def test_models_are_lean_and_checkpoints_keep_the_optimizer(
     tmp_path: Path, pattern_file: Path, trained
 ):

@@ -31,6 +31,7 @@ def generators():
     return made
 
 
+@pytest.mark.slow
 @settings(
     max_examples=120,
     deadline=None,

@@ -43,6 +43,7 @@ def _cli_text(path: Path, seed: str, length: int, temperature: float, random_see
     return json.loads(result.output.splitlines()[-1])["text"]
 
 
+@pytest.mark.slow
 def test_a_completion_is_what_textgen_generate_gives(server, trained, name_model):
     client = server.client()
     for path, prompt in ((trained[0], "one two"), (name_model[0], "ba")):
@@ -248,6 +249,7 @@ def test_a_client_that_goes_away_mid_stream_frees_its_rows(server):
     assert now["cancelled"] == before["cancelled"] + 1
 
 
+@pytest.mark.slow
 def test_random_bodies_never_hurt_the_server(server):
     rng = random.Random(11)
     values = [
@@ -282,6 +284,7 @@ def test_random_bodies_never_hurt_the_server(server):
     assert server.health()["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_an_api_key_is_required_when_set(trained):
     running = Server("-m", str(trained[0]), env={"TEXTGEN_API_KEY": "s3cret"})
     try:
@@ -303,6 +306,7 @@ def test_an_api_key_is_required_when_set(trained):
         assert running.stop() == 0
 
 
+@pytest.mark.slow
 def test_ctrl_c_lets_the_request_in_flight_finish(trained):
     running = Server("-m", str(trained[0]))
     result = {}
@@ -347,6 +351,7 @@ def test_serve_refuses_what_it_cannot_do(trained, tmp_path, monkeypatch):
     assert result.exit_code == 1 and "pip install 'textgen[serve]'" in result.output
 
 
+@pytest.mark.slow
 def test_a_non_ascii_key_matches_its_utf8_bytes(trained):
     running = Server("-m", str(trained[0]), env={"TEXTGEN_API_KEY": "clé du port"})
     try:
@@ -395,6 +400,7 @@ def test_the_default_listing_skips_what_is_not_a_finished_model(trained, tmp_pat
         assert running.stop() == 0
 
 
+@pytest.mark.slow
 def test_a_full_queue_answers_429_and_a_long_request_504(trained):
     """With one batch row and one waiting request allowed, a third request is
     refused at once (429, Retry-After); a request past --timeout ends with
@@ -451,6 +457,7 @@ def _until(condition, seconds: float = 30) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_metrics_count_requests_tokens_and_latency(trained):
     """/metrics in Prometheus's text format: requests by model and status,
     tokens generated, the latency histogram, the queue and batch gauges; open

@@ -4,6 +4,7 @@ win, and the choice is recorded and kept on resume."""
 import dataclasses
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from textgen.cli import cli
@@ -96,6 +97,7 @@ def test_explicit_settings_and_no_budget_are_left_alone():
     assert plan_window(TrainConfig(max_minutes=3), PLANNED, 10**6).seq_len == 32
 
 
+@pytest.mark.slow
 def test_cli_records_the_plan_and_resume_keeps_it(tmp_path: Path, pattern_file: Path):
     from textgen.modelfile import read_model
 
@@ -153,6 +155,7 @@ def test_cli_records_the_plan_and_resume_keeps_it(tmp_path: Path, pattern_file: 
     assert read_model(fixed, weights=False).record["plan"] is None
 
 
+@pytest.mark.slow
 def test_character_models_are_untied_unless_asked(tmp_path: Path, pattern_file: Path):
     from textgen.modelfile import read_model
 

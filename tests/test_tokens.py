@@ -67,6 +67,7 @@ def test_streaming_pieces_join_to_the_detokenized_text():
     assert sum(1 for p in pieces if p) > len(words) // 2  # it really streams
 
 
+@pytest.mark.slow
 def test_streaming_matches_detokenize_on_messy_token_runs():
     """Random runs of words and punctuation: streaming never disagrees with the
     whole-text detokenizer, whatever the order of quotes, brackets and ends."""
@@ -83,6 +84,7 @@ def test_streaming_matches_detokenize_on_messy_token_runs():
             assert streamed == detokenize(words, capitalize), words
 
 
+@pytest.mark.slow
 def test_pushing_many_words_at_once_is_pushing_them_one_by_one(monkeypatch):
     """A seed is pushed at once (one detokenization per piece), then the
     generated words one by one: every part returned is what pushing each
@@ -161,6 +163,7 @@ def _counting_detokenizer(monkeypatch) -> list[int]:
     return sizes
 
 
+@pytest.mark.slow
 def test_a_long_sentence_costs_linear_detokenizing_work(monkeypatch):
     """A seed of 2,500 words with no sentence end used to be re-detokenized
     whole at every word (quadratic); now each word costs a bounded piece."""

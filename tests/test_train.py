@@ -26,6 +26,7 @@ def test_record_describes_the_run(trained, pattern_file: Path):
     assert path.exists()
 
 
+@pytest.mark.slow
 def test_saved_weights_are_the_best_epoch(tmp_path: Path, pattern_file: Path):
     """A learning rate that overshoots after a few epochs: the file must hold
     the best epoch, whose validation loss the record reports."""
@@ -64,6 +65,7 @@ def test_saved_weights_are_the_best_epoch(tmp_path: Path, pattern_file: Path):
     )
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights(tmp_path: Path, pattern_file: Path):
     config = TrainConfig(seq_len=8, epochs=2, batch_size=16, seed=5)
     small = ModelConfig(cell="gru", layers=1, units=8, embedding_dim=4, dropout=0.1)
@@ -85,6 +87,7 @@ def test_same_seed_same_weights(tmp_path: Path, pattern_file: Path):
     assert not np.array_equal(other.get_weights()[0], runs[0].get_weights()[0])
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_advice_and_writes_nothing(
     tmp_path: Path, pattern_file: Path
 ):
@@ -128,6 +131,7 @@ def test_auto_batch_size_grows_with_the_corpus():
     assert [auto_batch_size(n) for n in (10, 186, 370, 700, 6000)] == [8, 8, 16, 32, 64]
 
 
+@pytest.mark.slow
 def test_time_limit_stops_mid_epoch_and_keeps_the_validated_model(
     tmp_path: Path, pattern_file: Path
 ):
@@ -170,6 +174,7 @@ def _rates_seen(tmp_path: Path, pattern_file: Path, config: TrainConfig):
     return rates, model
 
 
+@pytest.mark.slow
 def test_linear_schedule_reaches_zero_on_the_last_step(
     tmp_path: Path, pattern_file: Path
 ):
@@ -184,6 +189,7 @@ def test_linear_schedule_reaches_zero_on_the_last_step(
     assert rates[-1] == pytest.approx(config.learning_rate / (4 * steps), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_plateau_and_constant_schedules(tmp_path: Path, pattern_file: Path):
     # A learning rate far too high stalls the validation loss: it gets halved.
     config = TrainConfig(
@@ -202,6 +208,7 @@ def test_plateau_and_constant_schedules(tmp_path: Path, pattern_file: Path):
     assert rates == [pytest.approx(config.learning_rate)] * 3
 
 
+@pytest.mark.slow
 def test_no_validation_trains_on_everything(tmp_path: Path, pattern_file: Path):
     config = TrainConfig(seq_len=8, epochs=1, val_fraction=0, seed=1)
     model = train(
@@ -241,6 +248,7 @@ def test_a_network_too_big_to_train_is_refused_before_it_is_built(
     assert not (tmp_path / "m.keras").exists()
 
 
+@pytest.mark.slow
 def test_carried_state_learns_what_a_window_cannot_see(tmp_path: Path):
     """In "red red blue red red blue ..." the word after "red" depends on the
     word before it. With 2-word windows trained from zero states, the model
