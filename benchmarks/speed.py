@@ -126,6 +126,44 @@ def textgen_figures(corpus: Path, epochs: int, words: int) -> dict:
     }
 
 
+def default_size_mixture(words: int, book: Path) -> dict:
+    """One sample's words/s at the default network size (2 x 512, tied, the
+    vocabulary of `book`), with the n-gram memory mixed in and without:
+    interleaved, best of 5 each. The weights are untrained (the speed does
+    not depend on them); the memory is counted on the book."""
+    from textgen.config import ModelConfig
+    from textgen.corpus_ids import corpus_ids
+    from textgen.generate import Generator
+    from textgen.model import build_model
+    from textgen.ngram import Mixture, NgramModel
+    from textgen.sampling import SamplingSettings
+    from textgen.tokens import TokenizerSettings
+    from textgen.vocab import Vocabulary
+
+    text = corpus_ids([book], TokenizerSettings())
+    vocabulary = Vocabulary.from_counts(text.counts(), 20_000, 2)
+    ids = text.encode(vocabulary)
+    config = ModelConfig(vocab_size=len(vocabulary))
+    model = build_model(config, vocabulary)
+    model.mixture = Mixture.even(NgramModel.count([ids], len(vocabulary), 3, 2**30))
+    sampling = SamplingSettings()
+    mixed, alone = Generator(model), Generator(model, ngram=False)
+    for generator in (mixed, alone):
+        generator.generate(SEED_TEXT, 20, sampling, random_seed=0)  # warm up
+    with_memory, network = [], []
+    for _ in range(5):
+        network.append(timed(alone.generate, SEED_TEXT, words, sampling, 1, 0)[0])
+        with_memory.append(timed(mixed.generate, SEED_TEXT, words, sampling, 1, 0)[0])
+    return {
+        "book": book.name,
+        "vocab_size": len(vocabulary),
+        "units": config.units,
+        "network_alone_words_per_s": round(words / min(network), 1),
+        "mixed_words_per_s": round(words / min(with_memory), 1),
+        "mixed_vs_network_alone": round(min(network) / min(with_memory), 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -136,12 +174,24 @@ def main() -> None:
     )
     parser.add_argument("--words", type=int, default=400, help="words per generation")
     parser.add_argument("--recipe-words", type=int, default=30)
+    parser.add_argument(
+        "--default-size-only",
+        action="store_true",
+        help="only the n-gram memory's cost at the default network size",
+    )
     args = parser.parse_args()
     if not args.corpus.exists():
         sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
+    book = SHARED / "moby_dick.txt"
+    default_size = default_size_mixture(
+        args.words, book if book.exists() else args.corpus
+    )
+    if args.default_size_only:
+        print(json.dumps({"default_size": default_size}, indent=2))
+        return
     text = args.corpus.read_text(encoding="utf-8")
     recipe, _ = recipe_figures(text, args.epochs, args.recipe_words)
     ours = textgen_figures(args.corpus, args.epochs, args.words)
@@ -154,6 +204,7 @@ def main() -> None:
                 "cpu_count": os.cpu_count(),
                 "recipe": recipe,
                 "textgen": ours,
+                "default_size": default_size,
                 "ratios": {
                     "train_predictions_per_s": round(
                         ours["train_predictions_per_s"]
