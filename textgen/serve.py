@@ -188,34 +188,14 @@ def create_app(
             open anyway without one).
     """
     key = None if api_key is None else api_key_bytes(api_key)
-    served: dict[str, Served] = {}
-    for name, model in models.items():
-        generator = Generator(model, ngram=ngram)
-        engine = Engine(generator, **({"max_rows": max_rows} if max_rows else {}))
-        path = getattr(model, "path", None)
-        created = int(path.stat().st_mtime) if path and path.exists() else 0
-        served[name] = Served(name, model, generator, engine, created)
+    served = _serve(models, max_rows, ngram)
     metrics = ServerMetrics(served)
 
     def authorised(request: Request) -> None:
         _check_key(request, key)
 
     async def health(request: Request) -> Response:
-        return JSONResponse(
-            {
-                "status": "ok",
-                "models": {
-                    name: {
-                        "active_rows": s.engine.active_rows,
-                        "waiting_requests": s.engine.waiting,
-                        "finished": s.engine.finished,
-                        "cancelled": s.engine.cancelled,
-                        "timed_out": s.engine.timed_out,
-                    }
-                    for name, s in served.items()
-                },
-            }
-        )
+        return JSONResponse(_health(served))
 
     async def list_models(request: Request) -> Response:
         authorised(request)
@@ -283,6 +263,37 @@ def _label(body: Any, served: Mapping[str, Served]) -> str:
     if name is None and len(served) == 1:
         return next(iter(served))
     return name if isinstance(name, str) and name in served else ""
+
+
+def _serve(
+    models: Mapping[str, Any], max_rows: int | None, ngram: bool
+) -> dict[str, Served]:
+    """Each model with its generator and its batching engine."""
+    served: dict[str, Served] = {}
+    for name, model in models.items():
+        generator = Generator(model, ngram=ngram)
+        engine = Engine(generator, **({"max_rows": max_rows} if max_rows else {}))
+        path = getattr(model, "path", None)
+        created = int(path.stat().st_mtime) if path and path.exists() else 0
+        served[name] = Served(name, model, generator, engine, created)
+    return served
+
+
+def _health(served: Mapping[str, Served]) -> dict[str, Any]:
+    """`/health`: up, and how busy each model's engine is."""
+    return {
+        "status": "ok",
+        "models": {
+            name: {
+                "active_rows": s.engine.active_rows,
+                "waiting_requests": s.engine.waiting,
+                "finished": s.engine.finished,
+                "cancelled": s.engine.cancelled,
+                "timed_out": s.engine.timed_out,
+            }
+            for name, s in served.items()
+        },
+    }
 
 
 async def _answer(completion: Completion, request: Request) -> Response:
