@@ -48,18 +48,17 @@ def test_peephole_weights_matter():
     assert cell.get_config()["units"] == 3
 
 
-def _values_and_gradients(layer, x, h, c, jit: bool):
+def _values_and_gradients(forward, x, h, c, jit: bool, weights):
     """Outputs, final states and the gradients of a mixed loss with respect to
-    the inputs, the initial states and every weight."""
+    the inputs, the initial states and `weights`; `forward(x, [h, c])` gives
+    `(outputs, h_n, c_n)`."""
     import tensorflow as tf
-
-    weights = layer.trainable_variables
 
     @tf.function(jit_compile=jit)
     def run(x, h, c):
         with tf.GradientTape() as tape:
             tape.watch([x, h, c])
-            outputs, h_n, c_n = layer(x, initial_state=[h, c])
+            outputs, h_n, c_n = forward(x, [h, c])
             scale = tf.range(outputs.shape[-1], dtype=tf.float32)
             loss = (
                 tf.reduce_sum(outputs * scale)
@@ -69,6 +68,13 @@ def _values_and_gradients(layer, x, h, c, jit: bool):
         return [outputs, h_n, c_n, *tape.gradient(loss, [x, h, c, *weights])]
 
     return [v.numpy() for v in run(x, h, c)]
+
+
+def _layer_values_and_gradients(layer, x, h, c, jit: bool):
+    def forward(x, states):
+        return layer(x, initial_state=states)
+
+    return _values_and_gradients(forward, x, h, c, jit, layer.trainable_variables)
 
 
 @pytest.mark.slow
@@ -99,32 +105,12 @@ def test_sequence_op_equals_the_keras_loop(peephole, jit):
         value = rng.normal(scale=0.5, size=mine.shape).astype("float32")
         mine.assign(value)
         theirs.assign(value)
-    got = _values_and_gradients(ours, x, h, c, jit)
-    want = _values_and_gradients(reference, x, h, c, jit)
+    got = _layer_values_and_gradients(ours, x, h, c, jit)
+    want = _layer_values_and_gradients(reference, x, h, c, jit)
     assert len(got) == len(want) == 6 + len(ours.weights)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert np.abs(got[-1]).sum() > 0  # the last weight's gradient is not vacuous
-
-
-def _keep_values_and_gradients(run_layer, x, h, c, keep, jit: bool, weights):
-    """`_values_and_gradients` for a layer run with a keep mask."""
-    import tensorflow as tf
-
-    @tf.function(jit_compile=jit)
-    def run(x, h, c):
-        with tf.GradientTape() as tape:
-            tape.watch([x, h, c])
-            _, outputs, (h_n, c_n) = run_layer(x, [h, c], keep)
-            scale = tf.range(outputs.shape[-1], dtype=tf.float32)
-            loss = (
-                tf.reduce_sum(outputs * scale)
-                + tf.reduce_sum(tf.sin(h_n))
-                + tf.reduce_sum(c_n * c_n)
-            )
-        return [outputs, h_n, c_n, *tape.gradient(loss, [x, h, c, *weights])]
-
-    return [v.numpy() for v in run(x, h, c)]
 
 
 @pytest.mark.slow
@@ -153,14 +139,18 @@ def test_sequence_op_resets_as_the_generic_loop_does(peephole, jit):
     weights = cell.trainable_variables
     peep = [cell.peephole] if peephole else []
 
-    def ours(x, states, keep):
-        return lstm_sequence(x, *states, *weights[:3], *peep, keep=keep)
+    def ours(x, states):
+        _, outputs, (h_n, c_n) = lstm_sequence(
+            x, *states, *weights[:3], *peep, keep=keep
+        )
+        return outputs, h_n, c_n
 
-    def reference(x, states, keep):
-        return resetting_loop(cell, x, states, keep)
+    def reference(x, states):
+        _, outputs, (h_n, c_n) = resetting_loop(cell, x, states, keep)
+        return outputs, h_n, c_n
 
-    got = _keep_values_and_gradients(ours, x, h, c, keep, jit, weights)
-    want = _keep_values_and_gradients(reference, x, h, c, keep, jit, weights)
+    got = _values_and_gradients(ours, x, h, c, jit, weights)
+    want = _values_and_gradients(reference, x, h, c, jit, weights)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert np.abs(got[4][1]).sum() == 0  # row 1 resets at step 0: no h0 gradient

@@ -83,14 +83,7 @@ def test_a_streamed_completion_joins_to_the_same_text(server, trained):
     assert "".join(c.choices[0].text for c in chunks if c.choices) == whole.text
     assert chunks[-1].choices[0].finish_reason == whole.finish_reason == "length"
     # On the wire: server-sent events ending with [DONE].
-    with httpx.stream(
-        "POST",
-        server.url + "/v1/completions",
-        json={**settings, "stream": True},
-        timeout=30,
-    ) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        lines = [line for line in response.iter_lines() if line]
+    lines = _events(server.url, {**settings, "stream": True})
     assert all(line.startswith("data: ") for line in lines)
     assert lines[-1] == "data: [DONE]"
 
@@ -433,13 +426,7 @@ def test_a_full_queue_answers_429_and_a_long_request_504(trained):
         for name in ("first", "second"):
             assert answers[name].status_code == 504, answers[name].text
             assert "--timeout" in answers[name].json()["error"]["message"]
-        with httpx.stream(
-            "POST",
-            running.url + "/v1/completions",
-            json={**long, "stream": True},
-            timeout=60,
-        ) as streamed:
-            events = [line for line in streamed.iter_lines() if line]
+        events = _events(running.url, {**long, "stream": True})
         assert (
             "--timeout"
             in json.loads(events[-1].removeprefix("data: "))["error"]["message"]
@@ -448,6 +435,15 @@ def test_a_full_queue_answers_429_and_a_long_request_504(trained):
         assert health["timed_out"] == 3 and health["active_rows"] == 0
     finally:
         assert running.stop() == 0
+
+
+def _events(url: str, body: dict) -> list[str]:
+    """The server-sent events of a streamed completion, as lines."""
+    with httpx.stream(
+        "POST", url + "/v1/completions", json=body, timeout=60
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return [line for line in response.iter_lines() if line]
 
 
 def _until(condition, seconds: float = 30) -> None:

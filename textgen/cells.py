@@ -320,10 +320,15 @@ class ItemResets:
         assert keep is None or mask is None, "a keep mask and a mask together"
         return keep
 
-    def resetting_loop(self, sequences, initial_state, keep, training):
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        """With a keep mask, `resetting_loop` (neither cuDNN nor Keras's own
+        loop can reset mid-sequence); else the base class's loop."""
+        keep = self.resets(mask)
+        if keep is None:
+            return super().inner_loop(sequences, initial_state, mask, training)
         states = (
             initial_state
-            if isinstance(initial_state, (list, tuple))
+            if isinstance(initial_state, list | tuple)
             else [initial_state]
         )
         return resetting_loop(self.cell, sequences, list(states), keep, training)
@@ -338,7 +343,6 @@ class SequenceLSTM(ItemResets, keras.layers.LSTM):
     """
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        keep = self.resets(mask)
         if _sequence_op_applies(self, mask) and not on_gpu():
             cell = self.cell
             return lstm_sequence(
@@ -348,10 +352,8 @@ class SequenceLSTM(ItemResets, keras.layers.LSTM):
                 cell.kernel,
                 cell.recurrent_kernel,
                 cell.bias,
-                keep=keep,
+                keep=self.resets(mask),
             )
-        if keep is not None:
-            return self.resetting_loop(sequences, initial_state, keep, training)
         return super().inner_loop(sequences, initial_state, mask, training)
 
 
@@ -360,7 +362,6 @@ class PeepholeLSTM(ItemResets, keras.layers.RNN):
     """`keras.layers.RNN(PeepholeLSTMCell(...))`, run by `lstm_sequence`."""
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        keep = self.resets(mask)
         if _sequence_op_applies(self, mask):
             cell = self.cell
             return lstm_sequence(
@@ -371,10 +372,8 @@ class PeepholeLSTM(ItemResets, keras.layers.RNN):
                 cell.recurrent_kernel,
                 cell.bias,
                 cell.peephole,
-                keep=keep,
+                keep=self.resets(mask),
             )
-        if keep is not None:
-            return self.resetting_loop(sequences, initial_state, keep, training)
         return super().inner_loop(sequences, initial_state, mask, training)
 
 
@@ -382,19 +381,7 @@ class PeepholeLSTM(ItemResets, keras.layers.RNN):
 class GRU(ItemResets, keras.layers.GRU):
     """Keras's GRU (cuDNN on a GPU), able to reset mid-sequence."""
 
-    def inner_loop(self, sequences, initial_state, mask, training=False):
-        keep = self.resets(mask)
-        if keep is not None:
-            return self.resetting_loop(sequences, initial_state, keep, training)
-        return super().inner_loop(sequences, initial_state, mask, training)
-
 
 @keras.saving.register_keras_serializable(package="textgen")
 class SimpleRNN(ItemResets, keras.layers.SimpleRNN):
     """Keras's SimpleRNN, able to reset mid-sequence."""
-
-    def inner_loop(self, sequences, initial_state, mask, training=False):
-        keep = self.resets(mask)
-        if keep is not None:
-            return self.resetting_loop(sequences, initial_state, keep, training)
-        return super().inner_loop(sequences, initial_state, mask, training)

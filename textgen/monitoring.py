@@ -6,6 +6,7 @@ are when scraped."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from operator import attrgetter
 from typing import Any
 
 from prometheus_client import (
@@ -54,6 +55,29 @@ class ServerMetrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
+# name -> (help, the `Served` or engine attribute it reads) of what is read
+# at scrape time: gauges, then counters.
+_GAUGES = {
+    "queue_depth": ("Requests waiting for room in the batch.", "queued"),
+    "batch_rows": ("Rows in the running batch.", "engine.active_rows"),
+}
+_COUNTERS = {
+    "tokens_generated": (
+        "Tokens generated (those of rejected draws too).",
+        "engine.tokens",
+    ),
+    "decoder_steps": ("Decoder steps run, each over the whole batch.", "engine.steps"),
+    "requests_cancelled": (
+        "Requests dropped because their client left.",
+        "engine.cancelled",
+    ),
+    "requests_timed_out": (
+        "Requests ended at the server's --timeout.",
+        "engine.timed_out",
+    ),
+}
+
+
 class _EngineCollector(Collector):
     """Each model's engine as it is at scrape time."""
 
@@ -61,37 +85,12 @@ class _EngineCollector(Collector):
         self.served = served
 
     def collect(self) -> Iterator[Any]:
-        gauges = {
-            "queue_depth": ("Requests waiting for room in the batch.", "queued"),
-            "batch_rows": ("Rows in the running batch.", "active_rows"),
-        }
-        counters = {
-            "tokens_generated": "Tokens generated (every row's, every draw's).",
-            "decoder_steps": "Decoder steps run, each over the whole batch.",
-            "requests_cancelled": "Requests dropped because their client left.",
-            "requests_timed_out": "Requests ended at the server's --timeout.",
-        }
-        for name, (text, attribute) in gauges.items():
-            family = GaugeMetricFamily(f"textgen_{name}", text, labels=["model"])
-            for model, served in self.served().items():
-                family.add_metric([model], _value(served, attribute))
-            yield family
-        for name, text in counters.items():
-            family = CounterMetricFamily(f"textgen_{name}", text, labels=["model"])
-            for model, served in self.served().items():
-                family.add_metric([model], _value(served, name))
-            yield family
-
-
-def _value(served: Any, name: str) -> float:
-    engine = served.engine
-    return float(
-        {
-            "queued": lambda: served.queued,
-            "active_rows": lambda: engine.active_rows,
-            "tokens_generated": lambda: engine.tokens,
-            "decoder_steps": lambda: engine.steps,
-            "requests_cancelled": lambda: engine.cancelled,
-            "requests_timed_out": lambda: engine.timed_out,
-        }[name]()
-    )
+        for kinds, family_of in (
+            (_GAUGES, GaugeMetricFamily),
+            (_COUNTERS, CounterMetricFamily),
+        ):
+            for name, (text, attribute) in kinds.items():
+                family = family_of(f"textgen_{name}", text, labels=["model"])
+                for model, served in self.served().items():
+                    family.add_metric([model], float(attrgetter(attribute)(served)))
+                yield family
