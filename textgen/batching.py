@@ -27,6 +27,7 @@ import numpy as np
 
 from .errors import TimedOut
 from .generate import Draw, Generator, Sample, choose_together
+from .logprobs import Choice
 from .request import GenerationRequest
 from .sampling import SamplingSettings
 
@@ -40,8 +41,9 @@ class Job:
 
     `on_text`: one callback or None per row, called (from the worker thread)
     with each piece of that row's text as soon as it is safe to show (see
-    `Generator.sample`). `on_done`: called once, from the worker thread, with
-    the samples, or with the exception that ended the job.
+    `Generator.sample`). `on_choice`: likewise, with each token's `Choice`
+    when the request asks for `logprobs`. `on_done`: called once, from the
+    worker thread, with the samples, or with the exception that ended the job.
     """
 
     seeds: Sequence[str]
@@ -49,6 +51,7 @@ class Job:
     request: GenerationRequest
     on_done: Callable[[list[Sample] | None, BaseException | None], None]
     on_text: Sequence[Callable[[str], None] | None] | None = None
+    on_choice: Sequence[Callable[[Choice], None] | None] | None = None
     cancelled: bool = False
     # `time.monotonic()` past which the job ends with `TimedOut` (None: never).
     deadline: float | None = None
@@ -97,6 +100,7 @@ class Engine:
             job.request,
             on_text,
             lambda: job.cancelled,
+            job.on_choice,
         )
         job._draw = next(job._steps)
         with self._lock:

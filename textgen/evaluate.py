@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,10 @@ class Evaluation:
     # With the n-gram memory: each part alone (`cross_entropy` is the mixture's).
     network_cross_entropy: float | None = None
     ngram_cross_entropy: float | None = None
+    # With `per_token`: the text's ids and each one's loss (nats; the
+    # mixture's with the n-gram memory), NaN where nothing was scored.
+    token_ids: np.ndarray | None = field(default=None, compare=False, repr=False)
+    token_losses: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def bits_per_character(self) -> float | None:
@@ -184,11 +188,15 @@ _ITEM_BATCH = 256  # items per batch in `item_losses`
 
 
 def evaluate(
-    model: ReadableModel, paths: Sequence[str | Path], ngram: bool = True
+    model: ReadableModel,
+    paths: Sequence[str | Path],
+    ngram: bool = True,
+    per_token: bool = False,
 ) -> Evaluation:
     """Score a model on text files (read and tokenized as for training); an
     item model item by item (see `item_losses`). With its n-gram memory (and
-    `ngram`), the mixture is scored, and each part alone beside it.
+    `ngram`), the mixture is scored, and each part alone beside it; with
+    `per_token`, each token's loss is kept too (`Evaluation.token_losses`).
 
     Raises:
         CorpusError: a file is missing, empty or not text.
@@ -197,9 +205,9 @@ def evaluate(
 
     ids = corpus_ids(paths, model.tokenizer_settings).encode(model.vocabulary)
     if not model.tokenizer_settings.items:
-        return evaluate_ids(model, ids, ngram)
+        return evaluate_ids(model, ids, ngram, per_token)
     mixture = getattr(model, "mixture", None) if ngram else None
-    totals, items = _scored(model, ids, mixture)
+    totals, items = _scored(model, ids, mixture, per_token=per_token)
     unknown = int(np.sum(ids == UNK_ID))
     characters = sum(
         len(text) + 1
@@ -207,30 +215,35 @@ def evaluate(
         for text in item_texts(read_pieces(path), model.tokenizer_settings.documents)
     )
     # Every token of an item is scored: those outside items are ends.
-    return totals.evaluation(totals.tokens, unknown, items, characters)
+    return totals.evaluation(totals.tokens, unknown, items, characters, ids)
 
 
 def evaluate_ids(
-    model: ReadableModel, ids: np.ndarray, ngram: bool = True
+    model: ReadableModel, ids: np.ndarray, ngram: bool = True, per_token: bool = False
 ) -> Evaluation:
     """`evaluate` of one text already in ids (a model trained on files)."""
     mixture = getattr(model, "mixture", None) if ngram else None
-    totals, _ = _scored(model, ids, mixture)
-    return totals.evaluation(len(ids), int(np.sum(ids == UNK_ID)))
+    totals, _ = _scored(model, ids, mixture, per_token=per_token)
+    return totals.evaluation(len(ids), int(np.sum(ids == UNK_ID)), ids=ids)
 
 
 def _scored(
-    model: ReadableModel, ids: np.ndarray, mixture: Mixture | None, keep: int = 0
+    model: ReadableModel,
+    ids: np.ndarray,
+    mixture: Mixture | None,
+    keep: int = 0,
+    per_token: bool = False,
 ) -> tuple[Totals, int]:
     """Every token of `ids` scored as `evaluate` scores it (an item model
-    item by item), summed in `Totals` (keeping `keep` tokens' probabilities);
-    and the number of items (0 for a text)."""
+    item by item), summed in `Totals` (keeping `keep` tokens' probabilities,
+    and with `per_token` every token's loss); and the number of items (0 for
+    a text)."""
     if model.tokenizer_settings.items:
         starts, lengths = item_spans(ids, model.vocabulary.word_to_id[END])
         blocks, items = item_losses(model, ids, starts, lengths), len(starts)
     else:
         blocks, items = _text_losses(model, ids), 0
-    totals = Totals(keep)
+    totals = Totals(keep, len(ids) if per_token else None)
     for block in blocks:
         totals.add(block, ids, mixture)
     return totals, items
@@ -239,32 +252,43 @@ def _scored(
 class Totals:
     """Sums of the losses of scored blocks: the network's, and with a mixture
     the n-gram's and the mixture's; and, up to `keep` tokens, each token's
-    probabilities under both parts and its bucket (to fit the weights)."""
+    probabilities under both parts and its bucket (to fit the weights); and
+    with `positions` (the text's length), each token's loss at its place."""
 
-    def __init__(self, keep: int = 0) -> None:
+    def __init__(self, keep: int = 0, positions: int | None = None) -> None:
         self.tokens, self.keep = 0, keep
         self.network = self.counting = self.mixed = 0.0
         self.kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.kept_tokens = 0
+        self.losses = None if positions is None else np.full(positions, np.nan)
 
     def add(self, block: Block, ids: np.ndarray, mixture: Mixture | None) -> None:
         losses, positions, starts = block
         self.tokens += len(losses)
         self.network += float(losses.sum())
         if mixture is None:
+            if self.losses is not None:
+                self.losses[positions] = losses
             return
         counting, buckets = mixture.ngram.probabilities_at(ids, positions, starts)
         network = np.exp(-losses)
         mixed = mixed_probabilities(network, counting, buckets, mixture.weights)
         self.counting -= float(np.log(counting).sum())
         self.mixed -= float(np.log(mixed).sum())
+        if self.losses is not None:
+            self.losses[positions] = -np.log(mixed)
         room = self.keep - self.kept_tokens
         if room > 0:
             self.kept.append((network[:room], counting[:room], buckets[:room]))
             self.kept_tokens += len(self.kept[-1][0])
 
     def evaluation(
-        self, tokens: int, unknown: int, items: int = 0, characters: int = 0
+        self,
+        tokens: int,
+        unknown: int,
+        items: int = 0,
+        characters: int = 0,
+        ids: np.ndarray | None = None,
     ) -> Evaluation:
         per = 1 / self.tokens if self.tokens else 0.0
         mixed = self.mixed if self.counting else self.network
@@ -276,6 +300,8 @@ class Totals:
             characters=characters,
             network_cross_entropy=self.network * per,
             ngram_cross_entropy=self.counting * per if self.counting else None,
+            token_ids=None if self.losses is None else ids,
+            token_losses=self.losses,
         )
 
     def kept_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

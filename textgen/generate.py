@@ -19,6 +19,7 @@ import numpy as np
 from .config import fresh_seed
 from .decoder import Decoder, State
 from .errors import Cancelled
+from .logprobs import Choice, choices
 from .metrics import log_sum_exp
 from .novelty import ItemSet
 from .request import GenerationRequest
@@ -46,6 +47,8 @@ class Sample:
     # one, and whether this one still is one (after `max_tries` rejections).
     rejected: int = 0
     training_item: bool | None = None
+    # With `GenerationRequest.logprobs`: each generated token's `Choice`.
+    choices: list[Choice] | None = None
 
 
 def sample_record(
@@ -220,6 +223,7 @@ class Generator:
         request: GenerationRequest,
         on_texts: Sequence[Callable[[str], None] | None],
         cancelled: Callable[[], bool] | None = None,
+        on_choices: Sequence[Callable[[Choice], None] | None] | None = None,
     ) -> Generator_[Draw, None, list[Sample]]:
         """What `sample` does, as the `Draw`s it runs, one after another.
 
@@ -231,7 +235,9 @@ class Generator:
         the samples. `on_texts`: one callback or None per row (see `sample`'s
         `on_text`); with `novel`, a row's text is passed whole once accepted.
         `cancelled`: asked while the seeds are read; says when to give up
-        (raises `errors.Cancelled`).
+        (raises `errors.Cancelled`). `on_choices`: with `request.logprobs`,
+        one callback or None per row, called with each token's `Choice` as
+        it is taken (not with `novel`: the accepted samples carry theirs).
         """
         assert len(seeds) == len(samplings) == len(on_texts) > 0, "one per seed"
         random_seed = request.random_seed
@@ -240,6 +246,8 @@ class Generator:
         items = self.items if request.novel else None
         shown = on_texts if items is None else [None] * len(seeds)
         first = Draw(self, seeds, samplings, request, rng, shown, cancelled)
+        if items is None and on_choices is not None:
+            first.on_choices = on_choices
         yield first
         samples = first.samples(random_seed)
         if items is None:
@@ -464,6 +472,12 @@ class Draw:
         self.done = np.zeros(self.rows, dtype=bool)
         self.t = 0  # words taken
         self.chosen = np.zeros(self.rows, dtype=np.int32)  # the last ones
+        # With `request.logprobs`: each row's choices so far, and who is told.
+        self.top = request.logprobs
+        self.choices: list[list[Choice]] | None = (
+            None if self.top is None else [[] for _ in range(self.rows)]
+        )
+        self.on_choices: Sequence[Callable[[Choice], None] | None] = [None] * self.rows
 
     def advance(self, logits: np.ndarray, states: list, mixed: bool = False) -> None:
         """Take the decoder's step for these rows (after `take`): its logits,
@@ -498,7 +512,12 @@ class Draw:
         self.history[:, column] = chosen
         self.chosen = chosen
         vocabulary, tokenizer = self.generator.vocabulary, self.generator.tokenizer
-        for row in np.flatnonzero(~self.done):
+        live = np.flatnonzero(~self.done)
+        if self.choices is not None:
+            words = vocabulary.words
+            scored = choices(self.logits[live], chosen[live], self.top, words)
+            taken = dict(zip(live, scored, strict=True))
+        for row in live:
             word = vocabulary.words[chosen[row]]
             finished = tokenizer.ends_text(word, self.until)
             if finished:
@@ -506,6 +525,10 @@ class Draw:
             if finished == "before":  # a paragraph or item end, unwritten
                 self.ends[row], self.done[row] = self.t, True
                 continue
+            if self.choices is not None:
+                self.choices[row].append(taken[row])
+                if self.on_choices[row] is not None:
+                    self.on_choices[row](taken[row])
             if (self.watch and self.watchers[row].push(word)) or finished:
                 self.ends[row], self.done[row] = self.t + 1, True
         self.t += 1
@@ -535,6 +558,7 @@ class Draw:
                     random_seed=random_seed,
                     stopped_by=watcher.stopped_by
                     or (self.ended_by[row] if ended else "length"),
+                    choices=None if self.choices is None else self.choices[row],
                 )
             )
         return samples

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .errors import TextgenError
 
 UNTIL = ("sentence", "paragraph")  # where `until` may end a text
+MAX_TOP = 20  # most alternatives recorded per token (as OpenAI allows)
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class GenerationRequest:
     novel: bool = False
     max_tries: int = 20
     random_seed: int | None = None  # fixes the draws; None: a fresh one
+    # Record each generated token's log-probability and this many most likely
+    # alternatives (`Sample.choices`); None: record nothing (faster).
+    logprobs: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stop", tuple(self.stop))
@@ -33,6 +37,8 @@ class GenerationRequest:
             raise TextgenError(f"until must be one of {', '.join(UNTIL)}, or None")
         if self.length < 0 or self.max_tries < 0:
             raise TextgenError("length and max_tries must not be negative")
+        if self.logprobs is not None and not 0 <= self.logprobs <= MAX_TOP:
+            raise TextgenError(f"logprobs must be from 0 to {MAX_TOP}")
 
     def but(self, **changes: object) -> GenerationRequest:
         """This request with some fields changed."""

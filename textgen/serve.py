@@ -4,7 +4,8 @@
 
 - `POST /v1/completions`: the OpenAI completions API (`model`, `prompt`,
   `max_tokens`, `temperature`, `top_p`, `n`, `stop`, `seed`, `stream`, `echo`,
-  `stream_options.include_usage`) plus textgen's own sampling controls
+  `logprobs`, `stream_options.include_usage`) plus textgen's own sampling
+  controls
   (`top_k`, `min_p`, `repetition_penalty`, `repeat_window`, `no_repeat_ngram`,
   `until`, `novel`, `max_tries`);
 - `GET /v1/models`, `GET /v1/models/{name}`: the loaded models;
@@ -46,8 +47,9 @@ from .batching import Engine, Job
 from .config import SERVE_MAX_QUEUE, SERVE_TIMEOUT, fresh_seed
 from .errors import Cancelled, TextgenError, TimedOut
 from .generate import MAX_SEED_CHARS, Generator, Sample
+from .logprobs import Choice, RowLogprobs, prompt_choices
 from .monitoring import ServerMetrics
-from .request import UNTIL, GenerationRequest
+from .request import MAX_TOP, UNTIL, GenerationRequest
 from .sampling import SamplingSettings
 
 _log = logging.getLogger("uvicorn.error")  # the server's own log: stderr
@@ -62,7 +64,6 @@ DEFAULT_TEMPERATURE = 0.8  # as `textgen generate -t`
 # OpenAI parameters textgen cannot honour: refused unless left at their
 # do-nothing value, so no client believes it got what it asked for.
 UNSUPPORTED = {
-    "logprobs": (None,),
     "best_of": (None, 1),
     "suffix": (None, ""),
     "logit_bias": (None, {}),
@@ -614,8 +615,15 @@ def _sampling(body: dict) -> SamplingSettings:
 
 
 def _request(body: dict, model: Served) -> GenerationRequest:
-    """The length, stop strings, `until`, `novel` and seed of a request."""
-    length = _integer(body, "max_tokens", DEFAULT_MAX_TOKENS, 1, MAX_TOKENS)
+    """The length, stop strings, `until`, `novel`, seed and `logprobs` of a
+    request."""
+    length = _integer(body, "max_tokens", DEFAULT_MAX_TOKENS, 0, MAX_TOKENS)
+    if length == 0 and not _flag(body, "echo", False):
+        raise ApiError(
+            400,
+            "max_tokens must be 1 or more (0 only with echo, to score the prompt)",
+            "max_tokens",
+        )
     stop = tuple(s for s in _strings(body, "stop", MAX_STOPS) if s)
     until = body.get("until")
     if until not in (None, *UNTIL):
@@ -648,6 +656,9 @@ def _request(body: dict, model: Served) -> GenerationRequest:
         novel=novel,
         max_tries=_integer(body, "max_tries", GenerationRequest.max_tries, 0, 1000),
         random_seed=random_seed,
+        logprobs=None
+        if body.get("logprobs") is None
+        else _integer(body, "logprobs", 0, 0, MAX_TOP),
     )
 
 
@@ -668,6 +679,9 @@ class _Run:
         self.sent = [0] * self.rows
         self.skip = [0] * self.rows
         self.prompt_tokens = 0
+        # With `logprobs`: each row's, built as its tokens come (`_submit`).
+        self.logprobs: list[RowLogprobs] | None = None
+        wants = completion.request.logprobs is not None
         self.job = Job(
             seeds=[p for p in completion.prompts for _ in range(completion.n)],
             samplings=[completion.sampling] * self.rows,
@@ -675,6 +689,9 @@ class _Run:
             on_done=self._done,
             on_text=[self._piece(row) for row in range(self.rows)]
             if streaming
+            else None,
+            on_choice=[self._choice(row) for row in range(self.rows)]
+            if streaming and wants
             else None,
             deadline=completion.deadline,
         )
@@ -694,18 +711,61 @@ class _Run:
             self.skip = [
                 len(generator.join(w)) for w in words for _ in range(completion.n)
             ]
+        top = completion.request.logprobs
+        if top is not None:
+            scored = [
+                prompt_choices(generator, w, top) if completion.echo else None
+                for w in words
+            ]
+            self.logprobs = [
+                RowLogprobs(generator.tokenizer, w, prompt)
+                for w, prompt in zip(words, scored, strict=True)
+                for _ in range(completion.n)
+            ]
+        if completion.request.length == 0:  # echo: the prompts scored, no more
+            self._score_only(words)
+            return
         completion.served.engine.submit(self.job)
+
+    def _score_only(self, words: list[list[str]]) -> None:
+        """Answer with the (echoed) prompts alone, generating nothing."""
+        completion, generator = self.completion, self.completion.served.generator
+        samples = [
+            Sample(
+                seed=prompt,
+                text=generator.join(w),
+                words=[],
+                sampling=completion.sampling,
+                random_seed=completion.request.random_seed,
+                stopped_by="length",
+                choices=[],
+            )
+            for prompt, w in zip(completion.prompts, words, strict=True)
+            for _ in range(completion.n)
+        ]
+        if self.streaming:
+            for row, sample in enumerate(samples):
+                self._piece(row)(sample.text)
+        self._done(samples, None)
 
     def _piece(self, row: int) -> Any:
         def passed(text: str) -> None:  # the worker thread
             start = max(self.skip[row] - self.sent[row], 0)
             self.sent[row] += len(text)
-            if text[start:]:
+            logprobs = self.logprobs[row].extend(text) if self.logprobs else None
+            if text[start:] or logprobs:
                 self.loop.call_soon_threadsafe(
-                    self.pieces.put_nowait, (row, text[start:])
+                    self.pieces.put_nowait, (row, text[start:], logprobs)
                 )
 
         return passed
+
+    def _choice(self, row: int) -> Any:
+        def taken(choice: Choice) -> None:  # the worker thread
+            if self.logprobs:
+                self.logprobs[row].add(choice)
+
+        return taken
 
     def _done(self, samples: list[Sample] | None, error: BaseException | None) -> None:
         def settle() -> None:
@@ -734,6 +794,12 @@ class _Run:
 
     def text(self, row: int, sample: Sample) -> str:
         return sample.text[self.skip[row] :]
+
+    def rest_of_logprobs(self, row: int, sample: Sample) -> dict | None:
+        """The row's `logprobs` not sent yet (all of them, unstreamed)."""
+        if self.logprobs is None:
+            return None
+        return self.logprobs[row].finish(sample.text, sample.choices or ())
 
     def usage(self, samples: list[Sample]) -> dict[str, int]:
         completion = sum(len(sample.words) for sample in samples)
@@ -779,7 +845,7 @@ async def _complete(completion: Completion, request: Request) -> Response:
         {
             "text": run.text(row, sample),
             "index": row,
-            "logprobs": None,
+            "logprobs": run.rest_of_logprobs(row, sample),
             "finish_reason": _finish_reason(sample),
             "stopped_by": sample.stopped_by,
             "rejected_draws": sample.rejected,
@@ -812,9 +878,16 @@ async def _stream(completion: Completion, request: Request) -> AsyncIterator[str
             yield f"data: {json.dumps({'error': {'message': str(err)}})}\n\n"
             return
         while (piece := await run.pieces.get()) is not None:
-            row, text = piece
+            row, text, logprobs = piece
             yield event(
-                [{"text": text, "index": row, "logprobs": None, "finish_reason": None}]
+                [
+                    {
+                        "text": text,
+                        "index": row,
+                        "logprobs": logprobs,
+                        "finish_reason": None,
+                    }
+                ]
             )
         try:
             samples = run.done.result()
@@ -826,7 +899,7 @@ async def _stream(completion: Completion, request: Request) -> AsyncIterator[str
                 {
                     "text": "",
                     "index": row,
-                    "logprobs": None,
+                    "logprobs": run.rest_of_logprobs(row, sample),
                     "finish_reason": _finish_reason(sample),
                 }
                 for row, sample in enumerate(samples)

@@ -257,6 +257,10 @@ class _Capitals:
         return [self.word(w) for w in words]
 
 
+# Tokens that the detokenizer writes otherwise (NLTK's opening and closing
+# quotes) or not at all.
+_WRITTEN = {"``": '"', "''": '"', PARAGRAPH: ""}
+
 # Tokens that open a sentence when they follow the end of the previous one.
 _OPENERS = frozenset({"``", "(", "[", "{", "--"})
 
@@ -447,6 +451,17 @@ class StreamingDetokenizer:
         """Return the text still held back; call once after the last word."""
         return self._flush_piece()
 
+    def held(self) -> int:
+        """Characters `finish` would return now: with what was returned, the
+        length of the text of the words so far (where the next one starts)."""
+        current = _detokenize_piece(self._piece) if self._stale else self._previous
+        if not current.startswith(self._printed):
+            return 0
+        rest = len(current) - len(self._printed)
+        if self._printed or not rest:
+            return rest
+        return rest + (len(self._separator) if self._started else 0)
+
 
 class _CharacterStream(StreamingDetokenizer):
     """The streaming detokenizer of character models: each character as it comes."""
@@ -459,6 +474,9 @@ class _CharacterStream(StreamingDetokenizer):
 
     def finish(self) -> str:
         return ""
+
+    def held(self) -> int:
+        return 0
 
 
 class Tokenizer:
@@ -516,6 +534,11 @@ class Tokenizer:
         """A detokenizer that takes one token at a time (see `join`)."""
         raise NotImplementedError
 
+    def written(self, token: str) -> str:
+        """How a token usually appears in joined text, case aside ("" for
+        one that is not written itself, such as a paragraph end)."""
+        return token
+
     def ends_text(self, token: str, until: str | None) -> str:
         """Whether `token` ends a text under `--until`: "after" it, "before" it
         (a paragraph end, which is not written), or "" (go on). An item
@@ -561,6 +584,9 @@ class WordTokenizer(Tokenizer):
 
     def streamer(self) -> StreamingDetokenizer:
         return StreamingDetokenizer(self.settings.lowercase)
+
+    def written(self, token: str) -> str:
+        return _WRITTEN.get(token, token)
 
 
 class CharTokenizer(Tokenizer):

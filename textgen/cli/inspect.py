@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import click
 
@@ -14,14 +16,42 @@ from . import _load, cli, echo, model_option, no_ngram_option
 @cli.command()
 @model_option
 @no_ngram_option
+@click.option(
+    "--per-token",
+    type=click.Path(dir_okay=False),
+    help="Also write each token and its loss (nats; null where nothing "
+    "predicts it) to this file, one JSON object per line.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite the --per-token file.  [default: refuse to]",
+)
 @click.argument("text", nargs=-1, required=True)
-def evaluate(model_path: str | None, no_ngram: bool, text: tuple[str, ...]) -> None:
+def evaluate(
+    model_path: str | None,
+    no_ngram: bool,
+    per_token: str | None,
+    force: bool,
+    text: tuple[str, ...],
+) -> None:
     """Score a model on TEXT (files or folders): perplexity and OOV rate. With
     an n-gram memory, the mixture, the network alone and the n-gram alone."""
+    from ..outputs import Output, atomic_write, check_outputs
+
+    if per_token:
+        inputs = [Path(t) for t in text if Path(t).is_file()]
+        check_outputs(
+            [Output(Path(per_token), "per-token losses", option="--per-token")],
+            inputs,
+            force,
+        )
     model = _load(model_path)
     from ..evaluate import evaluate as evaluate_model
 
-    result = evaluate_model(model, text, ngram=not no_ngram)
+    result = evaluate_model(model, text, ngram=not no_ngram, per_token=bool(per_token))
+    if per_token:
+        atomic_write(per_token, lambda path: _write_losses(path, model, result))
     tokenizer = tokenizer_for(model.tokenizer_settings)
     unit = tokenizer.unit
 
@@ -160,3 +190,12 @@ def _ngram_row(ngram: dict | None) -> str:
             f"n-gram {ngram['ngram_cross_entropy']:.3f})"
         )
     return text
+
+
+def _write_losses(path: Path, model, result) -> None:
+    """`--per-token`: one `{"token", "nats"}` line per token of the text."""
+    words = model.vocabulary.words
+    with open(path, "w", encoding="utf-8") as out:
+        for token_id, loss in zip(result.token_ids, result.token_losses, strict=True):
+            nats = None if math.isnan(loss) else float(loss)
+            out.write(json.dumps({"token": words[token_id], "nats": nats}) + "\n")
