@@ -129,8 +129,9 @@ def test_stop_strings_end_the_text_and_are_not_printed(generator):
     )
     assert sample.text == "One two three, four"
     assert "".join(pieces) == sample.text
-    # The detokenizer settles a word when the next arrives: one token more.
-    assert sample.stopped_by == "five" and sample.words[-2:] == ["five", "."]
+    # The detokenizer settles a word when the second after it arrives (or
+    # its sentence ends): here two tokens more.
+    assert sample.stopped_by == "five" and sample.words[-3:] == ["five", ".", "six"]
     # Without streaming the same cut is made.
     (quiet,) = generator.sample(["one"], [GREEDY], length=30, stop=["five"])
     assert quiet.text == sample.text

@@ -88,6 +88,92 @@ def test_a_streamed_completion_joins_to_the_same_text(server, trained):
     assert lines[-1] == "data: [DONE]"
 
 
+def _logprobs_match_text(logprobs, text: str) -> None:
+    """The tokens are the text cut at each token, and the offsets index it."""
+    assert "".join(logprobs.tokens) == text
+    for offset, token in zip(logprobs.text_offset, logprobs.tokens, strict=True):
+        assert text[offset : offset + len(token)] == token
+
+
+def test_logprobs_are_the_distribution_before_temperature(server):
+    client = server.client()
+    settings = dict(model="pattern", prompt="one two", max_tokens=12, logprobs=3)
+    greedy = client.completions.create(temperature=0, **settings)
+    choice, lp = greedy.choices[0], greedy.choices[0].logprobs
+    _logprobs_match_text(lp, choice.text)
+    assert len(lp.tokens) == greedy.usage.completion_tokens == 12
+    for token, value, top in zip(
+        lp.tokens, lp.token_logprobs, lp.top_logprobs, strict=True
+    ):
+        assert len(top) == 3 and value <= 0
+        # Greedy: the chosen token is the likeliest, and found as written.
+        assert max(top, key=top.get) == token
+        assert top[token] == pytest.approx(value)
+    # A hot draw: other words, but the first one's alternatives are the same
+    # numbers (temperature changes the draw, not the distribution reported).
+    hot = client.completions.create(temperature=3.0, seed=3, **settings).choices[0]
+    _logprobs_match_text(hot.logprobs, hot.text)
+    assert sorted(hot.logprobs.top_logprobs[0].values()) == pytest.approx(
+        sorted(lp.top_logprobs[0].values())
+    )
+    # Streamed: the same tokens and numbers, each sent once, in order.
+    chunks = list(client.completions.create(temperature=0, stream=True, **settings))
+    parts = [c.choices[0].logprobs for c in chunks if c.choices]
+    parts = [p for p in parts if p]
+    assert len(parts) > 1
+    for field in ("tokens", "token_logprobs", "text_offset"):
+        joined = [x for p in parts for x in getattr(p, field)]
+        assert joined == getattr(lp, field)
+
+
+def test_echo_scores_a_prompt_as_textgen_evaluate_does(
+    server, trained, name_model, tmp_path
+):
+    """max_tokens 0 with echo: the prompt's log-probabilities are textgen
+    evaluate's per-token losses (the first one's null, as OpenAI gives it)."""
+    cases = (
+        (trained[0], "six seven eight nine!\n\none two two three, four five."),
+        (name_model[0], "bakolu"),  # one item: its end token is not scored here
+    )
+    for path, text in cases:
+        corpus = tmp_path / f"{path.stem}.txt"
+        corpus.write_text(text + "\n", encoding="utf-8")
+        per_token = tmp_path / f"{path.stem}.jsonl"
+        result = CliRunner().invoke(
+            cli,
+            ["evaluate", "-m", str(path), "--per-token", str(per_token), str(corpus)],
+        )
+        assert result.exit_code == 0, result.output
+        lines = [json.loads(line) for line in per_token.read_text().splitlines()]
+        expected = [line["nats"] for line in lines if line["token"] != "<end>"]
+        for stream in (False, True):
+            body = dict(
+                model=path.stem, prompt=text, max_tokens=0, echo=True, logprobs=0
+            )
+            if stream:
+                events = _events(server.url, {**body, "stream": True})
+                parts = [json.loads(e[6:])["choices"] for e in events[:-1]]
+                logprobs = [c[0]["logprobs"] for c in parts if c]
+                got = [x for p in logprobs if p for x in p["token_logprobs"]]
+            else:
+                answer = server.post(body).json()["choices"][0]
+                got = answer["logprobs"]["token_logprobs"]
+                assert "".join(answer["logprobs"]["tokens"]) == answer["text"]
+            assert len(got) == len(expected)
+            assert got[0] is None
+            assert got[1:] == pytest.approx([-x for x in expected[1:]], abs=1e-5)
+
+
+def test_logprobs_of_a_novel_item(server):
+    answer = server.client().completions.create(
+        model="names", prompt="", max_tokens=20, n=4, temperature=1.5, seed=2,
+        logprobs=2, extra_body={"novel": True},
+    )  # fmt: skip
+    for choice in answer.choices:
+        _logprobs_match_text(choice.logprobs, choice.text)
+        assert all(value <= 0 for value in choice.logprobs.token_logprobs)
+
+
 def test_n_stop_and_usage(server):
     client = server.client()
     answer = client.completions.create(
@@ -173,7 +259,8 @@ BAD = [
     ({"model": "pattern", "prompt": [1, 2]}, 400, "token ids"),
     ({"model": "pattern", "prompt": []}, 400, "must not be an empty list"),
     ({"model": "pattern", "max_tokens": "9"}, 400, "max_tokens must be an integer"),
-    ({"model": "pattern", "max_tokens": 0}, 400, "max_tokens must be from 1"),
+    ({"model": "pattern", "max_tokens": 0}, 400, "(0 only with echo"),
+    ({"model": "pattern", "max_tokens": -1}, 400, "max_tokens must be from 0"),
     ({"model": "pattern", "max_tokens": True}, 400, "must be an integer"),
     ({"model": "pattern", "temperature": -1}, 400, "temperature must be 0"),
     ({"model": "pattern", "top_p": 0}, 400, "top-p must be in (0, 1]"),
@@ -183,7 +270,9 @@ BAD = [
     ({"model": "pattern", "stream": "yes"}, 400, "stream must be true or false"),
     ({"model": "pattern", "until": "chapter"}, 400, "until must be"),
     ({"model": "pattern", "novel": True}, 400, "novel needs a model trained"),
-    ({"model": "pattern", "logprobs": 3}, 400, "logprobs is not supported"),
+    ({"model": "pattern", "logprobs": 21}, 400, "logprobs must be from 0 to 20"),
+    ({"model": "pattern", "logprobs": True}, 400, "logprobs must be an integer"),
+    ({"model": "pattern", "best_of": 3}, 400, "best_of is not supported"),
     ({"model": "pattern", "seed": -1}, 400, "seed must be from 0"),
     ({"model": "pattern", "stop": [1]}, 400, "stop must be a string"),
     ({"model": 7}, 400, "model must be a string"),

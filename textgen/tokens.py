@@ -418,6 +418,9 @@ class StreamingDetokenizer:
         current = _detokenize_piece(self._piece)
         # commonprefix compares characters, which is what is wanted here.
         stable = os.path.commonprefix([self._previous, current]).rstrip()  # noqa: RUF071
+        # The last word is held too: the detokenizer may still take the space
+        # before it away ("i --" becomes "i--'s" when "'s" follows).
+        stable = stable[: max(stable.rfind(" "), 0)].rstrip()
         self._previous, self._stale = current, False
         if len(stable) > len(self._printed) and stable.startswith(self._printed):
             out = self._take_separator() + stable[len(self._printed) :]
