@@ -10,7 +10,9 @@
   `until`, `novel`, `max_tries`);
 - `GET /v1/models`, `GET /v1/models/{name}`: the loaded models;
 - `GET /health`: liveness, and how busy each model's batch is;
-- `GET /metrics`: Prometheus's text format (`monitoring.py`).
+- `GET /metrics`: Prometheus's text format (`monitoring.py`);
+- `GET /`: the playground, a page over this API (`playground/`), unless
+  `ui` is off.
 
 Each model has one `batching.Engine`: requests join its running batch at the
 next word; beyond `max_queue` waiting requests a request gets 429 at once,
@@ -172,6 +174,7 @@ def create_app(
     max_queue: int = SERVE_MAX_QUEUE,
     timeout: float | None = SERVE_TIMEOUT,
     metrics_open: bool = False,
+    ui: bool = True,
 ) -> Starlette:
     """The application serving `models` (name -> `ModelFile` or `LanguageModel`).
 
@@ -187,6 +190,8 @@ def create_app(
             ends (504, or an error event when streamed) and frees its rows.
         metrics_open: `/metrics` needs no key even with `api_key` (it is
             open anyway without one).
+        ui: serve the playground page at `/` (it uses the API like any
+            client: with `api_key`, its user types the key).
     """
     key = None if api_key is None else api_key_bytes(api_key)
     served = _serve(models, max_rows, ngram)
@@ -243,6 +248,7 @@ def create_app(
 
     return Starlette(
         routes=[
+            *(_playground_routes() if ui else []),
             Route("/health", _guarded(health), methods=["GET"]),
             Route("/v1/models", _guarded(list_models), methods=["GET"]),
             Route("/v1/models/{name:path}", _guarded(one_model), methods=["GET"]),
@@ -256,6 +262,39 @@ def create_app(
         },
         lifespan=lifespan,
     )
+
+
+# The playground's files (in the package), and the type each is served as.
+PLAYGROUND = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/playground.css": ("playground.css", "text/css; charset=utf-8"),
+    "/playground.js": ("playground.js", "text/javascript; charset=utf-8"),
+    "/favicon.svg": ("favicon.svg", "image/svg+xml"),
+}
+_PAGE_HEADERS = {
+    # Nothing but this server's own files and API; no framing elsewhere.
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+
+def _playground_routes() -> list[Route]:
+    """`GET` routes for the playground's page, style and script."""
+    from importlib.resources import files
+
+    folder = files("textgen") / "playground"
+    routes = []
+    for path, (name, media_type) in PLAYGROUND.items():
+        content = (folder / name).read_bytes()
+
+        async def page(
+            request: Request, content: bytes = content, media_type: str = media_type
+        ) -> Response:
+            return Response(content, media_type=media_type, headers=_PAGE_HEADERS)
+
+        routes.append(Route(path, _guarded(page), methods=["GET"]))
+    return routes
 
 
 def _label(body: Any, served: Mapping[str, Served]) -> str:

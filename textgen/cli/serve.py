@@ -74,6 +74,11 @@ from . import _Number, cli, echo, no_ngram_option
     "behind the key when there is one]",
 )
 @click.option(
+    "--no-ui",
+    is_flag=True,
+    help="Do not serve the playground page at /.  [default: serve it]",
+)
+@click.option(
     "--max-connections",
     type=click.IntRange(min=1),
     default=1000,
@@ -111,6 +116,7 @@ def serve(
     max_queue: int,
     timeout: float,
     metrics_open: bool,
+    no_ui: bool,
     max_connections: int,
     head_timeout: float,
     no_ngram: bool,
@@ -159,6 +165,7 @@ def serve(
         max_queue=max_queue,
         timeout=timeout,
         metrics_open=metrics_open,
+        ui=not no_ui,
     )
     shown = f"[{address}]" if ":" in address else address
     for name, model in models.items():
@@ -168,6 +175,8 @@ def serve(
         f"({'API key required' if api_key else 'no API key'}; Ctrl-C stops)",
         err=True,
     )
+    if not no_ui:
+        echo(f"playground: http://{shown}:{bound}/", err=True)
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         echo(
             f"warning: listening on {host} with no --api-key: anyone who can "
