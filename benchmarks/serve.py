@@ -6,13 +6,21 @@ time), p50 and p95 latency of a request, failed requests; and the same with
 the server's batch limited to one row (`--max-batch 1`: requests wait in
 line, what a server without continuous batching does), side by side.
 
+Then the flood: `--flood` clients (500) each send one request at the same
+moment, three times over, to a server started with each `--max-queue` of
+`--queues`: how many are answered 200 and how many 429, the slowest answer
+of each kind (all within `--timeout`?), whether `/health` answered
+throughout and how slowly, and the server's memory before, at its peak and
+after each wave (flat: no queue grows in memory).
+
 The model is `--model`, or the default-size network (`ModelConfig()`)
 trained for `--train-minutes` on `../shared/corpora/moby_dick.txt`: the
 speed depends on the network's size and vocabulary, not on how well it is
 trained (50 words are generated whatever the weights: no stop strings).
 
     python benchmarks/serve.py [--model PATH] [--clients 1 8 32]
-        [--requests 100 400 1600] [--no-peer]
+        [--requests 100 400 1600] [--no-peer] [--flood 500]
+        [--queues 16 64 256] [--no-load]
 """
 
 from __future__ import annotations
@@ -59,10 +67,10 @@ def default_model(folder: Path, minutes: float) -> Path:
 
 
 class Server:
-    def __init__(self, model: Path, max_batch: int) -> None:
+    def __init__(self, model: Path, max_batch: int, *options: str) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "textgen", "serve", "-m", str(model), "--port",
-             "0", "--max-batch", str(max_batch)],
+             "0", "--max-batch", str(max_batch), *options],
             stderr=subprocess.PIPE,
             text=True,
         )  # fmt: skip
@@ -76,6 +84,96 @@ class Server:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(60)
+
+    def rss_mb(self) -> float:
+        """The server's resident memory now (Linux)."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+
+
+def flood(server: Server, model: str, clients: int, timeout: float) -> dict:
+    """`clients` requests of `WORDS` words sent at once (a barrier releases
+    them together), while a watcher asks `/health` every 50 ms and samples the
+    server's memory."""
+    statuses: list[int] = []
+    seconds: dict[int, list[float]] = {}
+    lock = threading.Lock()
+    gate = threading.Barrier(clients)
+    watching = threading.Event()
+    health: list[float] = []
+    health_failed = [0]
+    peak = [server.rss_mb()]
+
+    def client(seed: int) -> None:
+        with httpx.Client(timeout=timeout + 30) as http:
+            gate.wait()
+            started = time.perf_counter()
+            try:
+                status = http.post(
+                    server.url + "/v1/completions",
+                    json={"model": model, "prompt": "", "max_tokens": WORDS,
+                          "temperature": 1.0, "seed": seed},
+                ).status_code  # fmt: skip
+            except httpx.HTTPError:
+                status = 0
+            with lock:
+                statuses.append(status)
+                seconds.setdefault(status, []).append(time.perf_counter() - started)
+
+    def watch() -> None:
+        with httpx.Client(timeout=10) as http:
+            while not watching.is_set():
+                started = time.perf_counter()
+                try:
+                    ok = http.get(server.url + "/health").status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                health.append(time.perf_counter() - started)
+                health_failed[0] += not ok
+                peak[0] = max(peak[0], server.rss_mb())
+                time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    watching.set()
+    watcher.join()
+    return {
+        "ok": statuses.count(200),
+        "refused_429": statuses.count(429),
+        "other": len(statuses) - statuses.count(200) - statuses.count(429),
+        "slowest_200_s": round(max(seconds.get(200, [0])), 3),
+        "slowest_429_s": round(max(seconds.get(429, [0])), 3),
+        "health_answers": len(health),
+        "health_failed": health_failed[0],
+        "health_slowest_s": round(max(health, default=0), 3),
+        "rss_peak_mb": round(peak[0], 1),
+        "rss_after_mb": round(server.rss_mb(), 1),
+    }
+
+
+def floods(model: Path, clients: int, queues: list[int], timeout: float) -> list:
+    """Three floods per `--max-queue` setting, each on a fresh server."""
+    rows = []
+    for queue in queues:
+        server = Server(
+            model, 256, "--max-queue", str(queue), "--timeout", str(timeout)
+        )
+        try:
+            load(server.url, model.stem, 4, 20)  # warm up
+            before = server.rss_mb()
+            waves = [flood(server, model.stem, clients, timeout) for _ in range(3)]
+        finally:
+            server.stop()
+        rows.append(
+            {"max_queue": queue, "clients": clients, "rss_before_mb": round(before, 1),
+             "waves": waves}
+        )  # fmt: skip
+    return rows
 
 
 def load(url: str, model: str, clients: int, requests: int) -> dict:
@@ -136,6 +234,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--requests", type=int, nargs="+", default=[100, 400, 1600])
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--no-load", action="store_true", help="the flood only")
+    parser.add_argument("--flood", type=int, default=500)
+    parser.add_argument("--queues", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--timeout", type=float, default=60)
     args = parser.parse_args()
     if len(args.requests) != len(args.clients):
         sys.exit("give one --requests figure per --clients figure")
@@ -144,8 +246,8 @@ def main() -> None:
         from textgen.modelfile import read_model
 
         config = read_model(model, weights=False)
-        runs = {"continuous batching": 256}
-        if not args.no_peer:
+        runs = {} if args.no_load else {"continuous batching": 256}
+        if not (args.no_peer or args.no_load):
             runs["one row at a time (--max-batch 1)"] = 1
         results = {}
         for label, max_batch in runs.items():
@@ -158,8 +260,9 @@ def main() -> None:
                 ]
             finally:
                 server.stop()
+        flooded = floods(model, args.flood, args.queues, args.timeout)
     every = [row for rows in results.values() for row in rows]
-    batched = results["continuous batching"]
+    batched = results.get("continuous batching") or [{"words_per_second": 1}]
     one = batched[0]
     summary = {
         f"{row['clients']}_clients_words_per_second_vs_1": round(
@@ -185,6 +288,7 @@ def main() -> None:
                 "words_per_request": WORDS,
                 "runs": results,
                 "summary": summary,
+                "flood": flooded,
                 "failed_requests": sum(row["failed"] for row in every),
                 "requests": sum(
                     r["requests"] for rows in results.values() for r in rows
