@@ -129,7 +129,7 @@ class SampleView {
         span.className = "token";
         span.textContent = token;
         const p = Math.exp(lp.token_logprobs[i]);
-        span.style.backgroundColor = `rgba(255, 166, 0, ${(0.75 * (1 - p)).toFixed(3)})`;
+        span.style.backgroundColor = `rgba(255, 166, 0, ${shade(p)})`;
         span.dataset.p = p.toFixed(4);
         span.tip = tipText(token, p, lp.top_logprobs[i]);
         this.tokens.append(span);
@@ -141,6 +141,12 @@ class SampleView {
       this.end.textContent = choice.finish_reason === "length" ? "(length reached)" : "(stopped)";
     }
   }
+}
+
+function shade(p) {
+  // By surprise in bits: a sure word stays clear, a one-in-4,096 word is darkest.
+  const bits = -Math.log2(Math.max(p, 1e-12));
+  return (0.8 * Math.min(1, bits / 12)).toFixed(3);
 }
 
 function tipText(token, p, top) {
