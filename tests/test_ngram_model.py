@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import PATTERN_TEXT
 
 from textgen.cli import cli
 from textgen.errors import ModelFileError
@@ -20,6 +21,7 @@ from textgen.generate import Generator
 from textgen.modelfile import read_model
 from textgen.ngram import BUCKETS, NgramModel, fit_weights, write_arrays
 from textgen.sampling import SamplingSettings
+from textgen.tokens import tokenizer_for
 
 ASSET = "assets/ngram.npz"
 
@@ -289,3 +291,26 @@ def test_counting_is_linear_numpy_on_a_long_text():
     ids = rng.integers(0, 5000, size=2_000_000)
     model = NgramModel.count([ids], 5000, 3, max_bytes=8 * 2**20)
     assert model.nbytes <= 8 * 2**20 and model.pruned > 0 and model.order >= 2
+
+
+def test_many_rows_mix_as_each_row_alone(trained):
+    """Many rows are mixed in float32 from the factored n-gram distributions;
+    one row densely in float64: the same log-probabilities, for contexts seen
+    at every order and for unseen ones."""
+    model = read_model(trained[0])
+    mixture = model.mixture
+    ids = model.vocabulary.encode(
+        tokenizer_for(model.tokenizer_settings).tokenize(PATTERN_TEXT)
+    )
+    rng = np.random.default_rng(2)
+    cuts = rng.integers(0, len(ids) - 9, size=48)
+    history = np.concatenate(
+        [np.stack([ids[c : c + 9] for c in cuts]),
+         rng.integers(0, len(model.vocabulary), size=(16, 9))]
+    )  # fmt: skip
+    logits = rng.normal(size=(len(history), len(model.vocabulary))).astype(np.float32)
+    contexts = mixture.contexts(history, pad=0, start=None)
+    logits *= 4
+    together = mixture.logits(logits, contexts)
+    alone = [mixture.logits(logits[i : i + 1], contexts[i : i + 1]) for i in range(64)]
+    np.testing.assert_allclose(together, np.concatenate(alone), atol=2e-5)
