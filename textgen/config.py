@@ -65,7 +65,10 @@ CELLS = tuple(CELL_SPECS)
 LIMITS = {"layers": 64, "units": 2**16, "embedding_dim": 2**16, "vocab_size": 2**24}
 LR_SCHEDULES = ("linear", "plateau", "constant")
 # `textgen serve`: requests one model holds waiting for room in its batch
-# (beyond them a request gets 429), and seconds a request may take.
+# (beyond them a request gets 429), and seconds a request may take. 64, from
+# benchmarks/serve.py's flood (docs/benchmarks.md): half of 500 simultaneous
+# requests accepted, the slowest answered in under about 20 s; 16 refused two
+# thirds to save a third of that, 256 made the last wait 24-39 s.
 SERVE_MAX_QUEUE = 64
 SERVE_TIMEOUT = 300.0
 DISTRIBUTE = ("none", "mirrored", "multi-worker")
