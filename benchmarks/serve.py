@@ -13,6 +13,12 @@ of each kind (all within `--timeout`?), whether `/health` answered
 throughout and how slowly, and the server's memory before, at its peak and
 after each wave (flat: no queue grows in memory).
 
+First, the engine's step alone (`--step-only` runs only this): 32 rows of
+one draw stepped in-process with the server's BLAS threads (cores - 1),
+split into sampling, bookkeeping, the decoder step and the n-gram mixture,
+against the step's arithmetic and this machine's float32 matmul peak
+(a 2048-square product on the same threads): the share of the peak.
+
 The model is `--model`, or the default-size network (`ModelConfig()`)
 trained for `--train-minutes` on `../shared/corpora/moby_dick.txt`: the
 speed depends on the network's size and vocabulary, not on how well it is
@@ -20,7 +26,7 @@ trained (50 words are generated whatever the weights: no stop strings).
 
     python benchmarks/serve.py [--model PATH] [--clients 1 8 32]
         [--requests 100 400 1600] [--no-peer] [--flood 500]
-        [--queues 16 64 256] [--no-load]
+        [--queues 16 64 256] [--no-load] [--step-only] [--step-rows 32]
 """
 
 from __future__ import annotations
@@ -227,7 +233,91 @@ def load(url: str, model: str, clients: int, requests: int) -> dict:
     }
 
 
+def step_profile(model_path: Path, rows: int, steps: int = 300) -> dict:
+    """The engine's step for `rows` rows, timed part by part (median over
+    `steps` steps), beside the matmul peak; run with the server's threads."""
+    import numpy as np
+
+    from textgen.generate import Draw, Generator
+    from textgen.modelfile import read_model
+    from textgen.request import GenerationRequest
+    from textgen.sampling import SamplingSettings
+
+    model = read_model(model_path)
+    generator = Generator(model)
+    draw = Draw(
+        generator,
+        [""] * rows,
+        [SamplingSettings(temperature=1.0)] * rows,
+        GenerationRequest(length=steps + 20, random_seed=1),
+        np.random.default_rng(1),
+        [None] * rows,
+    )
+    parts: dict[str, list[float]] = {
+        "sample_ms": [], "take_ms": [], "decoder_ms": [], "mixture_ms": []
+    }  # fmt: skip
+    for step in range(steps + 10):
+        t0 = time.perf_counter()
+        chosen = draw.choose()
+        t1 = time.perf_counter()
+        draw.take(chosen)
+        t2 = time.perf_counter()
+        logits, states = generator.decoder.step(draw.chosen, draw.states)
+        t3 = time.perf_counter()
+        draw.advance(logits, states)  # mixes in the n-gram memory
+        t4 = time.perf_counter()
+        if step >= 10:  # warmed up
+            for name, seconds in zip(
+                parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True
+            ):
+                parts[name].append(seconds * 1e3)
+    medians = {name: statistics.median(v) for name, v in parts.items()}
+    step_ms = sum(medians.values())
+    from textgen.sizing import flops_per_token
+
+    flop = flops_per_token(model.model_config) / 3 * rows  # 2 x MACs per row
+    n = 2048
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    a @ a
+    best = min(timed_once(lambda: a @ a) for _ in range(10))
+    peak = 2 * n**3 / best
+    return {
+        "rows": rows,
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "step_ms": round(step_ms, 3),
+        **{name: round(value, 3) for name, value in medians.items()},
+        "gflop_per_step": round(flop / 1e9, 4),
+        "achieved_gflops": round(flop / step_ms / 1e6, 1),
+        "matmul_peak_gflops": round(peak / 1e9, 1),
+        "share_of_peak": round(flop / (step_ms / 1e3) / peak, 3),
+        "decoder_share_of_peak": round(flop / (medians["decoder_ms"] / 1e3) / peak, 3),
+    }
+
+
+def timed_once(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def step_in_child(model: Path, rows: int) -> dict:
+    """`step_profile` in a child process with the server's BLAS threads (set
+    before NumPy loads)."""
+    threads = str(max(1, (os.cpu_count() or 2) - 1))
+    env = {**os.environ, **dict.fromkeys(
+        ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"), threads
+    )}  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, __file__, "--profile-step", str(model), str(rows)],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--profile-step"]:  # the child of `step_in_child`
+        print(json.dumps(step_profile(Path(sys.argv[2]), int(sys.argv[3]))))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path)
     parser.add_argument("--train-minutes", type=float, default=2)
@@ -238,6 +328,8 @@ def main() -> None:
     parser.add_argument("--flood", type=int, default=500)
     parser.add_argument("--queues", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument("--step-only", action="store_true")
+    parser.add_argument("--step-rows", type=int, default=32)
     args = parser.parse_args()
     if len(args.requests) != len(args.clients):
         sys.exit("give one --requests figure per --clients figure")
@@ -246,6 +338,10 @@ def main() -> None:
         from textgen.modelfile import read_model
 
         config = read_model(model, weights=False)
+        step = step_in_child(model, args.step_rows)
+        if args.step_only:
+            print(json.dumps({"step": step}, indent=2))
+            return
         runs = {} if args.no_load else {"continuous batching": 256}
         if not (args.no_peer or args.no_load):
             runs["one row at a time (--max-batch 1)"] = 1
@@ -286,6 +382,7 @@ def main() -> None:
                     "vocabulary": len(config.vocabulary),
                 },
                 "words_per_request": WORDS,
+                "step": step,
                 "runs": results,
                 "summary": summary,
                 "flood": flooded,
