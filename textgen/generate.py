@@ -245,9 +245,8 @@ class Generator:
         rng = np.random.default_rng(random_seed)
         items = self.items if request.novel else None
         shown = on_texts if items is None else [None] * len(seeds)
-        first = Draw(self, seeds, samplings, request, rng, shown, cancelled)
-        if items is None and on_choices is not None:
-            first.on_choices = on_choices
+        told = on_choices if items is None else None
+        first = Draw(self, seeds, samplings, request, rng, shown, cancelled, told)
         yield first
         samples = first.samples(random_seed)
         if items is None:
@@ -433,6 +432,7 @@ class Draw:
         rng: np.random.Generator,
         on_texts: Sequence[Callable[[str], None] | None],
         cancelled: Callable[[], bool] | None = None,
+        on_choices: Sequence[Callable[[Choice], None] | None] | None = None,
     ) -> None:
         self.generator = generator
         length, stop = request.length, request.stop
@@ -477,7 +477,7 @@ class Draw:
         self.choices: list[list[Choice]] | None = (
             None if self.top is None else [[] for _ in range(self.rows)]
         )
-        self.on_choices: Sequence[Callable[[Choice], None] | None] = [None] * self.rows
+        self.on_choices = on_choices or [None] * self.rows
 
     def advance(self, logits: np.ndarray, states: list, mixed: bool = False) -> None:
         """Take the decoder's step for these rows (after `take`): its logits,

@@ -118,6 +118,12 @@ class NgramModel:
             self.vocab_size
         )
 
+    @functools.cached_property
+    def unigram_float32(self) -> np.ndarray:
+        """The lowest order's distribution in float32, made once (what
+        `Mixture.logits` adds to every row at every step)."""
+        return self._unigram_probabilities.astype(np.float32)
+
     @property
     def start(self) -> int:
         """The id that pads a document's start in contexts."""
@@ -630,7 +636,7 @@ class Mixture:
             np.float32
         )
         counting = (1 - share) * factored.scale
-        unigram = self.ngram._unigram_probabilities.astype(np.float32)
+        unigram = self.ngram.unigram_float32
         mixed += np.multiply.outer(counting.astype(np.float32), unigram)
         for row, column, value in factored.seen:
             mixed[row, column] += ((1 - share[row]) * value).astype(np.float32)
@@ -641,7 +647,7 @@ class Mixture:
     def _mixed(
         self, network: np.ndarray, counting: np.ndarray, buckets: np.ndarray
     ) -> np.ndarray:
-        """`logits` from dense n-gram distributions (rows, vocab_size)."""
+        """`logits` of one row, from its dense n-gram distribution in float64."""
         share = self.weights[buckets][:, None]
         mixed = network.astype(np.float64)  # in place from here: few copies
         mixed -= mixed.max(axis=-1, keepdims=True)

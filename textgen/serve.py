@@ -5,9 +5,8 @@
 - `POST /v1/completions`: the OpenAI completions API (`model`, `prompt`,
   `max_tokens`, `temperature`, `top_p`, `n`, `stop`, `seed`, `stream`, `echo`,
   `logprobs`, `stream_options.include_usage`) plus textgen's own sampling
-  controls
-  (`top_k`, `min_p`, `repetition_penalty`, `repeat_window`, `no_repeat_ngram`,
-  `until`, `novel`, `max_tries`);
+  controls (`top_k`, `min_p`, `repetition_penalty`, `repeat_window`,
+  `no_repeat_ngram`, `until`, `novel`, `max_tries`);
 - `GET /v1/models`, `GET /v1/models/{name}`: the loaded models;
 - `GET /health`: liveness, and how busy each model's batch is;
 - `GET /metrics`: Prometheus's text format (`monitoring.py`);
