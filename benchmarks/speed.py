@@ -126,11 +126,25 @@ def textgen_figures(corpus: Path, epochs: int, words: int) -> dict:
     }
 
 
+def memory_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
+    """Bytes/s this machine moves to and from memory: the best of `repeats`
+    copies of a `megabytes` array (each byte read once and written once),
+    far larger than any cache."""
+    import numpy as np
+
+    source = np.ones(megabytes * 2**20 // 4, dtype=np.float32)
+    target = np.empty_like(source)
+    best = min(timed(np.copyto, target, source)[0] for _ in range(repeats))
+    return 2 * source.nbytes / best
+
+
 def default_size_mixture(words: int, book: Path) -> dict:
     """One sample's words/s at the default network size (2 x 512, tied, the
     vocabulary of `book`), with the n-gram memory mixed in and without:
     interleaved, best of 5 each. The weights are untrained (the speed does
-    not depend on them); the memory is counted on the book."""
+    not depend on them); the memory is counted on the book. Beside it, the
+    yardstick: what reading every weight the decoder uses once costs at
+    this machine's memory bandwidth (measured in the same run)."""
     from textgen.config import ModelConfig
     from textgen.corpus_ids import corpus_ids
     from textgen.generate import Generator
@@ -154,10 +168,28 @@ def default_size_mixture(words: int, book: Path) -> dict:
     for _ in range(5):
         network.append(timed(alone.generate, SEED_TEXT, words, sampling, 1, 0)[0])
         with_memory.append(timed(mixed.generate, SEED_TEXT, words, sampling, 1, 0)[0])
+    decoder = alone.decoder
+    # What one step reads: each layer's weights, the projection, the output
+    # kernel (a contiguous copy of the tied embeddings' transpose) and bias;
+    # of the embedding table, one row.
+    weight_bytes = sum(
+        array.nbytes
+        for array in [decoder.output_kernel, decoder.output_bias]
+        + [w for layer in decoder.layers for w in layer]
+        + ([] if decoder.projection is None else [decoder.projection])
+    )
+    bandwidth = memory_bandwidth()
+    read_once = weight_bytes / bandwidth
+    per_word = min(network) / words
     return {
         "book": book.name,
         "vocab_size": len(vocabulary),
         "units": config.units,
+        "weight_mb": round(weight_bytes / 2**20, 1),
+        "memory_gb_per_s": round(bandwidth / 1e9, 1),
+        "weights_read_once_us": round(read_once * 1e6),
+        "network_alone_us_per_word": round(per_word * 1e6),
+        "per_word_vs_weights_read_once": round(per_word / read_once, 2),
         "network_alone_words_per_s": round(words / min(network), 1),
         "mixed_words_per_s": round(words / min(with_memory), 1),
         "mixed_vs_network_alone": round(min(network) / min(with_memory), 2),

@@ -4,6 +4,7 @@ import pytest
 from textgen.errors import TextgenError
 from textgen.sampling import (
     SamplingSettings,
+    draw,
     min_p_filter,
     next_ids,
     no_repeat_ngram,
@@ -50,6 +51,26 @@ def test_sampling_follows_the_distribution_and_never_picks_filtered_ids():
     assert set(np.unique(picks).tolist()) == {1, 3, 4}
     picks = next_ids(logits, SamplingSettings(top_k=1), rng, banned_ids=[2])
     assert set(np.unique(picks).tolist()) == {3}
+
+
+def test_one_row_draws_what_it_draws_in_a_batch():
+    # `draw` has a one-row path (scalar binary searches); it must pick what
+    # the batched path picks for the same random number, zeros never.
+    rng = np.random.default_rng(3)
+    for size in (5, 64, 130, 2727):
+        weights = np.exp(3 * rng.standard_normal((400, size))).astype(np.float32)
+        weights[rng.random((400, size)) < 0.4] = 0
+        weights[:, -1] = 0  # a zero last word, so rounding falls back in a block
+        weights[0] = 0
+        weights[weights.sum(axis=1) == 0, 0] = 1  # a row with one word (or more)
+        uniforms = rng.random(400)
+        uniforms[:3] = [0.0, np.nextafter(1.0, 0.0), 0.5]
+        batched = draw(weights, None, uniforms)
+        alone = [
+            draw(weights[r : r + 1], None, uniforms[r : r + 1])[0] for r in range(400)
+        ]
+        assert batched.tolist() == alone
+        assert (weights[np.arange(400), batched] > 0).all()
 
 
 def test_low_temperature_sharpens():

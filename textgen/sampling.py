@@ -69,11 +69,18 @@ class SamplingSettings:
 def ban(logits: np.ndarray, banned_ids: Sequence[int]) -> np.ndarray:
     """Make the given ids impossible to choose (and a NaN score, which a
     damaged model could give, impossible too; +inf becomes the largest float)."""
+    return _banned(logits, banned_ids)[0]
+
+
+def _banned(logits: np.ndarray, banned_ids: Sequence[int]) -> tuple[np.ndarray, bool]:
+    """`ban`, and whether every score was finite before (then, with a word
+    left that is not banned, no row can have lost every word)."""
     logits = np.array(logits, dtype=np.float32)  # a copy
-    if not np.isfinite(logits).all():  # rare: a cheap test first
+    finite = bool(np.isfinite(logits).all())  # rare otherwise: a cheap test first
+    if not finite:
         np.nan_to_num(logits, copy=False, nan=-np.inf, posinf=_LARGEST, neginf=-np.inf)
     logits[..., list(banned_ids)] = -np.inf
-    return logits
+    return logits, finite
 
 
 def top_k_filter(logits: np.ndarray, k: int) -> np.ndarray:
@@ -168,25 +175,34 @@ def process(
     word), and its name is added to `relaxed`. A row with no usable score at
     all (a damaged model) falls back to every allowed word alike.
     """
-    logits = ban(logits, banned_ids)
+    logits, finite = _banned(logits, banned_ids)
+    if history is not None and not settings.reads_history:
+        history = None  # the rules that read it are off
     if history is not None:
         logits = repetition_penalty(
             logits, history, settings.repetition_penalty, settings.repeat_window
         )
         filtered = no_repeat_ngram(logits, history, settings.no_repeat_ngram)
-        stuck = ~np.isfinite(filtered).any(axis=-1)
+        stuck = _stuck(filtered)
         if stuck.any() and np.isfinite(logits[stuck]).any(axis=-1).all():
             filtered[stuck] = logits[stuck]
             if relaxed is not None:
                 relaxed.add("no_repeat_ngram")
         logits = filtered
-    stuck = ~np.isfinite(logits).any(axis=-1)
-    if stuck.any():
+    # Only a damaged model's scores, or a rule above, can leave a row nothing.
+    unbanned = len(set(banned_ids)) < logits.shape[-1]
+    stuck = None if finite and unbanned and history is None else _stuck(logits)
+    if stuck is not None and stuck.any():
         allowed = np.zeros(logits.shape[-1], dtype=np.float32)
         allowed[list(banned_ids)] = -np.inf
         logits[stuck] = allowed
     logits = top_p_filter(top_k_filter(logits, settings.top_k), settings.top_p)
     return min_p_filter(logits, settings.min_p)
+
+
+def _stuck(logits: np.ndarray) -> np.ndarray:
+    """Which rows have no word left to choose."""
+    return ~np.isfinite(logits).any(axis=-1)
 
 
 # Words per block in `draw`: one cumulative sum over block totals, then one
@@ -213,6 +229,8 @@ def draw(
     block_mass = np.cumsum((blocks @ ones).astype(np.float64), axis=-1)
     if uniforms is None:
         uniforms = rng.random(batch)
+    if batch == 1:  # the same draw with scalars: half the time for one row
+        return _draw_row(blocks[0], block_mass[0], uniforms[0])
     target = uniforms * block_mass[:, -1]  # (batch,)
     rows = np.arange(batch)
     # The first block, then the first word, whose cumulative mass passes target.
@@ -226,6 +244,21 @@ def draw(
     last = _BLOCK - 1 - np.argmax(inner[:, ::-1] > 0, axis=-1)
     j = np.where(inner[rows, j] > 0, j, last)
     return k * _BLOCK + j
+
+
+def _draw_row(blocks: np.ndarray, block_mass: np.ndarray, uniform: float) -> np.ndarray:
+    """`draw` for one row: (n_blocks, _BLOCK) weights, their blocks'
+    cumulative mass. Counting the masses <= target is a binary search, as
+    the masses never fall."""
+    target = uniform * block_mass[-1]
+    k = min(int(np.searchsorted(block_mass, target, "right")), len(blocks) - 1)
+    before = block_mass[k - 1] if k > 0 else 0.0
+    inner = blocks[k]
+    word_mass = np.cumsum(inner, dtype=np.float64)
+    j = min(int(np.searchsorted(word_mass, target - before, "right")), _BLOCK - 1)
+    if not inner[j] > 0:  # see `draw`
+        j = _BLOCK - 1 - int(np.argmax(inner[::-1] > 0))
+    return np.array([k * _BLOCK + j])
 
 
 def next_ids(
@@ -273,7 +306,9 @@ def next_ids(
     # NaN: scores far below the maximum become -inf, then probability 0.
     logits -= logits.max(axis=-1, keepdims=True)
     scale = np.float32(1.0 / settings.temperature)
-    if scale > 0:
+    if scale == 1:
+        pass  # nothing to scale (the default)
+    elif scale > 0:
         with np.errstate(over="ignore"):  # far below the maximum: -inf, as meant
             logits *= scale
     else:  # so hot that every allowed word is alike (and -inf * 0 is NaN)
