@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -141,10 +142,11 @@ def memory_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
 def default_size_mixture(words: int, book: Path) -> dict:
     """One sample's words/s at the default network size (2 x 512, tied, the
     vocabulary of `book`), with the n-gram memory mixed in and without:
-    interleaved, best of 5 each. The weights are untrained (the speed does
+    interleaved, best of 7 each. The weights are untrained (the speed does
     not depend on them); the memory is counted on the book. Beside it, the
     yardstick: what reading every weight the decoder uses once costs at
-    this machine's memory bandwidth (measured in the same run)."""
+    this machine's memory bandwidth, measured before each round; the ratio
+    is the median of the rounds'."""
     from textgen.config import ModelConfig
     from textgen.corpus_ids import corpus_ids
     from textgen.generate import Generator
@@ -164,10 +166,6 @@ def default_size_mixture(words: int, book: Path) -> dict:
     mixed, alone = Generator(model), Generator(model, ngram=False)
     for generator in (mixed, alone):
         generator.generate(SEED_TEXT, 20, sampling, random_seed=0)  # warm up
-    with_memory, network = [], []
-    for _ in range(5):
-        network.append(timed(alone.generate, SEED_TEXT, words, sampling, 1, 0)[0])
-        with_memory.append(timed(mixed.generate, SEED_TEXT, words, sampling, 1, 0)[0])
     decoder = alone.decoder
     # What one step reads: each layer's weights, the projection, the output
     # kernel (a contiguous copy of the tied embeddings' transpose) and bias;
@@ -178,7 +176,15 @@ def default_size_mixture(words: int, book: Path) -> dict:
         + [w for layer in decoder.layers for w in layer]
         + ([] if decoder.projection is None else [decoder.projection])
     )
-    bandwidth = memory_bandwidth()
+    # Interleaved rounds, each with its own bandwidth measurement, so a
+    # round's ratio compares figures taken in the same state of the machine.
+    with_memory, network, bandwidths, ratios = [], [], [], []
+    for _ in range(7):
+        bandwidths.append(memory_bandwidth(repeats=2))
+        network.append(timed(alone.generate, SEED_TEXT, words, sampling, 1, 0)[0])
+        with_memory.append(timed(mixed.generate, SEED_TEXT, words, sampling, 1, 0)[0])
+        ratios.append(network[-1] / words / (weight_bytes / bandwidths[-1]))
+    bandwidth = statistics.median(bandwidths)
     read_once = weight_bytes / bandwidth
     per_word = min(network) / words
     return {
@@ -189,7 +195,11 @@ def default_size_mixture(words: int, book: Path) -> dict:
         "memory_gb_per_s": round(bandwidth / 1e9, 1),
         "weights_read_once_us": round(read_once * 1e6),
         "network_alone_us_per_word": round(per_word * 1e6),
-        "per_word_vs_weights_read_once": round(per_word / read_once, 2),
+        "per_word_vs_weights_read_once": round(statistics.median(ratios), 2),
+        "per_word_vs_weights_read_once_range": [
+            round(min(ratios), 2),
+            round(max(ratios), 2),
+        ],
         "network_alone_words_per_s": round(words / min(network), 1),
         "mixed_words_per_s": round(words / min(with_memory), 1),
         "mixed_vs_network_alone": round(min(network) / min(with_memory), 2),

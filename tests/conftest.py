@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -17,6 +18,17 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Session fixtures train too: never into the user's cache of training speeds.
+os.environ["TEXTGEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="textgen-speeds-")
+
+
+@pytest.fixture(autouse=True)
+def _own_step_speeds(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """Each test starts with no remembered training speeds (and writes none
+    into the user's cache): a plan depends only on what the test does."""
+    folder = tmp_path_factory.mktemp("speeds")
+    monkeypatch.setenv("TEXTGEN_CACHE_DIR", str(folder))
+
 
 # Every word has exactly one possible successor, so a model that learned the
 # windows and labels right reproduces the cycle exactly at temperature 0.

@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from textgen.calibration import StepSpeeds, run_speed
 from textgen.cli import cli
 from textgen.config import ModelConfig, TrainConfig
 from textgen.sizing import (
     BUDGET_EPOCHS,
     PLANNED,
+    STEP_EFFICIENCY,
     TIED_MIN_UNITS,
     UNITS,
     flops_per_token,
@@ -97,6 +99,80 @@ def test_explicit_settings_and_no_budget_are_left_alone():
     assert plan_window(TrainConfig(max_minutes=3), PLANNED, 10**6).seq_len == 32
 
 
+def test_measured_speeds_choose_the_size_not_the_arithmetic():
+    # The arithmetic says 2 x 512 reads this corpus 8 times in 20 minutes;
+    # measured, everything above 256 units is 4x slower than it predicts
+    # (a cliff), so the plan steps down to 256, measuring on the way.
+    gflops, config, tokens = 50, TrainConfig(max_minutes=20), 60_000
+    asked: list[int] = []
+
+    def assumed(units: int) -> float:
+        shape = dataclasses.replace(WORDS, units=units)
+        return gflops * 1e9 * STEP_EFFICIENCY / flops_per_token(shape)
+
+    def cliff(shape: ModelConfig, allowed: float):
+        asked.append(shape.units)
+        assert 0 < allowed <= 0.05 * 20 * 60  # the planner's share of the budget
+        slow = 4 if shape.units > 256 else 1
+        return assumed(shape.units) / slow, "measured"
+
+    by_arithmetic = plan_training(WORDS, config, tokens, PLANNED, gflops)
+    assert by_arithmetic.model_config.units == 512
+    assert by_arithmetic.source == "assumed" and "assumed" in by_arithmetic.describe(
+        "words"
+    )
+    plan = plan_training(WORDS, config, tokens, PLANNED, gflops, measure=cliff)
+    assert plan.model_config.units == 256
+    assert asked == [512, 384, 256]  # from the arithmetic's choice, downwards
+    assert plan.source == "measured"
+    assert plan.tokens_per_second == assumed(256)
+    assert "measured on this machine" in plan.describe("words")
+    assert plan.to_record()["measured"] == {
+        str(u): round(assumed(u) / (4 if u > 256 else 1)) for u in (256, 384, 512)
+    }
+    # Faster than assumed: it steps up; out of time to measure: scaled by
+    # the arithmetic from the nearest size measured.
+    asked.clear()
+    quick = plan_training(
+        WORDS,
+        config,
+        150_000,
+        PLANNED,
+        gflops,
+        measure=lambda shape, allowed: (
+            (asked.append(shape.units), (3 * assumed(shape.units), "remembered"))[1]
+            if shape.units == 256
+            else None
+        ),
+    )
+    assert asked == [256]
+    assert quick.model_config.units > 256 and quick.source == "scaled"
+    assert quick.tokens_per_second == pytest.approx(
+        3 * assumed(quick.model_config.units)
+    )
+
+
+def test_speeds_are_remembered_per_machine(tmp_path: Path):
+    path = tmp_path / "speeds" / "step-speeds.json"
+    here = StepSpeeds(path, "cpu A")
+    assert here.get("k") is None and here.measuring_cost() == 30
+    here.put("k", 1234.5, "steps", seconds=12.0)
+    here.put("j", 99.0, "run")
+    again = StepSpeeds(path, "cpu A")
+    assert again.get("k") == 1234.5 and again.get("j") == 99.0
+    assert again.measuring_cost() == 12.0  # what this machine took to measure
+    other = StepSpeeds(path, "cpu B")
+    assert other.get("k") is None  # another machine measures its own
+    other.put("k", 1.0, "steps")
+    assert StepSpeeds(path, "cpu A").get("k") == 1234.5  # both kept
+    path.write_text("{not json")
+    assert StepSpeeds(path, "cpu A").get("k") is None  # damaged: measured again
+    path.write_text('{"cpu A": {"k": {"tokens_per_second": "fast"}}}')
+    assert StepSpeeds(path, "cpu A").get("k") is None
+    assert run_speed([9.0, 5.0, 1.0, 1.0, 3.0], 100) == 100  # first two compile
+    assert run_speed([9.0, 5.0, 1.0], 100) is None  # too few to tell
+
+
 @pytest.mark.slow
 def test_cli_records_the_plan_and_resume_keeps_it(tmp_path: Path, pattern_file: Path):
     from textgen.modelfile import read_model
@@ -120,8 +196,17 @@ def test_cli_records_the_plan_and_resume_keeps_it(tmp_path: Path, pattern_file: 
     )
     assert result.exit_code == 0, result.output
     assert "20-minute budget" in result.output
+    assert "measured on this machine" in result.output  # a minute to measure in
     record = read_model(out, weights=False).record
     plan = record["plan"]
+    assert plan["speed_source"] == "measured"
+    assert str(plan["units"]) in plan["measured"] and plan["run_tokens_per_second"]
+    # The run's own speed replaced the planner's timing of its size.
+    remembered = list(StepSpeeds().entries.values())  # this test's own (conftest)
+    assert [e["source"] for e in remembered] == ["run"]
+    assert remembered[0]["tokens_per_second"] == pytest.approx(
+        plan["run_tokens_per_second"], abs=1
+    )
     shape = read_model(out, weights=False).model_config
     assert plan["units"] == shape.units and shape.tie_embeddings  # words: tied
     assert record["train_config"]["lr_schedule"] == plan["lr_schedule"] == "linear"

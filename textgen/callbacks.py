@@ -153,6 +153,21 @@ class Budget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class StepTimes(keras.callbacks.Callback):
+    """Each training step's seconds, for the run's measured speed
+    (`calibration.run_speed`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.seconds.append(time.perf_counter() - self.started)
+
+
 class DropoutSeeds(keras.callbacks.Callback):
     """Sets every dropout random stream from (seed, epoch) when an epoch
     begins, so a resumed run draws the masks the uninterrupted one would."""
@@ -214,13 +229,14 @@ class TrainingCallbacks:
     budget: Budget
     dropout_seeds: DropoutSeeds
     plateau: Any  # keras.callbacks.ReduceLROnPlateau, or None
+    step_times: StepTimes
 
     def in_order(self) -> list[Any]:
         """For `fit`: BestEpoch before AveragedWeights (which swaps the raw
         weights back at epoch end, after the best ones were kept), and both
         before checkpoints, which want the raw weights."""
         ordered = [self.epoch_log, self.best, self.averaged, self.budget]
-        ordered += [self.dropout_seeds, self.plateau]
+        ordered += [self.dropout_seeds, self.plateau, self.step_times]
         return [callback for callback in ordered if callback is not None]
 
 
@@ -248,6 +264,7 @@ def training_callbacks(
         budget=Budget(config, steps_per_epoch, log, reserved_seconds),
         dropout_seeds=DropoutSeeds(seed),
         plateau=plateau,
+        step_times=StepTimes(),
     )
 
 

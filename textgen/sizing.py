@@ -7,9 +7,12 @@ text the level's `Tokenizer.planned_passes` times (8 for words, 30 for
 characters) in the budget, which then ends training rather than an epoch count. A
 short budget on a big corpus gets a small, fast network that sees the text
 many times (a big one would stop after a few dozen updates); a long budget or
-a small corpus gets the full-size one. The speed of each size is predicted
-from its arithmetic and this machine's measured matrix-product speed, taken at
-the start of the run; a network made smaller gets proportionally less dropout.
+a small corpus gets the full-size one. The speed of each size is measured: a
+few real training steps (`calibration.py`, remembered per machine), at most
+`MEASURE_SHARE` of the budget; sizes left unmeasured are predicted from their
+arithmetic, scaled by the nearest measured size's (or, with none, from this
+machine's matrix-product speed and `STEP_EFFICIENCY`). A network made smaller
+gets proportionally less dropout.
 Character models read 100-character windows at learning rate 0.01 (the
 level's `planned_seq_len` and `planned_learning_rate`). With a budget the learning rate
 decays linearly to zero at its end. Settings given explicitly are kept.
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +45,13 @@ TIED_MIN_UNITS = 256
 # the sizes above in `train` on a 2-core CPU against `measure_gflops`).
 STEP_EFFICIENCY = 0.3
 STARTUP_SECONDS = 15  # compiling the step and the first validation
+# Of a budget, the most the planner spends timing candidate sizes' steps.
+MEASURE_SHARE = 0.05
+
+# A size's measured training speed (tokens/s) and where it came from
+# ("measured" now, or "remembered" from an earlier run on this machine); None
+# when it cannot be had within what is left of `MEASURE_SHARE`.
+Measure = Callable[[ModelConfig, float], tuple[float, str] | None]
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,13 @@ class Plan:
     gflops: float  # this machine's measured matrix-product speed
     tokens_per_second: float  # predicted for the chosen network
     passes: float  # predicted reads of the training text in the budget
+    # How the chosen size's speed is known: "measured", "remembered" (from an
+    # earlier run on this machine), "scaled" (another size's measurement
+    # scaled by the arithmetic) or "assumed" (the arithmetic alone).
+    source: str = "assumed"
+    measured: dict[int, float] = dataclasses.field(default_factory=dict)  # by units
+    measuring_seconds: float = 0.0  # of the budget, spent timing steps
+    run_tokens_per_second: float | None = None  # what the run then measured
 
     def describe(self, unit: str) -> str:
         """One line for the log; `unit` is "words" or "characters"."""
@@ -61,9 +78,9 @@ class Plan:
             f"{self.config.max_minutes:g}-minute budget: {shape.cell.upper()} "
             f"{shape.layers} x {shape.units}, dropout {shape.dropout:g}, windows "
             f"of {self.config.seq_len} {unit}, {self.config.lr_schedule} "
-            f"learning rate from {self.config.learning_rate:g} (this machine: "
-            f"{self.gflops:.0f} GFLOP/s, so about {self.tokens_per_second:,.0f} "
-            f"{unit}/s and {self.passes:,.1f} passes over the training text)"
+            f"learning rate from {self.config.learning_rate:g} ({self._speed()}"
+            f" {self.tokens_per_second:,.0f} {unit}/s, so about "
+            f"{self.passes:,.1f} passes over the training text)"
             + (
                 f"; the budget is shorter than start-up takes (about "
                 f"{STARTUP_SECONDS} s), so training stops after its first steps"
@@ -71,6 +88,23 @@ class Plan:
                 else ""
             )
         )
+
+    def _speed(self) -> str:
+        """Where the speed comes from, for the log line."""
+        sizes = ", ".join(
+            f"{units}: {speed:,.0f}" for units, speed in sorted(self.measured.items())
+        )
+        if self.source in ("measured", "remembered"):
+            took = (
+                f" in {self.measuring_seconds:.0f} s" if self.measuring_seconds else ""
+            )
+            return f"{self.source} on this machine{took} ({sizes}):"
+        if self.source == "scaled":
+            return (
+                f"measured {sizes} and scaled by the arithmetic "
+                f"({self.measuring_seconds:.0f} s): about"
+            )
+        return f"assumed from this machine's {self.gflops:.0f} GFLOP/s: about"
 
     def to_record(self) -> dict:
         return {
@@ -84,6 +118,12 @@ class Plan:
             "gflops": round(self.gflops, 1),
             "tokens_per_second": round(self.tokens_per_second),
             "passes": round(self.passes, 2),
+            "speed_source": self.source,
+            "measured": {str(units): round(v) for units, v in self.measured.items()},
+            "measuring_seconds": round(self.measuring_seconds, 1),
+            "run_tokens_per_second": None
+            if self.run_tokens_per_second is None
+            else round(self.run_tokens_per_second),
         }
 
 
@@ -138,6 +178,7 @@ def plan_training(
     planned: Collection[str],
     gflops: float | None = None,
     reserved_seconds: float = 0.0,
+    measure: Measure | None = None,
 ) -> Plan | None:
     """Choose the network size and schedule (those named in `planned`) for
     this corpus and budget; `plan_window` chose the window before.
@@ -150,6 +191,9 @@ def plan_training(
         gflops: the machine's speed; None: measure it (0.2 s).
         reserved_seconds: of the budget, what other work (the n-gram
             memory's counting and fitting) takes.
+        measure: a size's real training speed (`Measure`), given the seconds
+            of the budget it may still spend; None: predict from arithmetic.
+            The time it takes comes out of the budget.
 
     Returns:
         The plan, or None when there is no budget or nothing to choose.
@@ -159,24 +203,39 @@ def plan_training(
         return None
     gflops = gflops or measure_gflops()
     level = level_class(config.level)
-    seconds = max(config.max_minutes * 60 - STARTUP_SECONDS - reserved_seconds, 0.0)
+    budget = config.max_minutes * 60
+    speeds = _Speeds(gflops, measure, MEASURE_SHARE * budget)
 
-    def speed(shape: ModelConfig) -> float:
-        return gflops * 1e9 * STEP_EFFICIENCY / flops_per_token(shape)
+    def seconds() -> float:  # of the budget, left for training
+        return max(budget - STARTUP_SECONDS - reserved_seconds - speeds.spent, 0.0)
 
     chosen = model_config
     if "units" in planned:
         sizes = [
-            units
+            dataclasses.replace(model_config, units=units)
             for units in UNITS
             if not model_config.tie_embeddings or units >= TIED_MIN_UNITS
         ]
-        chosen = dataclasses.replace(model_config, units=sizes[0])
-        passes = level.planned_passes
-        for units in sizes:
-            shape = dataclasses.replace(model_config, units=units)
-            if speed(shape) * seconds >= passes * train_tokens:
-                chosen = shape
+        need = level.planned_passes * train_tokens
+
+        def fits(i: int) -> bool:
+            return speeds.of(sizes[i]) * seconds() >= need
+
+        # The largest size that reads the text `planned_passes` times: start
+        # where the arithmetic points, then step (measuring) while it holds.
+        by_arithmetic = [
+            i for i in range(len(sizes)) if speeds.assumed(sizes[i]) * seconds() >= need
+        ]
+        i = by_arithmetic[-1] if by_arithmetic else 0
+        if fits(i):
+            while i + 1 < len(sizes) and fits(i + 1):
+                i += 1
+        else:
+            while i > 0:
+                i -= 1
+                if fits(i):
+                    break
+        chosen = sizes[i]
         if "dropout" in planned and chosen.units < model_config.units:
             # A network made small for the budget underfits rather than
             # overfits: 2 x 128 characters, 3 minutes, 1.573 nats with dropout
@@ -191,11 +250,52 @@ def plan_training(
         config = dataclasses.replace(config, epochs=max(config.epochs, BUDGET_EPOCHS))
     if "learning_rate" in planned and level.planned_learning_rate is not None:
         config = dataclasses.replace(config, learning_rate=level.planned_learning_rate)
-    tokens_per_second = speed(chosen)
+    tokens_per_second = speeds.of(chosen)
     return Plan(
         model_config=chosen,
         config=config,
         gflops=gflops,
         tokens_per_second=tokens_per_second,
-        passes=tokens_per_second * seconds / max(train_tokens, 1),
+        passes=tokens_per_second * seconds() / max(train_tokens, 1),
+        source=speeds.source(chosen),
+        measured=dict(speeds.measured),
+        measuring_seconds=speeds.spent,
     )
+
+
+class _Speeds:
+    """Each size's training speed for `plan_training`: measured (or
+    remembered) while `allowed` seconds last, else the arithmetic scaled by
+    the nearest measured size's, else the arithmetic alone."""
+
+    def __init__(self, gflops: float, measure: Measure | None, allowed: float):
+        self.gflops, self.measure, self.allowed = gflops, measure, allowed
+        self.measured: dict[int, float] = {}
+        self.sources: dict[int, str] = {}
+        self.tried: set[int] = set()
+        self.spent = 0.0
+
+    def assumed(self, shape: ModelConfig) -> float:
+        return self.gflops * 1e9 * STEP_EFFICIENCY / flops_per_token(shape)
+
+    def of(self, shape: ModelConfig) -> float:
+        units = shape.units
+        if self.measure is not None and units not in self.tried:
+            self.tried.add(units)
+            started = time.perf_counter()
+            got = self.measure(shape, max(self.allowed - self.spent, 0.0))
+            self.spent += time.perf_counter() - started
+            if got is not None:
+                self.measured[units], self.sources[units] = got
+        if units in self.measured:
+            return self.measured[units]
+        if not self.measured:
+            return self.assumed(shape)
+        near = min(self.measured, key=lambda u: (abs(u - units), u))
+        near_shape = dataclasses.replace(shape, units=near)
+        return self.measured[near] * self.assumed(shape) / self.assumed(near_shape)
+
+    def source(self, shape: ModelConfig) -> str:
+        if shape.units in self.sources:
+            return self.sources[shape.units]
+        return "scaled" if self.measured else "assumed"

@@ -35,7 +35,7 @@ from .novelty import ItemSet
 from .originality import Fingerprint, word_hashes
 from .outputs import Output, check_outputs
 from .record import TrainingRecord
-from .sizing import plan_training, plan_window
+from .sizing import Measure, plan_training, plan_window
 from .terminal import count
 from .tokens import END, TokenizerSettings, level_class, tokenizer_for
 from .vocab import UNK_ID, Vocabulary
@@ -246,6 +246,7 @@ class _Run:
     all_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     ngram: NgramModel | None = None
     counting_seconds: float = 0.0
+    planning_seconds: float = 0.0  # timing candidate sizes' steps
     seed: int = 0
     batch_size: int = 0
     steps_per_epoch: int = 0
@@ -268,8 +269,10 @@ class _Run:
 
     @property
     def reserved_seconds(self) -> float:
-        """Of a budget, what the n-gram memory's counting and fitting take."""
-        return self.counting_seconds + _FIT_SECONDS if self.ngram is not None else 0.0
+        """Of a budget, what the planner's measuring and the n-gram memory's
+        counting and fitting take."""
+        counting = 0.0 if self.ngram is None else self.counting_seconds + _FIT_SECONDS
+        return self.planning_seconds + counting
 
 
 # Seconds a budget keeps for fitting the mixture after training.
@@ -435,10 +438,13 @@ def _build_network(run: _Run) -> None:
         run.n_train,
         run.planned,
         reserved_seconds=run.reserved_seconds,
+        measure=_step_speeds(run),
     )
     if run.plan is not None:
         model_config, run.config = run.plan.model_config, run.plan.config
+        run.planning_seconds = run.plan.measuring_seconds
         run.log(run.plan.describe(run.unit))
+        keras.utils.set_random_seed(run.seed)  # as if nothing had been measured
     run.model_config = model_config
     check_trainable_size(model_config)
     with scope(run.strategy):
@@ -454,6 +460,40 @@ def _build_network(run: _Run) -> None:
             start[covered] = run.vectors.matrix[covered]
             model.embedding.embeddings.assign(start)
         _compile(model, run.config, run.steps_per_epoch)
+
+
+def _step_speeds(run: _Run) -> Measure:
+    """The planner's `sizing.Measure` for this run: a size's training speed
+    remembered for this machine (`calibration.StepSpeeds`), else timed over
+    a few real steps on this corpus's batches, if the time left allows."""
+    from .calibration import StepSpeeds, shape_key, time_steps
+    from .model import build_model
+
+    speeds = StepSpeeds()
+
+    def measure(shape: ModelConfig, allowed: float) -> tuple[float, str] | None:
+        key = shape_key(shape, run.config, run.batch_size, use_xla(shape, run.config))
+        known = speeds.get(key)
+        if known is not None:
+            return known, "remembered"
+        if allowed < speeds.measuring_cost():
+            return None
+        started = time.perf_counter()
+        model = build_model(shape, run.vocabulary, run.tokenizer)
+        _compile(model, run.config, run.steps_per_epoch)
+        batches, _ = _datasets(run, model)
+        # The first steps compile (seconds); time the rest briefly.
+        step, steps = time_steps(
+            model, batches.take(200), seconds=min(3.0, allowed / 4)
+        )
+        if not steps:
+            return None  # too few batches to time
+        tokens_per_second = run.batch_size * run.config.seq_len / step
+        spent = time.perf_counter() - started
+        speeds.put(key, tokens_per_second, "steps", spent)
+        return tokens_per_second, "measured"
+
+    return measure
 
 
 def _resume_network(run: _Run) -> None:
@@ -485,12 +525,13 @@ def _resume_network(run: _Run) -> None:
         model.optimizer.learning_rate = config.learning_rate
 
 
-def _datasets(run: _Run) -> tuple[Any, Any]:
+def _datasets(run: _Run, model: Any = None) -> tuple[Any, Any]:
     """The training and validation datasets (None without validation text),
-    from the first epoch still to run; the model told how to carry states."""
+    from the first epoch still to run; the model (`run.model`, or another to
+    time its steps) told how to carry states."""
     from .data import StreamLayout, make_dataset, make_stream_dataset
 
-    config, model, seed = run.config, run.model, run.seed
+    config, model, seed = run.config, model or run.model, run.seed
     first_epoch = int(run.previous.get("epochs_run", 0))
     if first_epoch >= config.epochs:
         raise TrainingError(
@@ -657,6 +698,7 @@ def _fit(
                 f"the loss became NaN in epoch {best.diverged_epoch}; try a lower "
                 f"--learning-rate (now {config.learning_rate:g}) or --clipnorm 1.0"
             )
+        _remember_speed(run, used.step_times.seconds)
         _fit_ngram(run)
         model.record = _record(run, epoch_log.history, best.best_epoch, memories)
         if chief:
@@ -670,6 +712,23 @@ def _fit(
             f"`textgen train --resume {run.output} ...`"
         )
     return model
+
+
+def _remember_speed(run: _Run, step_seconds: list[float]) -> None:
+    """The run's own training speed: into the budget plan's record (beside
+    what was predicted) and, for a new model on one device, the planner's
+    memory of this machine."""
+    from .calibration import StepSpeeds, run_speed, shape_key
+
+    speed = run_speed(step_seconds, run.batch_size * run.config.seq_len)
+    if speed is None:
+        return
+    if run.plan is not None:
+        run.plan = dataclasses.replace(run.plan, run_tokens_per_second=speed)
+    if run.resume is None and run.config.distribute == "none":
+        shape, config = run.model_config, run.config
+        key = shape_key(shape, config, run.batch_size, use_xla(shape, config))
+        StepSpeeds().put(key, speed, "run")
 
 
 def _output_callbacks(
