@@ -1,16 +1,21 @@
-"""Training step speed at textgen's default word-level size: textgen's model and
-optimizer against the same network in PyTorch (`nn.LSTM`, when `torch` is
-installed), side by side in one run. Prints one JSON object.
+"""Training step speed: textgen's model and optimizer against the same
+network in PyTorch (`nn.LSTM`, when `torch` is installed), side by side in
+one run. Prints one JSON object.
 
-The network is the default one (2 x LSTM 512, embedding 128, output tied to
-the embedding through a 512 -> 128 projection, dropout 0.5), a 9,500-word
-vocabulary and 32-token windows of random ids; both sides train with Adam,
-gradient-norm clipping at 1.0 and sparse cross-entropy on logits. textgen's
-side runs exactly what `textgen train` runs (`model.fit` with the default
-settings, the weight average included); "keras_loop" is the same model the
-way textgen ran it before: Keras's generic recurrent loop, no XLA.
+`--shape word` (the default) is the default word-level network (2 x LSTM
+512, embedding 128, output tied to the embedding through a 512 -> 128
+projection), a 9,500-word vocabulary and 32-token windows; `char128` and
+`char256` are what the budget planner gives characters (2 x 128 or 256,
+untied output, an 80-character vocabulary, 100-character windows), dropout
+0.5 (0 for the character sizes, as planned), random ids. Both sides train
+with Adam, gradient-norm clipping at 1.0 and sparse cross-entropy on
+logits. textgen's side runs exactly what `textgen train` runs (`model.fit`
+with the default settings, the weight average included); "keras_loop" is
+the same model the way textgen ran it before: Keras's generic recurrent
+loop, no XLA.
 
-    python benchmarks/step.py [--batches 16 64] [--steps 30] [--repeats 3]
+    python benchmarks/step.py [--shape word|char128|char256] [--batches 16 64]
+                              [--steps 30] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -20,17 +25,35 @@ import json
 import os
 import statistics
 import time
+from dataclasses import dataclass
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-VOCAB, SEQ_LEN = 9500, 32
+
+@dataclass(frozen=True)
+class Shape:
+    units: int
+    vocab: int
+    seq_len: int
+    tied: bool
+    dropout: float
+    embedding: int = 128
+
+
+SHAPES = {
+    "word": Shape(512, 9500, 32, True, 0.5),
+    "char128": Shape(128, 80, 100, False, 0.0),
+    "char256": Shape(256, 80, 100, False, 0.0),
+}
+SHAPE = SHAPES["word"]  # set by --shape
 
 
 def random_batches(batch: int, steps: int, seed: int = 0):
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    ids = rng.integers(2, VOCAB, size=(steps, batch, SEQ_LEN + 1), dtype=np.int32)
+    size = (steps, batch, SHAPE.seq_len + 1)
+    ids = rng.integers(2, SHAPE.vocab, size=size, dtype=np.int32)
     return ids[:, :, :-1], ids[:, :, 1:]
 
 
@@ -51,9 +74,15 @@ def textgen_seconds_per_step(batch: int, steps: int, new: bool) -> list[float]:
         cells.SequenceLSTM.inner_loop = keras.layers.LSTM.inner_loop
     try:
         keras.utils.set_random_seed(0)
-        words = [f"w{i}" for i in range(VOCAB - 2)]
+        words = [f"w{i}" for i in range(SHAPE.vocab - 2)]
         vocabulary = Vocabulary(["<pad>", "<unk>", *words])
-        config = ModelConfig(vocab_size=len(vocabulary))
+        config = ModelConfig(
+            units=SHAPE.units,
+            embedding_dim=SHAPE.embedding,
+            dropout=SHAPE.dropout,
+            tie_embeddings=SHAPE.tied,
+            vocab_size=len(vocabulary),
+        )
         model = build_model(config, vocabulary, TokenizerSettings())
         _compile(model, TrainConfig(), steps_per_epoch=100)
         if not new:
@@ -85,17 +114,23 @@ def torch_seconds_per_step(batch: int, steps: int) -> list[float]:
     class Model(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.embedding = nn.Embedding(VOCAB, 128)
-            self.lstm0 = nn.LSTM(128, 512, batch_first=True)
-            self.lstm1 = nn.LSTM(512, 512, batch_first=True)
-            self.projection = nn.Linear(512, 128, bias=False)
-            self.bias = nn.Parameter(torch.zeros(VOCAB))
-            self.dropout = nn.Dropout(0.5)
+            units, vocab, width = SHAPE.units, SHAPE.vocab, SHAPE.embedding
+            self.embedding = nn.Embedding(vocab, width)
+            self.lstm0 = nn.LSTM(width, units, batch_first=True)
+            self.lstm1 = nn.LSTM(units, units, batch_first=True)
+            if SHAPE.tied:
+                self.projection = nn.Linear(units, width, bias=False)
+                self.bias = nn.Parameter(torch.zeros(vocab))
+            else:
+                self.output = nn.Linear(units, vocab)
+            self.dropout = nn.Dropout(SHAPE.dropout)
 
         def forward(self, ids):
             x = self.dropout(self.embedding(ids))
             x = self.dropout(self.lstm0(x)[0])
             x = self.dropout(self.lstm1(x)[0])
+            if not SHAPE.tied:
+                return self.output(x)
             return self.projection(x) @ self.embedding.weight.T + self.bias
 
     model = Model()
@@ -107,7 +142,7 @@ def torch_seconds_per_step(batch: int, steps: int) -> list[float]:
     for x, y in zip(inputs, labels, strict=True):
         start = time.perf_counter()
         optimizer.zero_grad()
-        loss = loss_fn(model(x).reshape(-1, VOCAB), y.reshape(-1))
+        loss = loss_fn(model(x).reshape(-1, SHAPE.vocab), y.reshape(-1))
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -116,17 +151,20 @@ def torch_seconds_per_step(batch: int, steps: int) -> list[float]:
 
 
 def tokens_per_s(batch: int, times: list[float]) -> int:
-    return round(batch * SEQ_LEN / statistics.median(times))
+    return round(batch * SHAPE.seq_len / statistics.median(times))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="word")
     parser.add_argument("--batches", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--steps", type=int, default=30, help="timed steps per run")
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs of each, interleaved"
     )
     args = parser.parse_args()
+    global SHAPE
+    SHAPE = SHAPES[args.shape]
     try:
         import torch
     except ImportError:
@@ -167,8 +205,11 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "network": "2 x LSTM 512, embedding 128, tied output, vocab 9,500",
-                "seq_len": SEQ_LEN,
+                "shape": args.shape,
+                "network": f"2 x LSTM {SHAPE.units}, embedding {SHAPE.embedding}, "
+                f"{'tied' if SHAPE.tied else 'untied'} output, vocab {SHAPE.vocab}, "
+                f"dropout {SHAPE.dropout:g}",
+                "seq_len": SHAPE.seq_len,
                 "tensorflow": tf.__version__,
                 "torch": torch.__version__ if torch is not None else None,
                 "threads": {

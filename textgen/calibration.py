@@ -19,7 +19,6 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -145,21 +144,23 @@ def run_speed(step_seconds: list[float], tokens_per_step: int) -> float | None:
 
 
 def time_steps(
-    model: Any, batches: Iterable[Any], warm_up: int = 2, seconds: float = 1.5
+    model: Any, batches: Any, warm_up: int = 2, seconds: float = 1.5
 ) -> tuple[float, int]:
-    """Train `model` (compiled) on `batches` one step at a time, as `fit`
-    does; after `warm_up` steps (the first compiles), time steps until
+    """Train `model` (compiled) on the dataset `batches` with `fit`, as a
+    run does; after `warm_up` steps (the first compiles), time steps until
     `seconds` have passed or the batches run out. Returns the median step's
     seconds and how many steps were timed (0 when there were too few
     batches)."""
-    times: list[float] = []
-    deadline = None
-    for n, (inputs, labels) in enumerate(batches):
-        start = time.perf_counter()
-        model.train_on_batch(inputs, labels)
-        if n >= warm_up:
-            times.append(time.perf_counter() - start)
-            deadline = deadline or start + seconds
-            if time.perf_counter() >= deadline and len(times) >= 3:
-                break
-    return (statistics.median(times) if times else 0.0), len(times)
+    from .callbacks import StepTimes
+
+    class Enough(StepTimes):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            super().on_train_batch_end(batch, logs)
+            timed = self.seconds[warm_up:]
+            if len(timed) >= 3 and sum(timed) >= seconds:
+                self.model.stop_training = True
+
+    timer = Enough()
+    model.fit(batches, epochs=1, verbose=0, callbacks=[timer], shuffle=False)
+    timed = timer.seconds[warm_up:]
+    return (statistics.median(timed) if timed else 0.0), len(timed)

@@ -75,6 +75,10 @@ class PeepholeLSTMCell(keras.layers.Layer):
         return {**super().get_config(), "units": self.units}
 
 
+# Windows of at most this many steps run their loops unrolled (0: never).
+UNROLL_STEPS = 0
+
+
 def lstm_sequence(
     x: Any,
     h: Any,
@@ -146,6 +150,20 @@ class _LSTMPass:
         z_x = tf.matmul(self.x_flat, kernel) + bias
         self.z_x = tf.reshape(z_x, [self.steps, self.batch, 4 * self.units])
 
+    def _loop(self, cond, body, values):
+        """`tf.while_loop(cond, body, values)` over the time steps, from
+        step `values[0]` (-1: the last, going back); with a window of at
+        most `UNROLL_STEPS` known steps, unrolled in the graph instead."""
+        tf, steps = self.tf, self.x.shape[1]
+        first = values[0]
+        if steps is not None and steps <= UNROLL_STEPS:
+            values = [first % steps, *values[1:]]
+            for _ in range(steps):
+                values = list(body(*values))
+            return values
+        start = tf.constant(first) if first >= 0 else self.steps + first
+        return tf.while_loop(cond, body, [start, *values[1:]])
+
     def _array(self) -> Any:
         return self.tf.TensorArray(self.x.dtype, size=self.steps)
 
@@ -153,10 +171,10 @@ class _LSTMPass:
         """`(outputs (batch, steps, units), h, c)`; keeps every step's states
         and gates for the backward pass."""
         tf = self.tf
-        _, h, c, hs, cs, gates = tf.while_loop(
+        _, h, c, hs, cs, gates = self._loop(
             lambda t, *_: t < self.steps,
             self._step,
-            [tf.constant(0), self.h0, self.c0, *(self._array() for _ in range(3))],
+            [0, self.h0, self.c0, *(self._array() for _ in range(3))],
         )
         # (steps, batch, .)
         self.h_all, self.c_all, self.gate_all = hs.stack(), cs.stack(), gates.stack()
@@ -186,10 +204,10 @@ class _LSTMPass:
         h_prev = tf.concat([self.h0[None], self.h_all[:-1]], 0)
         if self.keep_all is not None:  # the states each step started from
             self.c_prev, h_prev = self.c_prev * self.keep_all, h_prev * self.keep_all
-        _, d_h0, d_c0, d_z = tf.while_loop(
+        _, d_h0, d_c0, d_z = self._loop(
             lambda t, *_: t >= 0,
             self._back_step,
-            [self.steps - 1, d_h, d_c, self._array()],
+            [-1, d_h, d_c, self._array()],
         )
         steps, batch, units = self.steps, self.batch, self.units
         d_z = tf.reshape(d_z.stack(), [steps * batch, 4 * units])
