@@ -51,7 +51,11 @@ def one_size(corpus: Path, level: str, units: int, minutes: float) -> dict:
     assumed = (
         plan["gflops"] * 1e9 * sizing.STEP_EFFICIENCY / sizing.flops_per_token(shape)
     )
-    run = plan["run_tokens_per_second"]
+    run = plan["run_tokens_per_second"]  # None: too few steps to tell
+
+    def error(predicted: float) -> float | None:
+        return None if run is None else round(predicted / run - 1, 3)
+
     return {
         "level": level,
         "units": units,
@@ -61,9 +65,9 @@ def one_size(corpus: Path, level: str, units: int, minutes: float) -> dict:
         "speed_source": plan["speed_source"],
         "measuring_seconds": plan["measuring_seconds"],
         "run": run,
-        "measured_error": round(plan["tokens_per_second"] / run - 1, 3),
+        "measured_error": error(plan["tokens_per_second"]),
         "predicted_by_arithmetic": round(assumed),
-        "arithmetic_error": round(assumed / run - 1, 3),
+        "arithmetic_error": error(assumed),
     }
 
 
@@ -72,7 +76,15 @@ def main() -> None:
     parser.add_argument(
         "--corpus", type=Path, default=SHARED / "moby_dick_four_chapters.txt"
     )
-    parser.add_argument("--minutes", type=float, default=1.2, help="budget per size")
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=1.2,
+        help="budget per size up to 256 units (more units: proportionally more)",
+    )
+    parser.add_argument(
+        "--only", nargs="+", default=[], help="sizes to run, e.g. char:512 word:256"
+    )
     args = parser.parse_args()
     if not args.corpus.exists():
         sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
@@ -87,15 +99,19 @@ def main() -> None:
         for units in sizing.UNITS:
             if level == "word" and units < sizing.TIED_MIN_UNITS:
                 continue  # words are tied: the planner never picks these
-            rows.append(one_size(args.corpus, level, units, args.minutes))
+            if args.only and f"{level}:{units}" not in args.only:
+                continue
+            minutes = args.minutes * max(units / 256, 1)  # a few dozen steps
+            rows.append(one_size(args.corpus, level, units, minutes))
             print(json.dumps(rows[-1]), file=sys.stderr)
-    worst = max(abs(row["measured_error"]) for row in rows)
-    worst_before = max(abs(row["arithmetic_error"]) for row in rows)
+    timed = [row for row in rows if row["run"] is not None]
+    worst = max((abs(row["measured_error"]) for row in timed), default=None)
+    worst_before = max((abs(row["arithmetic_error"]) for row in timed), default=None)
     print(
         json.dumps(
             {
                 "corpus": args.corpus.name,
-                "minutes_per_size": args.minutes,
+                "minutes_per_256_units": args.minutes,
                 "cpu_count": os.cpu_count(),
                 "sizes": rows,
                 "worst_error_measured": worst,

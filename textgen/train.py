@@ -476,8 +476,8 @@ def _step_speeds(run: _Run) -> Measure:
         known = speeds.get(key)
         if known is not None:
             return known, "remembered"
-        if allowed < speeds.measuring_cost():
-            return None
+        if allowed < speeds.measuring_cost() or run.config.distribute != "none":
+            return None  # no time, or steps a lone model cannot show
         started = time.perf_counter()
         model = build_model(shape, run.vocabulary, run.tokenizer)
         _compile(model, run.config, run.steps_per_epoch)
