@@ -211,8 +211,10 @@ def plan_training(
 
     chosen = model_config
     if "units" in planned:
+        # Each size as it would train (its dropout too: that is the shape
+        # measured and remembered).
         sizes = [
-            dataclasses.replace(model_config, units=units)
+            _sized(model_config, units, "dropout" in planned)
             for units in UNITS
             if not model_config.tie_embeddings or units >= TIED_MIN_UNITS
         ]
@@ -236,14 +238,6 @@ def plan_training(
                 if fits(i):
                     break
         chosen = sizes[i]
-        if "dropout" in planned and chosen.units < model_config.units:
-            # A network made small for the budget underfits rather than
-            # overfits: 2 x 128 characters, 3 minutes, 1.573 nats with dropout
-            # 0.125 and 1.495 without.
-            dropout = model_config.dropout * chosen.units / model_config.units
-            if chosen.units <= SMALL_UNITS:
-                dropout = 0.0
-            chosen = dataclasses.replace(chosen, dropout=round(dropout, 3))
     if "lr_schedule" in planned:
         config = dataclasses.replace(config, lr_schedule="linear")
     if "epochs" in planned:
@@ -261,6 +255,21 @@ def plan_training(
         measured=dict(speeds.measured),
         measuring_seconds=speeds.spent,
     )
+
+
+def _sized(model_config: ModelConfig, units: int, plan_dropout: bool) -> ModelConfig:
+    """The network asked for at `units`; made smaller, with proportionally
+    less dropout if that is planned: a network made small for the budget
+    underfits rather than overfits (2 x 128 characters, 3 minutes: 1.573
+    nats with dropout 0.125, 1.495 without), so none at `SMALL_UNITS` or
+    fewer."""
+    shape = dataclasses.replace(model_config, units=units)
+    if plan_dropout and units < model_config.units:
+        dropout = model_config.dropout * units / model_config.units
+        shape = dataclasses.replace(
+            shape, dropout=0.0 if units <= SMALL_UNITS else round(dropout, 3)
+        )
+    return shape
 
 
 class _Speeds:
