@@ -167,8 +167,13 @@ def test_speeds_are_remembered_per_machine(tmp_path: Path):
     assert StepSpeeds(path, "cpu A").get("k") == 1234.5  # both kept
     path.write_text("{not json")
     assert StepSpeeds(path, "cpu A").get("k") is None  # damaged: measured again
-    path.write_text('{"cpu A": {"k": {"tokens_per_second": "fast"}}}')
-    assert StepSpeeds(path, "cpu A").get("k") is None
+    for damaged in ('"fast"', "NaN", "-1", "true", "1e300"):
+        path.write_text(f'{{"cpu A": {{"k": {{"tokens_per_second": {damaged}}}}}}}')
+        assert StepSpeeds(path, "cpu A").get("k") is None, damaged
+    path.write_text('{"cpu A": {"k": {"tokens_per_second": 5, "seconds": "x"}}}')
+    assert StepSpeeds(path, "cpu A").get("k") is None  # every field checked
+    path.write_text("[" * 100_000 + "]" * 100_000)  # deeper than json can go
+    assert StepSpeeds(path, "cpu A").measuring_cost() == 30
     assert run_speed([9.0, 5.0, 1.0, 1.0, 3.0], 100) == 100  # first two compile
     assert run_speed([9.0, 5.0, 1.0], 100) is None  # too few to tell
 

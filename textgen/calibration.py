@@ -27,6 +27,7 @@ from .config import ModelConfig, TrainConfig
 CACHE_ENV = "TEXTGEN_CACHE_DIR"
 _FILE = "step-speeds.json"
 _MAX_ENTRIES = 1000  # oldest dropped beyond this: the file stays small
+_MAX_BYTES = 4 * 2**20  # a larger file is not ours, or damaged: ignored
 # Seconds a first measurement is expected to take before this machine has
 # taken one (XLA compiles a 2 x 256 step in ~20 s on a slow 2-core CPU).
 FIRST_COST = 30.0
@@ -70,6 +71,13 @@ def shape_key(
     )
 
 
+def _number(value: Any, most: float) -> float:
+    """`value` if it is a finite number up to `most`, else -1 (not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return -1.0
+    return float(value) if 0 <= value <= most else -1.0
+
+
 class StepSpeeds:
     """Measured training speeds (tokens/s) of this machine, by `shape_key`,
     read from and written to the cache file; a file that cannot be read or
@@ -80,20 +88,22 @@ class StepSpeeds:
         self.machine = machine_name or machine()
         self.entries: dict[str, dict[str, float]] = {}
         try:
-            text = self.path.read_text(encoding="utf-8") if self.path.is_file() else ""
+            small = self.path.is_file() and self.path.stat().st_size <= _MAX_BYTES
+            text = self.path.read_text(encoding="utf-8") if small else ""
             data = json.loads(text) if text else {}
-        except (OSError, ValueError, UnicodeDecodeError):
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError):
             data = {}
-        mine = data.get(self.machine) if isinstance(data, dict) else None
+        data = data if isinstance(data, dict) else {}
+        mine = data.get(self.machine)
         if isinstance(mine, dict):
             self.entries = {
                 key: value
                 for key, value in mine.items()
                 if isinstance(value, dict)
-                and isinstance(value.get("tokens_per_second"), (int, float))
-                and 0 < value["tokens_per_second"] < 1e12
+                and _number(value.get("tokens_per_second"), 1e12) > 0
+                and _number(value.get("seconds", 0), 1e6) >= 0
             }
-        self._others = data if isinstance(data, dict) else {}
+        self._others = data
 
     def measuring_cost(self) -> float:
         """Seconds one measurement is expected to take (compiling, mostly):
