@@ -466,13 +466,13 @@ def _step_speeds(run: _Run) -> Measure:
     """The planner's `sizing.Measure` for this run: a size's training speed
     remembered for this machine (`calibration.StepSpeeds`), else timed over
     a few real steps on this corpus's batches, if the time left allows."""
-    from .calibration import StepSpeeds, shape_key, time_steps
+    from .calibration import StepSpeeds, time_steps
     from .model import build_model
 
     speeds = StepSpeeds()
 
     def measure(shape: ModelConfig, allowed: float) -> tuple[float, str] | None:
-        key = shape_key(shape, run.config, run.batch_size, use_xla(shape, run.config))
+        key = _speed_key(run, shape)
         known = speeds.get(key)
         if known is not None:
             return known, "remembered"
@@ -718,7 +718,7 @@ def _remember_speed(run: _Run, step_seconds: list[float]) -> None:
     """The run's own training speed: into the budget plan's record (beside
     what was predicted) and, for a new model on one device, the planner's
     memory of this machine."""
-    from .calibration import StepSpeeds, run_speed, shape_key
+    from .calibration import StepSpeeds, run_speed
 
     speed = run_speed(step_seconds, run.batch_size * run.config.seq_len)
     if speed is None:
@@ -726,9 +726,14 @@ def _remember_speed(run: _Run, step_seconds: list[float]) -> None:
     if run.plan is not None:
         run.plan = dataclasses.replace(run.plan, run_tokens_per_second=speed)
     if run.resume is None and run.config.distribute == "none":
-        shape, config = run.model_config, run.config
-        key = shape_key(shape, config, run.batch_size, use_xla(shape, config))
-        StepSpeeds().put(key, speed, "run")
+        StepSpeeds().put(_speed_key(run, run.model_config), speed, "run")
+
+
+def _speed_key(run: _Run, shape: ModelConfig) -> str:
+    """What the planner's memory of speeds files `shape` under in this run."""
+    from .calibration import shape_key
+
+    return shape_key(shape, run.config, run.batch_size, use_xla(shape, run.config))
 
 
 def _output_callbacks(
