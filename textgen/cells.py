@@ -163,11 +163,13 @@ class _LSTMPass:
         z_x = tf.matmul(self.x_flat, kernel) + bias
         z_x = tf.reshape(z_x, [self.steps, self.batch, 4 * self.units])
         self.z_x = tf.transpose(z_x, [0, 2, 1])  # (steps, 4u, batch)
+
         # Per gate row: y = tanh(z * scale) * scale + shift is sigmoid(z) on
         # the i, f, o rows (scale 1/2, shift 1/2) and tanh(z) on the g rows.
-        half, one = tf.fill([self.units, 1], 0.5), tf.ones([self.units, 1])
-        self.scale = tf.cast(tf.concat([half, half, one, half], 0), x.dtype)
-        self.shift = tf.cast(tf.concat([half, half, 0 * one, half], 0), x.dtype)
+        def per_row(i, f, g, o):  # (4u, 1)
+            return tf.repeat(tf.constant([i, f, g, o], x.dtype), self.units)[:, None]
+
+        self.scale, self.shift = per_row(0.5, 0.5, 1, 0.5), per_row(0.5, 0.5, 0, 0.5)
         if peep is not None:  # (4u, 1): the i and f rows look at c
             none = tf.zeros_like(self.peep[0])
             self.peep_if = tf.concat([self.peep[0], self.peep[1], none, none], 0)
