@@ -71,6 +71,11 @@ def test_one_row_draws_what_it_draws_in_a_batch():
         ]
         assert batched.tolist() == alone
         assert (weights[np.arange(400), batched] > 0).all()
+        # Its own random number (a scalar draw) is the one a batch of one takes.
+        for r in range(0, 400, 40):
+            own = draw(weights[r : r + 1], np.random.default_rng(r))[0]
+            given = np.random.default_rng(r).random(1)
+            assert own == draw(weights[r : r + 1], None, given)[0]
 
 
 def test_low_temperature_sharpens():

@@ -208,6 +208,8 @@ def _stuck(logits: np.ndarray) -> np.ndarray:
 # Words per block in `draw`: one cumulative sum over block totals, then one
 # within the chosen block, instead of a cumulative sum over the whole vocabulary.
 _BLOCK = 64
+_ONES = np.ones(_BLOCK, dtype=np.float32)  # a block's total is a product with it
+_ONES.flags.writeable = False
 
 
 def draw(
@@ -222,15 +224,30 @@ def draw(
     The one random number per row is `rng.random(rows)`, or `uniforms` if given.
     """
     batch, size = weights.shape
-    padded = np.zeros((batch, size + -size % _BLOCK), dtype=np.float32)
+    padded = _in_blocks(batch, size)
     padded[:, :size] = weights
+    return _draw_blocks(padded, rng, uniforms)
+
+
+def _in_blocks(batch: int, size: int) -> np.ndarray:
+    """Zero weights for `batch` rows of `size` words, widened to whole blocks
+    (`draw` fills the first `size` columns; `next_ids` writes its weights
+    straight into them)."""
+    return np.zeros((batch, size + -size % _BLOCK), dtype=np.float32)
+
+
+def _draw_blocks(
+    padded: np.ndarray, rng: np.random.Generator | None, uniforms: np.ndarray | None
+) -> np.ndarray:
+    """`draw` of weights already widened to whole blocks (`_in_blocks`)."""
+    batch = padded.shape[0]
     blocks = padded.reshape(batch, -1, _BLOCK)  # (batch, n_blocks, _BLOCK)
-    ones = np.ones(_BLOCK, dtype=np.float32)
-    block_mass = np.cumsum((blocks @ ones).astype(np.float64), axis=-1)
+    block_mass = (blocks @ _ONES).cumsum(axis=-1, dtype=np.float64)
+    if batch == 1:  # the same draw with scalars: half the time for one row
+        uniform = rng.random() if uniforms is None else uniforms[0]
+        return _draw_row(blocks[0], block_mass[0], uniform)
     if uniforms is None:
         uniforms = rng.random(batch)
-    if batch == 1:  # the same draw with scalars: half the time for one row
-        return _draw_row(blocks[0], block_mass[0], uniforms[0])
     target = uniforms * block_mass[:, -1]  # (batch,)
     rows = np.arange(batch)
     # The first block, then the first word, whose cumulative mass passes target.
@@ -249,13 +266,14 @@ def draw(
 def _draw_row(blocks: np.ndarray, block_mass: np.ndarray, uniform: float) -> np.ndarray:
     """`draw` for one row: (n_blocks, _BLOCK) weights, their blocks'
     cumulative mass. Counting the masses <= target is a binary search, as
-    the masses never fall."""
-    target = uniform * block_mass[-1]
-    k = min(int(np.searchsorted(block_mass, target, "right")), len(blocks) - 1)
-    before = block_mass[k - 1] if k > 0 else 0.0
+    the masses never fall. (Python floats and array methods: each NumPy
+    scalar or module-level call costs microseconds, and this runs per word.)"""
+    target = float(uniform) * float(block_mass[-1])
+    k = min(int(block_mass.searchsorted(target, "right")), len(blocks) - 1)
+    before = float(block_mass[k - 1]) if k > 0 else 0.0
     inner = blocks[k]
-    word_mass = np.cumsum(inner, dtype=np.float64)
-    j = min(int(np.searchsorted(word_mass, target - before, "right")), _BLOCK - 1)
+    word_mass = inner.cumsum(dtype=np.float64)
+    j = min(int(word_mass.searchsorted(target - before, "right")), _BLOCK - 1)
     if not inner[j] > 0:  # see `draw`
         j = _BLOCK - 1 - int(np.argmax(inner[::-1] > 0))
     return np.array([k * _BLOCK + j])
@@ -313,4 +331,7 @@ def next_ids(
             logits *= scale
     else:  # so hot that every allowed word is alike (and -inf * 0 is NaN)
         logits = np.where(np.isfinite(logits), np.float32(0), np.float32(-np.inf))
-    return draw(np.exp(logits, out=logits), rng, uniforms)
+    batch, size = logits.shape
+    weights = _in_blocks(batch, size)
+    np.exp(logits, out=weights[:, :size])
+    return _draw_blocks(weights, rng, uniforms)
