@@ -89,10 +89,13 @@ def textgen_figures(corpus: Path, epochs: int, words: int) -> dict:
     # The same without the n-gram memory mixed in (`--no-ngram`), interleaved.
     alone = Generator(model, ngram=False)
     alone.generate(SEED_TEXT, 20, sampling, random_seed=0)
-    network, mixed = [], []
+    # And the least a word can cost in NumPy (`numpy_floor`), interleaved too.
+    network, mixed, floor = [], [], []
+    numpy_floor(alone.decoder, 20)
     for _ in range(3):
         network.append(timed(alone.generate, SEED_TEXT, words, sampling, 1, 0)[0])
         mixed.append(timed(generator.generate, SEED_TEXT, words, sampling, 1, 0)[0])
+        floor.append(timed(numpy_floor, alone.decoder, words)[0])
 
     # Cost per generated word after a short and a long seed: the difference
     # between generating 3n and n words, divided by 2n (best of 3 each).
@@ -122,9 +125,45 @@ def textgen_figures(corpus: Path, epochs: int, words: int) -> dict:
         "ngram_order": model.mixture.ngram.order if model.mixture else 0,
         "generate_words_per_s_network_alone": round(words / min(network), 1),
         "generate_mixed_vs_network_alone": round(min(network) / min(mixed), 2),
+        "numpy_floor_words_per_s": round(words / min(floor), 1),
+        "network_alone_vs_numpy_floor": round(min(floor) / min(network), 2),
         "generate_16_samples_words_per_s": round(16 * words / batch, 1),
         **per_word,
     }
+
+
+def numpy_floor(decoder, words: int, seed: int = 0) -> list[int]:
+    """What generating one sample costs at the least: `words` words drawn
+    (temperature 1) by the decoder's LSTM arithmetic, its weights as
+    `Decoder` prepares them, in the fewest NumPy calls a word can take
+    (1-D vectors, the input and state written into one buffer, one
+    full-vocabulary cumulative sum for the draw), with nothing else: no
+    banned words, no checks, no text. The yardstick for how much of a
+    word's time is textgen's own bookkeeping and how much NumPy's cost of a
+    call on this machine."""
+    import numpy as np
+
+    assert all(len(layer) == 2 for layer in decoder.layers), "an LSTM decoder"
+    assert decoder.projection is None, "an untied output layer"
+    units, rng = decoder.units, np.random.default_rng(seed)
+    states = [[np.zeros(units, np.float32)] * 2 for _ in decoder.layers]
+    token, chosen = 1, []
+    for _ in range(words):
+        x = decoder.embeddings[token]
+        for i, (weights, bias) in enumerate(decoder.layers):
+            h, c = states[i]
+            buffer = np.empty(len(weights), np.float32)
+            buffer[: len(x)], buffer[len(x) :] = x, h
+            t = np.tanh(buffer @ weights + bias)
+            s = 0.5 * t + 0.5
+            c = s[units : 2 * units] * c + s[:units] * t[2 * units : 3 * units]
+            x = s[3 * units :] * np.tanh(c)
+            states[i] = [x, c]
+        logits = x @ decoder.output_kernel + decoder.output_bias
+        mass = np.cumsum(np.exp(logits - logits.max()))
+        token = int(np.searchsorted(mass, rng.random() * mass[-1], "right"))
+        chosen.append(token)
+    return chosen
 
 
 def memory_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
@@ -255,6 +294,16 @@ def main() -> None:
                     ),
                     "generate_words_per_s": round(
                         ours["generate_words_per_s"] / recipe["generate_words_per_s"], 1
+                    ),
+                    "generate_network_alone_words_per_s": round(
+                        ours["generate_words_per_s_network_alone"]
+                        / recipe["generate_words_per_s"],
+                        1,
+                    ),
+                    "numpy_floor_words_per_s": round(
+                        ours["numpy_floor_words_per_s"]
+                        / recipe["generate_words_per_s"],
+                        1,
                     ),
                     "generate_16_vs_1_sample": round(
                         ours["generate_16_samples_words_per_s"]

@@ -192,7 +192,7 @@ class Engine:
         for i, job in enumerate(live):
             try:
                 draw = job._draw
-                self.tokens += int(np.count_nonzero(~draw.done))  # rows going on
+                self.tokens += len(draw.live)  # rows going on
                 if not draw.take(draw.choose() if chosen is None else chosen[i]):
                     going_on.append(job)
                     continue

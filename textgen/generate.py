@@ -467,9 +467,9 @@ class Draw:
         ]
         # Without stop strings or streaming, detokenize once at the end.
         self.watch = bool(stop) or any(on_texts)
-        self.ends = np.full(self.rows, length)
+        self.ends = [length] * self.rows
         self.ended_by = ["length"] * self.rows
-        self.done = np.zeros(self.rows, dtype=bool)
+        self.live = list(range(self.rows))  # the rows that have not ended
         self.t = 0  # words taken
         self.chosen = np.zeros(self.rows, dtype=np.int32)  # the last ones
         # With `request.logprobs`: each row's choices so far, and who is told.
@@ -511,28 +511,32 @@ class Draw:
             self.history = _grown(self.history, 2 * column)
         self.history[:, column] = chosen
         self.chosen = chosen
-        vocabulary, tokenizer = self.generator.vocabulary, self.generator.tokenizer
-        live = np.flatnonzero(~self.done)
+        words, tokenizer = self.generator.vocabulary.words, self.generator.tokenizer
+        # Python ints and lists: this runs for every word, and a NumPy call
+        # or scalar costs microseconds.
+        ids, live, going = chosen.tolist(), self.live, []
         if self.choices is not None:
-            words = vocabulary.words
             scored = choices(self.logits[live], chosen[live], self.top, words)
             taken = dict(zip(live, scored, strict=True))
         for row in live:
-            word = vocabulary.words[chosen[row]]
+            word = words[ids[row]]
             finished = tokenizer.ends_text(word, self.until)
             if finished:
                 self.ended_by[row] = "end" if word == END else "until"
             if finished == "before":  # a paragraph or item end, unwritten
-                self.ends[row], self.done[row] = self.t, True
+                self.ends[row] = self.t
                 continue
             if self.choices is not None:
                 self.choices[row].append(taken[row])
                 if self.on_choices[row] is not None:
                     self.on_choices[row](taken[row])
             if (self.watch and self.watchers[row].push(word)) or finished:
-                self.ends[row], self.done[row] = self.t + 1, True
+                self.ends[row] = self.t + 1
+                continue
+            going.append(row)
+        self.live = going
         self.t += 1
-        return bool(self.done.all()) or self.t == self.length
+        return not going or self.t == self.length
 
     def samples(self, random_seed: int) -> list[Sample]:
         """The finished rows (call once, after `take` returned True)."""
