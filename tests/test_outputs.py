@@ -4,6 +4,7 @@ any work starts (only an existing file gives way, and only to --force); and
 writes are atomic, flushed to disk, and clean up after killed ones."""
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,9 @@ def no_work(monkeypatch):
 
 
 def _snapshot(path: Path):
+    mode = os.lstat(path).st_mode if os.path.lexists(path) else 0
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or mode == 0):
+        return ("special", mode, os.readlink(path) if path.is_symlink() else None)
     if path.is_dir():
         return ("folder", sorted(p.name for p in path.iterdir()))
     return ("file", path.read_bytes()) if path.exists() else ("none", None)
@@ -196,3 +200,118 @@ def test_a_picture_that_fails_after_saving_costs_only_the_picture(
     )
     assert out.exists() and not (tmp_path / "m.png").exists()
     assert any("No space left" in line and "model is saved" in line for line in lines)
+
+
+# Round three of the hostile inputs (issue 33): outputs aimed at what is
+# read and at things that are not regular files.
+AIMS = [
+    "the model read",
+    "a corpus file in a folder",
+    "a link to the model",
+    "a link to a corpus file",
+    "a hard link to the model",
+    "/dev/null",
+    "a FIFO",
+    "a link to a regular file",
+    "in a missing folder",
+]
+
+
+def _aim(aim: str, tmp_path: Path, model: Path, corpus_dir: Path) -> Path:
+    """The path an output is aimed at, made as `aim` says."""
+    if aim == "the model read":
+        return model
+    if aim == "a corpus file in a folder":
+        return corpus_dir / "a.txt"
+    target = tmp_path / "out.jsonl"
+    if aim == "a link to the model":
+        target.symlink_to(model)
+    elif aim == "a link to a corpus file":
+        target.symlink_to(corpus_dir / "a.txt")
+    elif aim == "a hard link to the model":
+        os.link(model, target)
+    elif aim == "/dev/null":
+        return Path(os.devnull)
+    elif aim == "a FIFO":
+        os.mkfifo(target)
+    elif aim == "a link to a regular file":
+        (tmp_path / "real.jsonl").write_text("precious")
+        target.symlink_to(tmp_path / "real.jsonl")
+    else:
+        return tmp_path / "missing" / "out.jsonl"
+    return target
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["", "--force"])
+@pytest.mark.parametrize("aim", AIMS)
+def test_per_token_losses_never_replace_an_input_or_a_device(
+    aim, force, tmp_path, trained, pattern_file
+):
+    model = tmp_path / "m.keras"
+    model.write_bytes(trained[0].read_bytes())
+    corpus_dir = tmp_path / "corpus"
+    corpus_dir.mkdir()
+    (corpus_dir / "a.txt").write_text(PATTERN_TEXT)
+    target = _aim(aim, tmp_path, model, corpus_dir)
+    watched = [model, corpus_dir / "a.txt", target]
+    before = [_snapshot(p) for p in watched]
+    args = ["evaluate", "-m", model, "--per-token", target, corpus_dir]
+    result = CliRunner().invoke(cli, [str(a) for a in args + (["--force"] * force)])
+    assert result.exit_code == 1, result.output
+    assert [_snapshot(p) for p in watched] == before
+    assert not (tmp_path / "missing").exists()  # no folder made either
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.stderr
+
+
+TRAIN_AIMS = ["a link to the corpus", "a FIFO", "a link to /dev/null", "missing folder"]
+
+
+@pytest.mark.parametrize("aim", TRAIN_AIMS)
+@pytest.mark.parametrize("writer", ["model", "picture", "compare model"])
+def test_train_outputs_are_regular_files_in_existing_folders(
+    writer, aim, tmp_path, pattern_file, no_work
+):
+    build, name = WRITERS[writer]
+    folder = tmp_path / "work"
+    folder.mkdir()
+    target = folder / name
+    if aim == "a link to the corpus":
+        target.symlink_to(pattern_file)
+    elif aim == "a FIFO":
+        os.mkfifo(target)
+    elif aim == "a link to /dev/null":
+        target.symlink_to(os.devnull)
+    else:
+        folder = tmp_path / "missing" / "deeper"
+        target = folder / name
+    before = [_snapshot(target), _snapshot(pattern_file)]
+    args = build(target, pattern_file, folder) + ["--force"]
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    output = result.output + result.stderr
+    assert result.exit_code in (1, 2) and WORK not in output, output
+    assert [_snapshot(target), _snapshot(pattern_file)] == before
+    assert not (tmp_path / "missing").exists()
+
+
+def test_the_models_folder_is_made_when_missing(
+    tmp_path, pattern_file, no_work, monkeypatch
+):
+    # The one folder a command makes unasked (and folders inside it).
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["train", str(pattern_file), "--no-plot"])
+    assert WORK in result.output + result.stderr
+
+
+def test_atomic_write_refuses_what_is_not_a_regular_file(tmp_path):
+    from textgen.errors import OutputError
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere")
+    for path in (fifo, link, Path(os.devnull)):
+        with pytest.raises(OutputError):
+            atomic_write(path, lambda temporary: temporary.write_bytes(b"x"))
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and link.is_symlink()
+    assert not (tmp_path / "elsewhere").exists()

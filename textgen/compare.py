@@ -55,7 +55,8 @@ def check_compare_outputs(
     from .embeddings import check_vectors_file
     from .outputs import Output, check_outputs
 
-    wanted = [
+    wanted = [Output(folder, "comparison folder", folder=True, option="-o")]
+    wanted += [
         Output(folder / f"{cell}.keras", f"{cell} model", option="-o") for cell in cells
     ]
     if pictures:

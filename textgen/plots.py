@@ -49,7 +49,6 @@ def _save(plt: Any, figure: Any, axes: Any, path: str | Path, title: str) -> Pat
     axes.legend()
     figure.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         # Written whole or not at all, like models.
         return atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=100))

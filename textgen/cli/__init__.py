@@ -161,11 +161,16 @@ no_ngram_option = click.option(
 )
 
 
+def _model_path(path: str | None) -> Path:
+    """The model a command uses: the one given, or the newest in models/."""
+    return Path(path) if path else _newest_model()
+
+
 def _load(path: str | None, weights: bool = True) -> Any:
     """The model to use, read without TensorFlow (see `modelfile.read_model`)."""
     from ..modelfile import read_model
 
-    return read_model(Path(path) if path else _newest_model(), weights)
+    return read_model(_model_path(path), weights)
 
 
 # What a shell reports for a program its closed pipe ended (128 + SIGPIPE),

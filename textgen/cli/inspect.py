@@ -10,7 +10,7 @@ import click
 
 from ..terminal import count
 from ..tokens import tokenizer_for
-from . import _load, cli, echo, model_option, no_ngram_option
+from . import _load, _model_path, cli, echo, model_option, no_ngram_option
 
 
 @cli.command()
@@ -37,13 +37,16 @@ def evaluate(
 ) -> None:
     """Score a model on TEXT (files or folders): perplexity and OOV rate. With
     an n-gram memory, the mixture, the network alone and the n-gram alone."""
+    from ..corpus import corpus_files
     from ..outputs import Output, atomic_write, check_outputs
 
+    model_path = str(_model_path(model_path))
     if per_token:
-        inputs = [Path(t) for t in text if Path(t).is_file()]
+        # Never written over what is read: the model, any corpus file (those
+        # inside folders too), a link to either.
         check_outputs(
             [Output(Path(per_token), "per-token losses", option="--per-token")],
-            inputs,
+            [Path(model_path), *corpus_files(text)],
             force,
         )
     model = _load(model_path)
