@@ -286,7 +286,7 @@ def test_train_outputs_are_regular_files_in_existing_folders(
         folder = tmp_path / "missing" / "deeper"
         target = folder / name
     before = [_snapshot(target), _snapshot(pattern_file)]
-    args = build(target, pattern_file, folder) + ["--force"]
+    args = [*build(target, pattern_file, folder), "--force"]
     result = CliRunner().invoke(cli, [str(a) for a in args])
     output = result.output + result.stderr
     assert result.exit_code in (1, 2) and WORK not in output, output

@@ -5,8 +5,8 @@ Every file a command writes (model, checkpoint, picture, per-token losses,
 log folder) is checked by `check_outputs`: never an input (the model read,
 any corpus file, a link to either), never a folder, link, device, pipe or
 socket, never an existing file unless `--force` (or it is the model being
-resumed), always in a folder that exists and can be written. `atomic_write` then makes each write all-or-nothing,
-even across a power cut.
+resumed), always in a folder that exists and can be written. `atomic_write`
+then makes each write all-or-nothing, even across a power cut.
 """
 
 from __future__ import annotations
@@ -184,8 +184,7 @@ def _check_folder(folder: Path, output: Output, made: set[Path]) -> None:
         except OSError as err:
             reason = err.strerror or type(err).__name__
     raise OutputError(
-        f"cannot write the {output.what} in {folder}/ ({reason}); "
-        f"{_elsewhere(output)}"
+        f"cannot write the {output.what} in {folder}/ ({reason}); {_elsewhere(output)}"
     )
 
 
