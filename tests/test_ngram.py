@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ngram import START, KneserNey
 
 from textgen.ngram import NgramModel
@@ -114,3 +116,73 @@ def test_counting_in_chunks_gives_the_same_tables(monkeypatch):
         whole.keys + whole.counts, chunked.keys + chunked.counts, strict=True
     ):
         np.testing.assert_array_equal(a, b)
+
+
+# Tables as a hostile file may hold them (issue 33): any dtype, any values.
+# Whatever `from_arrays` accepts must give distributions that sum to 1 with
+# no negative value; everything else must be refused with a ValueError.
+_INTS = st.sampled_from([np.int64, np.uint64, np.int32, np.uint8])
+_FLOATS = st.sampled_from([np.float64, np.float32])
+_COUNT = st.one_of(
+    st.integers(1, 5), st.integers(-3, 0), st.sampled_from([2**62, 2**63 - 1])
+)
+
+
+@st.composite
+def _tables(draw):
+    vocab = draw(st.integers(3, 6))
+    order = draw(st.integers(1, 3))
+    base = vocab + 1
+    arrays = {
+        "unigram": np.array(
+            draw(st.lists(_COUNT, min_size=vocab, max_size=vocab)),
+            dtype=np.int64,
+        ).astype(draw(_INTS)),
+        "discounts": np.array(
+            draw(
+                st.lists(
+                    st.one_of(
+                        st.floats(0.01, 1.0), st.sampled_from([0.0, 1.5, np.nan])
+                    ),
+                    min_size=order,
+                    max_size=order,
+                )
+            )
+        ).astype(draw(_FLOATS)),
+        "weights": np.array(
+            draw(st.lists(st.floats(-0.5, 1.5), min_size=6, max_size=6))
+        ).astype(draw(_FLOATS)),
+        "pruned": np.array([draw(st.integers(-1, 3))]),
+    }
+    for k in range(2, order + 1):
+        keys = draw(st.lists(st.integers(0, base**k - 1), min_size=1, max_size=12))
+        if draw(st.booleans()):
+            keys = sorted(set(keys))
+        counts = draw(st.lists(_COUNT, min_size=len(keys), max_size=len(keys)))
+        kind = draw(_INTS)
+        with np.errstate(over="ignore"):
+            arrays[f"keys{k}"] = np.array(keys, dtype=np.int64).astype(kind)
+            arrays[f"counts{k}"] = np.array(counts, dtype=np.int64).astype(kind)
+    return vocab, arrays
+
+
+@settings(max_examples=300, deadline=None)
+@given(_tables())
+def test_any_table_is_refused_or_sums_to_one(tables):
+    vocab, arrays = tables
+    try:
+        model, weights = NgramModel.from_arrays(arrays, vocab)
+    except ValueError:
+        return
+    assert ((weights >= 0) & (weights <= 1)).all()
+    width = model.order - 1
+    contexts = np.zeros((1, 0), dtype=np.int64)
+    if width:  # every context there is
+        grid = np.meshgrid(*[range(vocab + 1)] * width)
+        contexts = np.array(grid).reshape(width, -1).T
+    with np.errstate(all="raise"):  # no overflow, no division by zero
+        probs, _ = model.distributions(contexts)
+        one, _ = model.distributions(contexts[:1])
+    assert (probs >= 0).all() and (one >= 0).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(one.sum(axis=1), 1.0, atol=1e-6)

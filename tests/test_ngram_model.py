@@ -136,6 +136,19 @@ HOSTILE = {
     "a unigram of the wrong size": lambda a: {"unigram": a["unigram"][:-1]},
     "text instead of numbers": lambda a: {"pruned": np.array(["x"])},
     "objects": lambda a: {"pruned": np.array([{"a": 1}], dtype=object)},
+    # Round three (issue 33): values that pass a check made before the
+    # conversion to int64, and a discount of 0.
+    "unsigned unsorted keys": lambda a: {
+        "keys2": a["keys2"][::-1].astype(np.uint64) + np.uint64(2**63)
+    },
+    "unsigned counts of 2**64 - 1": lambda a: {
+        "counts2": np.full(len(a["counts2"]), 2**64 - 1, dtype=np.uint64)
+    },
+    "counts whose totals overflow": lambda a: {
+        "counts3": np.full(len(a["counts3"]), 2**62, dtype=np.int64)
+    },
+    "a discount of 0": lambda a: {"discounts": np.array([0.5, 0.0, 0.5])},
+    "an unknown array": lambda a: {"junk": np.zeros(10)},
 }
 
 
@@ -314,3 +327,89 @@ def test_many_rows_mix_as_each_row_alone(trained):
     together = mixture.logits(logits, contexts)
     alone = [mixture.logits(logits[i : i + 1], contexts[i : i + 1]) for i in range(64)]
     np.testing.assert_allclose(together, np.concatenate(alone), atol=2e-5)
+
+
+def _npz(members: dict[str, bytes], deflate: bool = True) -> bytes:
+    raw = io.BytesIO()
+    method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    with zipfile.ZipFile(raw, "w", method) as npz:
+        for name, data in members.items():
+            npz.writestr(name, data)
+    return raw.getvalue()
+
+
+def _npy_bytes(value: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, value)
+    return buffer.getvalue()
+
+
+def test_a_zip_bomb_in_the_tables_is_refused_before_it_is_inflated(
+    trained, tmp_path, monkeypatch
+):
+    with zipfile.ZipFile(trained[0]) as archive:
+        arrays = dict(np.load(io.BytesIO(archive.read(ASSET))))
+    members = {f"{k}.npy": _npy_bytes(v) for k, v in arrays.items()}
+    inflated = []
+    real_open = zipfile.ZipFile.open
+
+    def watched(self, name, *args, **kwargs):
+        inflated.append(getattr(name, "filename", name))
+        return real_open(self, name, *args, **kwargs)
+
+    zeros = _npy_bytes(np.zeros(3 * 2**20, dtype=np.int64))  # 24 MiB of zeros
+    for name, extra in {
+        "an extra member": {"junk.npy": zeros},
+        "a table of zeros": {"keys2.npy": zeros},
+    }.items():
+        data = _npz({**members, **extra})
+        path = _rewritten(
+            trained[0],
+            tmp_path / "bomb.keras",
+            lambda n, d, data=data: data if n == ASSET else d,
+        )
+        inflated.clear()
+        monkeypatch.setattr(zipfile.ZipFile, "open", watched)
+        with pytest.raises(ModelFileError, match="tampered") as refused:
+            read_model(path)
+        monkeypatch.undo()
+        assert "junk" in str(refused.value) or "zip bomb" in str(refused.value), name
+        assert not [n for n in inflated if n.endswith(".npy")], name
+
+
+def test_the_model_file_itself_holds_only_its_own_entries(trained, tmp_path):
+    extra = tmp_path / "extra.keras"
+    _rewritten(trained[0], extra, lambda n, d: d)
+    with zipfile.ZipFile(extra, "a") as archive:
+        archive.writestr("assets/junk.bin", b"x" * 100)
+    with pytest.raises(ModelFileError, match=r"junk\.bin"):
+        read_model(extra)
+    bomb = tmp_path / "bomb.keras"
+    weights = "model.weights.h5"
+    with zipfile.ZipFile(trained[0]) as old, zipfile.ZipFile(bomb, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            if info.filename == weights:  # padded with 24 MiB of zeros, deflated
+                new.writestr(weights, data + bytes(24 * 2**20), zipfile.ZIP_DEFLATED)
+            else:
+                new.writestr(info, data)
+    with pytest.raises(ModelFileError, match="zip bomb"):
+        read_model(bomb)
+
+
+def test_a_damaged_array_header_is_one_plain_line(trained, tmp_path):
+    with zipfile.ZipFile(trained[0]) as archive:
+        arrays = dict(np.load(io.BytesIO(archive.read(ASSET))))
+    members = {f"{k}.npy": _npy_bytes(v) for k, v in arrays.items()}
+    good = members["pruned.npy"]
+    header = b"{'descr': f(), 'fortran_order': False, 'shape': (1,), }"
+    header += b" " * (118 - len(header)) + b"\n"
+    members["pruned.npy"] = good[:8] + len(header).to_bytes(2, "little") + header
+    members["pruned.npy"] += good[-8:]
+    data = _npz(members)
+    path = _rewritten(
+        trained[0], tmp_path / "bad.keras", lambda n, d: data if n == ASSET else d
+    )
+    with pytest.raises(ModelFileError, match="header is damaged") as refused:
+        read_model(path)
+    assert "ast" not in str(refused.value) and "0x" not in str(refused.value)

@@ -217,6 +217,18 @@ AIMS = [
 ]
 
 
+def _device(tmp_path: Path) -> Path:
+    """A character device like /dev/null, made in `tmp_path` where this user
+    may (so a failing check cannot replace the system's own); else
+    /dev/null itself, which only root could replace."""
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except (OSError, AttributeError):
+        return Path(os.devnull)
+    return node
+
+
 def _aim(aim: str, tmp_path: Path, model: Path, corpus_dir: Path) -> Path:
     """The path an output is aimed at, made as `aim` says."""
     if aim == "the model read":
@@ -231,7 +243,7 @@ def _aim(aim: str, tmp_path: Path, model: Path, corpus_dir: Path) -> Path:
     elif aim == "a hard link to the model":
         os.link(model, target)
     elif aim == "/dev/null":
-        return Path(os.devnull)
+        return _device(tmp_path)
     elif aim == "a FIFO":
         os.mkfifo(target)
     elif aim == "a link to a regular file":
@@ -281,7 +293,7 @@ def test_train_outputs_are_regular_files_in_existing_folders(
     elif aim == "a FIFO":
         os.mkfifo(target)
     elif aim == "a link to /dev/null":
-        target.symlink_to(os.devnull)
+        target.symlink_to(_device(tmp_path))
     else:
         folder = tmp_path / "missing" / "deeper"
         target = folder / name
@@ -310,7 +322,7 @@ def test_atomic_write_refuses_what_is_not_a_regular_file(tmp_path):
     os.mkfifo(fifo)
     link = tmp_path / "link"
     link.symlink_to(tmp_path / "elsewhere")
-    for path in (fifo, link, Path(os.devnull)):
+    for path in (fifo, link, _device(tmp_path)):
         with pytest.raises(OutputError):
             atomic_write(path, lambda temporary: temporary.write_bytes(b"x"))
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and link.is_symlink()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from .config import CELLS, ModelConfig  # noqa: F401  (re-exported)
 from .errors import ModelFileError
-from .modelfile import read_config
+from .modelfile import read_model
 from .ngram import ASSET, MAX_TABLE_BYTES, Mixture, write_arrays
 from .outputs import atomic_write
 from .tokens import END, TokenizerSettings
@@ -405,13 +406,17 @@ def load_model(path: str | Path, compile: bool = False) -> LanguageModel:
         ModelFileError: missing, not a `.keras` archive, damaged, or foreign.
     """
     path = Path(path)
-    read_config(path)  # every field checked before Keras builds anything
+    # Every field, weight and table checked, within budgets, before Keras
+    # builds or inflates anything (Keras reads whatever the archive holds).
+    read_model(path)
     if path.suffix != ".keras":
         raise ModelFileError(f"{path}: rename it to end in .keras to load it")
     try:
         model = keras.saving.load_model(path, compile=compile)
     except Exception as err:  # Keras raises many types for damaged archives
-        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        # Its messages can quote objects (`<LanguageModel name=...>`): cut.
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = re.sub(r"<[^<>]*>?", "", first).strip()[:120] or type(err).__name__
         raise ModelFileError(
             f"{path} is damaged and cannot be loaded ({reason}); "
             "retrain it with `textgen train`"

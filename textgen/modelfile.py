@@ -82,6 +82,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
                 "give a file written by `textgen train`"
             )
         with zipfile.ZipFile(path) as archive:
+            _check_members(archive, path)
             info = archive.getinfo("config.json")
             if info.file_size > MAX_CONFIG_BYTES:
                 raise ModelFileError(
@@ -121,6 +122,46 @@ def read_config(path: str | Path) -> dict[str, Any]:
             "retrain it with `textgen train`"
         ) from None
     return outer
+
+
+# What a model file holds (Keras's layout); anything else is refused before
+# it is inflated, and these are read by name only.
+MEMBERS = frozenset(
+    ["metadata.json", "config.json", WEIGHTS_ENTRY, f"assets/{NGRAM_ASSET}"]
+)
+
+
+def _check_members(archive: zipfile.ZipFile, path: Path) -> None:
+    """The archive's members, before any is inflated: known names, once
+    each, within a budget of bytes and of compression ratio (a zip bomb
+    is refused; see `ngram.check_members`).
+
+    Raises:
+        ModelFileError: naming what is wrong.
+    """
+    from .ngram import MAX_TABLE_BYTES, check_members
+
+    members = archive.infolist()
+    names = [info.filename for info in members]
+    unknown = [name for name in names if name not in MEMBERS]
+    problem = ""
+    if unknown:
+        problem = f"it holds {unknown[0][:60]!r}, which a textgen model does not"
+    elif len(set(names)) != len(names):
+        problem = "it holds one entry twice"
+    else:
+        # The weights are bounded by the shape later (`read_model`); this
+        # bounds the whole archive before that shape is known.
+        budget = MAX_CONFIG_BYTES + MAX_TABLE_BYTES + 2**34
+        try:
+            check_members(members, budget, "entries")
+        except ValueError as err:
+            problem = str(err)
+    if problem:
+        raise ModelFileError(
+            f"{path} is damaged or was tampered with ({problem}); "
+            "retrain it with `textgen train`"
+        )
 
 
 def _fail(message: str) -> None:

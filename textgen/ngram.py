@@ -19,6 +19,7 @@ import bisect
 import dataclasses
 import functools
 import io
+import math
 import zipfile
 from collections.abc import Sequence
 
@@ -424,8 +425,11 @@ class NgramModel:
         cls, arrays: dict[str, np.ndarray], vocab_size: int
     ) -> tuple[NgramModel, np.ndarray]:
         """The model and mixing weights `to_arrays` wrote, every value
-        checked: sorted unique keys of in-range ids, counts of at least 1,
-        discounts and weights in [0, 1] (so every distribution sums to 1).
+        checked as it will be used: first converted to int64 (ids, counts)
+        and float64 (discounts, weights), refusing what does not convert
+        exactly; then sorted unique keys of in-range ids, counts of at least
+        1 whose sums cannot overflow (`MAX_COUNT_TOTAL`), discounts in (0, 1]
+        and weights in [0, 1]. So every distribution sums to 1.
 
         Raises:
             ValueError: one line saying what is wrong.
@@ -433,6 +437,7 @@ class NgramModel:
         unigram = _array(arrays, "unigram", "i", (vocab_size,))
         if unigram.min() < 0 or not unigram.any():
             raise ValueError("its unigram counts are negative or all zero")
+        _bounded_sum(unigram, "unigram counts")
         order = 1
         while f"keys{order + 1}" in arrays:
             order += 1
@@ -441,11 +446,16 @@ class NgramModel:
         discounts = _array(arrays, "discounts", "f", (order,))
         weights = _array(arrays, "weights", "f", (BUCKETS,))
         pruned = _array(arrays, "pruned", "i", (1,))
-        for name, values in (("discounts", discounts), ("weights", weights)):
-            if not (np.isfinite(values).all() and (values >= 0).all()) or (
-                values.max() > 1
-            ):
-                raise ValueError(f"its {name} are not all between 0 and 1")
+        if not (np.isfinite(discounts).all() and (discounts > 0).all()) or (
+            discounts.max() > 1
+        ):
+            raise ValueError("its discounts are not all above 0 and at most 1")
+        if not (np.isfinite(weights).all() and (weights >= 0).all()) or (
+            weights.max() > 1
+        ):
+            raise ValueError("its weights are not all between 0 and 1")
+        if pruned[0] < 0:
+            raise ValueError("its count of pruned grams is negative")
         base = vocab_size + 1
         keys, counts = [], []
         for k in range(2, order + 1):
@@ -453,30 +463,48 @@ class NgramModel:
             count = _array(arrays, f"counts{k}", "i", key.shape)
             if key.ndim != 1 or not len(key):
                 raise ValueError(f"its order-{k} table is empty or not a list")
-            if (np.diff(key) <= 0).any() or key[0] < 0 or key[-1] >= base**k:
+            if (np.diff(key) <= 0).any() or key[0] < 0 or int(key[-1]) >= base**k:
                 raise ValueError(f"its order-{k} keys are not sorted ids")
             if (key % base == vocab_size).any() or count.min() < 1:
                 raise ValueError(f"its order-{k} grams or counts are out of range")
-            keys.append(key.astype(np.int64))
-            counts.append(count.astype(np.int64))
+            _bounded_sum(count, f"order-{k} counts")
+            keys.append(key)
+            counts.append(count)
         model = cls._with_contexts(
-            order, vocab_size, unigram.astype(np.int64), keys, counts, int(pruned[0])
+            order, vocab_size, unigram, keys, counts, int(pruned[0])
         )
-        model.discounts = discounts.astype(np.float64)
-        return model, weights.astype(np.float64)
+        model.discounts = discounts
+        return model, weights
+
+
+# The most a table's counts may sum to: below it every total is exact in
+# both int64 and float64 (2**53), so no sum overflows or rounds.
+MAX_COUNT_TOTAL = 2**53
+
+
+def _bounded_sum(counts: np.ndarray, name: str) -> None:
+    # In float64, which cannot overflow: the int64 sum could wrap around.
+    if counts.sum(dtype=np.float64) >= MAX_COUNT_TOTAL:
+        raise ValueError(f"its {name} sum to more than any text holds")
 
 
 def _array(
     arrays: dict[str, np.ndarray], name: str, kind: str, shape: tuple | None
 ) -> np.ndarray:
+    """`arrays[name]` as int64 (`kind` "i") or float64 ("f"), converted
+    only when every value converts exactly, and of `shape` (None: any)."""
     if name not in arrays:
         raise ValueError(f"it lacks {name}")
     value = arrays[name]
-    if value.dtype.kind not in (kind, "u" if kind == "i" else kind):
+    kinds = "iu" if kind == "i" else "f"
+    if value.dtype.kind not in kinds:
         raise ValueError(f"its {name} are {value.dtype}, not numbers of that kind")
     if shape is not None and value.shape != shape:
         raise ValueError(f"its {name} are {value.shape}, not {shape}")
-    return value
+    if value.dtype.kind == "u" and value.size and value.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"its {name} are beyond 64-bit signed integers")
+    wanted = np.int64 if kind == "i" else np.float64
+    return value.astype(wanted, copy=False)
 
 
 def fit_weights(
@@ -535,10 +563,20 @@ def write_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
     np.savez_compressed(path, **arrays)
 
 
+# What a model file's tables are made of: an .npz member of another name is
+# refused before it is inflated.
+KNOWN_ARRAYS = frozenset(
+    ["unigram", "discounts", "pruned", "weights"]
+    + [f"{part}{k}" for part in ("keys", "counts") for k in range(2, MAX_ORDER + 1)]
+)
+
+
 def read_arrays(data: bytes, max_bytes: int) -> dict[str, np.ndarray]:
-    """The arrays of an .npz file's bytes, read as untrusted input: every
-    member's size is checked against `max_bytes` and against its header
-    before anything is read, and nothing is unpickled.
+    """The arrays of an .npz file's bytes, read as untrusted input: before
+    anything is inflated, every member must be a known array (`KNOWN_ARRAYS`),
+    once, and `check_members` must pass (sizes and compression ratios within
+    `max_bytes` and `MAX_RATIO`); then each member is inflated once, its
+    header checked against its size, and nothing is unpickled.
 
     Raises:
         ValueError: one line saying what is wrong.
@@ -547,18 +585,21 @@ def read_arrays(data: bytes, max_bytes: int) -> dict[str, np.ndarray]:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
-            if len(members) > 4 + 2 * MAX_ORDER:
-                raise ValueError(f"it has {len(members)} members, more than it can")
-            total = 0
-            for info in members:
-                total += info.file_size
-                if total > max_bytes:
-                    raise ValueError(f"its tables claim over {max_bytes:,} bytes")
-                if not info.filename.endswith(".npy"):
-                    raise ValueError(f"it holds {info.filename!r}, not an array")
+            names = [info.filename.removesuffix(".npy") for info in members]
+            unknown = [
+                info.filename
+                for info, name in zip(members, names, strict=True)
+                if name not in KNOWN_ARRAYS or not info.filename.endswith(".npy")
+            ]
+            if unknown:
+                raise ValueError(f"it holds {unknown[0][:60]!r}, not one of its arrays")
+            if len(set(names)) != len(names):
+                raise ValueError("it holds an array twice")
+            check_members(members, max_bytes, "tables")
+            for info, name in zip(members, names, strict=True):
                 with archive.open(info) as member:
                     raw = member.read(info.file_size + 1)
-                arrays[info.filename[:-4]] = _npy(raw)
+                arrays[name] = _npy(raw)
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, KeyError) as err:
         raise ValueError(f"its tables cannot be read ({type(err).__name__})") from None
     except NotImplementedError:
@@ -566,21 +607,60 @@ def read_arrays(data: bytes, max_bytes: int) -> dict[str, np.ndarray]:
     return arrays
 
 
+# An archive member inflating to more than this many times its packed size
+# is refused (a "zip bomb"); real tables pack at most ~40 to 1 (sorted keys
+# ~3, counts ~40), so this leaves room. Members smaller than `RATIO_FLOOR`
+# are exempt: whatever they pack to, they cost little.
+MAX_RATIO = 256
+RATIO_FLOOR = 16 * 2**20
+
+
+def check_members(
+    members: Sequence[zipfile.ZipInfo], max_bytes: int, what: str
+) -> None:
+    """Refuse an archive (before inflating anything) whose members claim
+    more than `max_bytes` in all, or one member packed more tightly than
+    `MAX_RATIO` to 1 (past `RATIO_FLOOR` bytes). Reading a member stops at
+    the size it claims, so the claims bound what reading costs.
+
+    Raises:
+        ValueError: one line naming the limit.
+    """
+    total = 0
+    for info in members:
+        total += info.file_size
+        if total > max_bytes:
+            raise ValueError(f"its {what} claim over {max_bytes:,} bytes")
+        if info.file_size > max(RATIO_FLOOR, MAX_RATIO * info.compress_size):
+            raise ValueError(
+                f"its {info.filename[:60]!r} inflates {info.file_size:,} bytes "
+                f"from {info.compress_size:,}, more than {MAX_RATIO} to 1 "
+                "(a zip bomb)"
+            )
+
+
 def _npy(raw: bytes) -> np.ndarray:
     """One .npy file's array: a plain numeric dtype, and exactly the bytes
-    its header says."""
+    its header says (read in place: the body is not copied)."""
     stream = io.BytesIO(raw)
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-    else:
-        raise ValueError(f"an array has an unknown format {version}")
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"an array has an unknown format {version}")
+    except (ValueError, TypeError) as err:
+        if "unknown format" in str(err):
+            raise
+        # NumPy's messages quote the header's parsed form (an `ast` node's
+        # repr, say): not for a user's eyes.
+        raise ValueError("an array's header is damaged") from None
     if dtype.kind not in "iuf" or dtype.hasobject or fortran or len(shape) > 1:
         raise ValueError(f"an array is {dtype} {shape}, not a list of numbers")
-    body = raw[stream.tell() :]
-    if len(body) != int(np.prod(shape)) * dtype.itemsize:
+    body = memoryview(raw)[stream.tell() :]
+    if len(body) != math.prod(shape) * dtype.itemsize:
         raise ValueError("an array's size disagrees with its header")
     return np.frombuffer(body, dtype=dtype).reshape(shape)
 

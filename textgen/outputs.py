@@ -67,10 +67,8 @@ def _not_regular(path: Path) -> str:
     missing or a regular file)."""
     try:
         mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return ""
-    except OSError as err:
-        return err.strerror or type(err).__name__
+    except OSError:
+        return ""  # not there (or its folder is not): `_check_folder` says why
     if stat.S_ISLNK(mode):
         return "is a symbolic link; give the path it points to, or another path"
     if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
