@@ -413,3 +413,63 @@ def test_a_damaged_array_header_is_one_plain_line(trained, tmp_path):
     with pytest.raises(ModelFileError, match="header is damaged") as refused:
         read_model(path)
     assert "ast" not in str(refused.value) and "0x" not in str(refused.value)
+
+
+def _with_record(source: Path, target: Path, change) -> Path:
+    """A copy whose training record has `change(record)` applied."""
+
+    def rewrite(name: str, data: bytes) -> bytes:
+        if name != "config.json":
+            return data
+        outer = json.loads(data)
+        change(outer["config"]["record"])
+        return json.dumps(outer).encode()
+
+    return _rewritten(source, target, rewrite)
+
+
+def _info(path: Path) -> str:
+    result = CliRunner().invoke(cli, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "unexpected" not in result.output and "Traceback" not in result.output
+    return next(
+        line for line in result.output.splitlines() if line.startswith("n-gram")
+    )
+
+
+def test_info_shows_records_the_checker_accepts(trained, tmp_path):
+    path = tmp_path / "m.keras"
+    changes = {
+        "a fit figure alone": lambda r: r["ngram"].pop("network_cross_entropy"),
+        "null fit figures": lambda r: r["ngram"].update(
+            mixed_cross_entropy=None, network_cross_entropy=None
+        ),
+        "huge figures": lambda r: (
+            r.update(best_val_perplexity=1e300)
+            or r["ngram"].update(megabytes=1e300, mixed_cross_entropy=1e300)
+        ),
+        "a negative size": lambda r: r["ngram"].update(megabytes=-5),
+    }
+    truth = read_model(trained[0]).mixture.ngram
+    for name, change in changes.items():
+        _with_record(trained[0], path, change)
+        result = CliRunner().invoke(cli, ["info", str(path)])
+        assert result.exit_code == 0, (name, result.output)
+        assert "unexpected" not in result.output, name
+        assert max(len(w) for w in result.output.split()) < 60, name
+        row = _info(path)
+        assert f"{truth.nbytes / 1e6:.1f} MB" in row and "-5" not in row, name
+
+
+def test_info_describes_the_tables_not_the_record(trained, tmp_path):
+    truth = read_model(trained[0]).mixture.ngram
+    no_record = _with_record(trained[0], tmp_path / "a.keras", lambda r: r.pop("ngram"))
+    assert f"order {truth.order}," in _info(no_record)
+    other_order = _with_record(
+        trained[0], tmp_path / "b.keras", lambda r: r["ngram"].update(order=5)
+    )
+    assert f"order {truth.order}," in _info(other_order)
+    no_tables = _rewritten(
+        trained[0], tmp_path / "c.keras", lambda n, d: None if n == ASSET else d
+    )
+    assert _info(no_tables).split()[2] == "none"

@@ -298,12 +298,16 @@ class ModelFile:
 # its `CellSpec.weights`.
 
 
-def read_model(path: str | Path, weights: bool = True) -> ModelFile:
+def read_model(
+    path: str | Path, weights: bool = True, tables: bool | None = None
+) -> ModelFile:
     """Read and check a model file written by `textgen train`, without Keras.
 
     Args:
         path: the `.keras` file.
         weights: also read the weights (what `info` does not need).
+        tables: also read the n-gram memory (default: with the weights;
+            `info` reads it alone, to describe what the others use).
 
     Raises:
         ModelFileError: missing, damaged, foreign, or inconsistent (one line).
@@ -328,7 +332,9 @@ def read_model(path: str | Path, weights: bool = True) -> ModelFile:
             if weights:
                 with archive.open(info) as entry:
                     data = entry.read(limit + 1)
-            mixture = _read_mixture(archive, shape.vocab_size) if weights else None
+            if tables is None:
+                tables = weights
+            mixture = _read_mixture(archive, shape.vocab_size) if tables else None
             has_ngram = f"assets/{NGRAM_ASSET}" in archive.namelist()
         found, has_optimizer = {}, False
         if weights:

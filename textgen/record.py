@@ -131,10 +131,12 @@ def _nested(record: TrainingRecord) -> None:
             isinstance(item, dict)
             and is_a(item.get("name"), str)
             and is_a(item.get("tokens"), int)
+            and item["tokens"] >= 0
         ):
             _fail("record.corpus must list files with a name and a token count")
     if not all(
-        is_a(record.tokens.get(k), int) for k in ("total", "train", "validation")
+        is_a(record.tokens.get(k), int) and record.tokens[k] >= 0
+        for k in ("total", "train", "validation")
     ):
         _fail("record.tokens must count total, train and validation tokens")
     for row in record.history:

@@ -166,11 +166,11 @@ def _model_path(path: str | None) -> Path:
     return Path(path) if path else _newest_model()
 
 
-def _load(path: str | None, weights: bool = True) -> Any:
+def _load(path: str | None, weights: bool = True, tables: bool | None = None) -> Any:
     """The model to use, read without TensorFlow (see `modelfile.read_model`)."""
     from ..modelfile import read_model
 
-    return read_model(_model_path(path), weights)
+    return read_model(_model_path(path), weights, tables)
 
 
 # What a shell reports for a program its closed pipe ended (128 + SIGPIPE),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -102,7 +103,9 @@ def info(path: str | None) -> None:
     """Show what a model is and how it was trained.  [default: newest in models/]"""
     from ..record import TrainingRecord
 
-    model = _load(path, weights=False)  # what it is, not what it computes
+    # What it is, not what it computes: the memory's tables are read (what
+    # the others mix in is what it describes), the weights are not.
+    model = _load(path, weights=False, tables=True)
     config = model.model_config
     record = TrainingRecord.read(model.record) if model.record else None
     tokenizer = tokenizer_for(model.tokenizer_settings)
@@ -151,7 +154,7 @@ def info(path: str | None) -> None:
             ("epochs", f"{record.epochs_run} run, best {record.best_epoch}"),
             (
                 "validation perplexity",
-                f"{record.best_val_perplexity:.2f}"
+                _figure(record.best_val_perplexity, ".2f")
                 if record.best_val_perplexity
                 else "none (no validation)",
             ),
@@ -159,9 +162,9 @@ def info(path: str | None) -> None:
                 "train perplexity",
                 "none"
                 if record.train_perplexity is None
-                else f"{record.train_perplexity:.2f}",
+                else _figure(record.train_perplexity, ".2f"),
             ),
-            ("n-gram memory", _ngram_row(record.ngram)),
+            ("n-gram memory", _ngram_row(model.mixture, record.ngram)),
             (
                 "settings",
                 ", ".join(f"{k}={v}" for k, v in record.train_config.items()),
@@ -173,26 +176,41 @@ def info(path: str | None) -> None:
         echo(f"{name:<{width}}  {value}")
 
 
-def _ngram_row(ngram: dict | None) -> str:
-    """What `info` says of the n-gram memory (checked by `TrainingRecord.read`)."""
-    if not ngram:
+def _ngram_row(mixture: Any, fit: dict | None) -> str:
+    """What `info` says of the n-gram memory: what its tables hold (what
+    `generate` and `evaluate` mix in), and from the record (`fit`, checked
+    by `TrainingRecord.read`) how it fitted, where it says ("—" if not)."""
+    if mixture is None:
         return "none (the network alone; trained before it, or --ngram-order 0)"
+    ngram = mixture.ngram
     text = (
-        f"order {ngram['order']}, {count(ngram['entries'], 'entries')}, "
-        f"{ngram['megabytes']:.1f} MB"
+        f"order {ngram.order}, {count(ngram.entries, 'entries')}, "
+        f"{ngram.nbytes / 1e6:.1f} MB"
     )
-    if ngram["pruned"]:
-        text += f", {count(ngram['pruned'], 'rare n-grams')} pruned"
+    if ngram.pruned:
+        text += f", {count(ngram.pruned, 'rare n-grams')} pruned"
     text += "; network's weight by context count " + " ".join(
-        f"{w:.2f}" for w in ngram["weights"]
+        f"{w:.2f}" for w in mixture.weights
     )
-    if ngram.get("mixed_cross_entropy") is not None:
+    fit = fit or {}
+    parts = {
+        name: fit.get(f"{name}_cross_entropy") for name in ("mixed", "network", "ngram")
+    }
+    if any(value is not None for value in parts.values()):
+        shown = {name: _figure(value, ".3f") for name, value in parts.items()}
         text += (
-            f"; validation {ngram['mixed_cross_entropy']:.3f} nats mixed "
-            f"(network {ngram['network_cross_entropy']:.3f}, "
-            f"n-gram {ngram['ngram_cross_entropy']:.3f})"
+            f"; validation {shown['mixed']} nats mixed "
+            f"(network {shown['network']}, n-gram {shown['ngram']})"
         )
     return text
+
+
+def _figure(value: Any, spec: str) -> str:
+    """A figure from the record as `info` shows it: "—" where it is missing,
+    three significant digits where `spec` would print a very long number."""
+    if value is None:
+        return "—"
+    return format(value, spec if abs(value) < 1e9 else ".3g")
 
 
 def _write_losses(path: Path, model, result) -> None:
