@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from conftest import PATTERN_GREEDY
@@ -475,3 +476,19 @@ def test_a_named_pipe_with_no_writer_is_one_line(tmp_path: Path, monkeypatch, tr
     writer.wait(10)
     assert result.exit_code == 0, result.output
     assert "tokens scored  7" in result.stdout  # one two three , four five .
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_every_float_option_refuses_what_is_not_a_finite_number(value):
+    # Issue 33: `serve --timeout nan` switched the limit off.
+    checked = 0
+    for name, command in cli.commands.items():
+        for param in command.params:
+            if not isinstance(param.type, click.types.FloatParamType):
+                continue
+            result = run(name, param.opts[0], value, "x")
+            assert result.exit_code == 2, (name, param.opts, result.output)
+            said = result.output
+            assert "finite" in said or "not in the range" in said, (name, said)
+            checked += 1
+    assert checked >= 10  # every command's float options were found

@@ -61,7 +61,7 @@ from . import _Number, cli, echo, no_ngram_option
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True, max=7 * 24 * 3600),
+    type=_Number(0, 7 * 24 * 3600, min_open=True),
     default=SERVE_TIMEOUT,
     show_default=True,
     help="Seconds a request may take; a longer one ends (504, or an error "
