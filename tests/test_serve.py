@@ -134,18 +134,25 @@ def test_echo_scores_a_prompt_as_textgen_evaluate_does(
     cases = (
         (trained[0], "six seven eight nine!\n\none two two three, four five."),
         (name_model[0], "bakolu"),  # one item: its end token is not scored here
+        # Items: a line break ends one (scored as its end), the next starts
+        # afresh (issue 33).
+        (name_model[0], "bako\nlu  \n\n tami"),
     )
-    for path, text in cases:
-        corpus = tmp_path / f"{path.stem}.txt"
+    for case, (path, text) in enumerate(cases):
+        corpus = tmp_path / f"{path.stem}{case}.txt"
         corpus.write_text(text + "\n", encoding="utf-8")
-        per_token = tmp_path / f"{path.stem}.jsonl"
+        per_token = tmp_path / f"{path.stem}{case}.jsonl"
         result = CliRunner().invoke(
             cli,
             ["evaluate", "-m", str(path), "--per-token", str(per_token), str(corpus)],
         )
         assert result.exit_code == 0, result.output
         lines = [json.loads(line) for line in per_token.read_text().splitlines()]
-        expected = [line["nats"] for line in lines if line["token"] != "<end>"]
+        if lines[0]["token"] == "<end>":  # what an item model's text starts with
+            lines.pop(0)
+        if lines[-1]["token"] == "<end>":  # the prompt's last item goes on
+            lines.pop()
+        expected = [line["nats"] for line in lines]
         for stream in (False, True):
             body = dict(
                 model=path.stem, prompt=text, max_tokens=0, echo=True, logprobs=0
@@ -489,7 +496,7 @@ def test_a_full_queue_answers_429_and_a_long_request_504(trained):
     504, or with an error event when streamed, and frees its rows."""
     running = Server(
         "-m", str(trained[0]), "--max-batch", "1", "--max-queue", "1",
-        "--timeout", "3",
+        "--timeout", "3", "--max-request-cost", str(2**21),
     )  # fmt: skip
     long = {"model": "pattern", "max_tokens": 4096, "n": 256, "temperature": 1.0}
     answers: dict = {}
@@ -576,3 +583,73 @@ def test_metrics_count_requests_tokens_and_latency(trained):
             assert keyed.status_code == 200
         finally:
             assert running.stop() == 0
+
+
+@pytest.mark.slow
+def test_every_request_has_a_bounded_cost(trained, name_model):
+    """Issue 33: a request over --max-request-cost is refused before any work
+    (400 naming the limit); --timeout holds while prompts are read and
+    scored, and such a request counts in /health; an echoed lone surrogate is
+    sent back escaped; /metrics/ is a 404, not a redirect."""
+    running = Server(
+        "-m", str(trained[0]), "-m", str(name_model[0]), "--timeout", "0.001"
+    )  # fmt: skip
+    try:
+        heavy = {
+            "model": "pattern",
+            "prompt": "one two " * 1237,
+            "n": 256,
+            "echo": True,
+            "logprobs": 20,
+            "max_tokens": 0,
+        }
+        refused = running.post(heavy)
+        assert refused.status_code == 400, refused.text
+        error = refused.json()["error"]
+        assert "--max-request-cost" in error["message"]
+        assert error["code"] == "request_too_large"
+        for stream in (False, True):
+            body = {**heavy, "n": 1, "logprobs": 1, "stream": stream}
+            if stream:
+                last = json.loads(_events(running.url, body)[-1][6:])
+                assert "--timeout" in last["error"]["message"]
+            else:
+                answer = running.post(body)
+                assert answer.status_code == 504, answer.text
+                assert "--timeout" in answer.json()["error"]["message"]
+        health = running.health()["models"]["pattern"]
+        assert health["timed_out"] == 2 and health["active_rows"] == 0
+        assert httpx.get(running.url + "/metrics/", timeout=10).status_code == 404
+        assert "Traceback" not in "".join(running.log)
+    finally:
+        assert running.stop() == 0
+
+
+def test_an_echoed_lone_surrogate_comes_back_escaped(server):
+    body = {"model": "pattern", "prompt": "one \ud800 two", "max_tokens": 0}
+    for extra in ({"echo": True}, {"echo": True, "logprobs": 2}):
+        answer = server.post({**body, **extra})
+        assert answer.status_code == 200, answer.text
+        assert "\\ud800" in answer.text  # escaped: valid JSON
+        assert answer.json()["choices"][0]["text"]
+
+
+def test_nothing_that_is_not_a_number_is_sent():
+    from textgen.serve import ApiError, _dumps
+
+    assert _dumps({"t": "a\ud800"}) == '{"t":"a\\ud800"}'
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ApiError) as refused:
+            _dumps({"logprob": bad})
+        assert refused.value.status == 500 and "not a number" in refused.value.message
+
+
+def test_a_character_token_is_its_own_text_among_the_alternatives(server):
+    answer = server.post(
+        {"model": "names", "prompt": "ba\nko\n", "max_tokens": 0, "echo": True,
+         "logprobs": 5}
+    )  # fmt: skip
+    logprobs = answer.json()["choices"][0]["logprobs"]
+    for token, top in zip(logprobs["tokens"], logprobs["top_logprobs"], strict=True):
+        if top is not None:
+            assert all(len(key) == 1 for key in top), (token, top)

@@ -109,6 +109,12 @@ class Engine:
             self._waiting.append(job)
             self._lock.notify()
 
+    def count(self, kind: str) -> None:
+        """Count a request that ended before it reached the batch (while its
+        prompts were read or scored): "cancelled" or "timed_out"."""
+        with self._lock:
+            setattr(self, kind, getattr(self, kind) + 1)
+
     def cancel(self, job: Job) -> None:
         """Drop a job (its client went away): its rows leave at the next
         step and `on_done` is not called."""

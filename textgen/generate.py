@@ -9,6 +9,7 @@ than a TensorFlow call. Several samples run as one batch; one sample streams.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from collections.abc import Generator as Generator_
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from .metrics import log_sum_exp
 from .novelty import ItemSet
 from .request import GenerationRequest
 from .sampling import GREEDY_BELOW, SamplingSettings, next_ids, process
-from .tokens import END, tokenizer_for
+from .tokens import END, item_texts, tokenizer_for
 from .vocab import PAD_ID, UNK_ID
 
 if TYPE_CHECKING:
@@ -140,6 +141,36 @@ class Generator:
     def seed_words(self, seed: str) -> list[str]:
         """The (usable part of the) seed as the model's tokens."""
         return self.tokenizer.tokenize(self.usable_seed(seed))
+
+    def echo_words(self, prompt: str) -> tuple[list[str], list[str]]:
+        """A scored prompt's tokens as written and as scored (`logprobs`
+        with `echo`): its tokens, as `textgen evaluate` reads a text. For an
+        item model, its items as `evaluate` reads a file's (each line or
+        paragraph, whitespace-normalised), with a line or paragraph end
+        written between them and scored as `END`, each item read from a
+        fresh start; the prompt's last item ends only if a break follows it.
+        """
+        words = self.seed_words(prompt)
+        settings = self.tokenizer_settings
+        if not settings.items:
+            return words, words
+        usable = self.usable_seed(prompt)
+        items = list(item_texts([usable], settings.documents))
+        breaks = r"\n[ \t]*$" if settings.documents == "lines" else r"\n[ \t]*\n\s*$"
+        ended = bool(items) and re.search(breaks, usable) is not None
+        shown: list[str] = []
+        scored: list[str] = []
+        for i, item in enumerate(items):
+            tokens = self.tokenizer.tokenize(item)
+            if i:
+                shown.append(self.tokenizer.paragraph_end)
+                scored.append(END)
+            shown += tokens
+            scored += tokens
+        if ended:
+            shown.append(self.tokenizer.paragraph_end)
+            scored.append(END)
+        return shown, scored
 
     def unknown_seed_words(self, seed: str) -> list[str]:
         """Seed words the model does not know; they are read as `<unk>`."""

@@ -13,7 +13,7 @@ pieces join to the text returned and each one's offset indexes it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -67,25 +67,38 @@ def choices(
     ]
 
 
-def prompt_choices(generator: Generator, words: list[str], top: int) -> list[Choice]:
+def prompt_choices(
+    generator: Generator,
+    words: list[str],
+    top: int,
+    check: Callable[[], None] | None = None,
+) -> list[Choice]:
     """Each of a prompt's tokens (`words`) scored as `textgen evaluate`
     scores a text: the network primed with the start token, the n-gram
-    memory (if mixed in) from the start of the text; the first token's
-    log-probability is None, as OpenAI's API gives it."""
+    memory (if mixed in) from the start of the text, and for an item model
+    each item (after an `END` in `words`) from a fresh start; the first
+    token's log-probability is None, as OpenAI's API gives it. `check` is
+    called before each block of tokens (it may raise to stop)."""
     if not words:
         return []
     vocabulary, decoder = generator.vocabulary, generator.decoder
     ids = vocabulary.encode(words).astype(np.int64)
     start = vocabulary.word_to_id.get(generator.tokenizer.start_token, UNK_ID)
     inputs = np.concatenate([[start], ids[:-1]])
+    # An item model reads every item from zero states and its start token.
+    fresh = start if generator.tokenizer_settings.items else None
     width = generator.mixture.ngram.order - 1 if generator.mixture else 1
     padded = np.concatenate([np.full(width, PAD_ID, dtype=np.int64), ids])
     states = decoder.zero_states(1)
     found: list[Choice] = []
     for begin in range(0, len(ids), _BLOCK):
+        if check is not None:
+            check()
         block = inputs[begin : begin + _BLOCK]
         hidden = np.empty((len(block), decoder.units), dtype=np.float32)
         for t, word_id in enumerate(block):
+            if word_id == fresh:
+                states = decoder.zero_states(1)
             top_layer, states = decoder.advance(np.array([word_id]), states)
             hidden[t] = top_layer[0]
         at = np.arange(begin, begin + len(block))
@@ -157,23 +170,28 @@ class TokenTexts:
 
 
 def logprobs_json(
-    choices_: Sequence[Choice], spans: Sequence[tuple[int, int]], text: str, base: int
+    choices_: Sequence[Choice],
+    spans: Sequence[tuple[int, int]],
+    text: str,
+    base: int,
+    lead: bool = True,
 ) -> dict:
     """OpenAI's `logprobs` object for tokens and their `spans` in `text`,
     offsets counted from `base` (where the returned text starts). The
     alternatives are written as the token is: the chosen one as its text,
-    the others as their words after the same leading whitespace, so a client
-    can find the token among them."""
+    the others as their words, for words (`lead`) after the same leading
+    whitespace, so a client can find the token among them; a character is
+    its own text (a space or a line break is the whole token)."""
     tokens = [text[a:b] for a, b in spans]
     tops: list[dict[str, float] | None] = []
     for choice, token in zip(choices_, tokens, strict=True):
         if choice.logprob is None:
             tops.append(None)
             continue
-        lead = token[: len(token) - len(token.lstrip())]
+        space = token[: len(token) - len(token.lstrip())] if lead else ""
         tops.append(
             {
-                token if word == choice.token else lead + word: value
+                token if word == choice.token else space + word: value
                 for word, value in choice.top
             }
         )
@@ -233,4 +251,7 @@ class RowLogprobs:
         if not spans:
             return None
         first, self.given = self.given, self.given + len(spans)
-        return logprobs_json(self.choices[first : self.given], spans, text, self.base)
+        lead = self.texts.tokenizer.level == "word"
+        return logprobs_json(
+            self.choices[first : self.given], spans, text, self.base, lead
+        )

@@ -45,7 +45,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .batching import Engine, Job
-from .config import SERVE_MAX_QUEUE, SERVE_TIMEOUT, fresh_seed
+from .config import (
+    SERVE_MAX_QUEUE,
+    SERVE_MAX_REQUEST_COST,
+    SERVE_TIMEOUT,
+    fresh_seed,
+)
 from .errors import Cancelled, TextgenError, TimedOut
 from .generate import MAX_SEED_CHARS, Generator, Sample
 from .logprobs import Choice, RowLogprobs, prompt_choices
@@ -73,6 +78,32 @@ UNSUPPORTED = {
 }
 
 
+def _dumps(content: Any) -> str:
+    """A JSON body or event: ASCII with escapes (so any string the API
+    accepts, a lone surrogate included, can be sent back) and never a NaN
+    or an infinity, which JSON has no word for.
+
+    Raises:
+        ApiError: 500, a value is not a number (nothing is sent).
+    """
+    try:
+        return json.dumps(content, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        raise ApiError(
+            500,
+            "the model gave a value that is not a number; its file may be "
+            "damaged: check it with `textgen evaluate`",
+            code="not_a_number",
+        ) from None
+
+
+class _Json(JSONResponse):
+    """`JSONResponse`, rendered by `_dumps`."""
+
+    def render(self, content: Any) -> bytes:
+        return _dumps(content).encode("ascii")
+
+
 class ApiError(Exception):
     """A request that cannot be served: its HTTP status and one line."""
 
@@ -98,7 +129,7 @@ class ApiError(Exception):
 
     def response(self) -> JSONResponse:
         kind = "invalid_request_error" if self.status < 500 else "server_error"
-        return JSONResponse(
+        return _Json(
             {
                 "error": {
                     "message": self.message,
@@ -172,6 +203,7 @@ def create_app(
     ngram: bool = True,
     max_queue: int = SERVE_MAX_QUEUE,
     timeout: float | None = SERVE_TIMEOUT,
+    max_cost: int = SERVE_MAX_REQUEST_COST,
     metrics_open: bool = False,
     ui: bool = True,
 ) -> Starlette:
@@ -185,8 +217,11 @@ def create_app(
         ngram: mix in each model's n-gram memory (if it has one).
         max_queue: requests a model may hold waiting for room in its batch;
             beyond them a request gets 429 at once, with Retry-After.
-        timeout: seconds a request may take (None: no limit); past them it
-            ends (504, or an error event when streamed) and frees its rows.
+        timeout: seconds a request may take (None: no limit), reading and
+            scoring its prompts included; past them it ends (504, or an error
+            event when streamed) and frees its rows.
+        max_cost: the most one request may ask for (see
+            `config.SERVE_MAX_REQUEST_COST`); more is refused (400) at once.
         metrics_open: `/metrics` needs no key even with `api_key` (it is
             open anyway without one).
         ui: serve the playground page at `/` (it uses the API like any
@@ -200,17 +235,15 @@ def create_app(
         _check_key(request, key)
 
     async def health(request: Request) -> Response:
-        return JSONResponse(_health(served))
+        return _Json(_health(served))
 
     async def list_models(request: Request) -> Response:
         authorised(request)
-        return JSONResponse(
-            {"object": "list", "data": [s.card() for s in served.values()]}
-        )
+        return _Json({"object": "list", "data": [s.card() for s in served.values()]})
 
     async def one_model(request: Request) -> Response:
         authorised(request)
-        return JSONResponse(_served(served, request.path_params["name"]).card())
+        return _Json(_served(served, request.path_params["name"]).card())
 
     async def completions(request: Request) -> Response:
         arrived, name, status = time.monotonic(), "", 500
@@ -218,7 +251,7 @@ def create_app(
             authorised(request)
             body = await _read_body(request)
             name = _label(body, served)  # for the metrics, even if it is bad
-            completion = _parse(body, served)
+            completion = _parse(body, served, max_cost)
             _admit(completion.served, max_queue)
             if timeout is not None:
                 deadline = arrived + timeout
@@ -245,7 +278,7 @@ def create_app(
         for s in served.values():
             s.engine.close(timeout=10)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             *(_playground_routes() if ui else []),
             Route("/health", _guarded(health), methods=["GET"]),
@@ -261,6 +294,10 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    # "/metrics/" and the like are 404s: Starlette's redirect to the path
+    # without the slash builds its Location from the client's Host header.
+    app.router.redirect_slashes = False
+    return app
 
 
 # The playground's files (in the package), and the type each is served as.
@@ -566,7 +603,9 @@ def _strings(body: dict, name: str, most: int) -> list[str]:
     return value
 
 
-def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
+def _parse(
+    body: Any, served: Mapping[str, Served], max_cost: int = SERVE_MAX_REQUEST_COST
+) -> Completion:
     """Check a completions request; raises `ApiError` (4xx) with one line."""
     if not isinstance(body, dict):
         raise ApiError(400, f"the body must be a JSON object, not {_kind(body)}")
@@ -582,12 +621,14 @@ def _parse(body: Any, served: Mapping[str, Served]) -> Completion:
             f"stream_options must be an object, not {_kind(options)}",
             "stream_options",
         )
+    request = _request(body, model)
+    _check_cost(prompts, n, request, max_cost)
     return Completion(
         served=model,
         prompts=prompts,
         n=n,
         sampling=_sampling(body),
-        request=_request(body, model),
+        request=request,
         stream=bool(_flag(body, "stream", False)),
         echo=bool(_flag(body, "echo", False)),
         include_usage=bool(_flag(options or {}, "include_usage", False)),
@@ -634,6 +675,27 @@ def _prompts(body: dict) -> tuple[list[str], int]:
             "n",
         )
     return prompts, n
+
+
+def _check_cost(
+    prompts: list[str], n: int, request: GenerationRequest, max_cost: int
+) -> None:
+    """Refuse (400, before any work) a request over `max_cost`: rows x
+    tokens x (1 + logprobs), a prompt's characters counting as its tokens."""
+    tokens = sum(len(prompt) + request.length for prompt in prompts)
+    alternatives = 1 + (request.logprobs or 0)
+    cost = n * tokens * alternatives
+    if cost > max_cost:
+        raise ApiError(
+            400,
+            "the request is too large: its completions x their tokens (prompt "
+            f"characters plus max_tokens) x (1 + logprobs) is {cost:,}, over the "
+            f"server's limit of {max_cost:,} (--max-request-cost); ask for fewer "
+            "completions, "
+            "tokens or logprobs, or split it",
+            "max_tokens",
+            "request_too_large",
+        )
 
 
 def _sampling(body: dict) -> SamplingSettings:
@@ -719,6 +781,8 @@ class _Run:
         self.prompt_tokens = 0
         # With `logprobs`: each row's, built as its tokens come (`_submit`).
         self.logprobs: list[RowLogprobs] | None = None
+        self.finished: dict[int, dict] = {}  # finished logprobs, by object
+        self.texts: list[str] = []  # each prompt's text, as the model reads it
         wants = completion.request.logprobs is not None
         self.job = Job(
             seeds=[p for p in completion.prompts for _ in range(completion.n)],
@@ -734,13 +798,35 @@ class _Run:
             deadline=completion.deadline,
         )
 
+    def _check(self) -> None:
+        """Raise if the client has gone or the deadline has passed (called
+        between prompts and while scoring them: `--timeout` holds there too)."""
+        if self.job.cancelled:
+            raise Cancelled("cancelled while reading the prompts")
+        deadline = self.completion.deadline
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimedOut(
+                "the request ran past the server's time limit (--timeout) while "
+                "its prompts were read; send shorter or fewer prompts"
+            )
+
     def _submit(self) -> None:  # a worker thread: tokenizing can take a while
+        try:
+            self._read_prompts()
+        except Cancelled:
+            self.completion.served.engine.count("cancelled")
+            raise
+        except TimedOut:
+            self.completion.served.engine.count("timed_out")
+            raise
+
+    def _read_prompts(self) -> None:
         completion = self.completion
         generator = completion.served.generator
+        score_only = completion.request.length == 0
         words = []
         for prompt in completion.prompts:
-            if self.job.cancelled:
-                raise Cancelled("cancelled while reading the prompts")
+            self._check()
             words.append(generator.seed_words(prompt))
         self.prompt_tokens = sum(len(w) for w in words)
         # Characters of each row's text that are its prompt (not sent back
@@ -749,41 +835,67 @@ class _Run:
             self.skip = [
                 len(generator.join(w)) for w in words for _ in range(completion.n)
             ]
+        self.texts = [generator.join(w) for w in words]
         top = completion.request.logprobs
         if top is not None:
-            scored = [
-                prompt_choices(generator, w, top) if completion.echo else None
-                for w in words
-            ]
-            self.logprobs = [
-                RowLogprobs(generator.tokenizer, w, prompt)
-                for w, prompt in zip(words, scored, strict=True)
-                for _ in range(completion.n)
-            ]
-        if completion.request.length == 0:  # echo: the prompts scored, no more
-            self._score_only(words)
+            self.logprobs = []
+            for prompt, w in zip(completion.prompts, words, strict=True):
+                self._check()
+                if completion.echo and score_only:
+                    # Scored as `textgen evaluate` scores the text: an item
+                    # model's line breaks are its items' ends.
+                    shown, scored = generator.echo_words(prompt)
+                    choices_ = prompt_choices(generator, scored, top, self._check)
+                    row = RowLogprobs(generator.tokenizer, shown, choices_)
+                    self.texts[len(self.logprobs) // completion.n] = generator.join(
+                        shown
+                    )
+                    # The prompt's rows are the same: one object, finished once.
+                    self.logprobs += [row] * completion.n
+                    continue
+                choices_ = (
+                    prompt_choices(generator, w, top, self._check)
+                    if completion.echo
+                    else None
+                )
+                self.logprobs += [
+                    RowLogprobs(generator.tokenizer, w, choices_)
+                    for _ in range(completion.n)
+                ]
+        if score_only:  # echo: the prompts scored, no more
+            self._score_only()
             return
+        self._check()
         completion.served.engine.submit(self.job)
 
-    def _score_only(self, words: list[list[str]]) -> None:
+    def _score_only(self) -> None:
         """Answer with the (echoed) prompts alone, generating nothing."""
-        completion, generator = self.completion, self.completion.served.generator
+        completion = self.completion
         samples = [
             Sample(
                 seed=prompt,
-                text=generator.join(w),
+                text=text,
                 words=[],
                 sampling=completion.sampling,
                 random_seed=completion.request.random_seed,
                 stopped_by="length",
                 choices=[],
             )
-            for prompt, w in zip(completion.prompts, words, strict=True)
+            for prompt, text in zip(completion.prompts, self.texts, strict=True)
             for _ in range(completion.n)
         ]
         if self.streaming:
+            given: dict[int, Any] = {}  # rows of one prompt share their logprobs
             for row, sample in enumerate(samples):
-                self._piece(row)(sample.text)
+                shared = self.logprobs[row] if self.logprobs else None
+                if shared is None:
+                    self._piece(row)(sample.text)
+                    continue
+                if id(shared) not in given:
+                    given[id(shared)] = shared.extend(sample.text)
+                self.loop.call_soon_threadsafe(
+                    self.pieces.put_nowait, (row, sample.text, given[id(shared)])
+                )
         self._done(samples, None)
 
     def _piece(self, row: int) -> Any:
@@ -834,10 +946,16 @@ class _Run:
         return sample.text[self.skip[row] :]
 
     def rest_of_logprobs(self, row: int, sample: Sample) -> dict | None:
-        """The row's `logprobs` not sent yet (all of them, unstreamed)."""
+        """The row's `logprobs` not sent yet (all of them, unstreamed); rows
+        that share theirs (a scored prompt's n rows) finish them once."""
         if self.logprobs is None:
             return None
-        return self.logprobs[row].finish(sample.text, sample.choices or ())
+        logprobs = self.logprobs[row]
+        if id(logprobs) not in self.finished:
+            self.finished[id(logprobs)] = logprobs.finish(
+                sample.text, sample.choices or ()
+            )
+        return self.finished[id(logprobs)]
 
     def usage(self, samples: list[Sample]) -> dict[str, int]:
         completion = sum(len(sample.words) for sample in samples)
@@ -890,7 +1008,7 @@ async def _complete(completion: Completion, request: Request) -> Response:
         }
         for row, sample in enumerate(samples)
     ]
-    return JSONResponse(
+    return _Json(
         {
             **_head(completion, f"cmpl-{uuid.uuid4().hex}"),
             "choices": choices,
@@ -902,50 +1020,44 @@ async def _complete(completion: Completion, request: Request) -> Response:
 
 async def _stream(completion: Completion, request: Request) -> AsyncIterator[str]:
     """Server-sent events as OpenAI sends them: one chunk per piece of text,
-    a last chunk per choice with its finish reason, then `data: [DONE]`."""
+    a last chunk per choice with its finish reason, then `data: [DONE]`; what
+    ends a request early is an error event."""
     run = _Run(completion, streaming=True)
-    head = _head(completion, f"cmpl-{uuid.uuid4().hex}")
-
-    def event(choices: list[dict[str, Any]], **extra: Any) -> str:
-        return f"data: {json.dumps({**head, 'choices': choices, **extra})}\n\n"
-
     try:
-        try:
-            await run.start()
-        except Exception as err:
-            yield f"data: {json.dumps({'error': {'message': str(err)}})}\n\n"
-            return
-        while (piece := await run.pieces.get()) is not None:
-            row, text, logprobs = piece
-            yield event(
-                [
-                    {
-                        "text": text,
-                        "index": row,
-                        "logprobs": logprobs,
-                        "finish_reason": None,
-                    }
-                ]
-            )
-        try:
-            samples = run.done.result()
-        except Exception as err:
-            yield f"data: {json.dumps({'error': {'message': str(err)}})}\n\n"
-            return
-        yield event(
-            [
-                {
-                    "text": "",
-                    "index": row,
-                    "logprobs": run.rest_of_logprobs(row, sample),
-                    "finish_reason": _finish_reason(sample),
-                }
-                for row, sample in enumerate(samples)
-            ]
-        )
-        if completion.include_usage:
-            yield event([], usage=run.usage(samples))
-        yield "data: [DONE]\n\n"
+        async for event in _events(completion, run):
+            yield event
+    except Exception as err:  # said in the stream: its 200 head has gone
+        message = err.message if isinstance(err, ApiError) else str(err)
+        yield f"data: {_dumps({'error': {'message': message}})}\n\n"
     finally:
         if not run.done.done():
             run.cancel()
+
+
+async def _events(completion: Completion, run: _Run) -> AsyncIterator[str]:
+    head = _head(completion, f"cmpl-{uuid.uuid4().hex}")
+
+    def event(choices: list[dict[str, Any]], **extra: Any) -> str:
+        return f"data: {_dumps({**head, 'choices': choices, **extra})}\n\n"
+
+    await run.start()
+    while (piece := await run.pieces.get()) is not None:
+        row, text, logprobs = piece
+        yield event(
+            [{"text": text, "index": row, "logprobs": logprobs, "finish_reason": None}]
+        )
+    samples = run.done.result()
+    yield event(
+        [
+            {
+                "text": "",
+                "index": row,
+                "logprobs": run.rest_of_logprobs(row, sample),
+                "finish_reason": _finish_reason(sample),
+            }
+            for row, sample in enumerate(samples)
+        ]
+    )
+    if completion.include_usage:
+        yield event([], usage=run.usage(samples))
+    yield "data: [DONE]\n\n"

@@ -10,7 +10,12 @@ from typing import Any
 
 import click
 
-from ..config import MODELS_DIR, SERVE_MAX_QUEUE, SERVE_TIMEOUT
+from ..config import (
+    MODELS_DIR,
+    SERVE_MAX_QUEUE,
+    SERVE_MAX_REQUEST_COST,
+    SERVE_TIMEOUT,
+)
 from ..errors import TextgenError
 from . import _Number, cli, echo, no_ngram_option
 
@@ -68,6 +73,14 @@ from . import _Number, cli, echo, no_ngram_option
     "event when streamed) and frees its rows.",
 )
 @click.option(
+    "--max-request-cost",
+    type=click.IntRange(min=1, max=2**40),
+    default=SERVE_MAX_REQUEST_COST,
+    show_default=True,
+    help="Most one request may ask for: its completions x their tokens (prompt "
+    "characters plus max_tokens) x (1 + logprobs); a larger one gets 400 at once.",
+)
+@click.option(
     "--metrics-open",
     is_flag=True,
     help="With --api-key, serve /metrics without the key too.  [default: "
@@ -115,6 +128,7 @@ def serve(
     max_batch: int,
     max_queue: int,
     timeout: float,
+    max_request_cost: int,
     metrics_open: bool,
     no_ui: bool,
     max_connections: int,
@@ -164,6 +178,7 @@ def serve(
         ngram=not no_ngram,
         max_queue=max_queue,
         timeout=timeout,
+        max_cost=max_request_cost,
         metrics_open=metrics_open,
         ui=not no_ui,
     )
