@@ -35,8 +35,9 @@ def _closed_by_server(sock: socket.socket, within: float) -> bool:
 @pytest.fixture(scope="module")
 def guarded(trained):
     running = Server(
-        "-m", str(trained[0]), "--head-timeout", "1", "--max-connections", "8"
-    )
+        "-m", str(trained[0]), "--head-timeout", "1", "--max-connections", "8",
+        "--max-request-cost", str(2**21),
+    )  # fmt: skip
     yield running
     assert running.stop() == 0, "".join(running.log)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -284,7 +285,6 @@ def test_item_models_mix_from_the_item_start_and_stay_novel(name_model):
     ("options", "message"),
     [
         (["--ngram-order", "11"], "--ngram-order"),
-        (["--ngram-max-mb", "0.01"], "too small for even the unigrams"),
         (["--ngram-max-mb", "0"], "--ngram-max-mb"),
     ],
 )
@@ -473,3 +473,33 @@ def test_info_describes_the_tables_not_the_record(trained, tmp_path):
         trained[0], tmp_path / "c.keras", lambda n, d: None if n == ASSET else d
     )
     assert _info(no_tables).split()[2] == "none"
+
+
+def test_a_memory_cap_too_small_quotes_the_corpus_vocabulary(pattern_file, tmp_path):
+    result = CliRunner().invoke(
+        cli,
+        ["train", str(pattern_file), "-o", str(tmp_path / "m.keras"),
+         "--ngram-max-mb", "0.0001"],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    words = int(re.search(r"this corpus's ([\d,]+) words", result.output)[1])
+    assert 3 <= words < 100  # the corpus's own, not --max-vocab's 20,000
+    assert "20,000" not in result.output
+    assert not (tmp_path / "m.keras").exists()
+
+
+@pytest.mark.slow
+def test_resuming_a_model_with_damaged_tables_is_one_plain_line(
+    trained, pattern_file, tmp_path
+):
+    with zipfile.ZipFile(trained[0]) as archive:
+        arrays = dict(np.load(io.BytesIO(archive.read(ASSET))))
+    path = _with_arrays(
+        trained[0], tmp_path / "bad.keras", keys2=arrays["keys2"][::-1].copy()
+    )
+    result = CliRunner().invoke(
+        cli, ["train", "--resume", str(path), str(pattern_file), "--epochs", "1"]
+    )
+    assert result.exit_code == 1, result.output
+    (line,) = result.output.strip().splitlines()
+    assert "keys are not sorted" in line and "<" not in line, line

@@ -324,7 +324,7 @@ def test_a_client_that_goes_away_mid_stream_frees_its_rows(server):
     with httpx.stream(
         "POST",
         server.url + "/v1/completions",
-        json={"model": "pattern", "max_tokens": 4096, "n": 128, "stream": True},
+        json={"model": "pattern", "max_tokens": 4096, "n": 32, "stream": True},
         timeout=30,
     ) as response:
         next(response.iter_lines())  # generation is under way
@@ -397,7 +397,7 @@ def test_an_api_key_is_required_when_set(trained):
 
 @pytest.mark.slow
 def test_ctrl_c_lets_the_request_in_flight_finish(trained):
-    running = Server("-m", str(trained[0]))
+    running = Server("-m", str(trained[0]), "--max-request-cost", str(2**21))
     result = {}
 
     def ask():
@@ -496,7 +496,7 @@ def test_a_full_queue_answers_429_and_a_long_request_504(trained):
     504, or with an error event when streamed, and frees its rows."""
     running = Server(
         "-m", str(trained[0]), "--max-batch", "1", "--max-queue", "1",
-        "--timeout", "3", "--max-request-cost", str(2**21),
+        "--timeout", "1.5", "--max-request-cost", str(2**21),
     )  # fmt: skip
     long = {"model": "pattern", "max_tokens": 4096, "n": 256, "temperature": 1.0}
     answers: dict = {}

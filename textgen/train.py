@@ -367,6 +367,14 @@ def _count_ngrams(run: _Run) -> None:
     else:
         documents = np.split(train_ids, np.cumsum(run.train_lengths)[:-1])
     cap = int(config.ngram_max_mb * 2**20)
+    unigrams = len(vocabulary) * np.dtype(np.int64).itemsize
+    if cap < unigrams:  # said with this corpus's own vocabulary
+        raise TrainingError(
+            f"--ngram-max-mb {config.ngram_max_mb:g} is too small for even the "
+            f"unigrams of this corpus's {count(len(vocabulary), run.unit)} "
+            f"({unigrams / 2**20:.4g} MB); give more, or --ngram-order 0 for no "
+            "n-gram memory"
+        )
     run.ngram = ngram = NgramModel.count(documents, len(vocabulary), config.ngram, cap)
     run.counting_seconds = time.perf_counter() - started
     lowered = ""

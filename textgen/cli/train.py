@@ -258,13 +258,6 @@ def _configs(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
     model_config = ModelConfig(
         **{name: options.pop(name) for name in list(options) if name in model_fields}
     )
-    unigrams = options["max_vocab"] * 8 / 2**20
-    if options["ngram_order"] != 0 and options["ngram_max_mb"] < unigrams:
-        raise click.UsageError(
-            f"--ngram-max-mb {options['ngram_max_mb']:g} is too small for even the "
-            f"unigrams of {options['max_vocab']:,} words ({unigrams:.2f} MB); "
-            "give more, or --ngram-order 0 for no n-gram memory"
-        )
     options["lowercase"] = not options.pop("keep_case")
     options["seed"] = options.pop("random_seed")
     return model_config, TrainConfig(**options)
