@@ -1,6 +1,8 @@
 """Fuzz the whole command line: random invocations of every command with
 random option values and random files, and mutated model files (fields
-changed or dropped, bytes flipped, cut short, zlib bombs), run in-process.
+changed or dropped, bytes flipped, cut short, zlib bombs, n-gram tables
+tampered by dtype and overflow, npz bombs), run in-process; outputs are
+aimed at the model read, corpus files, links, a FIFO and a device.
 
 Counts what must never happen: tracebacks, "unexpected" errors, exit codes
 other than 0/1/2, input files changed, existing outputs replaced without
@@ -8,13 +10,16 @@ other than 0/1/2, input files changed, existing outputs replaced without
 a user may make as large as they like (a million samples into `| head`, a
 multi-megabyte item) with their peak memory and exit codes (141 for a closed
 pipe); and a real `textgen serve` under idle, slow and numerous connections,
-long prompts, clients that leave mid-body or mid-stream and extreme values.
+long prompts, clients that leave mid-body or mid-stream and extreme values;
+and what one request may cost (echo-heavy and scoring requests, the largest
+allowed ones, scoring under --timeout), with the worst time and memory.
 Prints one JSON object; exits 1 when any count is not 0. Not part of CI
 (minutes); the fast CI versions are tests/test_cli_fuzz.py and
 tests/test_connections.py.
 
     python benchmarks/fuzz.py [--runs 1000] [--models 200] [--seed 0]
-                              [--only cli|counts|http]
+                              [--only cli|counts|http|cost]
+                              [--serve-model PATH]
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -114,13 +120,45 @@ def make_files(root: Path, model: Path) -> dict[str, Path]:
     files["folder"].mkdir()
     (files["folder"] / "a.txt").write_bytes(TEXT.encode())
     files["missing"] = inputs / "missing.txt"
+    # Outputs aimed at what is read and at what is not a regular file.
+    files["link_to_model"] = inputs / "link.keras"
+    files["link_to_model"].symlink_to(files["model.keras"])
+    files["fifo"] = inputs / "pipe.keras"
+    os.mkfifo(files["fifo"])
+    files["device"] = inputs / "null.keras"
+    try:  # a device of our own, so a failing check cannot replace /dev/null
+        os.mknod(files["device"], 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except OSError:
+        files["device"] = Path(os.devnull)
     return files
+
+
+def make_files_again(root: Path, model: Path, files: dict[str, Path]) -> dict:
+    """After a failure: the special files made anew, so one failure is
+    counted once."""
+    for name in ("link_to_model", "fifo", "device"):
+        if files[name] != Path(os.devnull):
+            files[name].unlink(missing_ok=True)
+    files["link_to_model"].symlink_to(files["model.keras"])
+    os.mkfifo(files["fifo"])
+    with contextlib.suppress(OSError):
+        os.mknod(files["device"], 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    return files
+
+
+def special_files_intact(files: dict[str, Path]) -> bool:
+    """The FIFO, the device and the link are still what they were."""
+    return (
+        stat.S_ISFIFO(os.lstat(files["fifo"]).st_mode)
+        and stat.S_ISCHR(os.lstat(files["device"]).st_mode)
+        and files["link_to_model"].is_symlink()
+    )
 
 
 def mutate(model: Path, target: Path, rng: random.Random) -> str:
     """A damaged or hostile copy of `model`; returns what was done."""
     data = model.read_bytes()
-    kind = rng.choice(["field", "drop", "flip", "cut", "bomb", "weights"])
+    kind = rng.choice(["field", "drop", "flip", "cut", "bomb", "weights", "tables"])
     if kind == "flip":
         raw = bytearray(data)
         for _ in range(rng.randint(1, 20)):
@@ -134,6 +172,12 @@ def mutate(model: Path, target: Path, rng: random.Random) -> str:
         entries = {item.filename: src.read(item) for item in src.infolist()}
     outer = json.loads(entries["config.json"])
     config = outer["config"]
+    if kind == "tables":
+        how = tamper_tables(entries, rng)
+        with zipfile.ZipFile(target, "w") as dst:
+            for name, content in entries.items():
+                dst.writestr(name, content)
+        return f"tables: {how}"
     if kind == "weights":
         raw = bytearray(entries["model.weights.h5"])
         for _ in range(rng.randint(1, 50)):
@@ -172,6 +216,65 @@ def mutate(model: Path, target: Path, rng: random.Random) -> str:
     return kind
 
 
+def _npy(value) -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(value))
+    return buffer.getvalue()
+
+
+def tamper_tables(entries: dict[str, bytes], rng: random.Random) -> str:
+    """Replace the model's n-gram tables (`assets/ngram.npz`) with tampered
+    ones: wrong dtypes, overflowing counts, impossible discounts, an extra
+    member, a zip bomb (issue 33). Returns what was done."""
+    import io
+
+    import numpy as np
+
+    asset = "assets/ngram.npz"
+    arrays = dict(np.load(io.BytesIO(entries[asset])))
+    members = {f"{k}.npy": _npy(v) for k, v in arrays.items()}
+    how = rng.choice(
+        ["uint64 unsorted keys", "uint64 counts 2**64-1", "int64 counts 2**62",
+         "discount 0", "discount nan", "float32 weights above 1", "int32 keys",
+         "an extra member", "a bomb member", "a bomb table"]
+    )  # fmt: skip
+    keys = [k for k in arrays if k.startswith("keys")] or ["unigram"]
+    key = rng.choice(keys)
+    counts = key.replace("keys", "counts")
+    if how == "uint64 unsorted keys":
+        members[f"{key}.npy"] = _npy(arrays[key][::-1].astype(np.uint64))
+    elif how == "uint64 counts 2**64-1":
+        members[f"{counts}.npy"] = _npy(
+            np.full(arrays[counts].shape, 2**64 - 1, dtype=np.uint64)
+        )
+    elif how == "int64 counts 2**62":
+        members[f"{counts}.npy"] = _npy(np.full(arrays[counts].shape, 2**62))
+    elif how in ("discount 0", "discount nan"):
+        discounts = arrays["discounts"].copy()
+        discounts[rng.randrange(len(discounts))] = 0.0 if "0" in how else np.nan
+        members["discounts.npy"] = _npy(discounts)
+    elif how == "float32 weights above 1":
+        members["weights.npy"] = _npy((arrays["weights"] + 1).astype(np.float32))
+    elif how == "int32 keys":
+        members[f"{key}.npy"] = _npy(arrays[key].astype(np.int32))
+    else:
+        zeros = _npy(np.zeros(25 * 2**20, dtype=np.int64))  # 200 MB of zeros
+        name = "junk.npy" if how != "a bomb table" else f"{key}.npy"
+        if how == "an extra member":
+            zeros = _npy(np.zeros(1000))
+        members[name] = zeros
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as npz:
+        for name, data in members.items():
+            npz.writestr(name, data)
+    entries[asset] = raw.getvalue()
+    return how
+
+
 def random_field(config: dict, rng: random.Random) -> tuple[object, object]:
     """A random (container, key) inside the model's arguments."""
     place, key = config, rng.choice(list(config))
@@ -199,8 +302,24 @@ def invocation(
         if option.is_flag:
             continue
         pool = VALUES.get(name) or VALUES.get(option.opts[0]) or EDGE
-        if name in ("--output", "--plot", "--resume", "--pretrained-embeddings"):
+        if name == "--per-token":
             pool = [
+                str(files["model.keras"]),
+                str(files["folder"] / "a.txt"),
+                str(files["link_to_model"]),
+                str(files["fifo"]),
+                str(files["device"]),
+                str(files["corpus.txt"]),
+                str(out / "losses.jsonl"),
+                str(out / "missing" / "losses.jsonl"),
+            ]
+        elif name in ("--output", "--plot", "--resume", "--pretrained-embeddings"):
+            pool = [
+                str(files["model.keras"]),
+                str(files["link_to_model"]),
+                str(files["fifo"]),
+                str(files["device"]),
+                str(out / "missing" / "m.keras"),
                 str(out / "m.keras"),
                 str(out / "m.png"),
                 str(out / "existing.keras"),
@@ -415,6 +534,8 @@ EXTREME = {
     "seed": [0, 2**64, -1],
     "stop": ["", ".", ["a"] * 50, "x" * 10_000],
     "stream": [True, False],
+    "echo": [True, False],
+    "logprobs": [None, 0, 5, 20],
 }
 
 
@@ -462,7 +583,7 @@ def http_cases(model: Path, rng: random.Random) -> dict:
             problems.append(f"long prompts answered {answers}")
 
         # The same 16 sent and abandoned at once: the work must stop.
-        raw = json.dumps({**body, "max_tokens": 4096, "n": 16}).encode()
+        raw = json.dumps({**body, "max_tokens": 4096, "n": 8}).encode()
         for _ in range(16):
             sock = _connect(url)
             sock.sendall(
@@ -509,7 +630,9 @@ def http_cases(model: Path, rng: random.Random) -> dict:
         # Extreme values: any answer but a 5xx.
         statuses: dict[int, int] = {}
         for _ in range(300):
-            request = {"prompt": rng.choice(["", "the tide", "zebra " * 100])}
+            request = {
+                "prompt": rng.choice(["", "the tide", "zebra " * 100, "a \ud800 b"])
+            }
             for key in rng.sample(sorted(EXTREME), rng.randint(1, 6)):
                 request[key] = rng.choice(EXTREME[key])
             request["max_tokens"] = (
@@ -547,14 +670,112 @@ def http_cases(model: Path, rng: random.Random) -> dict:
     return figures
 
 
+def cost_cases(model: Path) -> dict:
+    """What one request may cost (issue 33): the echo request that once took
+    546 s and 1.4 GB is refused at once; the largest allowed scoring and
+    generation requests answer within the default --timeout; five scoring
+    requests at once under --timeout 5 end by then (200 or 504)."""
+    import httpx
+
+    from textgen.config import SERVE_MAX_REQUEST_COST, SERVE_TIMEOUT
+
+    figures: dict = {"max_request_cost": SERVE_MAX_REQUEST_COST}
+    problems: list[str] = []
+    logs: list[str] = []
+    prompt = ("the sea and the tide. " * 500)[:MAX_PROMPT]
+    top = SERVE_MAX_REQUEST_COST // len(prompt) - 1  # the most alternatives allowed
+    heavy = {"prompt": prompt[:9_900], "n": 256, "echo": True, "logprobs": 20,
+             "max_tokens": 0}  # fmt: skip
+    allowed = {
+        "largest scoring": {"prompt": prompt, "echo": True, "logprobs": top,
+                            "max_tokens": 0},
+        "largest generation": {"prompt": "", "n": 32,
+                               "max_tokens": SERVE_MAX_REQUEST_COST // 32},
+        "largest streamed": {"prompt": "", "n": 32, "stream": True,
+                             "max_tokens": SERVE_MAX_REQUEST_COST // 32},
+    }  # fmt: skip
+    child, url, log = _start_server("-m", str(model))
+    try:
+        started = time.perf_counter()
+        answer = httpx.post(url + "/v1/completions", json=heavy, timeout=600)
+        figures["heavy_echo_status"] = answer.status_code
+        figures["heavy_echo_ms"] = round((time.perf_counter() - started) * 1e3, 1)
+        if answer.status_code != 400:
+            problems.append(f"the heavy echo request got {answer.status_code}")
+        for name, body in allowed.items():
+            started = time.perf_counter()
+            answer = httpx.post(url + "/v1/completions", json=body, timeout=600)
+            seconds = time.perf_counter() - started
+            figures[name] = {
+                "status": answer.status_code,
+                "seconds": round(seconds, 2),
+                "response_mb": round(len(answer.content) / 1e6, 2),
+            }
+            if answer.status_code != 200 or seconds > SERVE_TIMEOUT:
+                problems.append(f"{name}: {answer.status_code} in {seconds:.0f} s")
+        figures["server_peak_mb"] = round(_peak_mb_of(child.pid), 1)
+    finally:
+        _stop(child)
+        logs += log
+    child, url, log = _start_server("-m", str(model), "--timeout", "5")
+    try:
+        body = allowed["largest scoring"]
+
+        def timed(_: int) -> tuple[int, float]:
+            started = time.perf_counter()
+            status = httpx.post(url + "/v1/completions", json=body, timeout=600)
+            return status.status_code, time.perf_counter() - started
+
+        with concurrent.futures.ThreadPoolExecutor(5) as pool:
+            answers = list(pool.map(timed, range(5)))
+        figures["five_scorings_under_timeout_5"] = {
+            "statuses": sorted(status for status, _ in answers),
+            "worst_seconds": round(max(seconds for _, seconds in answers), 2),
+        }
+        if any(status not in (200, 504) for status, _ in answers):
+            problems.append(f"scoring under --timeout 5: {answers}")
+        if max(seconds for _, seconds in answers) > 5 + 1:
+            problems.append(f"scoring under --timeout 5 took {answers}")
+        figures["server_peak_mb_under_timeout"] = round(_peak_mb_of(child.pid), 1)
+    finally:
+        _stop(child)
+        logs += log
+    text = "".join(logs)
+    figures["log_tracebacks"] = text.count("Traceback")
+    if "Traceback" in text or " 500 " in text:
+        problems.append("tracebacks or 500s in the log: " + text[-300:])
+    figures["problems"] = len(problems)
+    figures["problem_lines"] = problems[:10]
+    return figures
+
+
+MAX_PROMPT = 10_000  # characters: the server's longest prompt
+
+
+def _stop(child: subprocess.Popen) -> None:
+    child.send_signal(signal.SIGINT)
+    try:
+        child.wait(60)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    time.sleep(0.2)  # the log reader's last lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--models", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--serve-model",
+        type=Path,
+        help="the model the request-cost cases serve (default: the tiny one "
+        "trained here; a default-size model gives the figures that matter)",
+    )
+    parser.add_argument(
         "--only",
-        choices=["cli", "counts", "http"],
+        choices=["cli", "counts", "http", "cost"],
         help="run one part: random command lines and mutated models, "
         "unbounded counts and long inputs, or HTTP clients (default: all)",
     )
@@ -569,6 +790,7 @@ def main() -> None:
         "other_exit_codes": 0,
         "inputs_changed": 0,
         "outputs_replaced_without_force": 0,
+        "special_files_replaced": 0,
     }
     exits = {0: 0, 1: 0, 2: 0}
     failures: list[dict] = []
@@ -606,6 +828,9 @@ def main() -> None:
         if options.only in (None, "http"):
             extra["http"] = http_cases(model, rng)
             print("http done", file=sys.stderr, flush=True)
+        if options.only in (None, "cost"):
+            extra["cost"] = cost_cases(options.serve_model or model)
+            print("cost done", file=sys.stderr, flush=True)
         if options.only not in (None, "cli"):
             options.runs = options.models = 0
         hostile = root / "in" / "hostile"
@@ -694,6 +919,10 @@ def main() -> None:
             if replaced and "--force" not in args and "--resume" not in args:
                 counts["outputs_replaced_without_force"] += 1
                 problem = f"replaced {replaced}"
+            if not special_files_intact(files):
+                counts["special_files_replaced"] += 1
+                problem = "a FIFO, device or link was replaced"
+                files = make_files_again(root, model, files)
             if problem and len(failures) < 20:
                 failures.append({"args": args, "problem": problem[:300]})
         report = {

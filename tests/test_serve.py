@@ -4,6 +4,7 @@ engine under it: tests/test_batching.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import random
@@ -653,3 +654,33 @@ def test_a_character_token_is_its_own_text_among_the_alternatives(server):
     for token, top in zip(logprobs["tokens"], logprobs["top_logprobs"], strict=True):
         if top is not None:
             assert all(len(key) == 1 for key in top), (token, top)
+
+
+def test_a_request_dropped_while_its_prompts_are_read_is_counted(trained):
+    """/health's cancelled and timed-out counts include requests that end
+    while their prompts are read or scored, before they reach the batch."""
+    import asyncio
+
+    from textgen.errors import Cancelled, TimedOut
+    from textgen.modelfile import read_model
+    from textgen.serve import _parse, _Run, _serve
+
+    served = _serve({"pattern": read_model(trained[0])}, None, True)
+    body = {"prompt": "one two three", "max_tokens": 0, "echo": True, "logprobs": 1}
+    engine = served["pattern"].engine
+
+    async def dropped(deadline: float | None) -> None:
+        completion = _parse(body, served)
+        if deadline is not None:
+            completion = dataclasses.replace(completion, deadline=deadline)
+        run = _Run(completion, streaming=False)
+        run.job.cancelled = deadline is None  # the client went away
+        with pytest.raises(Cancelled if deadline is None else TimedOut):
+            run._submit()
+
+    try:
+        asyncio.run(dropped(None))
+        asyncio.run(dropped(time.monotonic() - 1))
+        assert (engine.cancelled, engine.timed_out) == (1, 1)
+    finally:
+        engine.close(timeout=10)

@@ -142,17 +142,20 @@ class Generator:
         """The (usable part of the) seed as the model's tokens."""
         return self.tokenizer.tokenize(self.usable_seed(seed))
 
-    def echo_words(self, prompt: str) -> tuple[list[str], list[str]]:
+    def echo_words(
+        self, prompt: str, words: list[str] | None = None
+    ) -> tuple[list[str], list[str]]:
         """A scored prompt's tokens as written and as scored (`logprobs`
         with `echo`): its tokens, as `textgen evaluate` reads a text. For an
         item model, its items as `evaluate` reads a file's (each line or
         paragraph, whitespace-normalised), with a line or paragraph end
         written between them and scored as `END`, each item read from a
         fresh start; the prompt's last item ends only if a break follows it.
+        `words`: the prompt's `seed_words`, if already read.
         """
-        words = self.seed_words(prompt)
         settings = self.tokenizer_settings
         if not settings.items:
+            words = self.seed_words(prompt) if words is None else words
             return words, words
         usable = self.usable_seed(prompt)
         items = list(item_texts([usable], settings.documents))
