@@ -332,6 +332,8 @@ def invocation(
             ]
         if name in ("--model", "--seed-file"):
             pool = [str(p) for p in (*models, *files.values())]
+            if name == "--seed-file":  # a pipe waits 30 s for text, by design
+                pool.remove(str(files["fifo"]))
         args.append(rng.choice(pool))
     text_inputs = [
         files[k]

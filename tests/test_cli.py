@@ -329,6 +329,7 @@ def test_plot_path_no_plot_and_tensorboard(
     tmp_path: Path, pattern_file: Path, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
+    Path("pics").mkdir()  # a picture's folder must exist (only models/ is made)
     result = run(
         "train", pattern_file, "--plot", "pics/c.png", "--tensorboard", "tb", *QUICK
     )

@@ -327,3 +327,22 @@ def test_atomic_write_refuses_what_is_not_a_regular_file(tmp_path):
             atomic_write(path, lambda temporary: temporary.write_bytes(b"x"))
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and link.is_symlink()
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_pipe_or_device_given_as_a_model_or_vectors_is_one_line(
+    tmp_path, pattern_file
+):
+    # Opening a FIFO for reading waits for a writer: refused, never opened.
+    fifo = tmp_path / "pipe.keras"
+    os.mkfifo(fifo)
+    for args in (
+        ["info", fifo],
+        ["generate", "-m", fifo],
+        ["evaluate", "-m", fifo, pattern_file],
+        ["evaluate", "-m", _device(tmp_path), pattern_file],
+        ["train", pattern_file, "-o", tmp_path / "m.keras",
+         "--pretrained-embeddings", fifo],
+    ):  # fmt: skip
+        result = CliRunner().invoke(cli, [str(a) for a in args])
+        assert result.exit_code in (1, 2), result.output
+        assert "not a regular file" in result.output, result.output

@@ -93,12 +93,15 @@ def compare(
     from .corpus_ids import corpus_ids
     from .gradients import gradient_decay
     from .model import count_parameters
+    from .outputs import inside_models
     from .train import tokenizer_settings, train
 
     if config.seed is None:
         seed = fresh_seed()
         config = dataclasses.replace(config, seed=seed)
     output_dir = Path(output_dir)
+    # Its one folder, checked to have a parent (`check_compare_outputs`).
+    output_dir.mkdir(parents=inside_models(output_dir), exist_ok=True)
     results = []
     text = corpus_ids(corpus, tokenizer_settings(config))  # read once for all
     ids = None  # the training split's ids: the same for every cell

@@ -108,6 +108,12 @@ def _vectors(path: Path) -> Iterator[tuple[str, list[str]]]:
         TextgenError: as `read_vectors`; also when it holds no vectors.
     """
     dimension = None
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        # A pipe would block (and is read twice: checked, then loaded).
+        raise TextgenError(
+            f"{path} is not a regular file (a pipe, device or socket); give a "
+            "vectors file"
+        )
     try:
         with path.open(encoding="utf-8") as file:
             lines = iter(lambda: file.readline(MAX_LINE_CHARS + 1), "")

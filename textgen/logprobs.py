@@ -251,7 +251,7 @@ class RowLogprobs:
         if not spans:
             return None
         first, self.given = self.given, self.given + len(spans)
-        lead = self.texts.tokenizer.level == "word"
+        lead = self.texts.tokenizer.space_leads
         return logprobs_json(
             self.choices[first : self.given], spans, text, self.base, lead
         )

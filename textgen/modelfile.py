@@ -74,6 +74,11 @@ def read_config(path: str | Path) -> dict[str, Any]:
         )
     if path.is_dir():
         raise ModelFileError(f"{path} is a folder; give a .keras model file")
+    if not path.is_file():  # opening a pipe would wait for a writer forever
+        raise ModelFileError(
+            f"{path} is not a regular file (a pipe, device or socket); give a "
+            ".keras model file"
+        )
     damaged = f"{path} is damaged or not a Keras model; retrain it with `textgen train`"
     try:
         if not zipfile.is_zipfile(path):

@@ -284,15 +284,21 @@ def create_app(
         for s in served.values():
             s.engine.close(timeout=10)
 
+    routes = [
+        *(_playground_routes() if ui else []),
+        Route("/health", _guarded(health), methods=["GET"]),
+        Route("/v1/models", _guarded(list_models), methods=["GET"]),
+        Route("/v1/models/{name:path}", _guarded(one_model), methods=["GET"]),
+        Route("/v1/completions", _guarded(completions), methods=["POST"]),
+        Route("/metrics", _guarded(metrics_page), methods=["GET"]),
+    ]
+    return _application(routes, lifespan)
+
+
+def _application(routes: list[Route], lifespan: Any) -> Starlette:
+    """The Starlette application of `routes`, with textgen's error answers."""
     app = Starlette(
-        routes=[
-            *(_playground_routes() if ui else []),
-            Route("/health", _guarded(health), methods=["GET"]),
-            Route("/v1/models", _guarded(list_models), methods=["GET"]),
-            Route("/v1/models/{name:path}", _guarded(one_model), methods=["GET"]),
-            Route("/v1/completions", _guarded(completions), methods=["POST"]),
-            Route("/metrics", _guarded(metrics_page), methods=["GET"]),
-        ],
+        routes=routes,
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,

@@ -509,6 +509,7 @@ class Tokenizer:
     planned_seq_len: int | None = None
     planned_learning_rate: float | None = None
     score_in_bits: bool  # evaluate reports bits per token, not perplexity
+    space_leads: bool  # logprobs: alternatives carry the token's leading space
 
     @classmethod
     def holds(cls, token: str) -> bool:
@@ -575,6 +576,8 @@ class WordTokenizer(Tokenizer):
     ngram_order = 3
     planned_passes = 8
     score_in_bits = False
+    # A token's text carries the whitespace before it (so do its alternatives).
+    space_leads = True
 
     def tokenize(self, text: str) -> list[str]:
         return _words(text, self.settings.lowercase)
@@ -618,6 +621,7 @@ class CharTokenizer(Tokenizer):
     planned_seq_len = 100  # characters per window: a sentence or two of context
     planned_learning_rate = 1e-2  # 5e-3: +3.4% nats at 3 minutes
     score_in_bits = True
+    space_leads = False  # a space or line break is a token of its own
 
     @classmethod
     def holds(cls, token: str) -> bool:
