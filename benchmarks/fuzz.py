@@ -364,6 +364,26 @@ def invocation(
     return args
 
 
+def replaced_by_request(args: list[str], path: Path) -> bool:
+    """Whether `path` is an `evaluate --per-token` file given with --force
+    that the command does not read (the model, its TEXT files): replacing
+    it is what was asked, not an input lost."""
+    if args[0] != "evaluate" or "--force" not in args or "--per-token" not in args:
+        return False
+    target = Path(args[args.index("--per-token") + 1])
+    if target.resolve() != path.resolve():
+        return False
+    read = set()
+    for i, arg in enumerate(args[1:], start=1):
+        if args[i - 1] == "--per-token":
+            continue
+        if args[i - 1] in ("-m", "--model") or not arg.startswith("-"):
+            given = Path(arg)
+            files = given.rglob("*.txt") if given.is_dir() else [given]
+            read |= {f.resolve() for f in files if f.exists()}
+    return path.resolve() not in read
+
+
 def snapshot(folder: Path) -> dict[str, str]:
     found = {}
     for path in folder.rglob("*"):
@@ -642,7 +662,12 @@ def http_cases(model: Path, rng: random.Random) -> dict:
                 if (isinstance(request.get("max_tokens"), int))
                 else 4
             )
-            response = httpx.post(url + "/v1/completions", json=request, timeout=120)
+            response = httpx.post(  # escaped: a lone surrogate is sent as one
+                url + "/v1/completions",
+                content=json.dumps(request),
+                headers={"content-type": "application/json"},
+                timeout=120,
+            )
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             if response.status_code >= 500:
                 problems.append(f"{response.status_code} for {str(request)[:200]}")
@@ -910,6 +935,7 @@ def main() -> None:
             if "--resume" in args and result.exit_code == 0:  # resumed in place
                 resumed = args[args.index("--resume") + 1]
                 changed = [p for p in changed if Path(p).stem != Path(resumed).stem]
+            changed = [p for p in changed if not replaced_by_request(args, Path(p))]
             if changed:
                 counts["inputs_changed"] += 1
                 problem = f"inputs changed: {changed[:3]}"
