@@ -517,6 +517,17 @@ def _start_server(*args: str) -> tuple[subprocess.Popen, str, list[str]]:
     raise SystemExit("the server did not start: " + "".join(log))
 
 
+def _stop(child: subprocess.Popen) -> None:
+    """Stop a server as Ctrl-C does (killed after 60 s)."""
+    child.send_signal(signal.SIGINT)
+    try:
+        child.wait(60)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    time.sleep(0.2)  # the log reader's last lines
+
+
 def _connect(url: str) -> socket.socket:
     host, port = url.removeprefix("http://").rsplit(":", 1)
     return socket.create_connection((host, int(port)), timeout=10)
@@ -675,13 +686,7 @@ def http_cases(model: Path, rng: random.Random) -> dict:
         figures["health_s_at_end"] = _health_seconds(url)
     finally:
         peak = _peak_mb_of(child.pid)
-        child.send_signal(signal.SIGINT)
-        try:
-            child.wait(60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        time.sleep(0.2)  # the log reader's last lines
+        _stop(child)
     text = "".join(log)
     figures["server_exit"] = child.returncode
     figures["server_peak_mb"] = round(peak, 1)
@@ -705,11 +710,12 @@ def cost_cases(model: Path) -> dict:
     import httpx
 
     from textgen.config import SERVE_MAX_REQUEST_COST, SERVE_TIMEOUT
+    from textgen.generate import MAX_SEED_CHARS
 
     figures: dict = {"max_request_cost": SERVE_MAX_REQUEST_COST}
     problems: list[str] = []
     logs: list[str] = []
-    prompt = ("the sea and the tide. " * 500)[:MAX_PROMPT]
+    prompt = ("the sea and the tide. " * 500)[:MAX_SEED_CHARS]  # the longest
     top = SERVE_MAX_REQUEST_COST // len(prompt) - 1  # the most alternatives allowed
     heavy = {"prompt": prompt[:9_900], "n": 256, "echo": True, "logprobs": 20,
              "max_tokens": 0}  # fmt: skip
@@ -774,19 +780,6 @@ def cost_cases(model: Path) -> dict:
     figures["problems"] = len(problems)
     figures["problem_lines"] = problems[:10]
     return figures
-
-
-MAX_PROMPT = 10_000  # characters: the server's longest prompt
-
-
-def _stop(child: subprocess.Popen) -> None:
-    child.send_signal(signal.SIGINT)
-    try:
-        child.wait(60)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
-    time.sleep(0.2)  # the log reader's last lines
 
 
 def main() -> None:

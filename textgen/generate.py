@@ -9,7 +9,6 @@ than a TensorFlow call. Several samples run as one batch; one sample streams.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Sequence
 from collections.abc import Generator as Generator_
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from .metrics import log_sum_exp
 from .novelty import ItemSet
 from .request import GenerationRequest
 from .sampling import GREEDY_BELOW, SamplingSettings, next_ids, process
-from .tokens import END, item_texts, tokenizer_for
+from .tokens import END, item_separator, item_texts, tokenizer_for
 from .vocab import PAD_ID, UNK_ID
 
 if TYPE_CHECKING:
@@ -159,8 +158,8 @@ class Generator:
             return words, words
         usable = self.usable_seed(prompt)
         items = list(item_texts([usable], settings.documents))
-        breaks = r"\n[ \t]*$" if settings.documents == "lines" else r"\n[ \t]*\n\s*$"
-        ended = bool(items) and re.search(breaks, usable) is not None
+        after_last_break = item_separator(settings.documents).split(usable)[-1]
+        ended = bool(items) and not after_last_break.strip(" \t")
         shown: list[str] = []
         scored: list[str] = []
         for i, item in enumerate(items):

@@ -139,34 +139,23 @@ MEMBERS = frozenset(
 def _check_members(archive: zipfile.ZipFile, path: Path) -> None:
     """The archive's members, before any is inflated: known names, once
     each, within a budget of bytes and of compression ratio (a zip bomb
-    is refused; see `ngram.check_members`).
+    is refused; `ngram.check_members`, as for the tables inside).
 
     Raises:
         ModelFileError: naming what is wrong.
     """
     from .ngram import MAX_TABLE_BYTES, check_members
 
-    members = archive.infolist()
-    names = [info.filename for info in members]
-    unknown = [name for name in names if name not in MEMBERS]
-    problem = ""
-    if unknown:
-        problem = f"it holds {unknown[0][:60]!r}, which a textgen model does not"
-    elif len(set(names)) != len(names):
-        problem = "it holds one entry twice"
-    else:
-        # The weights are bounded by the shape later (`read_model`); this
-        # bounds the whole archive before that shape is known.
-        budget = MAX_CONFIG_BYTES + MAX_TABLE_BYTES + 2**34
-        try:
-            check_members(members, budget, "entries")
-        except ValueError as err:
-            problem = str(err)
-    if problem:
+    # The weights are bounded by the shape later (`read_model`); this bounds
+    # the whole archive before that shape is known.
+    budget = MAX_CONFIG_BYTES + MAX_TABLE_BYTES + 2**34
+    try:
+        check_members(archive.infolist(), MEMBERS, budget, "entries")
+    except ValueError as err:
         raise ModelFileError(
-            f"{path} is damaged or was tampered with ({problem}); "
+            f"{path} is damaged or was tampered with ({err}); "
             "retrain it with `textgen train`"
-        )
+        ) from None
 
 
 def _fail(message: str) -> None:

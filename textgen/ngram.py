@@ -566,7 +566,8 @@ def write_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
 # What a model file's tables are made of: an .npz member of another name is
 # refused before it is inflated.
 KNOWN_ARRAYS = frozenset(
-    ["unigram", "discounts", "pruned", "weights"]
+    f"{name}.npy"
+    for name in ["unigram", "discounts", "pruned", "weights"]
     + [f"{part}{k}" for part in ("keys", "counts") for k in range(2, MAX_ORDER + 1)]
 )
 
@@ -585,21 +586,11 @@ def read_arrays(data: bytes, max_bytes: int) -> dict[str, np.ndarray]:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
-            names = [info.filename.removesuffix(".npy") for info in members]
-            unknown = [
-                info.filename
-                for info, name in zip(members, names, strict=True)
-                if name not in KNOWN_ARRAYS or not info.filename.endswith(".npy")
-            ]
-            if unknown:
-                raise ValueError(f"it holds {unknown[0][:60]!r}, not one of its arrays")
-            if len(set(names)) != len(names):
-                raise ValueError("it holds an array twice")
-            check_members(members, max_bytes, "tables")
-            for info, name in zip(members, names, strict=True):
+            check_members(members, KNOWN_ARRAYS, max_bytes, "tables")
+            for info in members:
                 with archive.open(info) as member:
                     raw = member.read(info.file_size + 1)
-                arrays[name] = _npy(raw)
+                arrays[info.filename.removesuffix(".npy")] = _npy(raw)
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, KeyError) as err:
         raise ValueError(f"its tables cannot be read ({type(err).__name__})") from None
     except NotImplementedError:
@@ -616,16 +607,27 @@ RATIO_FLOOR = 16 * 2**20
 
 
 def check_members(
-    members: Sequence[zipfile.ZipInfo], max_bytes: int, what: str
+    members: Sequence[zipfile.ZipInfo],
+    known: frozenset[str],
+    max_bytes: int,
+    what: str,
 ) -> None:
-    """Refuse an archive (before inflating anything) whose members claim
-    more than `max_bytes` in all, or one member packed more tightly than
-    `MAX_RATIO` to 1 (past `RATIO_FLOOR` bytes). Reading a member stops at
-    the size it claims, so the claims bound what reading costs.
+    """Refuse an archive (before inflating anything) holding a member not
+    `known`, one twice, members that claim more than `max_bytes` in all, or
+    one packed more tightly than `MAX_RATIO` to 1 (past `RATIO_FLOOR`
+    bytes). Reading a member stops at the size it claims, so the claims
+    bound what reading costs. (The model file's entries and the tables'
+    arrays alike.)
 
     Raises:
-        ValueError: one line naming the limit.
+        ValueError: one line naming what is wrong.
     """
+    names = [info.filename for info in members]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"it holds {unknown[0][:60]!r}, not one of its {what}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"it holds one of its {what} twice")
     total = 0
     for info in members:
         total += info.file_size
@@ -643,20 +645,20 @@ def _npy(raw: bytes) -> np.ndarray:
     """One .npy file's array: a plain numeric dtype, and exactly the bytes
     its header says (read in place: the body is not copied)."""
     stream = io.BytesIO(raw)
+    readers = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }
     try:
         version = np.lib.format.read_magic(stream)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-        else:
-            raise ValueError(f"an array has an unknown format {version}")
-    except (ValueError, TypeError) as err:
-        if "unknown format" in str(err):
-            raise
+        if version in readers:
+            shape, fortran, dtype = readers[version](stream)
+    except (ValueError, TypeError):
         # NumPy's messages quote the header's parsed form (an `ast` node's
         # repr, say): not for a user's eyes.
         raise ValueError("an array's header is damaged") from None
+    if version not in readers:
+        raise ValueError(f"an array has an unknown format {version}")
     if dtype.kind not in "iuf" or dtype.hasobject or fortran or len(shape) > 1:
         raise ValueError(f"an array is {dtype} {shape}, not a list of numbers")
     body = memoryview(raw)[stream.tell() :]

@@ -835,53 +835,52 @@ class _Run:
 
     def _read_prompts(self) -> None:
         completion = self.completion
-        generator = completion.served.generator
-        score_only = completion.request.length == 0
+        generator, n = completion.served.generator, completion.n
+        score_only = completion.request.length == 0  # (with echo: see _request)
         words = []
         for prompt in completion.prompts:
             self._check()
             words.append(generator.seed_words(prompt))
         self.prompt_tokens = sum(len(w) for w in words)
+        self.texts = [generator.join(w) for w in words]
         # Characters of each row's text that are its prompt (not sent back
         # unless `echo`).
         if not completion.echo:
-            self.skip = [
-                len(generator.join(w)) for w in words for _ in range(completion.n)
-            ]
-        self.texts = [generator.join(w) for w in words]
-        top = completion.request.logprobs
-        if top is not None:
+            self.skip = [len(text) for text in self.texts for _ in range(n)]
+        if completion.request.logprobs is not None:
             self.logprobs = []
-            for prompt, w in zip(completion.prompts, words, strict=True):
+            for i, (prompt, w) in enumerate(
+                zip(completion.prompts, words, strict=True)
+            ):
                 self._check()
-                if completion.echo and score_only:
-                    # Scored as `textgen evaluate` scores the text: an item
-                    # model's line breaks are its items' ends.
-                    shown, scored = generator.echo_words(prompt, w)
-                    choices_ = prompt_choices(generator, scored, top, self._check)
-                    self._check()
-                    row = RowLogprobs(generator.tokenizer, shown, choices_)
-                    self.texts[len(self.logprobs) // completion.n] = generator.join(
-                        shown
-                    )
-                    # The prompt's rows are the same: one object, finished once.
-                    self.logprobs += [row] * completion.n
-                    continue
-                choices_ = (
-                    prompt_choices(generator, w, top, self._check)
-                    if completion.echo
-                    else None
-                )
-                self.logprobs += [
-                    RowLogprobs(generator.tokenizer, w, choices_)
-                    for _ in range(completion.n)
-                ]
+                self.logprobs += self._row_logprobs(i, prompt, w)
+        self._check()
         if score_only:  # echo: the prompts scored, no more
-            self._check()
             self._score_only()
             return
-        self._check()
         completion.served.engine.submit(self.job)
+
+    def _row_logprobs(self, i: int, prompt: str, words: list[str]) -> list:
+        """The `RowLogprobs` of prompt `i`'s rows: its tokens scored if echoed.
+        Scored alone (`max_tokens` 0), a prompt is read as `textgen evaluate`
+        reads a text (an item model's line breaks end its items), and its n
+        rows, all the same, share one object, finished once."""
+        completion, generator = self.completion, self.completion.served.generator
+        top, n = completion.request.logprobs, completion.n
+        score_only = completion.request.length == 0
+        shown = scored = words
+        if score_only:
+            shown, scored = generator.echo_words(prompt, words)
+        choices_ = (
+            prompt_choices(generator, scored, top, self._check)
+            if completion.echo
+            else None
+        )
+        self._check()
+        if score_only:
+            self.texts[i] = generator.join(shown)
+            return [RowLogprobs(generator.tokenizer, shown, choices_)] * n
+        return [RowLogprobs(generator.tokenizer, words, choices_) for _ in range(n)]
 
     def _score_only(self) -> None:
         """Answer with the (echoed) prompts alone, generating nothing."""

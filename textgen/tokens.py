@@ -179,13 +179,19 @@ def tokenize_pieces(
         yield block
 
 
+def item_separator(documents: str) -> re.Pattern:
+    """What separates two items: a line break ("lines"), or a blank line
+    ("paragraphs")."""
+    return re.compile(r"\n" if documents == "lines" else r"\n[ \t]*\n\s*")
+
+
 def item_texts(pieces: Iterable[str], documents: str) -> Iterator[str]:
     """The items of text arriving in pieces, whitespace-normalised: each
     non-blank line (`documents` "lines"), or each paragraph ("paragraphs",
     lines kept, separated by blank lines); runs of spaces and tabs become one
     space and each line is stripped."""
     held = ""
-    separator = re.compile(r"\n" if documents == "lines" else r"\n[ \t]*\n\s*")
+    separator = item_separator(documents)
     for piece in itertools.chain(pieces, [None]):
         held += "\n\n" if piece is None else piece
         parts = separator.split(held)
