@@ -118,6 +118,29 @@ def test_counting_in_chunks_gives_the_same_tables(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def test_taking_a_block_away_is_counting_without_it():
+    """All the grams less a block's are the grams of every other position
+    (each still read with its context): what a memory that must not have
+    seen a block of the text is made from."""
+    from textgen.ngram import Grams
+
+    rng = np.random.default_rng(3)
+    documents = [_text(rng, 20, 900), _text(rng, 20, 400)]
+    everything = Grams.of([(d, 0, len(d)) for d in documents], 20, 4)
+    block = Grams.of([(documents[0], 300, 650)], 20, 4)
+    rest = Grams.of(
+        [(documents[0], 0, 300), (documents[0], 650, 900), (documents[1], 0, 400)],
+        20,
+        4,
+    )
+    left = everything.without(block)
+    np.testing.assert_array_equal(left.keys, rest.keys)
+    np.testing.assert_array_equal(left.counts, rest.counts)
+    assert left.model().unigram.sum() < everything.model().unigram.sum()
+    with pytest.raises(ValueError, match="taken away"):
+        block.without(everything)
+
+
 # Tables as a hostile file may hold them (issue 33): any dtype, any values.
 # Whatever `from_arrays` accepts must give distributions that sum to 1 with
 # no negative value; everything else must be refused with a ValueError.

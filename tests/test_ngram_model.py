@@ -503,3 +503,68 @@ def test_resuming_a_model_with_damaged_tables_is_one_plain_line(
     assert result.exit_code == 1, result.output
     (line,) = result.output.strip().splitlines()
     assert "keys are not sorted" in line and "<" not in line, line
+
+
+def _chain_text(rng, words: list[str], lines: int, step: int) -> str:
+    """Lines of 8 words where each word follows the one before by `step`
+    places in `words` (or, a time in four, by a random one)."""
+    out = []
+    for _ in range(lines):
+        at = int(rng.integers(len(words)))
+        line = []
+        for _ in range(8):
+            line.append(words[at])
+            jump = step if rng.random() < 0.75 else int(rng.integers(len(words)))
+            at = (at + jump) % len(words)
+        out.append(" ".join(line) + " .")
+    return "\n".join(out) + "\n"
+
+
+def test_the_saved_memory_counts_the_validation_text_too(tiny_config, tmp_path):
+    """The validation tail (here a new way of going on that the held-out
+    text continues) is in the memory the file keeps: the model's memory is
+    Kneser-Ney over all of the training text, and the model does not lose
+    to it on held-out text."""
+    import dataclasses
+
+    from ngram import KneserNey
+
+    from textgen.corpus_ids import corpus_ids
+    from textgen.evaluate import evaluate
+    from textgen.train import train
+
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(24)]
+    corpus = tmp_path / "corpus.txt"
+    # The first nine tenths step by 1; the validation tenth and the held-out
+    # text step by 5.
+    corpus.write_text(
+        _chain_text(rng, words, 180, 1) + _chain_text(rng, words, 20, 5),
+        encoding="utf-8",
+    )
+    held_out = tmp_path / "held_out.txt"
+    held_out.write_text(_chain_text(rng, words, 40, 5), encoding="utf-8")
+    model_config, config = tiny_config
+    config = dataclasses.replace(config, epochs=4, ngram_order=3)
+    path = tmp_path / "model.keras"
+    model = train([corpus], path, model_config, config, log=lambda line: None)
+
+    free = read_model(path)
+    settings = free.tokenizer_settings
+    ids = corpus_ids([corpus], settings).encode(free.vocabulary)
+    assert free.record["ngram"]["counted_tokens"] == len(ids)
+    n_train = model.record["tokens"]["train"]
+    assert 0 < n_train < len(ids)
+    everything = NgramModel.count([ids], len(free.vocabulary), 3)
+    for ours, theirs in zip(free.mixture.ngram.keys, everything.keys, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+    test_ids = corpus_ids([held_out], settings).encode(free.vocabulary)
+    reference = KneserNey(ids.tolist(), len(free.vocabulary), 3)
+    kneser_ney = reference.cross_entropy(test_ids.tolist())
+    first_nine_tenths = KneserNey(ids[:n_train].tolist(), len(free.vocabulary), 3)
+    scores = evaluate(free, [held_out])
+    assert scores.ngram_cross_entropy == pytest.approx(kneser_ney, rel=1e-6)
+    # The validation tenth matters here: without it, counting does worse.
+    assert first_nine_tenths.cross_entropy(test_ids.tolist()) > kneser_ney + 0.1
+    assert scores.cross_entropy <= kneser_ney + 0.01

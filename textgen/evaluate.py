@@ -279,7 +279,8 @@ class Totals:
             self.losses[positions] = -np.log(mixed)
         room = self.keep - self.kept_tokens
         if room > 0:
-            self.kept.append((network[:room], counting[:room], buckets[:room]))
+            kept = (network, counting, buckets, positions, starts)
+            self.kept.append(tuple(part[:room] for part in kept))
             self.kept_tokens += len(self.kept[-1][0])
 
     def evaluation(
@@ -304,20 +305,37 @@ class Totals:
             token_losses=self.losses,
         )
 
-    def kept_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The kept tokens' network and n-gram probabilities and buckets."""
+    def kept_arrays(self) -> tuple[np.ndarray, ...]:
+        """The kept tokens' network and n-gram probabilities, buckets,
+        positions and the starts of their texts (or items)."""
         if not self.kept:
-            return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+            empty = np.zeros(0, dtype=np.int64)
+            return np.zeros(0), np.zeros(0), empty, empty, empty
         return tuple(np.concatenate(part) for part in zip(*self.kept, strict=True))
 
 
-def fit_mixture(model: ReadableModel, ids: np.ndarray, ngram: NgramModel) -> dict:
+def fit_mixture(
+    model: ReadableModel,
+    ids: np.ndarray,
+    ngram: NgramModel,
+    held_out: Sequence[tuple[NgramModel, int, int]] = (),
+) -> dict:
     """Fit the mixing weights on held-out `ids` (validation; at most
     `FIT_TOKENS` of them) with the model as it will be saved, and set
-    `model.mixture`. Returns what the record keeps: the weights and each
-    part's (and the mixture's) cross-entropy on those tokens."""
+    `model.mixture` to `ngram` with them. Returns what the record keeps: the
+    weights and each part's (and the mixture's) cross-entropy on those
+    tokens.
+
+    `held_out`: (memory, first, end): the tokens first..end - 1 are scored
+    with that memory instead of `ngram` (one that did not count them, when
+    `ngram` did: a memory is far surer of the text it counted)."""
     totals, _ = _scored(model, ids[:FIT_TOKENS], Mixture.even(ngram), keep=FIT_TOKENS)
-    network, counting, buckets = totals.kept_arrays()
+    network, counting, buckets, positions, starts = totals.kept_arrays()
+    for memory, first, end in held_out:
+        inside = (positions >= first) & (positions < end)
+        counting[inside], buckets[inside] = memory.probabilities_at(
+            ids, positions[inside], starts[inside]
+        )
     weights = fit_weights(network, counting, buckets)
     model.mixture = Mixture(ngram, weights)
     n = max(len(network), 1)

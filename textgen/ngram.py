@@ -42,11 +42,12 @@ def _discount(counts: np.ndarray) -> float:
 _CHUNK = 1 << 22  # tokens whose keys are made and counted at once
 
 
-def _gram_keys(doc: np.ndarray, order: int, base: int, start: int):
-    """The n-gram key of each token of `doc` (its order - 1 predecessors,
-    `start` before the document's beginning), in chunks of `_CHUNK`."""
-    for a in range(0, len(doc), _CHUNK):
-        b = min(a + _CHUNK, len(doc))
+def _gram_keys(doc: np.ndarray, order: int, base: int, start: int, lo: int, hi: int):
+    """The n-gram key of each token `lo..hi` of `doc` (its order - 1
+    predecessors, `start` before the document's beginning), in chunks of
+    `_CHUNK`."""
+    for a in range(lo, hi, _CHUNK):
+        b = min(a + _CHUNK, hi)
         low = a - (order - 1)
         piece = doc[max(low, 0) : b].astype(np.int64)
         if low < 0:
@@ -66,6 +67,71 @@ def _merged(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple:
     keys, where = np.unique(np.concatenate([k for k, _ in parts]), return_inverse=True)
     counts = np.bincount(where, weights=np.concatenate([c for _, c in parts]))
     return keys, counts.astype(np.int64)
+
+
+# A stretch of a document to count: (the document's ids, first, end): the
+# tokens first..end - 1, each read with its context in the document.
+Piece = tuple[np.ndarray, int, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Grams:
+    """The highest order's raw counts, before anything is derived from them:
+    what can be added and taken away (a memory that did not count a block of
+    the text is all the grams minus the block's, see `without`)."""
+
+    order: int
+    vocab_size: int
+    keys: np.ndarray  # sorted int64 gram keys (base vocab_size + 1)
+    counts: np.ndarray  # int64, each at least 1
+
+    @classmethod
+    def of(cls, pieces: Sequence[Piece], vocab_size: int, order: int) -> Grams:
+        """Count the pieces' grams (`order` lowered to what fits, see
+        `largest_order`). Counted a chunk at a time and merged: memory
+        follows the distinct n-grams, not the text."""
+        order = max(1, largest_order(vocab_size, order))
+        base = vocab_size + 1
+        parts = [
+            np.unique(key, return_counts=True)
+            for doc, lo, hi in pieces
+            for key in _gram_keys(np.asarray(doc), order, base, vocab_size, lo, hi)
+        ]
+        return cls(order, vocab_size, *_merged(parts))
+
+    def without(self, other: Grams) -> Grams:
+        """These counts less `other`'s (grams of a part of the same text)."""
+        at = np.searchsorted(self.keys, other.keys)
+        if len(other.keys) and (
+            (at >= len(self.keys)).any()
+            or (self.keys[np.minimum(at, len(self.keys) - 1)] != other.keys).any()
+        ):
+            raise ValueError("the grams taken away were not all counted")
+        counts = self.counts.copy()
+        counts[at] -= other.counts
+        if counts.min(initial=0) < 0:
+            raise ValueError("more grams taken away than were counted")
+        keep = counts > 0
+        return Grams(self.order, self.vocab_size, self.keys[keep], counts[keep])
+
+    def model(self, max_bytes: int | None = None) -> NgramModel:
+        """The Kneser-Ney model of these counts (see `NgramModel.count`)."""
+        base = self.vocab_size + 1
+        grams, numbers = self.keys, self.counts
+        keys: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
+        for k in range(self.order, 1, -1):  # keys of k tokens
+            keys.insert(0, grams)
+            counts.insert(0, numbers)
+            grams, numbers = np.unique(grams % base ** (k - 1), return_counts=True)
+        unigram = np.zeros(self.vocab_size, dtype=np.int64)
+        np.add.at(unigram, grams, numbers)  # grams are ids now: never the start
+        model = NgramModel._with_contexts(
+            self.order, self.vocab_size, unigram, keys, counts
+        )
+        if max_bytes is not None:
+            model = model.pruned_to(max_bytes)
+        return model
 
 
 def largest_order(vocab_size: int, wanted: int) -> int:
@@ -162,29 +228,8 @@ class NgramModel:
             max_bytes: prune the rarest grams of the highest orders first
                 until the tables fit.
         """
-        order = max(1, largest_order(vocab_size, order))
-        base = vocab_size + 1
-        # Each real token's n-gram key, a chunk at a time, counted per chunk
-        # and then merged: memory follows the distinct n-grams, not the text.
-        parts = [
-            np.unique(key, return_counts=True)
-            for doc in documents
-            for key in _gram_keys(np.asarray(doc), order, base, vocab_size)
-        ]
-        grams, numbers = _merged(parts)
-        del parts
-        keys: list[np.ndarray] = []
-        counts: list[np.ndarray] = []
-        for k in range(order, 1, -1):  # keys of k tokens
-            keys.insert(0, grams)
-            counts.insert(0, numbers)
-            grams, numbers = np.unique(grams % base ** (k - 1), return_counts=True)
-        unigram = np.zeros(vocab_size, dtype=np.int64)
-        unigram[grams] = numbers  # grams are ids now: the start never ends one
-        model = cls._with_contexts(order, vocab_size, unigram, keys, counts)
-        if max_bytes is not None:
-            model = model.pruned_to(max_bytes)
-        return model
+        pieces = [(doc, 0, len(doc)) for doc in documents]
+        return Grams.of(pieces, vocab_size, order).model(max_bytes)
 
     @classmethod
     def _with_contexts(

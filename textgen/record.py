@@ -170,6 +170,9 @@ def _check_ngram(ngram: dict[str, Any]) -> None:
     for name in ("order", "entries", "pruned"):
         if not is_a(ngram.get(name), int) or ngram[name] < 0:
             _fail(f"record.ngram.{name} is not a count")
+    counted = ngram.get("counted_tokens")  # absent before it was recorded
+    if counted is not None and (not is_a(counted, int) or counted < 0):
+        _fail("record.ngram.counted_tokens is not a count")
     if not is_a(ngram.get("megabytes"), NUMBER):
         _fail("record.ngram.megabytes is not a number")
     weights = ngram.get("weights")

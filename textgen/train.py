@@ -30,7 +30,7 @@ from .errors import (
     TrainingError,
     TrainingInterrupted,
 )
-from .ngram import BUCKET_EDGES, BUCKETS, Mixture, NgramModel, largest_order
+from .ngram import BUCKET_EDGES, BUCKETS, Grams, Mixture, NgramModel, largest_order
 from .novelty import ItemSet
 from .originality import Fingerprint, word_hashes
 from .outputs import Output, check_outputs
@@ -271,8 +271,12 @@ class _Run:
     def reserved_seconds(self) -> float:
         """Of a budget, what the planner's measuring and the n-gram memory's
         counting and fitting take."""
-        counting = 0.0 if self.ngram is None else self.counting_seconds + _FIT_SECONDS
-        return self.planning_seconds + counting
+        if self.ngram is None:
+            return self.planning_seconds
+        # Counted four times: the training text, then all of it and twice
+        # without half of the validation text (`_count_all`).
+        counting = self.counting_seconds * (1 + 3 / (1 - self.config.val_fraction))
+        return self.planning_seconds + counting + _FIT_SECONDS
 
 
 # Seconds a budget keeps for fitting the mixture after training.
@@ -350,22 +354,36 @@ def _choose_vocabulary(run: _Run) -> None:
         )
 
 
+def _grams(run: _Run, first: int, end: int) -> Grams:
+    """The n-gram memory's counts of `run.all_ids[first:end]`, each token
+    read in its file (or item, its end token included) from a fresh start."""
+    assert run.text is not None and run.vocabulary is not None
+    ids = run.all_ids
+    if run.tokenizer.items:
+        from .evaluate import item_spans
+
+        starts, sizes = item_spans(ids, run.vocabulary.word_to_id[END])
+        ends = starts + sizes + 1  # each item with its end token
+    else:
+        ends = np.cumsum([f["tokens"] for f in run.text.files])
+        starts = ends - [f["tokens"] for f in run.text.files]
+    pieces = [
+        (ids[a:b], max(first, a) - a, min(end, b) - a)
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+        if a < end and b > first
+    ]
+    return Grams.of(pieces, len(run.vocabulary), run.config.ngram)
+
+
 def _count_ngrams(run: _Run) -> None:
-    """The n-gram memory of the training ids (each file, or each item, from
-    a fresh start); its time comes out of the budget."""
-    config, vocabulary, train_ids = run.config, run.vocabulary, run.train_ids
+    """The n-gram memory of the training ids, used while training and
+    fitting (`_count_all` counts the validation text in afterwards); its
+    time, twice, comes out of the budget."""
+    config, vocabulary = run.config, run.vocabulary
     if not config.ngram:
         return
     assert vocabulary is not None
     started = time.perf_counter()
-    if run.tokenizer.items:
-        from .evaluate import item_spans
-
-        starts, lengths = item_spans(train_ids, vocabulary.word_to_id[END])
-        ends = starts + lengths + 1  # each item with its end token
-        documents = [train_ids[a:b] for a, b in zip(starts, ends, strict=True)]
-    else:
-        documents = np.split(train_ids, np.cumsum(run.train_lengths)[:-1])
     cap = int(config.ngram_max_mb * 2**20)
     unigrams = len(vocabulary) * np.dtype(np.int64).itemsize
     if cap < unigrams:  # said with this corpus's own vocabulary
@@ -375,7 +393,7 @@ def _count_ngrams(run: _Run) -> None:
             f"({unigrams / 2**20:.4g} MB); give more, or --ngram-order 0 for no "
             "n-gram memory"
         )
-    run.ngram = ngram = NgramModel.count(documents, len(vocabulary), config.ngram, cap)
+    run.ngram = ngram = _grams(run, 0, run.n_train).model(cap)
     run.counting_seconds = time.perf_counter() - started
     lowered = ""
     if largest_order(len(vocabulary), config.ngram) < config.ngram:
@@ -390,6 +408,25 @@ def _count_ngrams(run: _Run) -> None:
         f"{count(ngram.entries, 'entries')}, {ngram.nbytes / 2**20:.1f} MB{pruned}, "
         f"counted in {run.counting_seconds:.1f} s"
     )
+
+
+def _count_all(run: _Run) -> tuple[NgramModel, list[tuple[NgramModel, int, int]]]:
+    """The memory the model file keeps: counted over all of the text, the
+    validation tail included, so that a held-out text that continues the
+    corpus is predicted from everything the user gave. And for fitting the
+    mixture on the validation text, memories that did not count what they
+    score: all of it less each half of the validation text (as (memory,
+    first, end) in the validation text's positions)."""
+    cap = int(run.config.ngram_max_mb * 2**20)
+    everything = _grams(run, 0, len(run.all_ids))
+    n_train, n_all = run.n_train, len(run.all_ids)
+    middle = (n_train + n_all) // 2
+    held_out = [
+        (everything.without(_grams(run, a, b)).model(cap), a - n_train, b - n_train)
+        for a, b in ((n_train, middle), (middle, n_all))
+        if b > a
+    ]
+    return everything.model(cap), held_out
 
 
 def _settle_seed_and_batches(run: _Run) -> None:
@@ -770,7 +807,8 @@ def _output_callbacks(
 
 def _fit_ngram(run: _Run) -> None:
     """Fit the mixing weights on the validation text (a single even weight
-    without one) and keep the record's description of the memory."""
+    without one), then keep the memory counted over all of the text, and the
+    record's description of it."""
     from .evaluate import fit_mixture
 
     ngram, model, val_ids, log = run.ngram, run.model, run.val_ids, run.log
@@ -778,13 +816,19 @@ def _fit_ngram(run: _Run) -> None:
         return
     started = time.perf_counter()
     if len(val_ids):
-        fit = fit_mixture(model, val_ids, ngram)
+        ngram, held_out = _count_all(run)
+        fit = fit_mixture(model, val_ids, ngram, held_out)
+        log(
+            f"n-gram memory counted again over all {count(len(run.all_ids), run.unit)}"
+            f" (the validation text included): {count(ngram.entries, 'entries')}, "
+            f"{ngram.nbytes / 2**20:.1f} MB"
+        )
         log(
             f"mixed with the n-gram memory: validation cross-entropy "
             f"{fit['mixed_cross_entropy']:.3f} nats (network "
             f"{fit['network_cross_entropy']:.3f}, n-gram "
-            f"{fit['ngram_cross_entropy']:.3f}), weights "
-            + " ".join(f"{w:.2f}" for w in fit["weights"])
+            f"{fit['ngram_cross_entropy']:.3f}, each half counted without "
+            "itself), weights " + " ".join(f"{w:.2f}" for w in fit["weights"])
         )
     else:
         model.mixture = Mixture.even(ngram)
@@ -796,6 +840,7 @@ def _fit_ngram(run: _Run) -> None:
         "entries": ngram.entries,
         "megabytes": round(ngram.nbytes / 2**20, 3),
         "pruned": ngram.pruned,
+        "counted_tokens": len(run.all_ids),
         "fitting_seconds": round(time.perf_counter() - started, 3),
         "bucket_edges": list(BUCKET_EDGES),
         **fit,

@@ -189,10 +189,12 @@ def _ngram_row(mixture: Any, fit: dict | None) -> str:
     )
     if ngram.pruned:
         text += f", {count(ngram.pruned, 'rare n-grams')} pruned"
+    fit = fit or {}
+    if fit.get("counted_tokens") is not None:
+        text += f", counted over {count(fit['counted_tokens'], 'tokens')}"
     text += "; network's weight by context count " + " ".join(
         f"{w:.2f}" for w in mixture.weights
     )
-    fit = fit or {}
     parts = {
         name: fit.get(f"{name}_cross_entropy") for name in ("mixed", "network", "ngram")
     }
