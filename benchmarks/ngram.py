@@ -2,11 +2,13 @@
 language model has to beat (a word trigram; a character 7-gram). Written for
 textgen's quality benchmarks.
 
-Follows Chen & Goodman (1998): absolute discounting at every order with the
-discount estimated from count-of-counts, lower orders built from continuation
-counts (how many distinct tokens precede), and the unigram level interpolated
-with the uniform distribution, so every vocabulary token (`<unk>` included)
-has a probability.
+Follows Chen & Goodman (1998): absolute discounting at every order, lower
+orders built from continuation counts (how many distinct tokens precede),
+and the unigram level interpolated with the uniform distribution, so every
+vocabulary token (`<unk>` included) has a probability. The discounts are
+*modified* Kneser-Ney's by default (three per order, for grams seen once,
+twice and three times or more, from the count-of-counts n1..n4);
+`discounting="one"` gives one per order (n1 / (n1 + 2 n2)), `"fixed"` 0.75.
 
     python benchmarks/ngram.py [--corpus PATH] [--order-word 3] [--order-char 7]
 
@@ -23,10 +25,19 @@ from collections.abc import Sequence
 START = "<s>"
 
 
-def _discount(counts: Counter) -> float:
-    n1 = sum(1 for c in counts.values() if c == 1)
-    n2 = sum(1 for c in counts.values() if c == 2)
-    return n1 / (n1 + 2 * n2) if n1 else 0.75
+def _discounts(counts: Counter, discounting: str) -> tuple[float, float, float]:
+    """D1, D2, D3+ of an order with these counts."""
+    n = [sum(1 for c in counts.values() if c == j) for j in range(5)]
+    one = n[1] / (n[1] + 2 * n[2]) if n[1] else 0.75
+    if discounting == "fixed":
+        return (0.75, 0.75, 0.75)
+    if discounting == "one":
+        return (one, one, one)
+    result = []
+    for j in (1, 2, 3):
+        d = j - (j + 1) * one * n[j + 1] / n[j] if n[j] and n[j + 1] else one
+        result.append(d if 0 < d < j else one)
+    return tuple(result)
 
 
 class KneserNey:
@@ -40,6 +51,7 @@ class KneserNey:
         order: int = 3,
         *,
         items: Sequence[Sequence[str]] | None = None,
+        discounting: str = "modified",
     ) -> None:
         """Args:
         tokens: training text, already mapped to the vocabulary (rare tokens
@@ -48,6 +60,7 @@ class KneserNey:
         order: n, the longest n-gram counted.
         items: instead of `tokens`, separate texts (items of a list, each
             ending with its end token), each counted from a fresh start.
+        discounting: "modified", "one" or "fixed" (see the module's text).
         """
         self.order, self.vocabulary_size = order, vocabulary_size
         top: Counter = Counter()
@@ -62,22 +75,27 @@ class KneserNey:
             lower = self.counts[k - 1]
             for gram in self.counts[k]:
                 lower[gram[1:]] += 1
-        # Per order and context: total count and distinct continuations.
+        self.discounts = [_discounts(c, discounting) for c in self.counts]
+        # Per order and context: total count, and the mass the discounts of
+        # its grams leave for the order below.
         self.totals: list[Counter] = [Counter() for _ in range(order)]
-        self.types: list[Counter] = [Counter() for _ in range(order)]
+        self.masses: list[Counter] = [Counter() for _ in range(order)]
         for k in range(order):
             for gram, count in self.counts[k].items():
                 self.totals[k][gram[:-1]] += count
-                self.types[k][gram[:-1]] += 1
-        self.discounts = [_discount(c) for c in self.counts]
+                self.masses[k][gram[:-1]] += self._discount(k, count)
+
+    def _discount(self, k: int, count: int) -> float:
+        return self.discounts[k][min(count, 3) - 1] if count else 0.0
 
     def probability_of(self, context: tuple[str, ...], w: str) -> float:
         """P(w | context), the context being the last order - 1 tokens (or
         fewer at the start), interpolated with every lower order."""
-        unigrams, d = self.counts[0], self.discounts[0]
+        unigrams = self.counts[0]
         total = self.totals[0][()]
-        floor = d * self.types[0][()] / total / self.vocabulary_size
-        p = max(unigrams[(w,)] - d, 0) / total + floor
+        floor = self.masses[0][()] / total / self.vocabulary_size
+        count = unigrams[(w,)]
+        p = (count - self._discount(0, count)) / total + floor
         for k in range(1, self.order):
             if k > len(context):
                 break
@@ -85,11 +103,10 @@ class KneserNey:
             total = self.totals[k][h]
             if not total:
                 break  # no longer context was seen either
-            d = self.discounts[k]
-            p = (
-                max(self.counts[k][(*h, w)] - d, 0) / total
-                + d * self.types[k][h] / total * p
-            )
+            count = self.counts[k][(*h, w)]
+            p = (count - self._discount(k, count)) / total + self.masses[k][
+                h
+            ] / total * p
         return p
 
     def cross_entropy(self, tokens: Sequence[str]) -> float:

@@ -34,17 +34,22 @@ SHAPES = [(1, 5, False), (2, 7, False), (3, 11, False), (5, 6, False),
           (3, 9, True), (7, 4, True)]  # fmt: skip
 
 
+@pytest.mark.parametrize("discounting", ["modified", "one", "fixed"])
 @pytest.mark.parametrize(("order", "vocab", "items"), SHAPES)
-def test_the_same_probabilities_as_the_reference(order, vocab, items):
+def test_the_same_probabilities_as_the_reference(order, vocab, items, discounting):
     rng = np.random.default_rng(order * 100 + vocab)
     if items:
-        documents = [_text(rng, vocab, int(rng.integers(1, 12))) for _ in range(40)]
-        reference = KneserNey([], vocab, order, items=[list(d) for d in documents])
+        documents = [_text(rng, vocab, int(rng.integers(1, 12))) for _ in range(60)]
+        reference = KneserNey(
+            [], vocab, order, items=[list(d) for d in documents],
+            discounting=discounting,
+        )  # fmt: skip
     else:
-        documents = [_text(rng, vocab, 400)]
-        reference = KneserNey(list(documents[0]), vocab, order)
-    model = NgramModel.count(documents, vocab, order)
+        documents = [_text(rng, vocab, 1500)]
+        reference = KneserNey(list(documents[0]), vocab, order, discounting=discounting)
+    model = NgramModel.count(documents, vocab, order, discounting=discounting)
     assert model.order == order
+    np.testing.assert_allclose(model.discounts, reference.discounts, atol=1e-12)
     # Contexts seen in training, padded ones, and random (mostly unseen) ones.
     text = np.concatenate(documents)
     seen = [text[i : i + order - 1] for i in range(5)]
@@ -116,6 +121,30 @@ def test_counting_in_chunks_gives_the_same_tables(monkeypatch):
         whole.keys + whole.counts, chunked.keys + chunked.counts, strict=True
     ):
         np.testing.assert_array_equal(a, b)
+
+
+def test_modified_discounts_differ_by_count_and_old_files_read_as_before():
+    """Three discounts per order (on a text long enough to have counts of
+    1 to 4), each at most its count; a file from before them (one discount
+    per order) reads as the one-discount model it was."""
+    rng = np.random.default_rng(11)
+    documents = [_text(rng, 40, 5000)]
+    modified = NgramModel.count(documents, 40, 4)
+    assert modified.discounts.shape == (4, 3)
+    top = modified.discounts[-1]
+    assert len(set(top.tolist())) == 3
+    assert (top > 0).all() and (top <= [1, 2, 3]).all()
+    one = NgramModel.count(documents, 40, 4, discounting="one")
+    arrays = one.to_arrays(np.full(6, 0.5))
+    arrays["discounts"] = one.discounts[:, 0]  # as files before issue 34
+    read, _ = NgramModel.from_arrays(arrays, 40)
+    contexts = rng.integers(40, size=(20, 3))
+    np.testing.assert_allclose(
+        read.distributions(contexts)[0], one.distributions(contexts)[0], atol=1e-15
+    )
+    assert not np.allclose(
+        modified.distributions(contexts)[0], one.distributions(contexts)[0]
+    )
 
 
 def test_taking_a_block_away_is_counting_without_it():

@@ -567,4 +567,7 @@ def test_the_saved_memory_counts_the_validation_text_too(tiny_config, tmp_path):
     assert scores.ngram_cross_entropy == pytest.approx(kneser_ney, rel=1e-6)
     # The validation tenth matters here: without it, counting does worse.
     assert first_nine_tenths.cross_entropy(test_ids.tolist()) > kneser_ney + 0.1
-    assert scores.cross_entropy <= kneser_ney + 0.01
+    # The mixture's weights are fitted on 180 validation tokens, and the
+    # network keeps at least 0.1% of every row: within 1% of counting alone
+    # (it was 32% worse when the memory did not count the validation tenth).
+    assert scores.cross_entropy <= kneser_ney * 1.01

@@ -7,8 +7,11 @@ Counting is vectorised NumPy: every n-gram is packed into one integer key
 pads each document), the keys are sorted and counted with `np.unique`, and
 each lower order holds continuation counts (how many distinct tokens precede
 it) computed the same way from the order above. The formulas are those of
-`benchmarks/ngram.py` (Chen & Goodman's interpolated Kneser-Ney, one
-discount per order from the count-of-counts), which the tests compare with.
+`benchmarks/ngram.py` (Chen & Goodman's interpolated modified Kneser-Ney:
+three discounts per order, for grams seen once, twice and three or more
+times, from the count-of-counts), which the tests compare with. `Grams`
+holds the highest order's raw counts, which can be taken away: a memory that
+did not count a block of the text is made without counting again.
 
 TensorFlow-free: generation and evaluation use it through `ModelFile`.
 """
@@ -33,10 +36,39 @@ BUCKET_EDGES = (1, 2, 4, 16, 64)
 BUCKETS = len(BUCKET_EDGES) + 1
 
 
-def _discount(counts: np.ndarray) -> float:
-    n1 = int(np.count_nonzero(counts == 1))
-    n2 = int(np.count_nonzero(counts == 2))
-    return n1 / (n1 + 2 * n2) if n1 else 0.75
+# How each order's counts are discounted (Chen & Goodman 1998):
+# "modified": three discounts, for grams seen once, twice and three times or
+# more, from the count-of-counts n1..n4 (the default: it measures best, see
+# docs/benchmarks.md); "one": one discount n1 / (n1 + 2 n2) for every count
+# (textgen's memory before issue 34); "fixed": 0.75 for every count.
+DISCOUNTING = ("modified", "one", "fixed")
+
+
+def discounts_of(counts: np.ndarray, discounting: str = "modified") -> np.ndarray:
+    """D1, D2, D3+ for an order whose grams have these (positive) counts:
+    each in (0, j] for count class j, so no seen gram loses more than it
+    has and every context keeps some mass for the orders below."""
+    n1, n2, n3, n4 = (int(np.count_nonzero(counts == j)) for j in (1, 2, 3, 4))
+    one = n1 / (n1 + 2 * n2) if n1 else 0.75
+    if discounting == "fixed":
+        return np.full(3, 0.75)
+    if discounting == "one":
+        return np.full(3, one)
+    n = (n1, n2, n3, n4)
+    result = []
+    for j in (1, 2, 3):
+        # Where a class or the one above it is empty (a short text), or the
+        # estimate falls outside (0, j), the one discount (always inside).
+        fits = n[j - 1] and n[j]
+        d = j - (j + 1) * one * n[j] / n[j - 1] if fits else one
+        result.append(d if 0 < d < j else one)
+    return np.array(result)
+
+
+def _discounted(counts: np.ndarray, discounts: np.ndarray) -> np.ndarray:
+    """Each count's discount: D1, D2 or D3+ by the count (0 for a count 0)."""
+    table = np.concatenate([[0.0], discounts])
+    return table[np.minimum(counts, 3)]
 
 
 _CHUNK = 1 << 22  # tokens whose keys are made and counted at once
@@ -114,7 +146,9 @@ class Grams:
         keep = counts > 0
         return Grams(self.order, self.vocab_size, self.keys[keep], counts[keep])
 
-    def model(self, max_bytes: int | None = None) -> NgramModel:
+    def model(
+        self, max_bytes: int | None = None, discounting: str = "modified"
+    ) -> NgramModel:
         """The Kneser-Ney model of these counts (see `NgramModel.count`)."""
         base = self.vocab_size + 1
         grams, numbers = self.keys, self.counts
@@ -127,10 +161,10 @@ class Grams:
         unigram = np.zeros(self.vocab_size, dtype=np.int64)
         np.add.at(unigram, grams, numbers)  # grams are ids now: never the start
         model = NgramModel._with_contexts(
-            self.order, self.vocab_size, unigram, keys, counts
+            self.order, self.vocab_size, unigram, keys, counts, 0, discounting
         )
         if max_bytes is not None:
-            model = model.pruned_to(max_bytes)
+            model = model.pruned_to(max_bytes, discounting)
         return model
 
 
@@ -161,29 +195,30 @@ class NgramModel:
     Order k (a gram of k tokens) for k >= 2 has sorted `keys[k-2]` with their
     `counts[k-2]` (raw counts at the top order, continuation counts below),
     and its contexts (the first k - 1 tokens): sorted `context_keys[k-2]`
-    with the `totals` of their grams' counts and their number of `types`.
-    Order 1 is the dense `unigram` vector.
+    with the `totals` of their grams' counts and the `masses` their
+    discounts leave for the order below (the sum of their grams'
+    discounts). Order 1 is the dense `unigram` vector.
     """
 
     order: int
     vocab_size: int
-    discounts: np.ndarray  # (order,) float64, index k - 1 for order k
+    # (order, 3) float64: row k - 1 holds order k's D1, D2, D3+.
+    discounts: np.ndarray
     unigram: np.ndarray  # (vocab_size,) int64
     keys: list[np.ndarray]
     counts: list[np.ndarray]
     context_keys: list[np.ndarray]
     totals: list[np.ndarray]
-    types: list[np.ndarray]
+    masses: list[np.ndarray]  # float64
     pruned: int = 0  # grams removed to fit the size cap
 
     @functools.cached_property
     def _unigram_probabilities(self) -> np.ndarray:
         """The lowest order's distribution (interpolated with the uniform)."""
-        total, d = self.unigram.sum(), self.discounts[0]
-        seen = np.count_nonzero(self.unigram)
-        return np.maximum(self.unigram - d, 0) / total + d * seen / total / (
-            self.vocab_size
-        )
+        total = self.unigram.sum()
+        discounted = _discounted(self.unigram, self.discounts[0])
+        left = discounted.sum() / total / self.vocab_size
+        return (self.unigram - discounted) / total + left
 
     @functools.cached_property
     def unigram_float32(self) -> np.ndarray:
@@ -207,7 +242,7 @@ class NgramModel:
     @property
     def nbytes(self) -> int:
         arrays = [self.unigram, *self.keys, *self.counts]
-        arrays += [*self.context_keys, *self.totals, *self.types]
+        arrays += [*self.context_keys, *self.totals, *self.masses]
         return sum(a.nbytes for a in arrays)
 
     @classmethod
@@ -217,6 +252,7 @@ class NgramModel:
         vocab_size: int,
         order: int,
         max_bytes: int | None = None,
+        discounting: str = "modified",
     ) -> NgramModel:
         """Count the documents (id arrays, each read from a fresh start).
 
@@ -227,9 +263,10 @@ class NgramModel:
                 fit in 63 bits, see `largest_order`).
             max_bytes: prune the rarest grams of the highest orders first
                 until the tables fit.
+            discounting: one of `DISCOUNTING`.
         """
         pieces = [(doc, 0, len(doc)) for doc in documents]
-        return Grams.of(pieces, vocab_size, order).model(max_bytes)
+        return Grams.of(pieces, vocab_size, order).model(max_bytes, discounting)
 
     @classmethod
     def _with_contexts(
@@ -240,28 +277,36 @@ class NgramModel:
         keys: list[np.ndarray],
         counts: list[np.ndarray],
         pruned: int = 0,
+        discounting: str | np.ndarray = "modified",
     ) -> NgramModel:
+        """The model of these tables, with `discounts` (order, 3) given or
+        estimated from the counts (`discounting`, see `DISCOUNTING`)."""
         base = vocab_size + 1
         counts = [c.astype(np.int64) for c in counts]
-        context_keys, totals, types = [], [], []
-        for grams, numbers in zip(keys, counts, strict=True):
-            contexts, first, many = np.unique(
-                grams // base, return_index=True, return_counts=True
+        if isinstance(discounting, str):
+            discounts = np.array(
+                [discounts_of(c, discounting) for c in [unigram[unigram > 0], *counts]]
             )
+        else:
+            discounts = discounting
+        context_keys, totals, masses = [], [], []
+        for k, (grams, numbers) in enumerate(zip(keys, counts, strict=True), start=2):
+            contexts, first = np.unique(grams // base, return_index=True)
             context_keys.append(contexts)
-            totals.append(
-                np.add.reduceat(numbers, first) if len(first) else numbers[:0]
+            if not len(first):
+                totals.append(numbers[:0])
+                masses.append(np.zeros(0))
+                continue
+            totals.append(np.add.reduceat(numbers, first))
+            masses.append(
+                np.add.reduceat(_discounted(numbers, discounts[k - 1]), first)
             )
-            types.append(many.astype(np.int64))
-        discounts = np.array(
-            [_discount(unigram[unigram > 0])] + [_discount(c) for c in counts]
-        )
         return cls(
             order, vocab_size, discounts, unigram, keys, counts,
-            context_keys, totals, types, pruned,
+            context_keys, totals, masses, pruned,
         )  # fmt: skip
 
-    def pruned_to(self, max_bytes: int) -> NgramModel:
+    def pruned_to(self, max_bytes: int, discounting: str = "modified") -> NgramModel:
         """A copy without the rarest grams of the highest orders (count 1
         first, then 2, ...; an order emptied is dropped), until the tables
         take at most `max_bytes`. The contexts' totals are recounted, so
@@ -279,7 +324,7 @@ class NgramModel:
                 counts.pop()
             model = NgramModel._with_contexts(
                 len(keys) + 1, self.vocab_size, self.unigram, keys, counts,
-                self.pruned + removed,
+                self.pruned + removed, discounting,
             )  # fmt: skip
         return model
 
@@ -339,15 +384,16 @@ class NgramModel:
             lows = np.searchsorted(grams, h[rows_in] * base)
             spans = np.searchsorted(grams, h[rows_in] * base + base) - lows
             t = self.totals[k - 2][at[rows_in]].astype(np.float64)
-            kinds = self.types[k - 2][at[rows_in]]
+            mass = self.masses[k - 2][at[rows_in]]
             # Every row's grams at once: their places in the table, and rows.
             starts = np.cumsum(spans) - spans
             where = np.repeat(lows - starts, spans) + np.arange(spans.sum())
             row = np.repeat(rows_in, spans)
-            value = np.maximum(numbers[where] - d, 0) / np.repeat(t, spans)
+            c = numbers[where]
+            value = (c - _discounted(c, d)) / np.repeat(t, spans)
             seen.append((row, grams[where] % base, value))
             backoff = np.ones(rows)
-            backoff[rows_in] = d * kinds / t
+            backoff[rows_in] = mass / t
             backoffs.append(backoff)
             longest[rows_in] = self.totals[k - 2][at[rows_in]]
         # A gram seen at order k is scaled by the back-offs of the orders
@@ -370,13 +416,13 @@ class NgramModel:
             at = int(table.searchsorted(h))
             if at == len(table) or table[at] != h:
                 break
-            d = self.discounts[k - 1]
             total = float(self.totals[k - 2][at])
             grams = self.keys[k - 2]
             low, high = grams.searchsorted([h * base, h * base + base])
-            probs *= d * float(self.types[k - 2][at]) / total
-            continued = self.counts[k - 2][low:high] - d
-            probs[grams[low:high] - h * base] += continued / total  # counts >= 1 > d
+            probs *= float(self.masses[k - 2][at]) / total
+            c = self.counts[k - 2][low:high]
+            continued = c - _discounted(c, self.discounts[k - 1])
+            probs[grams[low:high] - h * base] += continued / total
             longest = int(total)
         return probs, bisect.bisect_right(BUCKET_EDGES, longest)
 
@@ -389,12 +435,7 @@ class NgramModel:
         rows = len(targets)
         contexts = np.asarray(contexts, dtype=np.int64).reshape(rows, -1)
         targets = np.asarray(targets, dtype=np.int64)
-        total = self.unigram.sum()
-        d = self.discounts[0]
-        seen = np.count_nonzero(self.unigram)
-        p = np.maximum(self.unigram[targets] - d, 0) / total + d * seen / total / (
-            self.vocab_size
-        )
+        p = self._unigram_probabilities[targets]
         longest = np.zeros(rows, dtype=np.int64)
         alive = np.ones(rows, dtype=bool)
         h = np.zeros(rows, dtype=np.int64)
@@ -406,14 +447,13 @@ class NgramModel:
             alive &= (table[at] == h) if len(table) else False
             if not alive.any():
                 break
-            d = self.discounts[k - 1]
             grams, numbers = self.keys[k - 2], self.counts[k - 2]
             key = h * base + targets
             where = np.minimum(np.searchsorted(grams, key), len(grams) - 1)
             c = np.where(grams[where] == key, numbers[where], 0)
             t = self.totals[k - 2][at].astype(np.float64)
-            kinds = self.types[k - 2][at]
-            mixed = np.maximum(c - d, 0) / t + d * kinds / t * p
+            seen = c - _discounted(c, self.discounts[k - 1])
+            mixed = seen / t + self.masses[k - 2][at] / t * p
             p = np.where(alive, mixed, p)
             longest = np.where(alive, self.totals[k - 2][at], longest)
         return p, np.searchsorted(BUCKET_EDGES, longest, side="right")
@@ -457,7 +497,7 @@ class NgramModel:
         on reading, so they can never disagree with the grams."""
         arrays = {
             "unigram": self.unigram,
-            "discounts": self.discounts,
+            "discounts": self.discounts.ravel(),  # D1, D2, D3+ of each order
             "pruned": np.array([self.pruned]),
             "weights": weights,
         }
@@ -473,8 +513,10 @@ class NgramModel:
         checked as it will be used: first converted to int64 (ids, counts)
         and float64 (discounts, weights), refusing what does not convert
         exactly; then sorted unique keys of in-range ids, counts of at least
-        1 whose sums cannot overflow (`MAX_COUNT_TOTAL`), discounts in (0, 1]
-        and weights in [0, 1]. So every distribution sums to 1.
+        1 whose sums cannot overflow (`MAX_COUNT_TOTAL`), discounts D_j in (0, j]
+        and weights in [0, 1]. So every distribution sums to 1. Discounts
+        are D1, D2, D3+ of each order, or one per order (files from before
+        issue 34).
 
         Raises:
             ValueError: one line saying what is wrong.
@@ -488,13 +530,23 @@ class NgramModel:
             order += 1
         if order > MAX_ORDER or largest_order(vocab_size, order) < order:
             raise ValueError(f"its order {order} is beyond what it can hold")
-        discounts = _array(arrays, "discounts", "f", (order,))
+        discounts = _array(arrays, "discounts", "f", None)
+        if discounts.shape == (order,):  # one discount per order (before 34)
+            discounts = np.repeat(discounts[:, None], 3, axis=1)
+        elif discounts.shape == (3 * order,):  # D1, D2, D3+ of each order
+            discounts = discounts.reshape(order, 3)
+        else:
+            raise ValueError(
+                f"its discounts are {discounts.shape}, not ({3 * order},) or ({order},)"
+            )
         weights = _array(arrays, "weights", "f", (BUCKETS,))
         pruned = _array(arrays, "pruned", "i", (1,))
-        if not (np.isfinite(discounts).all() and (discounts > 0).all()) or (
-            discounts.max() > 1
+        # D1, D2, D3+ in (0, 1], (0, 2], (0, 3]: no gram loses more than it has.
+        if (
+            not (np.isfinite(discounts).all() and (discounts > 0).all())
+            or (discounts > [1, 2, 3]).any()
         ):
-            raise ValueError("its discounts are not all above 0 and at most 1")
+            raise ValueError("its discounts are not all above 0 and at most 1, 2, 3")
         if not (np.isfinite(weights).all() and (weights >= 0).all()) or (
             weights.max() > 1
         ):
@@ -516,9 +568,8 @@ class NgramModel:
             keys.append(key)
             counts.append(count)
         model = cls._with_contexts(
-            order, vocab_size, unigram, keys, counts, int(pruned[0])
+            order, vocab_size, unigram, keys, counts, int(pruned[0]), discounts
         )
-        model.discounts = discounts
         return model, weights
 
 
