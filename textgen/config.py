@@ -143,6 +143,9 @@ class ModelConfig:
         return max(math.prod(shape) for shape in self.weight_shapes().values())
 
 
+NGRAM_MODES = ("mixture", "residual")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train; saved in the model's training record."""
@@ -175,6 +178,10 @@ class TrainConfig:
     # 3 for words, 7 for characters; 0: none) and the most MB its tables take.
     ngram_order: int | None = None
     ngram_max_mb: float = 64.0
+    # How the network uses the memory (`NGRAM_MODES`): "mixture", mixed with
+    # it by fitted weights; "residual", trained on top of it (its logits
+    # added to the memory's log-probabilities, see `ngram.Residual`).
+    ngram_mode: str = "mixture"
 
     @property
     def ngram(self) -> int:
@@ -216,11 +223,18 @@ class TrainConfig:
             "documents": self.documents in DOCUMENTS,
             "ngram_order": self.ngram_order is None or 0 <= self.ngram_order <= 10,
             "ngram_max_mb": 0 < self.ngram_max_mb <= 2048,
+            "ngram_mode": self.ngram_mode in NGRAM_MODES,
         }
         for name, ok in checks.items():
             if not ok:
                 value = getattr(self, name)
                 raise TextgenError(f"impossible value {value!r} for {name}")
+        if self.ngram_mode == "residual" and self.ngram == 0:
+            raise TextgenError(
+                "--ngram-mode residual trains the network on top of the n-gram "
+                "memory, which --ngram-order 0 leaves out; give an order, or "
+                "--ngram-mode mixture"
+            )
         if self.carry_state and self.distribute != "none":
             raise TextgenError(
                 f"--carry-state cannot be used with --distribute {self.distribute}: "

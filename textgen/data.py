@@ -8,7 +8,7 @@ array: memory grows with the corpus, never with corpus x window x vocabulary.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -144,8 +144,11 @@ def make_dataset(
     lengths: Sequence[int] | None = None,
     epochs: int = 1,
     first_epoch: int = 0,
+    prior: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tf.data.Dataset:
-    """Batches of `(inputs, labels)`, both int32 of shape (batch, seq_len).
+    """Batches of `(inputs, labels)`, both int32 of shape (batch, seq_len);
+    with a `prior` (see `prior.Prior`), `(inputs, (labels, prior))`, the
+    prior float32 (batch, seq_len, vocab_size) of each window's start.
 
     No window crosses from one document into the next.
 
@@ -169,9 +172,10 @@ def make_dataset(
     all_ids = tf.constant(ids, dtype=tf.int32)
     offsets = tf.range(seq_len + 1, dtype=tf.int64)
 
-    def cut(batch_starts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def cut(batch_starts: tf.Tensor) -> tuple[Any, Any]:
         windows = tf.gather(all_ids, batch_starts[:, None] + offsets)
-        return windows[:, :-1], windows[:, 1:]  # (batch, seq_len) each
+        labels = windows[:, 1:]  # (batch, seq_len), as the inputs
+        return windows[:, :-1], _with_prior(labels, batch_starts, prior)
 
     if seed is None:
         starts = tf.data.Dataset.from_tensor_slices(base).batch(batch_size)
@@ -283,9 +287,11 @@ def make_stream_dataset(
     lengths: Sequence[int] | None = None,
     epochs: int = 1,
     first_epoch: int = 0,
+    prior: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tf.data.Dataset:
     """Carried-state batches: `((inputs, reset), labels)`, inputs and labels
-    int32 (rows, seq_len), reset bool (rows,); see `StreamLayout`. Seed None:
+    int32 (rows, seq_len), reset bool (rows,); see `StreamLayout`; with a
+    `prior`, labels are `(labels, prior)` as in `make_dataset`. Seed None:
     one pass in corpus order (validation)."""
     import tensorflow as tf
 
@@ -304,7 +310,7 @@ def make_stream_dataset(
 
     def cut(starts: tf.Tensor, reset: tf.Tensor) -> Any:
         windows = tf.gather(all_ids, starts[:, None] + offsets)
-        return (windows[:, :-1], reset), windows[:, 1:]
+        return (windows[:, :-1], reset), _with_prior(windows[:, 1:], starts, prior)
 
     return (
         tf.data.Dataset.range(first_epoch, first_epoch + epochs)
@@ -313,3 +319,15 @@ def make_stream_dataset(
         .map(cut, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def _with_prior(labels: Any, starts: Any, prior: Any) -> Any:
+    """The labels, or with a prior (labels, the prior of those windows),
+    made in NumPy off the training thread (`tf.data` runs it ahead)."""
+    if prior is None:
+        return labels
+    import tensorflow as tf
+
+    made = tf.numpy_function(prior, [starts], tf.float32, stateful=False)
+    made.set_shape([None, labels.shape[1], prior.vocab_size])
+    return labels, made

@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,7 +21,16 @@ from . import callable_module
 from .corpus import corpus_files, read_pieces
 from .decoder import Decoder
 from .metrics import log_sum_exp, perplexity
-from .ngram import Mixture, NgramModel, fit_weights, mixed_probabilities
+from .ngram import (
+    Mixture,
+    NgramModel,
+    Residual,
+    fit_scales,
+    fit_weights,
+    mixed_probabilities,
+    residual_log_probabilities,
+    used_memory,
+)
 from .tokens import END, item_texts, tokenizer_for
 from .vocab import UNK_ID
 
@@ -87,9 +96,12 @@ def score_ids(model: ReadableModel, ids: np.ndarray) -> np.ndarray:
 Block = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def _text_losses(model: ReadableModel, ids: np.ndarray) -> Iterator[Block]:
+def _text_losses(
+    model: ReadableModel, ids: np.ndarray, residual: Any = None
+) -> Iterator[Block]:
     """`score_ids`, a block of `_BLOCK` positions at a time: memory holds one
-    block's outputs and logits, whatever the text's length."""
+    block's outputs and logits, whatever the text's length. With `residual`,
+    the losses are the model's (the network on top of the memory)."""
     decoder = Decoder(model.model_config, model.named_weights())
     start_token = tokenizer_for(model.tokenizer_settings).start_token
     start = model.vocabulary.word_to_id.get(start_token, UNK_ID)
@@ -105,18 +117,41 @@ def _text_losses(model: ReadableModel, ids: np.ndarray) -> Iterator[Block]:
             top, states = decoder.advance(np.array([word_id]), states)
             hidden[t] = top[0]
         positions = np.arange(begin, begin + len(targets))
+        starts = np.zeros_like(positions)
         yield (
-            _losses(decoder, hidden[: len(targets)], targets),
+            _losses(
+                decoder,
+                hidden[: len(targets)],
+                targets,
+                residual,
+                ids,
+                positions,
+                starts,
+            ),
             positions,
-            np.zeros_like(positions),
+            starts,
         )
 
 
-def _losses(decoder: Decoder, hidden: np.ndarray, targets: np.ndarray) -> np.ndarray:
+def _losses(
+    decoder: Decoder,
+    hidden: np.ndarray,
+    targets: np.ndarray,
+    residual: Any = None,
+    ids: np.ndarray | None = None,
+    positions: np.ndarray | None = None,
+    starts: np.ndarray | None = None,
+) -> np.ndarray:
     """Negative log-probabilities of `targets` (k,) given top-layer outputs
-    (k, units)."""
-    logits = decoder.logits(hidden).astype(np.float64)
-    return log_sum_exp(logits)[:, 0] - logits[np.arange(len(targets)), targets]
+    (k, units); with `residual`, of the model on top of its memory, whose
+    contexts are those of `ids[positions]` in texts beginning at `starts`."""
+    logits = decoder.logits(hidden)
+    rows = np.arange(len(targets))
+    if residual is not None:
+        scored = residual.block_logits(logits, ids, positions, starts)
+        return -scored[rows, targets].astype(np.float64)
+    logits = logits.astype(np.float64)
+    return log_sum_exp(logits)[:, 0] - logits[rows, targets]
 
 
 def item_spans(ids: np.ndarray, end: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +164,11 @@ def item_spans(ids: np.ndarray, end: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def item_losses(
-    model: ReadableModel, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+    model: ReadableModel,
+    ids: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    residual: Any = None,
 ) -> Iterator[Block]:
     """Negative log-probabilities (nats) of each item's tokens and of the end
     token after it, every item read from a fresh start (zero states, then the
@@ -172,10 +211,13 @@ def item_losses(
             targets = np.where(
                 inside, ids[np.minimum(first[row] + position, last)], end
             )
+            at_ids, begins = first[row] + position, first[row]
             yield (
-                _losses(decoder, hidden[row, column], targets),
-                first[row] + position,
-                first[row],
+                _losses(
+                    decoder, hidden[row, column], targets, residual, ids, at_ids, begins
+                ),
+                at_ids,
+                begins,
             )
             t += steps
             going = length >= t  # rows with positions left
@@ -206,7 +248,7 @@ def evaluate(
     ids = corpus_ids(paths, model.tokenizer_settings).encode(model.vocabulary)
     if not model.tokenizer_settings.items:
         return evaluate_ids(model, ids, ngram, per_token)
-    mixture = getattr(model, "mixture", None) if ngram else None
+    mixture = used_memory(model, ngram)
     totals, items = _scored(model, ids, mixture, per_token=per_token)
     unknown = int(np.sum(ids == UNK_ID))
     characters = sum(
@@ -222,7 +264,7 @@ def evaluate_ids(
     model: ReadableModel, ids: np.ndarray, ngram: bool = True, per_token: bool = False
 ) -> Evaluation:
     """`evaluate` of one text already in ids (a model trained on files)."""
-    mixture = getattr(model, "mixture", None) if ngram else None
+    mixture = used_memory(model, ngram)
     totals, _ = _scored(model, ids, mixture, per_token=per_token)
     return totals.evaluation(len(ids), int(np.sum(ids == UNK_ID)), ids=ids)
 
@@ -238,11 +280,15 @@ def _scored(
     item by item), summed in `Totals` (keeping `keep` tokens' probabilities,
     and with `per_token` every token's loss); and the number of items (0 for
     a text)."""
+    # A residual model's network is scored on top of its memory (also what
+    # stands in for one while its scales are fitted).
+    residual = mixture if hasattr(mixture, "block_logits") else None
     if model.tokenizer_settings.items:
         starts, lengths = item_spans(ids, model.vocabulary.word_to_id[END])
-        blocks, items = item_losses(model, ids, starts, lengths), len(starts)
+        blocks = item_losses(model, ids, starts, lengths, residual)
+        items = len(starts)
     else:
-        blocks, items = _text_losses(model, ids), 0
+        blocks, items = _text_losses(model, ids, residual), 0
     totals = Totals(keep, len(ids) if per_token else None)
     for block in blocks:
         totals.add(block, ids, mixture)
@@ -258,6 +304,7 @@ class Totals:
     def __init__(self, keep: int = 0, positions: int | None = None) -> None:
         self.tokens, self.keep = 0, keep
         self.network = self.counting = self.mixed = 0.0
+        self.residual = False  # scored as a residual model: no network alone
         self.kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.kept_tokens = 0
         self.losses = None if positions is None else np.full(positions, np.nan)
@@ -272,7 +319,10 @@ class Totals:
             return
         counting, buckets = mixture.ngram.probabilities_at(ids, positions, starts)
         network = np.exp(-losses)
-        mixed = mixed_probabilities(network, counting, buckets, mixture.weights)
+        if residual := hasattr(mixture, "block_logits"):  # the model's losses
+            self.residual, mixed = residual, network
+        else:
+            mixed = mixed_probabilities(network, counting, buckets, mixture.weights)
         self.counting -= float(np.log(counting).sum())
         self.mixed -= float(np.log(mixed).sum())
         if self.losses is not None:
@@ -299,7 +349,7 @@ class Totals:
             cross_entropy=mixed * per,
             items=items,
             characters=characters,
-            network_cross_entropy=self.network * per,
+            network_cross_entropy=None if self.residual else self.network * per,
             ngram_cross_entropy=self.counting * per if self.counting else None,
             token_ids=None if self.losses is None else ids,
             token_losses=self.losses,
@@ -350,6 +400,71 @@ def fit_mixture(
 
 
 FIT_TOKENS = 20_000  # held-out tokens the mixing weights are fitted on
+# Residual scales are fitted on at most this many (token, vocabulary) cells.
+FIT_CELLS = 20_000_000
+
+
+def fit_residual(
+    model: ReadableModel,
+    ids: np.ndarray,
+    ngram: NgramModel,
+    held_out: Sequence[tuple[NgramModel, int, int]],
+) -> dict:
+    """Fit a residual model's scales (`ngram.fit_scales`) on held-out `ids`
+    (validation), each token's memory one that did not count it (`held_out`,
+    as in `fit_mixture`), and set `model.mixture` to `ngram` with them.
+    Returns what the record keeps: the scales, and the cross-entropy of the
+    memory alone and of the model on those tokens."""
+    rows = max(1, min(FIT_TOKENS, FIT_CELLS // ngram.vocab_size))
+    kept = _HeldOutPriors(held_out)
+    _scored(model, ids[:rows], kept)
+    scales = fit_scales(kept.blocks)
+    model.mixture = Residual(ngram, scales)
+    n = max(sum(len(block[3]) for block in kept.blocks), 1)
+    model_loss = memory_loss = 0.0
+    for network, log_prior, buckets, targets in kept.blocks:
+        scored = residual_log_probabilities(network, log_prior, scales[buckets])
+        chosen = np.arange(len(targets)), targets
+        model_loss -= float(scored[chosen].sum())
+        memory_loss -= float(log_prior[chosen].sum())
+    return {
+        "scales": [round(float(w), 4) for w in scales],
+        "fitted_on_tokens": n,
+        "ngram_cross_entropy": memory_loss / n,
+        "mixed_cross_entropy": model_loss / n,
+    }
+
+
+class _HeldOutPriors:
+    """Stands in for a `Residual` while the validation text is scored for
+    `fit_residual`: each block's network logits, its tokens' log-probability
+    rows under the held-out memory of their half, buckets and targets are
+    kept; the block is scored with scale 1, as training scored it."""
+
+    def __init__(self, held_out: Sequence[tuple[NgramModel, int, int]]) -> None:
+        self.held_out = held_out
+        self.ngram = held_out[0][0]
+        self.blocks: list[tuple[np.ndarray, ...]] = []
+
+    def block_logits(
+        self,
+        network: np.ndarray,
+        ids: np.ndarray,
+        positions: np.ndarray,
+        starts: np.ndarray,
+    ) -> np.ndarray:
+        log_prior = np.zeros(network.shape)
+        buckets = np.zeros(len(positions), dtype=np.int64)
+        for memory, first, end in self.held_out:
+            inside = (positions >= first) & (positions < end)
+            if not inside.any():
+                continue
+            contexts = memory.contexts_at(ids, positions[inside], starts[inside])
+            probs, buckets[inside] = memory.distributions(contexts)
+            log_prior[inside] = np.log(probs)
+        targets = ids[np.minimum(positions, len(ids) - 1)]
+        self.blocks.append((network, log_prior, buckets, targets))
+        return residual_log_probabilities(network, log_prior, 1.0)
 
 
 # `textgen.evaluate(...)` calls `evaluate` (see `textgen.callable_module`).

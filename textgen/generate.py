@@ -21,6 +21,7 @@ from .decoder import Decoder, State
 from .errors import Cancelled
 from .logprobs import Choice, choices
 from .metrics import log_sum_exp
+from .ngram import used_memory
 from .novelty import ItemSet
 from .request import GenerationRequest
 from .sampling import GREEDY_BELOW, SamplingSettings, next_ids, process
@@ -104,7 +105,7 @@ class Generator:
         saved = (model.record or {}).get("items")
         self.items = ItemSet.from_config(saved) if saved else None
         self._banned_ids = (PAD_ID, UNK_ID)
-        self.mixture = getattr(model, "mixture", None) if ngram else None
+        self.mixture = used_memory(model, ngram)
         # An item model's start token is the start of the text to the n-gram.
         self._item_start = (
             self.vocabulary.word_to_id[END] if self.tokenizer_settings.items else None

@@ -17,7 +17,14 @@ import numpy as np
 from .config import CELLS, ModelConfig  # noqa: F401  (re-exported)
 from .errors import ModelFileError
 from .modelfile import read_model
-from .ngram import ASSET, MAX_TABLE_BYTES, Mixture, write_arrays
+from .ngram import (
+    ASSET,
+    MAX_TABLE_BYTES,
+    Mixture,
+    Residual,
+    memory_from_bytes,
+    write_arrays,
+)
 from .outputs import atomic_write
 from .tokens import END, TokenizerSettings
 from .vocab import Vocabulary
@@ -95,7 +102,7 @@ class LanguageModel(keras.Model):
     # The n-gram memory mixed with the network (`ngram.Mixture`), or None (a
     # model trained before it existed, or with --ngram-order 0). It travels
     # in the file as an asset: Keras calls `save_assets` and `load_assets`.
-    mixture: Mixture | None = None
+    mixture: Mixture | Residual | None = None
 
     def save_assets(self, dir_path: str) -> None:
         if self.mixture is not None:
@@ -106,7 +113,7 @@ class LanguageModel(keras.Model):
         if path.exists():
             if path.stat().st_size > MAX_TABLE_BYTES:
                 raise ValueError("its n-gram tables are larger than any can be")
-            self.mixture = Mixture.from_bytes(
+            self.mixture = memory_from_bytes(
                 path.read_bytes(), self.model_config.vocab_size
             )
 
@@ -268,6 +275,25 @@ class LanguageModel(keras.Model):
         self._loss_tracker.update_state(loss, sample_weight=tf.shape(ids)[0])
         carried.keep(states)
         return self.compute_metrics(ids, labels, logits)
+
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Any:
+        """Cross-entropy of the logits, or with residual training (labels
+        that come with the n-gram memory's log-probabilities, see
+        `data.make_dataset`) of the logits plus those: the network learns
+        only what the memory gets wrong."""
+        if isinstance(y, tuple | list):
+            y, prior = y
+            y_pred = y_pred + prior
+        return super().compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+        )
 
     def _per_replica_logs(self, logs: dict[str, Any]) -> dict[str, Any]:
         # Keras averages each step's logs across MultiWorkerMirroredStrategy

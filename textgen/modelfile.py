@@ -250,7 +250,7 @@ class ReadableModel(Protocol):
     model_config: ModelConfig
     vocabulary: Vocabulary
     tokenizer_settings: TokenizerSettings
-    mixture: Any  # `ngram.Mixture` or None
+    mixture: Any  # `ngram.Mixture`, `ngram.Residual` or None
 
     @property
     def record(self) -> dict[str, Any]: ...
@@ -271,7 +271,7 @@ class ModelFile:
     record: dict[str, Any]
     weights: dict[str, np.ndarray]  # by `ModelConfig.weight_shapes` name (or none)
     has_optimizer: bool  # a checkpoint (optimizer state kept), not a lean model
-    mixture: Any = None  # `ngram.Mixture`: the n-gram memory, if read and kept
+    mixture: Any = None  # `ngram.Mixture` or `Residual`: if read and kept
     has_ngram: bool = False  # the file holds one (read or not)
 
     def named_weights(self) -> dict[str, np.ndarray]:
@@ -377,9 +377,10 @@ def read_model(
 
 
 def _read_mixture(archive: zipfile.ZipFile, vocab_size: int) -> Any:
-    """The n-gram memory and mixing weights kept among the file's assets
-    (`ngram.Mixture`), or None for a model without them."""
-    from .ngram import MAX_TABLE_BYTES, Mixture
+    """The n-gram memory and its mixing weights or residual scales kept
+    among the file's assets (`ngram.Mixture` or `ngram.Residual`), or None
+    for a model without them."""
+    from .ngram import MAX_TABLE_BYTES, memory_from_bytes
 
     try:
         info = archive.getinfo(f"assets/{NGRAM_ASSET}")
@@ -390,7 +391,7 @@ def _read_mixture(archive: zipfile.ZipFile, vocab_size: int) -> Any:
     with archive.open(info) as entry:
         data = entry.read(info.file_size + 1)
     try:
-        return Mixture.from_bytes(data, vocab_size)
+        return memory_from_bytes(data, vocab_size)
     except ValueError as err:
         raise ModelFileError(
             f"its n-gram tables are damaged or were tampered with ({err})"

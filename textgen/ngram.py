@@ -340,6 +340,8 @@ class NgramModel:
             and (rows,) the bucket of each row (see `BUCKET_EDGES`).
         """
         rows = len(contexts)
+        if not rows:
+            return np.zeros((0, self.vocab_size)), np.zeros(0, dtype=np.int64)
         contexts = np.asarray(contexts, dtype=np.int64).reshape(rows, -1)
         if rows == 1:  # one sample: scalars and slices, a few calls per order
             probs, bucket = self._distribution(contexts[0].tolist())
@@ -464,12 +466,20 @@ class NgramModel:
         """`token_probabilities` of `ids[positions]`, each read in its text
         or item, which begins at the matching `starts` (ids before it are
         the start of the text to the n-gram)."""
+        return self.token_probabilities(
+            self.contexts_at(ids, positions, starts), ids[positions]
+        )
+
+    def contexts_at(
+        self, ids: np.ndarray, positions: np.ndarray, starts: np.ndarray
+    ) -> np.ndarray:
+        """The context (rows, order - 1) of each of `ids[positions]`, read in
+        its text or item, which begins at the matching `starts`."""
         width = self.order - 1
         offsets = positions[:, None] - width + np.arange(width)[None, :]
         inside = offsets >= starts[:, None]
         picked = ids[np.clip(offsets, 0, max(len(ids) - 1, 0))] if len(ids) else offsets
-        contexts = np.where(inside, picked, self.start)
-        return self.token_probabilities(contexts, ids[positions])
+        return np.where(inside, picked, self.start)
 
     def probabilities_of(
         self, documents: Sequence[np.ndarray]
@@ -539,7 +549,10 @@ class NgramModel:
             raise ValueError(
                 f"its discounts are {discounts.shape}, not ({3 * order},) or ({order},)"
             )
-        weights = _array(arrays, "weights", "f", (BUCKETS,))
+        residual = "scales" in arrays  # a residual model's (see `Residual`)
+        if residual and "weights" in arrays:
+            raise ValueError("it holds both mixing weights and residual scales")
+        weights = _array(arrays, "scales" if residual else "weights", "f", (BUCKETS,))
         pruned = _array(arrays, "pruned", "i", (1,))
         # D1, D2, D3+ in (0, 1], (0, 2], (0, 3]: no gram loses more than it has.
         if (
@@ -547,10 +560,12 @@ class NgramModel:
             or (discounts > [1, 2, 3]).any()
         ):
             raise ValueError("its discounts are not all above 0 and at most 1, 2, 3")
+        most = MAX_SCALE if residual else 1
         if not (np.isfinite(weights).all() and (weights >= 0).all()) or (
-            weights.max() > 1
+            weights.max() > most
         ):
-            raise ValueError("its weights are not all between 0 and 1")
+            what = "scales" if residual else "weights"
+            raise ValueError(f"its {what} are not all between 0 and {most}")
         if pruned[0] < 0:
             raise ValueError("its count of pruned grams is negative")
         base = vocab_size + 1
@@ -663,7 +678,7 @@ def write_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
 # refused before it is inflated.
 KNOWN_ARRAYS = frozenset(
     f"{name}.npy"
-    for name in ["unigram", "discounts", "pruned", "weights"]
+    for name in ["unigram", "discounts", "pruned", "weights", "scales"]
     + [f"{part}{k}" for part in ("keys", "counts") for k in range(2, MAX_ORDER + 1)]
 )
 
@@ -845,12 +860,136 @@ class Mixture:
     def to_arrays(self) -> dict[str, np.ndarray]:
         return self.ngram.to_arrays(self.weights)
 
-    @classmethod
-    def from_bytes(cls, data: bytes, vocab_size: int) -> Mixture:
-        """Read what `write_arrays(…, to_arrays())` wrote (untrusted input).
 
-        Raises:
-            ValueError: one line saying what is wrong.
-        """
-        arrays = read_arrays(data, MAX_TABLE_BYTES)
-        return cls(*NgramModel.from_arrays(arrays, vocab_size))
+# The largest scale a residual model's file may give the memory's
+# log-probabilities (fitted ones stay near 1).
+MAX_SCALE = 16.0
+
+
+@dataclasses.dataclass
+class Residual:
+    """The network trained on top of the n-gram memory (Li et al., "N-gram
+    Is Back", 2022): the model's logits are the network's plus a scale (per
+    bucket, see `BUCKET_EDGES`) times the memory's log-probabilities. The
+    network learned only what counting gets wrong; it is not a language
+    model alone. Trained with scale 1; the scales are refitted on the
+    validation text against the memory the file keeps (`fit_scales`)."""
+
+    ngram: NgramModel
+    scales: np.ndarray  # (BUCKETS,)
+
+    contexts = Mixture.contexts
+
+    def logits(self, network: np.ndarray, contexts: np.ndarray) -> np.ndarray:
+        """Next-token log-probabilities (float32) from the network's logits
+        (rows, vocab_size) and the rows' n-gram contexts: the same float64
+        arithmetic for one row and for many."""
+        probs, buckets = self.ngram.distributions(contexts)
+        return residual_log_probabilities(network, np.log(probs), self.scales[buckets])
+
+    def block_logits(
+        self,
+        network: np.ndarray,
+        ids: np.ndarray,
+        positions: np.ndarray,
+        starts: np.ndarray,
+    ) -> np.ndarray:
+        """`logits` of the tokens at `positions` of `ids`, each read in its
+        text or item beginning at the matching `starts` (what `evaluate`
+        scores)."""
+        return self.logits(network, self.ngram.contexts_at(ids, positions, starts))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays = self.ngram.to_arrays(self.scales)
+        arrays["scales"] = arrays.pop("weights")
+        return arrays
+
+
+def residual_log_probabilities(
+    network: np.ndarray, log_prior: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """log softmax(network + scale * log prior) per row, float32; `scale`
+    (rows,) or a number."""
+    combined = network.astype(np.float64)
+    combined += np.reshape(scale, (-1, 1)) * log_prior
+    combined -= combined.max(axis=-1, keepdims=True)
+    combined -= np.log(np.exp(combined).sum(axis=-1, keepdims=True))
+    return combined.astype(np.float32)
+
+
+def fit_scales(
+    blocks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    rounds: int = 8,
+) -> np.ndarray:
+    """The memory's scale per bucket that gives held-out tokens the lowest
+    loss under `residual_log_probabilities`: Newton's method from 1 (the
+    loss is convex in each scale). `blocks`: (network logits (n, vocab),
+    the memory's log-probabilities (n, vocab), buckets (n,), targets (n,)).
+    A bucket with fewer than 20 tokens takes the scale of all of them."""
+
+    def newton(scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gradient, curvature = np.zeros(BUCKETS), np.zeros(BUCKETS)
+        for network, log_prior, buckets, targets in blocks:
+            z = network.astype(np.float64) + scale[buckets][:, None] * log_prior
+            z -= z.max(axis=-1, keepdims=True)
+            q = np.exp(z)
+            q /= q.sum(axis=-1, keepdims=True)
+            mean = (q * log_prior).sum(axis=-1)
+            spread = (q * log_prior**2).sum(axis=-1) - mean**2
+            chosen = log_prior[np.arange(len(targets)), targets]
+            np.add.at(gradient, buckets, mean - chosen)
+            np.add.at(curvature, buckets, np.maximum(spread, 0))
+        return gradient, curvature
+
+    counts = np.zeros(BUCKETS)
+    for _, _, buckets, _ in blocks:
+        counts += np.bincount(buckets, minlength=BUCKETS)
+    if not counts.sum():
+        return np.ones(BUCKETS)
+    overall = np.ones(BUCKETS)
+    for _ in range(rounds):  # one scale for every bucket first
+        gradient, curvature = newton(overall)
+        if curvature.sum() <= 0:
+            break
+        overall = np.clip(overall - gradient.sum() / curvature.sum(), 0, MAX_SCALE)
+    scales = overall.copy()
+    enough = counts >= 20
+    for _ in range(rounds):
+        gradient, curvature = newton(scales)
+        step = np.divide(
+            gradient, curvature, out=np.zeros(BUCKETS), where=curvature > 0
+        )
+        scales = np.where(enough, np.clip(scales - step, 0, MAX_SCALE), overall)
+    return scales
+
+
+def memory_from_bytes(data: bytes, vocab_size: int) -> Mixture | Residual:
+    """Read what `write_arrays(…, memory.to_arrays())` wrote (untrusted
+    input): a `Residual` if it holds scales, else a `Mixture`.
+
+    Raises:
+        ValueError: one line saying what is wrong.
+    """
+    arrays = read_arrays(data, MAX_TABLE_BYTES)
+    ngram, values = NgramModel.from_arrays(arrays, vocab_size)
+    return Residual(ngram, values) if "scales" in arrays else Mixture(ngram, values)
+
+
+def used_memory(model: object, ngram: bool = True) -> Mixture | Residual | None:
+    """The memory a command uses with a model: its own (None without one),
+    or None for the network alone (`ngram` False, `--no-ngram`).
+
+    Raises:
+        TextgenError: the network alone of a residual model, which is not a
+            language model by itself.
+    """
+    memory = getattr(model, "mixture", None)
+    if not ngram and isinstance(memory, Residual):
+        from .errors import TextgenError
+
+        raise TextgenError(
+            "--no-ngram: this model's network was trained on top of its n-gram "
+            "memory (--ngram-mode residual) and is no language model alone; "
+            "leave --no-ngram out"
+        )
+    return memory if ngram else None

@@ -175,13 +175,17 @@ def _check_ngram(ngram: dict[str, Any]) -> None:
         _fail("record.ngram.counted_tokens is not a count")
     if not is_a(ngram.get("megabytes"), NUMBER):
         _fail("record.ngram.megabytes is not a number")
-    weights = ngram.get("weights")
+    # A mixture's weights, or a residual model's scales (issue 34).
+    name, most = ("scales", 16) if "scales" in ngram else ("weights", 1)
+    weights = ngram.get(name)
     if not (
         isinstance(weights, list)
         and 0 < len(weights) <= 64
-        and all(is_a(w, NUMBER) and 0 <= w <= 1 for w in weights)
+        and all(is_a(w, NUMBER) and 0 <= w <= most for w in weights)
     ):
-        _fail("record.ngram.weights are not weights between 0 and 1")
+        _fail(f"record.ngram.{name} are not {name} between 0 and {most}")
+    if ngram.get("mode", "mixture") not in ("mixture", "residual"):
+        _fail("record.ngram.mode is neither mixture nor residual")
     for name in ("network_cross_entropy", "ngram_cross_entropy", "mixed_cross_entropy"):
         if name in ngram and not is_a(ngram[name], OPTIONAL_NUMBER):
             _fail(f"record.ngram.{name} is not a number")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import itertools
 import os
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -30,7 +31,15 @@ from .errors import (
     TrainingError,
     TrainingInterrupted,
 )
-from .ngram import BUCKET_EDGES, BUCKETS, Grams, Mixture, NgramModel, largest_order
+from .ngram import (
+    BUCKET_EDGES,
+    BUCKETS,
+    Grams,
+    Mixture,
+    NgramModel,
+    Residual,
+    largest_order,
+)
 from .novelty import ItemSet
 from .originality import Fingerprint, word_hashes
 from .outputs import Output, check_outputs
@@ -245,6 +254,7 @@ class _Run:
     vocabulary: Vocabulary | None = None
     all_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     ngram: NgramModel | None = None
+    priors: tuple[Any, Any] = (None, None)  # residual: `prior.Prior`s, train and val
     counting_seconds: float = 0.0
     planning_seconds: float = 0.0  # timing candidate sizes' steps
     seed: int = 0
@@ -393,7 +403,10 @@ def _count_ngrams(run: _Run) -> None:
             f"({unigrams / 2**20:.4g} MB); give more, or --ngram-order 0 for no "
             "n-gram memory"
         )
-    run.ngram = ngram = _grams(run, 0, run.n_train).model(cap)
+    trained = _grams(run, 0, run.n_train)
+    run.ngram = ngram = trained.model(cap)
+    if config.ngram_mode == "residual":
+        run.priors = _priors(run, trained, cap)
     run.counting_seconds = time.perf_counter() - started
     lowered = ""
     if largest_order(len(vocabulary), config.ngram) < config.ngram:
@@ -408,6 +421,50 @@ def _count_ngrams(run: _Run) -> None:
         f"{count(ngram.entries, 'entries')}, {ngram.nbytes / 2**20:.1f} MB{pruned}, "
         f"counted in {run.counting_seconds:.1f} s"
     )
+
+
+def _document_starts(run: _Run, ids: np.ndarray, lengths: list[int]) -> np.ndarray:
+    """Where each file (of `lengths` tokens) or item of `ids` begins."""
+    assert run.vocabulary is not None
+    if run.tokenizer.items:
+        from .evaluate import item_spans
+
+        return item_spans(ids, run.vocabulary.word_to_id[END])[0]
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+
+
+def _priors(run: _Run, trained: Grams, cap: int) -> tuple[Any, Any]:
+    """Residual training's priors (see `prior.py`): each training position
+    scored by the memory of the other `BLOCKS` - 1 blocks of the training
+    text, the validation text by the memory of all of it. Logs each one's
+    cross-entropy, which should agree within a few percent (no leakage)."""
+    from .prior import BLOCKS, Prior
+
+    seq_len, n_train = run.config.seq_len, run.n_train
+    edges = [n_train * k // BLOCKS for k in range(BLOCKS + 1)]
+    memories = [
+        trained.without(_grams(run, a, b)).model(cap)
+        for a, b in itertools.pairwise(edges)
+    ]
+    train_ids, val_ids = run.train_ids, run.val_ids
+    train_prior = Prior(
+        train_ids, _document_starts(run, train_ids, run.train_lengths),
+        memories, edges, seq_len,
+    )  # fmt: skip
+    val_prior = Prior(
+        val_ids, _document_starts(run, val_ids, run.val_lengths),
+        [run.ngram], [0, len(val_ids)], seq_len,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    sample = rng.choice(n_train, size=min(n_train, 50_000), replace=False)
+    seen = train_prior.cross_entropy(np.sort(sample))
+    held = val_prior.cross_entropy(np.arange(min(len(val_ids), 50_000)))
+    run.log(
+        f"residual training on the n-gram memory: its cross-entropy on the "
+        f"training text as training sees it (each of {BLOCKS} blocks counted "
+        f"without itself) {seen:.3f} nats, on the validation text {held:.3f}"
+    )
+    return train_prior, val_prior
 
 
 def _count_all(run: _Run) -> tuple[NgramModel, list[tuple[NgramModel, int, int]]]:
@@ -586,25 +643,32 @@ def _datasets(run: _Run, model: Any = None) -> tuple[Any, Any]:
         )
     epochs = dict(epochs=config.epochs - first_epoch, first_epoch=first_epoch)
     train_ids, val_ids, seq_len = run.train_ids, run.val_ids, config.seq_len
+    train_prior, val_prior = run.priors
     if run.layout is None:
         model.carry_states(None)
         train_data = make_dataset(
-            train_ids, seq_len, run.batch_size, seed, run.train_lengths, **epochs
-        )
+            train_ids, seq_len, run.batch_size, seed, run.train_lengths, **epochs,
+            prior=train_prior,
+        )  # fmt: skip
         if not len(val_ids):
             return train_data, None
-        val_data = make_dataset(val_ids, seq_len, run.batch_size, None, run.val_lengths)
+        val_data = make_dataset(
+            val_ids, seq_len, run.batch_size, None, run.val_lengths, prior=val_prior
+        )
         return train_data, val_data
     # Validation reads the held-out text as `evaluate` does: in order,
     # carrying the state.
     val_layout = StreamLayout.in_order(run.val_lengths, seq_len, run.batch_size)
     model.carry_states(run.layout.rows, val_layout.rows if len(val_ids) else None)
     train_data = make_stream_dataset(
-        train_ids, seq_len, run.layout, seed, run.train_lengths, **epochs
-    )
+        train_ids, seq_len, run.layout, seed, run.train_lengths, **epochs,
+        prior=train_prior,
+    )  # fmt: skip
     if not len(val_ids):
         return train_data, None
-    val_data = make_stream_dataset(val_ids, seq_len, val_layout, None, run.val_lengths)
+    val_data = make_stream_dataset(
+        val_ids, seq_len, val_layout, None, run.val_lengths, prior=val_prior
+    )
     return train_data, val_data
 
 
@@ -714,7 +778,7 @@ def _fit(
     epoch_log, best = used.epoch_log, used.best
     memories = _memories(run)
     if run.ngram is not None:  # checkpoints carry it too; fitted after training
-        model.mixture = Mixture.even(run.ngram)
+        model.mixture = _unfitted(run, run.ngram)
     chief = is_chief(config.distribute)  # other multi-worker workers write nothing
     if not chief:
         run.log("a worker, not the chief: the chief (worker 0) writes the model")
@@ -805,17 +869,36 @@ def _output_callbacks(
     return made
 
 
+def _unfitted(run: _Run, ngram: NgramModel) -> Mixture | Residual:
+    """The memory as training uses it before fitting: half and half, or
+    for residual training scale 1."""
+    if run.config.ngram_mode == "residual":
+        return Residual(ngram, np.ones(BUCKETS))
+    return Mixture.even(ngram)
+
+
 def _fit_ngram(run: _Run) -> None:
     """Fit the mixing weights on the validation text (a single even weight
     without one), then keep the memory counted over all of the text, and the
     record's description of it."""
-    from .evaluate import fit_mixture
+    from .evaluate import fit_mixture, fit_residual
 
     ngram, model, val_ids, log = run.ngram, run.model, run.val_ids, run.log
     if ngram is None:
         return
     started = time.perf_counter()
-    if len(val_ids):
+    residual = run.config.ngram_mode == "residual"
+    if len(val_ids) and residual:
+        ngram, held_out = _count_all(run)
+        fit = fit_residual(model, val_ids, ngram, held_out)
+        log(
+            f"trained on the n-gram memory (counted again over all "
+            f"{count(len(run.all_ids), run.unit)}): validation cross-entropy "
+            f"{fit['mixed_cross_entropy']:.3f} nats (the memory alone "
+            f"{fit['ngram_cross_entropy']:.3f}, each half counted without itself), "
+            "scales " + " ".join(f"{w:.2f}" for w in fit["scales"])
+        )
+    elif len(val_ids):
         ngram, held_out = _count_all(run)
         fit = fit_mixture(model, val_ids, ngram, held_out)
         log(
@@ -830,6 +913,10 @@ def _fit_ngram(run: _Run) -> None:
             f"{fit['ngram_cross_entropy']:.3f}, each half counted without "
             "itself), weights " + " ".join(f"{w:.2f}" for w in fit["weights"])
         )
+    elif residual:
+        model.mixture = _unfitted(run, ngram)
+        fit = {"scales": [1.0] * BUCKETS, "fitted_on_tokens": 0}
+        log("on the n-gram memory with scale 1: no validation text to fit on")
     else:
         model.mixture = Mixture.even(ngram)
         fit = {"weights": [0.5] * BUCKETS, "fitted_on_tokens": 0}
@@ -840,6 +927,7 @@ def _fit_ngram(run: _Run) -> None:
         "entries": ngram.entries,
         "megabytes": round(ngram.nbytes / 2**20, 3),
         "pruned": ngram.pruned,
+        "mode": run.config.ngram_mode,
         "counted_tokens": len(run.all_ids),
         "fitting_seconds": round(time.perf_counter() - started, 3),
         "bucket_edges": list(BUCKET_EDGES),

@@ -85,12 +85,16 @@ def evaluate(
         label = "bits per char" if unit == "characters" else "perplexity"
         echo(f"tokens scored  {result.tokens:,}")
         echo(f"OOV rate       {result.oov_rate:.2%} ({result.unknown:,} read as <unk>)")
-    mixed = result.ngram_cross_entropy is not None
-    echo(
-        f"{label:<14} {score(result.cross_entropy)}"
-        + (": network and n-gram memory mixed" if mixed else "")
-    )
-    if mixed:
+    memory = result.ngram_cross_entropy is not None
+    residual = memory and result.network_cross_entropy is None
+    how = ": network trained on the n-gram memory" if residual else ""
+    how = how or (": network and n-gram memory mixed" if memory else "")
+    echo(f"{label:<14} {score(result.cross_entropy)}{how}")
+    if residual:
+        echo(f"  n-gram alone   {score(result.ngram_cross_entropy)}")
+        gain = result.ngram_cross_entropy - result.cross_entropy
+        echo(f"  network adds   {gain:.4f} nats per {unit[:-1]} to the memory")
+    elif memory:
         echo(f"  network alone  {score(result.network_cross_entropy)}")
         echo(f"  n-gram alone   {score(result.ngram_cross_entropy)}")
     elif not no_ngram and not model.has_ngram:
@@ -192,12 +196,21 @@ def _ngram_row(mixture: Any, fit: dict | None) -> str:
     fit = fit or {}
     if fit.get("counted_tokens") is not None:
         text += f", counted over {count(fit['counted_tokens'], 'tokens')}"
-    text += "; network's weight by context count " + " ".join(
-        f"{w:.2f}" for w in mixture.weights
-    )
+    if hasattr(mixture, "scales"):
+        text += "; the network trained on top of it, the memory's scale by "
+        text += "context count " + " ".join(f"{w:.2f}" for w in mixture.scales)
+    else:
+        text += "; network's weight by context count " + " ".join(
+            f"{w:.2f}" for w in mixture.weights
+        )
     parts = {
         name: fit.get(f"{name}_cross_entropy") for name in ("mixed", "network", "ngram")
     }
+    if hasattr(mixture, "scales") and parts["mixed"] is not None:
+        shown = {name: _figure(value, ".3f") for name, value in parts.items()}
+        return text + (
+            f"; validation {shown['mixed']} nats (the memory alone {shown['ngram']})"
+        )
     if any(value is not None for value in parts.values()):
         shown = {name: _figure(value, ".3f") for name, value in parts.items()}
         text += (

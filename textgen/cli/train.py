@@ -16,6 +16,7 @@ from ..config import (
     LIMITS,
     LR_SCHEDULES,
     MODELS_DIR,
+    NGRAM_MODES,
     ModelConfig,
     TrainConfig,
 )
@@ -210,6 +211,15 @@ _TRAINING_OPTIONS = [
         show_default=True,
         help="Most megabytes the n-gram tables take; the rarest n-grams of the "
         "highest orders are pruned first to fit.",
+    ),
+    click.option(
+        "--ngram-mode",
+        type=click.Choice(NGRAM_MODES),
+        default=TRAIN_DEFAULTS.ngram_mode,
+        show_default=True,
+        help="How the network uses the n-gram memory: mixed with it by weights "
+        "fitted on the validation text, or trained on top of it (residual: the "
+        "network learns only what counting gets wrong).",
     ),
     click.option(
         "--pretrained-embeddings",
