@@ -15,12 +15,17 @@ the same model the way textgen ran it before: Keras's generic recurrent
 loop, no XLA.
 
     python benchmarks/step.py [--shape word|char128|char256] [--batches 16 64]
-                              [--steps 30] [--repeats 3]
+                              [--steps 30] [--repeats 3] [--residual]
+
+`--residual`: residual training's step (the batches carry the n-gram
+memory's log-probabilities, made per batch in NumPy) beside the same step
+without them, both from `data.make_dataset`.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -57,8 +62,16 @@ def random_batches(batch: int, steps: int, seed: int = 0):
     return ids[:, :, :-1], ids[:, :, 1:]
 
 
-def textgen_seconds_per_step(batch: int, steps: int, new: bool) -> list[float]:
-    """Per-step seconds of `model.fit`, after the first (tracing) steps."""
+def textgen_seconds_per_step(
+    batch: int, steps: int, new: bool, prior: bool | None = None
+) -> list[float]:
+    """Per-step seconds of `model.fit`, after the first (tracing) steps.
+
+    `prior` (True or False): the batches come from `data.make_dataset` over
+    a text of random ids, with (True) or without the n-gram memory's
+    log-probabilities that residual training adds (`prior.Prior`, five
+    cross-fitted memories of order 3 for words, 7 for characters, counted
+    over that text), as `textgen train --ngram-mode residual` makes them."""
     import keras
     import tensorflow as tf
 
@@ -87,8 +100,11 @@ def textgen_seconds_per_step(batch: int, steps: int, new: bool) -> list[float]:
         _compile(model, TrainConfig(), steps_per_epoch=100)
         if not new:
             model.jit_compile = False
-        inputs, labels = random_batches(batch, steps + 5)
-        data = tf.data.Dataset.from_tensor_slices((inputs, labels))
+        if prior is None:
+            inputs, labels = random_batches(batch, steps + 5)
+            data = tf.data.Dataset.from_tensor_slices((inputs, labels))
+        else:
+            data = _dataset(batch, steps + 5, prior, len(vocabulary))
         times: list[float] = []
 
         class Timer(keras.callbacks.Callback):
@@ -154,6 +170,40 @@ def tokens_per_s(batch: int, times: list[float]) -> int:
     return round(batch * SHAPE.seq_len / statistics.median(times))
 
 
+def _dataset(batch: int, steps: int, prior: bool, vocab_size: int):
+    """`steps` batches of windows of a text of random ids (a chain that
+    favours a few successors, so the memory has something to count)."""
+    import numpy as np
+
+    from textgen.data import make_dataset
+    from textgen.ngram import Grams
+    from textgen.prior import BLOCKS, Prior
+
+    rng = np.random.default_rng(1)
+    n = batch * steps * SHAPE.seq_len + SHAPE.seq_len + 1
+    ids = np.empty(n, dtype=np.int64)
+    ids[0] = 2
+    jumps = rng.integers(1, 4, size=n)
+    fresh = rng.random(n) < 0.2
+    others = rng.integers(2, vocab_size, size=n)
+    for i in range(1, n):
+        step = (ids[i - 1] * 7 + jumps[i]) % (vocab_size - 2) + 2
+        ids[i] = others[i] if fresh[i] else step
+    made = None
+    if prior:
+        order = 3 if SHAPE.tied else 7
+        whole = Grams.of([(ids, 0, n)], vocab_size, order)
+        edges = [n * k // BLOCKS for k in range(BLOCKS + 1)]
+        memories = [
+            whole.without(Grams.of([(ids, a, b)], vocab_size, order)).model()
+            for a, b in itertools.pairwise(edges)
+        ]
+        made = Prior(ids, np.array([0]), memories, edges, SHAPE.seq_len)
+    return make_dataset(ids, SHAPE.seq_len, batch, seed=1, epochs=1, prior=made).take(
+        steps
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), default="word")
@@ -161,6 +211,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed steps per run")
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs of each, interleaved"
+    )
+    parser.add_argument(
+        "--residual",
+        action="store_true",
+        help="time residual training's step (the memory's prior made per batch) "
+        "beside the same step without it, instead of the peers",
     )
     args = parser.parse_args()
     global SHAPE
@@ -176,6 +232,16 @@ def main() -> None:
         "textgen": lambda b: textgen_seconds_per_step(b, args.steps, True),
         "keras_loop": lambda b: textgen_seconds_per_step(b, args.steps, False),
     }
+    if args.residual:
+        peers = {
+            "without_prior": lambda b: textgen_seconds_per_step(
+                b, args.steps, True, prior=False
+            ),
+            "residual": lambda b: textgen_seconds_per_step(
+                b, args.steps, True, prior=True
+            ),
+        }
+        torch = None
     if torch is not None:
         peers["pytorch"] = lambda b: torch_seconds_per_step(b, args.steps)
     results: dict = {}
@@ -195,9 +261,11 @@ def main() -> None:
                 ),
                 2,
             )
-        row["textgen_vs_keras_loop"] = round(
+        pair = ("residual", "without_prior") if args.residual else None
+        pair = pair or ("textgen", "keras_loop")
+        row[f"{pair[0]}_vs_{pair[1]}"] = round(
             statistics.median(
-                a / b for a, b in zip(runs["textgen"], runs["keras_loop"], strict=True)
+                a / b for a, b in zip(runs[pair[0]], runs[pair[1]], strict=True)
             ),
             2,
         )

@@ -108,6 +108,7 @@ def name_model(names_file: Path, tmp_path_factory: pytest.TempPathFactory):
             seed=3,
             level="char",
             documents="lines",
+            ngram_mode="mixture",  # the tests use its network alone too
         ),
         log=lambda line: None,
     )

@@ -68,6 +68,8 @@ def shape_key(
         f"v{shape.vocab_size} tied{int(shape.tie_embeddings)} "
         f"d{int(shape.dropout > 0)} w{config.seq_len} b{batch_size} "
         f"carry{int(config.carries_state)} xla{int(xla)}"
+        # Residual training makes the memory's prior for every batch.
+        + (" residual" if config.residual else "")
     )
 
 

@@ -180,8 +180,10 @@ class TrainConfig:
     ngram_max_mb: float = 64.0
     # How the network uses the memory (`NGRAM_MODES`): "mixture", mixed with
     # it by fitted weights; "residual", trained on top of it (its logits
-    # added to the memory's log-probabilities, see `ngram.Residual`).
-    ngram_mode: str = "mixture"
+    # added to the memory's log-probabilities, see `ngram.Residual`). None:
+    # residual for characters, mixture for words (what measured better at
+    # each level, docs/benchmarks.md; see `residual`).
+    ngram_mode: str | None = None
 
     @property
     def ngram(self) -> int:
@@ -189,6 +191,13 @@ class TrainConfig:
         if self.ngram_order is None:
             return level_class(self.level).ngram_order
         return self.ngram_order
+
+    @property
+    def residual(self) -> bool:
+        """Whether the network is trained on top of the memory (`ngram_mode`,
+        or the level's default; never without a memory)."""
+        mode = self.ngram_mode or level_class(self.level).ngram_mode
+        return mode == "residual" and self.ngram > 0
 
     @property
     def carries_state(self) -> bool:
@@ -223,7 +232,7 @@ class TrainConfig:
             "documents": self.documents in DOCUMENTS,
             "ngram_order": self.ngram_order is None or 0 <= self.ngram_order <= 10,
             "ngram_max_mb": 0 < self.ngram_max_mb <= 2048,
-            "ngram_mode": self.ngram_mode in NGRAM_MODES,
+            "ngram_mode": self.ngram_mode is None or self.ngram_mode in NGRAM_MODES,
         }
         for name, ok in checks.items():
             if not ok:

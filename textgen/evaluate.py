@@ -383,6 +383,8 @@ def fit_mixture(
     network, counting, buckets, positions, starts = totals.kept_arrays()
     for memory, first, end in held_out:
         inside = (positions >= first) & (positions < end)
+        if not inside.any():  # past the tokens fitted on
+            continue
         counting[inside], buckets[inside] = memory.probabilities_at(
             ids, positions[inside], starts[inside]
         )

@@ -435,6 +435,8 @@ class NgramModel:
         `distributions` gives for the targets alone, in time independent of
         the vocabulary's size."""
         rows = len(targets)
+        if not rows:
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
         contexts = np.asarray(contexts, dtype=np.int64).reshape(rows, -1)
         targets = np.asarray(targets, dtype=np.int64)
         p = self._unigram_probabilities[targets]

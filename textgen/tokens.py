@@ -508,6 +508,9 @@ class Tokenizer:
     tied_by_default: bool  # the output layer shares the embedding matrix
     carries_state_by_default: bool  # training carries the state (TrainConfig)
     ngram_order: int  # the n-gram memory's default order
+    # How the network uses it by default (`TrainConfig.ngram_mode`): what
+    # measured better at this level (docs/benchmarks.md).
+    ngram_mode: str
     # What the budget planner (`sizing.py`) aims at: reads of the training
     # text, and the window and learning rate it sets when they are not given
     # (None: the defaults).
@@ -580,6 +583,7 @@ class WordTokenizer(Tokenizer):
     # laptop (docs/training.md, "Training in a budget").
     carries_state_by_default = False
     ngram_order = 3
+    ngram_mode = "mixture"
     planned_passes = 8
     score_in_bits = False
     # A token's text carries the whitespace before it (so do its alternatives).
@@ -620,6 +624,7 @@ class CharTokenizer(Tokenizer):
     # Carried state was better on both books at 3 minutes (about 2% fewer nats).
     carries_state_by_default = True
     ngram_order = 7
+    ngram_mode = "residual"
     # Characters learn less per pass and want more of them: on a list of 15 k
     # words (114 k characters, 10 minutes) 2 x 512 at 12 passes reached 2.03
     # nats per character, 2 x 256 at 30 passes 1.83 (benchmarks/items.py).

@@ -405,7 +405,7 @@ def _count_ngrams(run: _Run) -> None:
         )
     trained = _grams(run, 0, run.n_train)
     run.ngram = ngram = trained.model(cap)
-    if config.ngram_mode == "residual":
+    if config.residual:
         run.priors = _priors(run, trained, cap)
     run.counting_seconds = time.perf_counter() - started
     lowered = ""
@@ -872,7 +872,7 @@ def _output_callbacks(
 def _unfitted(run: _Run, ngram: NgramModel) -> Mixture | Residual:
     """The memory as training uses it before fitting: half and half, or
     for residual training scale 1."""
-    if run.config.ngram_mode == "residual":
+    if run.config.residual:
         return Residual(ngram, np.ones(BUCKETS))
     return Mixture.even(ngram)
 
@@ -887,7 +887,7 @@ def _fit_ngram(run: _Run) -> None:
     if ngram is None:
         return
     started = time.perf_counter()
-    residual = run.config.ngram_mode == "residual"
+    residual = run.config.residual
     if len(val_ids) and residual:
         ngram, held_out = _count_all(run)
         fit = fit_residual(model, val_ids, ngram, held_out)
@@ -927,7 +927,7 @@ def _fit_ngram(run: _Run) -> None:
         "entries": ngram.entries,
         "megabytes": round(ngram.nbytes / 2**20, 3),
         "pruned": ngram.pruned,
-        "mode": run.config.ngram_mode,
+        "mode": "residual" if run.config.residual else "mixture",
         "counted_tokens": len(run.all_ids),
         "fitting_seconds": round(time.perf_counter() - started, 3),
         "bucket_edges": list(BUCKET_EDGES),

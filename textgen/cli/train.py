@@ -215,11 +215,11 @@ _TRAINING_OPTIONS = [
     click.option(
         "--ngram-mode",
         type=click.Choice(NGRAM_MODES),
-        default=TRAIN_DEFAULTS.ngram_mode,
-        show_default=True,
+        default=None,
         help="How the network uses the n-gram memory: mixed with it by weights "
         "fitted on the validation text, or trained on top of it (residual: the "
-        "network learns only what counting gets wrong).",
+        "network learns only what counting gets wrong).  [default: residual for "
+        "characters, mixture for words]",
     ),
     click.option(
         "--pretrained-embeddings",
