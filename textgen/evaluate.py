@@ -319,8 +319,8 @@ class Totals:
             return
         counting, buckets = mixture.ngram.probabilities_at(ids, positions, starts)
         network = np.exp(-losses)
-        if residual := hasattr(mixture, "block_logits"):  # the model's losses
-            self.residual, mixed = residual, network
+        if hasattr(mixture, "block_logits"):  # residual: the model's losses
+            self.residual, mixed = True, network
         else:
             mixed = mixed_probabilities(network, counting, buckets, mixture.weights)
         self.counting -= float(np.log(counting).sum())
@@ -381,10 +381,7 @@ def fit_mixture(
     `ngram` did: a memory is far surer of the text it counted)."""
     totals, _ = _scored(model, ids[:FIT_TOKENS], Mixture.even(ngram), keep=FIT_TOKENS)
     network, counting, buckets, positions, starts = totals.kept_arrays()
-    for memory, first, end in held_out:
-        inside = (positions >= first) & (positions < end)
-        if not inside.any():  # past the tokens fitted on
-            continue
+    for memory, inside in _by_memory(held_out, positions):
         counting[inside], buckets[inside] = memory.probabilities_at(
             ids, positions[inside], starts[inside]
         )
@@ -437,6 +434,15 @@ def fit_residual(
     }
 
 
+def _by_memory(held_out: Sequence[tuple[NgramModel, int, int]], positions):
+    """Each held-out (memory, first, end) with the mask of `positions` it
+    scores (first..end - 1); none where it scores none of them."""
+    for memory, first, end in held_out:
+        inside = (positions >= first) & (positions < end)
+        if inside.any():
+            yield memory, inside
+
+
 class _HeldOutPriors:
     """Stands in for a `Residual` while the validation text is scored for
     `fit_residual`: each block's network logits, its tokens' log-probability
@@ -457,10 +463,7 @@ class _HeldOutPriors:
     ) -> np.ndarray:
         log_prior = np.zeros(network.shape)
         buckets = np.zeros(len(positions), dtype=np.int64)
-        for memory, first, end in self.held_out:
-            inside = (positions >= first) & (positions < end)
-            if not inside.any():
-                continue
+        for memory, inside in _by_memory(self.held_out, positions):
             contexts = memory.contexts_at(ids, positions[inside], starts[inside])
             probs, buckets[inside] = memory.distributions(contexts)
             log_prior[inside] = np.log(probs)

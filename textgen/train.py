@@ -364,19 +364,27 @@ def _choose_vocabulary(run: _Run) -> None:
         )
 
 
+def _documents(
+    run: _Run, ids: np.ndarray, lengths: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each file (of `lengths` tokens) or item of `ids` begins, and
+    where it ends (an item with its end token)."""
+    assert run.vocabulary is not None
+    if run.tokenizer.items:
+        from .evaluate import item_spans
+
+        starts, sizes = item_spans(ids, run.vocabulary.word_to_id[END])
+        return starts, starts + sizes + 1
+    ends = np.cumsum(lengths, dtype=np.int64)
+    return ends - np.asarray(lengths, dtype=np.int64), ends
+
+
 def _grams(run: _Run, first: int, end: int) -> Grams:
     """The n-gram memory's counts of `run.all_ids[first:end]`, each token
     read in its file (or item, its end token included) from a fresh start."""
     assert run.text is not None and run.vocabulary is not None
     ids = run.all_ids
-    if run.tokenizer.items:
-        from .evaluate import item_spans
-
-        starts, sizes = item_spans(ids, run.vocabulary.word_to_id[END])
-        ends = starts + sizes + 1  # each item with its end token
-    else:
-        ends = np.cumsum([f["tokens"] for f in run.text.files])
-        starts = ends - [f["tokens"] for f in run.text.files]
+    starts, ends = _documents(run, ids, [f["tokens"] for f in run.text.files])
     pieces = [
         (ids[a:b], max(first, a) - a, min(end, b) - a)
         for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
@@ -423,16 +431,6 @@ def _count_ngrams(run: _Run) -> None:
     )
 
 
-def _document_starts(run: _Run, ids: np.ndarray, lengths: list[int]) -> np.ndarray:
-    """Where each file (of `lengths` tokens) or item of `ids` begins."""
-    assert run.vocabulary is not None
-    if run.tokenizer.items:
-        from .evaluate import item_spans
-
-        return item_spans(ids, run.vocabulary.word_to_id[END])[0]
-    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-
-
 def _priors(run: _Run, trained: Grams, cap: int) -> tuple[Any, Any]:
     """Residual training's priors (see `prior.py`): each training position
     scored by the memory of the other `BLOCKS` - 1 blocks of the training
@@ -448,11 +446,11 @@ def _priors(run: _Run, trained: Grams, cap: int) -> tuple[Any, Any]:
     ]
     train_ids, val_ids = run.train_ids, run.val_ids
     train_prior = Prior(
-        train_ids, _document_starts(run, train_ids, run.train_lengths),
+        train_ids, _documents(run, train_ids, run.train_lengths)[0],
         memories, edges, seq_len,
     )  # fmt: skip
     val_prior = Prior(
-        val_ids, _document_starts(run, val_ids, run.val_lengths),
+        val_ids, _documents(run, val_ids, run.val_lengths)[0],
         [run.ngram], [0, len(val_ids)], seq_len,
     )  # fmt: skip
     rng = np.random.default_rng(0)
@@ -878,9 +876,9 @@ def _unfitted(run: _Run, ngram: NgramModel) -> Mixture | Residual:
 
 
 def _fit_ngram(run: _Run) -> None:
-    """Fit the mixing weights on the validation text (a single even weight
-    without one), then keep the memory counted over all of the text, and the
-    record's description of it."""
+    """Count the memory over all of the text, fit the mixing weights (or a
+    residual model's scales) on the validation text (even weights, or scale
+    1, without one), and keep the record's description of it."""
     from .evaluate import fit_mixture, fit_residual
 
     ngram, model, val_ids, log = run.ngram, run.model, run.val_ids, run.log
@@ -888,39 +886,31 @@ def _fit_ngram(run: _Run) -> None:
         return
     started = time.perf_counter()
     residual = run.config.residual
-    if len(val_ids) and residual:
+    if len(val_ids):
         ngram, held_out = _count_all(run)
-        fit = fit_residual(model, val_ids, ngram, held_out)
-        log(
-            f"trained on the n-gram memory (counted again over all "
-            f"{count(len(run.all_ids), run.unit)}): validation cross-entropy "
-            f"{fit['mixed_cross_entropy']:.3f} nats (the memory alone "
-            f"{fit['ngram_cross_entropy']:.3f}, each half counted without itself), "
-            "scales " + " ".join(f"{w:.2f}" for w in fit["scales"])
-        )
-    elif len(val_ids):
-        ngram, held_out = _count_all(run)
-        fit = fit_mixture(model, val_ids, ngram, held_out)
+        fitter = fit_residual if residual else fit_mixture
+        fit = fitter(model, val_ids, ngram, held_out)
         log(
             f"n-gram memory counted again over all {count(len(run.all_ids), run.unit)}"
             f" (the validation text included): {count(ngram.entries, 'entries')}, "
             f"{ngram.nbytes / 2**20:.1f} MB"
         )
+        memory = f"{fit['ngram_cross_entropy']:.3f}"
+        parts = f"the memory alone {memory}"
+        if not residual:
+            parts = f"network {fit['network_cross_entropy']:.3f}, n-gram {memory}"
+        name = "scales" if residual else "weights"
         log(
-            f"mixed with the n-gram memory: validation cross-entropy "
-            f"{fit['mixed_cross_entropy']:.3f} nats (network "
-            f"{fit['network_cross_entropy']:.3f}, n-gram "
-            f"{fit['ngram_cross_entropy']:.3f}, each half counted without "
-            "itself), weights " + " ".join(f"{w:.2f}" for w in fit["weights"])
+            f"{'trained on' if residual else 'mixed with'} the n-gram memory: "
+            f"validation cross-entropy {fit['mixed_cross_entropy']:.3f} nats "
+            f"({parts}, each half counted without itself), {name} "
+            + " ".join(f"{w:.2f}" for w in fit[name])
         )
-    elif residual:
-        model.mixture = _unfitted(run, ngram)
-        fit = {"scales": [1.0] * BUCKETS, "fitted_on_tokens": 0}
-        log("on the n-gram memory with scale 1: no validation text to fit on")
     else:
-        model.mixture = Mixture.even(ngram)
-        fit = {"weights": [0.5] * BUCKETS, "fitted_on_tokens": 0}
-        log("mixed with the n-gram memory half and half: no validation text to fit on")
+        model.mixture = _unfitted(run, ngram)
+        name, value = ("scales", 1.0) if residual else ("weights", 0.5)
+        fit = {name: [value] * BUCKETS, "fitted_on_tokens": 0}
+        log(f"n-gram memory with {name} {value:g}: no validation text to fit on")
     run.ngram_record = {
         "order": ngram.order,
         "requested_order": run.config.ngram,
