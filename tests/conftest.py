@@ -3,6 +3,7 @@ with a deterministic word cycle, reused by every generation test."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -181,3 +182,26 @@ class Server:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+STORY = (
+    "the keeper lit the lamp at dusk and the boats came home . "
+    "the gulls sat on the harbour wall and the tide went out . "
+    "a storm came in from the west and the keeper kept the lamp lit . "
+)
+
+
+@pytest.fixture(scope="session")
+def residual(tmp_path_factory: pytest.TempPathFactory, tiny_config):
+    """(path, model): a tiny word model trained with --ngram-mode residual."""
+    from textgen.train import train
+
+    folder = tmp_path_factory.mktemp("residual")
+    corpus = folder / "story.txt"
+    corpus.write_text(STORY * 30, encoding="utf-8")
+    path = folder / "story.keras"
+    model_config, config = tiny_config
+    config = dataclasses.replace(config, epochs=4, ngram_mode="residual")
+    lines: list[str] = []
+    model = train([corpus], path, model_config, config, log=lines.append)
+    return path, model, lines

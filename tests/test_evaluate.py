@@ -74,8 +74,9 @@ def test_item_scoring_streams_and_each_item_starts_afresh(name_model, monkeypatc
     block of positions at a time, finished items leave the batch, and every
     item scores what it scores alone from an end token."""
     from textgen import evaluate as module
+    from textgen.counting import item_spans
     from textgen.decoder import Decoder
-    from textgen.evaluate import item_losses, item_spans
+    from textgen.evaluate import item_losses
     from textgen.tokens import END
 
     model = name_model[1]

@@ -5,7 +5,6 @@ many, generation or scoring), and its network is never used alone."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import zipfile
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import STORY
 
 from textgen.cli import cli
 from textgen.errors import TextgenError
@@ -29,28 +29,6 @@ from textgen.ngram import (
     residual_log_probabilities,
 )
 from textgen.prior import Prior
-
-STORY = (
-    "the keeper lit the lamp at dusk and the boats came home . "
-    "the gulls sat on the harbour wall and the tide went out . "
-    "a storm came in from the west and the keeper kept the lamp lit . "
-)
-
-
-@pytest.fixture(scope="session")
-def residual(tmp_path_factory, tiny_config):
-    """(path, model): a tiny word model trained with --ngram-mode residual."""
-    from textgen.train import train
-
-    folder = tmp_path_factory.mktemp("residual")
-    corpus = folder / "story.txt"
-    corpus.write_text(STORY * 30, encoding="utf-8")
-    path = folder / "story.keras"
-    model_config, config = tiny_config
-    config = dataclasses.replace(config, epochs=4, ngram_mode="residual")
-    lines: list[str] = []
-    model = train([corpus], path, model_config, config, log=lines.append)
-    return path, model, lines
 
 
 def test_the_file_is_a_residual_model_with_fitted_scales(residual):

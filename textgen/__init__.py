@@ -34,6 +34,7 @@ _PUBLIC = {
     "SamplingSettings": ("sampling", "SamplingSettings"),
     "evaluate": ("evaluate", None),  # the module, callable as its function
     "train": ("train", None),
+    "adapt": ("adapt", None),  # the module, callable as its function
     "ModelConfig": ("config", "ModelConfig"),
     "TrainConfig": ("config", "TrainConfig"),
     "TextgenError": ("errors", "TextgenError"),

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import callable_module
 from .corpus import corpus_files, read_pieces
+from .counting import item_spans
 from .decoder import Decoder
 from .metrics import log_sum_exp, perplexity
 from .ngram import (
@@ -152,15 +153,6 @@ def _losses(
         return -scored[rows, targets].astype(np.float64)
     logits = logits.astype(np.float64)
     return log_sum_exp(logits)[:, 0] - logits[rows, targets]
-
-
-def item_spans(ids: np.ndarray, end: int) -> tuple[np.ndarray, np.ndarray]:
-    """Where each non-empty item of an item model's ids starts, and its
-    length (its tokens, between two `end` ids)."""
-    cuts = np.flatnonzero(ids == end)
-    starts, lengths = cuts[:-1] + 1, np.diff(cuts) - 1
-    keep = lengths > 0
-    return starts[keep], lengths[keep]
 
 
 def item_losses(

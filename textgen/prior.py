@@ -4,11 +4,20 @@ the network's logits (`--ngram-mode residual`, see `ngram.Residual`).
 A memory counted over a text is far surer of that text than of new text (a
 7-gram seen once predicts its own next character with probability near
 1 - discount), so a training position must never see a memory that counted
-it: the training text is cut into `BLOCKS` blocks, and a position in block
-k sees the memory of the other blocks' positions (cross-fitted counts, made
-by taking block k's grams away from all of them, see `ngram.Grams`). The
-validation text sees the memory of the training text, as a new text sees
-the saved model's.
+it: the training text is cut into blocks, and a position in block k sees the
+memory of the other blocks' positions (cross-fitted counts, made by taking
+block k's grams away from all of them, see `ngram.Grams`). The validation
+text sees the memory of the training text, as a new text sees the saved
+model's.
+
+The more blocks, the closer each block's memory is to the one the model
+file keeps, and the closer training's prior is to the one it is used with
+(`benchmarks/quality.py` logs both). Measured on *Pride and Prejudice*
+(the last tenth held out): the words' trigram prior scored 4.688 nats on
+the training text with 5 blocks, 4.615 with 20 against 4.484 on the
+validation text; the characters' 7-gram 1.228 with 5, 1.206 with 20
+against 1.202. The memories are all held while training, so their number
+is capped by `PRIOR_BYTES`.
 """
 
 from __future__ import annotations
@@ -19,7 +28,14 @@ import numpy as np
 
 from .ngram import NgramModel
 
-BLOCKS = 5  # cross-fitting blocks of the training text
+BLOCKS = 20  # cross-fitting blocks of the training text, at most
+MIN_BLOCKS = 5  # and at least, whatever the memory's size
+PRIOR_BYTES = 2**30  # what the blocks' memories may hold together
+
+
+def blocks_for(memory_bytes: int) -> int:
+    """How many cross-fitting blocks a memory of `memory_bytes` gets."""
+    return int(np.clip(PRIOR_BYTES // max(memory_bytes, 1), MIN_BLOCKS, BLOCKS))
 
 
 class Prior:

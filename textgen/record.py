@@ -42,6 +42,8 @@ class TrainingRecord:
     plan: dict | None = None  # the budget planner's choice (`sizing.Plan`)
     # The n-gram memory: order, entries, size, pruning, weights, fit.
     ngram: dict | None = None
+    # One entry per `textgen adapt` that swapped the memory for another text's.
+    adaptations: list = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -149,6 +151,20 @@ def _nested(record: TrainingRecord) -> None:
             _fail("record.history rows must be numbers per epoch")
     if not all(isinstance(run, dict) for run in record.runs):
         _fail("record.runs must be a list of mappings")
+    for adapted in record.adaptations:
+        if not (
+            isinstance(adapted, dict)
+            and is_a(adapted.get("from"), str)
+            and is_a(adapted.get("date"), str)
+            and isinstance(adapted.get("corpus"), list)
+            and all(
+                isinstance(f, dict)
+                and is_a(f.get("name"), str)
+                and is_a(f.get("tokens"), int)
+                for f in adapted["corpus"]
+            )
+        ):
+            _fail("record.adaptations must list a source model, date and corpus")
     typed(TrainConfig, record.train_config, "record.train_config")
     if record.fingerprint:
         from .originality import Fingerprint

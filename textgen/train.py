@@ -24,6 +24,7 @@ from . import __version__, callable_module
 from .config import ModelConfig, TrainConfig, auto_batch_size, fresh_seed
 from .corpus import corpus_files
 from .corpus_ids import CorpusIds, read_corpus_ids
+from .counting import CountedText, documents
 from .embeddings import check_vectors_file, read_vectors
 from .errors import (
     OutputError,
@@ -256,6 +257,7 @@ class _Run:
     ngram: NgramModel | None = None
     priors: tuple[Any, Any] = (None, None)  # residual: `prior.Prior`s, train and val
     counting_seconds: float = 0.0
+    prior_seconds: float = 0.0  # residual: the blocks' memories (`_priors`)
     planning_seconds: float = 0.0  # timing candidate sizes' steps
     seed: int = 0
     batch_size: int = 0
@@ -284,9 +286,9 @@ class _Run:
         if self.ngram is None:
             return self.planning_seconds
         # Counted four times: the training text, then all of it and twice
-        # without half of the validation text (`_count_all`).
+        # without half of the validation text (`CountedText.all_and_held_out`).
         counting = self.counting_seconds * (1 + 3 / (1 - self.config.val_fraction))
-        return self.planning_seconds + counting + _FIT_SECONDS
+        return self.planning_seconds + counting + self.prior_seconds + _FIT_SECONDS
 
 
 # Seconds a budget keeps for fitting the mixture after training.
@@ -364,38 +366,29 @@ def _choose_vocabulary(run: _Run) -> None:
         )
 
 
-def _documents(
-    run: _Run, ids: np.ndarray, lengths: list[int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Where each file (of `lengths` tokens) or item of `ids` begins, and
-    where it ends (an item with its end token)."""
-    assert run.vocabulary is not None
-    if run.tokenizer.items:
-        from .evaluate import item_spans
-
-        starts, sizes = item_spans(ids, run.vocabulary.word_to_id[END])
-        return starts, starts + sizes + 1
-    ends = np.cumsum(lengths, dtype=np.int64)
-    return ends - np.asarray(lengths, dtype=np.int64), ends
-
-
-def _grams(run: _Run, first: int, end: int) -> Grams:
-    """The n-gram memory's counts of `run.all_ids[first:end]`, each token
-    read in its file (or item, its end token included) from a fresh start."""
+def _counted(run: _Run) -> CountedText:
+    """All of the text's ids, cut into files (or items) for counting."""
     assert run.text is not None and run.vocabulary is not None
-    ids = run.all_ids
-    starts, ends = _documents(run, ids, [f["tokens"] for f in run.text.files])
-    pieces = [
-        (ids[a:b], max(first, a) - a, min(end, b) - a)
-        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
-        if a < end and b > first
-    ]
-    return Grams.of(pieces, len(run.vocabulary), run.config.ngram)
+    end = run.vocabulary.word_to_id[END] if run.tokenizer.items else None
+    return CountedText.of(
+        run.all_ids,
+        [f["tokens"] for f in run.text.files],
+        len(run.vocabulary),
+        run.config.ngram,
+        end,
+    )
+
+
+def _starts(run: _Run, ids: np.ndarray, lengths: list[int]) -> np.ndarray:
+    """Where each file (of `lengths` tokens) or item of `ids` begins."""
+    assert run.vocabulary is not None
+    end = run.vocabulary.word_to_id[END] if run.tokenizer.items else None
+    return documents(ids, lengths, end)[0]
 
 
 def _count_ngrams(run: _Run) -> None:
     """The n-gram memory of the training ids, used while training and
-    fitting (`_count_all` counts the validation text in afterwards); its
+    fitting (`_fit_ngram` counts the validation text in afterwards); its
     time, twice, comes out of the budget."""
     config, vocabulary = run.config, run.vocabulary
     if not config.ngram:
@@ -411,11 +404,12 @@ def _count_ngrams(run: _Run) -> None:
             f"({unigrams / 2**20:.4g} MB); give more, or --ngram-order 0 for no "
             "n-gram memory"
         )
-    trained = _grams(run, 0, run.n_train)
+    trained = _counted(run).grams(0, run.n_train)
     run.ngram = ngram = trained.model(cap)
+    run.counting_seconds = time.perf_counter() - started
     if config.residual:
         run.priors = _priors(run, trained, cap)
-    run.counting_seconds = time.perf_counter() - started
+        run.prior_seconds = time.perf_counter() - started - run.counting_seconds
     lowered = ""
     if largest_order(len(vocabulary), config.ngram) < config.ngram:
         lowered = (
@@ -433,24 +427,27 @@ def _count_ngrams(run: _Run) -> None:
 
 def _priors(run: _Run, trained: Grams, cap: int) -> tuple[Any, Any]:
     """Residual training's priors (see `prior.py`): each training position
-    scored by the memory of the other `BLOCKS` - 1 blocks of the training
-    text, the validation text by the memory of all of it. Logs each one's
+    scored by the memory of the other blocks of the training text, the
+    validation text by the memory of all of it. Logs each one's
     cross-entropy, which should agree within a few percent (no leakage)."""
-    from .prior import BLOCKS, Prior
+    from .prior import Prior, blocks_for
 
+    assert run.ngram is not None
     seq_len, n_train = run.config.seq_len, run.n_train
-    edges = [n_train * k // BLOCKS for k in range(BLOCKS + 1)]
+    blocks = min(blocks_for(run.ngram.nbytes), max(n_train, 1))
+    edges = [n_train * k // blocks for k in range(blocks + 1)]
+    counted = _counted(run)
     memories = [
-        trained.without(_grams(run, a, b)).model(cap)
+        trained.without(counted.grams(a, b)).model(cap)
         for a, b in itertools.pairwise(edges)
     ]
     train_ids, val_ids = run.train_ids, run.val_ids
     train_prior = Prior(
-        train_ids, _documents(run, train_ids, run.train_lengths)[0],
+        train_ids, _starts(run, train_ids, run.train_lengths),
         memories, edges, seq_len,
     )  # fmt: skip
     val_prior = Prior(
-        val_ids, _documents(run, val_ids, run.val_lengths)[0],
+        val_ids, _starts(run, val_ids, run.val_lengths),
         [run.ngram], [0, len(val_ids)], seq_len,
     )  # fmt: skip
     rng = np.random.default_rng(0)
@@ -459,29 +456,10 @@ def _priors(run: _Run, trained: Grams, cap: int) -> tuple[Any, Any]:
     held = val_prior.cross_entropy(np.arange(min(len(val_ids), 50_000)))
     run.log(
         f"residual training on the n-gram memory: its cross-entropy on the "
-        f"training text as training sees it (each of {BLOCKS} blocks counted "
+        f"training text as training sees it (each of {blocks} blocks counted "
         f"without itself) {seen:.3f} nats, on the validation text {held:.3f}"
     )
     return train_prior, val_prior
-
-
-def _count_all(run: _Run) -> tuple[NgramModel, list[tuple[NgramModel, int, int]]]:
-    """The memory the model file keeps: counted over all of the text, the
-    validation tail included, so that a held-out text that continues the
-    corpus is predicted from everything the user gave. And for fitting the
-    mixture on the validation text, memories that did not count what they
-    score: all of it less each half of the validation text (as (memory,
-    first, end) in the validation text's positions)."""
-    cap = int(run.config.ngram_max_mb * 2**20)
-    everything = _grams(run, 0, len(run.all_ids))
-    n_train, n_all = run.n_train, len(run.all_ids)
-    middle = (n_train + n_all) // 2
-    held_out = [
-        (everything.without(_grams(run, a, b)).model(cap), a - n_train, b - n_train)
-        for a, b in ((n_train, middle), (middle, n_all))
-        if b > a
-    ]
-    return everything.model(cap), held_out
 
 
 def _settle_seed_and_batches(run: _Run) -> None:
@@ -887,7 +865,9 @@ def _fit_ngram(run: _Run) -> None:
     started = time.perf_counter()
     residual = run.config.residual
     if len(val_ids):
-        ngram, held_out = _count_all(run)
+        cap = int(run.config.ngram_max_mb * 2**20)
+        held = len(run.all_ids) - run.n_train
+        ngram, held_out = _counted(run).all_and_held_out(held, cap)
         fitter = fit_residual if residual else fit_mixture
         fit = fitter(model, val_ids, ngram, held_out)
         log(

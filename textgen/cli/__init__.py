@@ -202,4 +202,4 @@ def main() -> None:
 
 
 # The commands register themselves on `cli` when imported.
-from . import generate, inspect, serve, train  # noqa: E402, F401
+from . import adapt, generate, inspect, serve, train  # noqa: E402, F401

@@ -169,6 +169,16 @@ def info(path: str | None) -> None:
                 else _figure(record.train_perplexity, ".2f"),
             ),
             ("n-gram memory", _ngram_row(model.mixture, record.ngram)),
+            *(
+                (
+                    "adapted",
+                    f"{a['date']} from {a['from']} to "
+                    + ", ".join(
+                        f"{f['name']} ({count(f['tokens'], unit)})" for f in a["corpus"]
+                    ),
+                )
+                for a in record.adaptations
+            ),
             (
                 "settings",
                 ", ".join(f"{k}={v}" for k, v in record.train_config.items()),
