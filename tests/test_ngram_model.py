@@ -571,3 +571,38 @@ def test_the_saved_memory_counts_the_validation_text_too(tiny_config, tmp_path):
     # network keeps at least 0.1% of every row: within 1% of counting alone
     # (it was 32% worse when the memory did not count the validation tenth).
     assert scores.cross_entropy <= kneser_ney * 1.01
+
+
+def test_one_row_and_many_rows_get_the_same_numbers():
+    """A served batch and a request alone: each row's distribution and mixed
+    logits are the same bit for bit whatever rows are beside it (one row is
+    looked up with scalars, many with arrays)."""
+    from textgen.ngram import Grams, Mixture
+
+    rng = np.random.default_rng(3)
+    vocab, order = 40, 4
+    ids = np.empty(3000, dtype=np.int64)
+    ids[0] = 2
+    for i in range(1, len(ids)):  # a chain that favours a few successors
+        ids[i] = (ids[i - 1] * 7 + rng.integers(1, 4)) % (vocab - 2) + 2
+    ids[rng.random(len(ids)) < 0.2] = rng.integers(2, vocab, size=1)
+    memory = Grams.of([(ids, 0, len(ids))], vocab, order).model()
+    seen = ids[np.arange(50)[:, None] + np.arange(order - 1)]  # contexts in the text
+    unseen = rng.integers(0, vocab + 1, size=(30, order - 1))
+    starts = np.full((5, order - 1), memory.start)  # the start of a text
+    contexts = np.concatenate([seen, unseen, starts])
+    mixture = Mixture(memory, rng.random(BUCKETS))
+    network = rng.normal(size=(len(contexts), vocab)).astype(np.float32) * 3
+    probs, buckets = memory.distributions(contexts)
+    mixed = mixture.logits(network, contexts)
+    for row in range(len(contexts)):
+        alone, bucket = memory.distributions(contexts[row : row + 1])
+        np.testing.assert_array_equal(alone[0], probs[row])
+        assert bucket[0] == buckets[row]
+        one = mixture.logits(network[row : row + 1], contexts[row : row + 1])
+        np.testing.assert_array_equal(one[0], mixed[row])
+    # And the numbers are Kneser-Ney's: each target's row entry is what
+    # `token_probabilities` gives it alone.
+    targets = rng.integers(0, vocab, size=len(contexts))
+    p, _ = memory.token_probabilities(contexts, targets)
+    np.testing.assert_allclose(probs[np.arange(len(contexts)), targets], p, rtol=1e-12)

@@ -342,10 +342,6 @@ class NgramModel:
         rows = len(contexts)
         if not rows:
             return np.zeros((0, self.vocab_size)), np.zeros(0, dtype=np.int64)
-        contexts = np.asarray(contexts, dtype=np.int64).reshape(rows, -1)
-        if rows == 1:  # one sample: scalars and slices, a few calls per order
-            probs, bucket = self._distribution(contexts[0].tolist())
-            return probs[None, :], np.array([bucket])
         factored = self.factored(contexts)
         probs = np.multiply.outer(factored.scale, self._unigram_probabilities)
         for row, column, value in factored.seen:
@@ -361,9 +357,15 @@ class NgramModel:
         discounted counts plus a back-off weight times order k - 1, so the
         unigram's multiple is the product of the back-off weights, and the
         grams seen at order k are scaled by those of the orders above it.
+
+        One row (one sample's step) is looked up with scalars, in fewer
+        calls, to the same numbers bit for bit: what a row gets never
+        depends on the rows beside it.
         """
         rows = len(contexts)
         contexts = np.asarray(contexts, dtype=np.int64).reshape(rows, -1)
+        if rows == 1:
+            return self._factored_one(contexts[0])
         longest = np.zeros(rows, dtype=np.int64)
         alive = np.ones(rows, dtype=bool)
         base = self.base
@@ -408,25 +410,32 @@ class NgramModel:
         buckets = np.searchsorted(BUCKET_EDGES, longest, side="right")
         return Factored(scale, seen, buckets)
 
-    def _distribution(self, context: list[int]) -> tuple[np.ndarray, int]:
-        """`distributions` of one context (a list of ids, oldest first)."""
-        probs = self._unigram_probabilities.copy()
-        base, h, longest = self.base, 0, 0
-        for k in range(2, min(self.order, len(context) + 1) + 1):
-            h += context[len(context) - (k - 1)] * base ** (k - 2)
+    def _factored_one(self, context: np.ndarray) -> Factored:
+        """`factored` of one context, the same arithmetic in the same order."""
+        base, h, longest, width = self.base, 0, 0, len(context)
+        seen, backoffs = [], []
+        for k in range(2, min(self.order, width + 1) + 1):
+            h += int(context[width - (k - 1)]) * base ** (k - 2)
             table = self.context_keys[k - 2]
             at = int(table.searchsorted(h))
             if at == len(table) or table[at] != h:
                 break
-            total = float(self.totals[k - 2][at])
             grams = self.keys[k - 2]
             low, high = grams.searchsorted([h * base, h * base + base])
-            probs *= float(self.masses[k - 2][at]) / total
+            t = np.float64(self.totals[k - 2][at])
             c = self.counts[k - 2][low:high]
-            continued = c - _discounted(c, self.discounts[k - 1])
-            probs[grams[low:high] - h * base] += continued / total
-            longest = int(total)
-        return probs, bisect.bisect_right(BUCKET_EDGES, longest)
+            value = (c - _discounted(c, self.discounts[k - 1])) / t
+            row = np.zeros(high - low, dtype=np.int64)
+            seen.append((row, grams[low:high] % base, value))
+            backoffs.append(self.masses[k - 2][at] / t)
+            longest = int(self.totals[k - 2][at])
+        scale = np.ones(1)
+        for i in reversed(range(len(seen))):
+            row, column, value = seen[i]
+            seen[i] = (row, column, value * scale[0])
+            scale *= backoffs[i]
+        buckets = np.array([bisect.bisect_right(BUCKET_EDGES, longest)])
+        return Factored(scale, seen, buckets)
 
     def token_probabilities(
         self, contexts: np.ndarray, targets: np.ndarray
@@ -818,10 +827,9 @@ class Mixture:
         In float32 and in place, the n-gram part added in its factored form
         (`NgramModel.factored`): about eight passes over a (rows, vocab) array
         of four bytes, where a dense float64 mixture made about fifteen of
-        eight (the cost of sampling many rows at once)."""
-        if len(network) == 1:
-            counting, buckets = self.ngram.distributions(contexts)
-            return self._mixed(network, counting, buckets)
+        eight (the cost of sampling many rows at once). Each row's numbers
+        are the same whatever rows are beside it (a served batch, a request
+        alone)."""
         factored = self.ngram.factored(contexts)
         share = self.weights[factored.buckets]  # (rows,) the network's
         mixed = np.array(network, dtype=np.float32)  # a copy, changed in place
@@ -838,21 +846,6 @@ class Mixture:
         with np.errstate(divide="ignore"):
             np.log(mixed, out=mixed)
         return mixed
-
-    def _mixed(
-        self, network: np.ndarray, counting: np.ndarray, buckets: np.ndarray
-    ) -> np.ndarray:
-        """`logits` of one row, from its dense n-gram distribution in float64."""
-        share = self.weights[buckets][:, None]
-        mixed = network.astype(np.float64)  # in place from here: few copies
-        mixed -= mixed.max(axis=-1, keepdims=True)
-        np.exp(mixed, out=mixed)
-        mixed *= share / mixed.sum(axis=-1, keepdims=True)
-        counting *= 1 - share
-        mixed += counting
-        with np.errstate(divide="ignore"):
-            np.log(mixed, out=mixed)
-        return mixed.astype(np.float32)
 
     @classmethod
     def even(cls, ngram: NgramModel) -> Mixture:
@@ -884,8 +877,8 @@ class Residual:
 
     def logits(self, network: np.ndarray, contexts: np.ndarray) -> np.ndarray:
         """Next-token log-probabilities (float32) from the network's logits
-        (rows, vocab_size) and the rows' n-gram contexts: the same float64
-        arithmetic for one row and for many."""
+        (rows, vocab_size) and the rows' n-gram contexts, in float64; each
+        row's numbers the same whatever rows are beside it."""
         probs, buckets = self.ngram.distributions(contexts)
         return residual_log_probabilities(network, np.log(probs), self.scales[buckets])
 
