@@ -180,17 +180,20 @@ def memory_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
 
 def default_size_mixture(words: int, book: Path) -> dict:
     """One sample's words/s at the default network size (2 x 512, tied, the
-    vocabulary of `book`), with the n-gram memory mixed in and without:
-    interleaved, best of 7 each. The weights are untrained (the speed does
-    not depend on them); the memory is counted on the book. Beside it, the
+    vocabulary of `book`), with the n-gram memory mixed in, with the network
+    on top of it (residual) and without: interleaved, best of 7 each. The
+    weights are untrained (the speed does not depend on them); the memory
+    is counted on the book. Beside it, the
     yardstick: what reading every weight the decoder uses once costs at
     this machine's memory bandwidth, measured before each round; the ratio
     is the median of the rounds'."""
+    import numpy as np
+
     from textgen.config import ModelConfig
     from textgen.corpus_ids import corpus_ids
     from textgen.generate import Generator
     from textgen.model import build_model
-    from textgen.ngram import Mixture, NgramModel
+    from textgen.ngram import BUCKETS, Mixture, NgramModel, Residual
     from textgen.sampling import SamplingSettings
     from textgen.tokens import TokenizerSettings
     from textgen.vocab import Vocabulary
@@ -200,10 +203,13 @@ def default_size_mixture(words: int, book: Path) -> dict:
     ids = text.encode(vocabulary)
     config = ModelConfig(vocab_size=len(vocabulary))
     model = build_model(config, vocabulary)
-    model.mixture = Mixture.even(NgramModel.count([ids], len(vocabulary), 3, 2**30))
+    memory = NgramModel.count([ids], len(vocabulary), 3, 2**30)
+    model.mixture = Mixture.even(memory)
     sampling = SamplingSettings()
     mixed, alone = Generator(model), Generator(model, ngram=False)
-    for generator in (mixed, alone):
+    model.mixture = Residual(memory, np.ones(BUCKETS))
+    residual = Generator(model)
+    for generator in (mixed, alone, residual):
         generator.generate(SEED_TEXT, 20, sampling, random_seed=0)  # warm up
     decoder = alone.decoder
     # What one step reads: each layer's weights, the projection, the output
@@ -217,11 +223,12 @@ def default_size_mixture(words: int, book: Path) -> dict:
     )
     # Interleaved rounds, each with its own bandwidth measurement, so a
     # round's ratio compares figures taken in the same state of the machine.
-    with_memory, network, bandwidths, ratios = [], [], [], []
+    with_memory, network, bandwidths, ratios, on_top = [], [], [], [], []
     for _ in range(7):
         bandwidths.append(memory_bandwidth(repeats=2))
         network.append(timed(alone.generate, SEED_TEXT, words, sampling, 1, 0)[0])
         with_memory.append(timed(mixed.generate, SEED_TEXT, words, sampling, 1, 0)[0])
+        on_top.append(timed(residual.generate, SEED_TEXT, words, sampling, 1, 0)[0])
         ratios.append(network[-1] / words / (weight_bytes / bandwidths[-1]))
     bandwidth = statistics.median(bandwidths)
     read_once = weight_bytes / bandwidth
@@ -242,6 +249,8 @@ def default_size_mixture(words: int, book: Path) -> dict:
         "network_alone_words_per_s": round(words / min(network), 1),
         "mixed_words_per_s": round(words / min(with_memory), 1),
         "mixed_vs_network_alone": round(min(network) / min(with_memory), 2),
+        "residual_words_per_s": round(words / min(on_top), 1),
+        "residual_vs_network_alone": round(min(network) / min(on_top), 2),
     }
 
 
