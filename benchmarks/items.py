@@ -16,11 +16,14 @@ same training items (a character 5-gram, a word trigram); then, of
 `--samples` samples with and without `--novel`, the share that are training
 items, test items (real items the model never saw) and neither, the share
 that are well-formed (only letters; ending with sentence punctuation), and
-samples per second (median and range of 3 draws of all the samples).
+samples per second (median and range of 3 draws of all the samples;
+`--samples 0`: none drawn). One row per list, `--modes` mode (the
+`--ngram-mode` trained, side by side) and training `--seed`; the items are
+split by `--split-seed`, the same for every row.
 
     python benchmarks/items.py [--corpus PATH] [--minutes 10] [--samples 1000]
-        [--lists words sentences] [--seed 1] [--units N --dropout F]
-        [--carry-state on|off]
+        [--lists words sentences] [--seed 1 2 3] [--modes residual mixture]
+        [--split-seed 1] [--units N --dropout F] [--carry-state on|off]
 """
 
 from __future__ import annotations
@@ -81,7 +84,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--lists", nargs="+", choices=list(LISTS), default=list(LISTS))
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, nargs="+", default=[1])
+    parser.add_argument("--split-seed", type=int, default=1)
+    parser.add_argument(
+        "--modes", nargs="+", choices=["residual", "mixture"], default=["mixture"]
+    )
     parser.add_argument("--units", type=int, help="override the planned units")
     parser.add_argument("--dropout", type=float, help="override the planned dropout")
     parser.add_argument(
@@ -96,11 +103,16 @@ def main() -> None:
     rows = []
     for name in args.lists:
         items = distinct_words(text) if name == "words" else sentences(text)
-        rows.append(measure(args, name, items))
+        for seed in args.seed:
+            for mode in args.modes:
+                rows.append(measure(args, name, items, seed, mode))
+                print("ROW " + json.dumps(rows[-1]), file=sys.stderr)
     print(json.dumps({"corpus": args.corpus.name, "rows": rows}, indent=2))
 
 
-def measure(args: argparse.Namespace, name: str, items: list[str]) -> dict:
+def measure(
+    args: argparse.Namespace, name: str, items: list[str], seed: int, mode: str
+) -> dict:
     from textgen.config import ModelConfig, TrainConfig
     from textgen.evaluate import evaluate
     from textgen.generate import Generator
@@ -117,7 +129,7 @@ def measure(args: argparse.Namespace, name: str, items: list[str]) -> dict:
     shape["tie_embeddings"] = level_class(spec["level"]).tied_by_default
     items = [normalise_item(item) for item in items]
     items = [item for item in items if item and "\n" not in item]
-    random.Random(args.seed).shuffle(items)
+    random.Random(args.split_seed).shuffle(items)
     n_test = len(items) // 10
     test_items, train_items = items[:n_test], items[n_test:]
     with tempfile.TemporaryDirectory() as folder:
@@ -132,8 +144,9 @@ def measure(args: argparse.Namespace, name: str, items: list[str]) -> dict:
             dataclasses.replace(ModelConfig(), **shape),
             TrainConfig(
                 max_minutes=args.minutes,
-                seed=args.seed,
+                seed=seed,
                 level=spec["level"],
+                ngram_mode=mode,
                 documents="lines",
                 carry_state=carry,
             ),
@@ -165,7 +178,7 @@ def measure(args: argparse.Namespace, name: str, items: list[str]) -> dict:
     test_keys = {key(tokenize(i, settings)) for i in test_items} - train_keys
     generator = Generator(model)
     samples = {}
-    for novel in (False, True):
+    for novel in (False, True) if args.samples else ():
         rates = []
         for _ in range(3):  # the same draws each time; the speed, median of 3
             started = time.perf_counter()
@@ -173,7 +186,7 @@ def measure(args: argparse.Namespace, name: str, items: list[str]) -> dict:
                 [""] * args.samples,
                 [SamplingSettings()] * args.samples,
                 length=spec["length"],
-                random_seed=args.seed,
+                random_seed=seed,
                 novel=novel,
             )
             rates.append(len(drawn) / (time.perf_counter() - started))
@@ -194,15 +207,18 @@ def measure(args: argparse.Namespace, name: str, items: list[str]) -> dict:
             "examples": [s.text for s in drawn[:8]],
         }
     record = model.record
+    network = scored.network_cross_entropy  # None for a residual model
     return {
         "list": name,
+        "mode": mode,
+        "seed": seed,
         "level": spec["level"],
         "train_items": len(train_items),
         "test_items": len(test_items),
         "textgen_nats_per_token": round(scored.cross_entropy, 4),
         "textgen_bits_per_character": round(scored.bits_per_character, 4),
         # The mixture's parts, alone (None: no n-gram memory).
-        "network_alone_nats_per_token": round(scored.network_cross_entropy, 4),
+        "network_alone_nats_per_token": network and round(network, 4),
         "ngram_memory_nats_per_token": scored.ngram_cross_entropy
         and round(scored.ngram_cross_entropy, 4),
         f"kneser_ney_{spec['order']}gram_nats_per_token": round(baseline, 4),
