@@ -366,24 +366,24 @@ def _choose_vocabulary(run: _Run) -> None:
         )
 
 
+def _end_id(run: _Run) -> int | None:
+    """An item model's end token's id (None for a model of files)."""
+    assert run.vocabulary is not None
+    return run.vocabulary.word_to_id[END] if run.tokenizer.items else None
+
+
 def _counted(run: _Run) -> CountedText:
     """All of the text's ids, cut into files (or items) for counting."""
     assert run.text is not None and run.vocabulary is not None
-    end = run.vocabulary.word_to_id[END] if run.tokenizer.items else None
+    lengths = [f["tokens"] for f in run.text.files]
     return CountedText.of(
-        run.all_ids,
-        [f["tokens"] for f in run.text.files],
-        len(run.vocabulary),
-        run.config.ngram,
-        end,
+        run.all_ids, lengths, len(run.vocabulary), run.config.ngram, _end_id(run)
     )
 
 
 def _starts(run: _Run, ids: np.ndarray, lengths: list[int]) -> np.ndarray:
     """Where each file (of `lengths` tokens) or item of `ids` begins."""
-    assert run.vocabulary is not None
-    end = run.vocabulary.word_to_id[END] if run.tokenizer.items else None
-    return documents(ids, lengths, end)[0]
+    return documents(ids, lengths, _end_id(run))[0]
 
 
 def _count_ngrams(run: _Run) -> None:
@@ -404,11 +404,12 @@ def _count_ngrams(run: _Run) -> None:
             f"({unigrams / 2**20:.4g} MB); give more, or --ngram-order 0 for no "
             "n-gram memory"
         )
-    trained = _counted(run).grams(0, run.n_train)
+    counted = _counted(run)
+    trained = counted.grams(0, run.n_train)
     run.ngram = ngram = trained.model(cap)
     run.counting_seconds = time.perf_counter() - started
     if config.residual:
-        run.priors = _priors(run, trained, cap)
+        run.priors = _priors(run, counted, trained, cap)
         run.prior_seconds = time.perf_counter() - started - run.counting_seconds
     lowered = ""
     if largest_order(len(vocabulary), config.ngram) < config.ngram:
@@ -425,7 +426,9 @@ def _count_ngrams(run: _Run) -> None:
     )
 
 
-def _priors(run: _Run, trained: Grams, cap: int) -> tuple[Any, Any]:
+def _priors(
+    run: _Run, counted: CountedText, trained: Grams, cap: int
+) -> tuple[Any, Any]:
     """Residual training's priors (see `prior.py`): each training position
     scored by the memory of the other blocks of the training text, the
     validation text by the memory of all of it. Logs each one's
@@ -436,7 +439,6 @@ def _priors(run: _Run, trained: Grams, cap: int) -> tuple[Any, Any]:
     seq_len, n_train = run.config.seq_len, run.n_train
     blocks = min(blocks_for(run.ngram.nbytes), max(n_train, 1))
     edges = [n_train * k // blocks for k in range(blocks + 1)]
-    counted = _counted(run)
     memories = [
         trained.without(counted.grams(a, b)).model(cap)
         for a, b in itertools.pairwise(edges)
