@@ -61,17 +61,21 @@ def main() -> None:
 
 
 def _train(text_file: Path, out: Path, args: argparse.Namespace, mode: str):
+    """`textgen train`'s defaults for the level (the library's
+    `ModelConfig()` is the word level's shape: tied output)."""
     from textgen.config import ModelConfig, TrainConfig
     from textgen.sizing import PLANNED
+    from textgen.tokens import level_class
     from textgen.train import train
 
+    tied = level_class(args.level).tied_by_default
     config = TrainConfig(
         max_minutes=args.minutes, seed=args.seed, level=args.level, ngram_mode=mode
     )
     return train(
         [text_file],
         out,
-        ModelConfig(),
+        ModelConfig(tie_embeddings=tied),
         config,
         log=lambda line: print(line, file=sys.stderr),
         planned=list(PLANNED),
