@@ -27,15 +27,14 @@ import numpy as np
 from . import __version__, callable_module
 from .corpus import corpus_files
 from .corpus_ids import read_corpus_ids
-from .counting import CountedText
+from .counting import CountedText, memory_record
 from .errors import CorpusError, TextgenError
 from .modelfile import WEIGHTS_ENTRY, ModelFile, read_config, read_model
-from .ngram import ASSET, BUCKET_EDGES, Residual, write_arrays
-from .novelty import ItemSet
-from .originality import Fingerprint, word_hashes
+from .ngram import ASSET, Residual, write_arrays
+from .originality import remembered
 from .outputs import Output, atomic_write, check_outputs
 from .terminal import count
-from .tokens import END, level_class, tokenizer_for
+from .tokens import END, level_class
 from .vocab import UNK_ID
 
 FIT_FRACTION = 0.1  # the new text's tail the weights or scales are fitted on
@@ -97,19 +96,15 @@ def adapt(
     fit = fitter(model, ids[len(ids) - held :], ngram, held_out)
     old = model.record.get("ngram") or {}
     record = dict(model.record)
-    record["ngram"] = {
-        "order": ngram.order,
-        "requested_order": old.get("requested_order", ngram.order),
-        "entries": ngram.entries,
-        "megabytes": round(ngram.nbytes / 2**20, 3),
-        "pruned": ngram.pruned,
-        "mode": "residual" if residual else "mixture",
-        "counted_tokens": len(ids),
-        "bucket_edges": list(BUCKET_EDGES),
-        **fit,
-        "counting_seconds": round(counting_seconds, 3),
-        "fitting_seconds": round(time.perf_counter() - started - counting_seconds, 3),
-    }
+    record["ngram"] = memory_record(
+        ngram,
+        residual,
+        len(ids),
+        fit,
+        requested_order=old.get("requested_order", ngram.order),
+        counting_seconds=round(counting_seconds, 3),
+        fitting_seconds=round(time.perf_counter() - started - counting_seconds, 3),
+    )
     record["adaptations"] = [
         *record.get("adaptations", []),
         {
@@ -120,7 +115,12 @@ def adapt(
             "unknown_rate": round(unknown, 4),
         },
     ]
-    _remember_text(record, model, text, ids)
+    # The new text joins what the record remembers, so neither the
+    # originality report nor `--novel` lets it be recited.
+    items, fingerprint = remembered(text, settings, record)
+    record["fingerprint"] = fingerprint.to_config()
+    if items is not None:
+        record["items"] = items.to_config()
     _write(model_path, output, record, model.mixture)
     name = "scales" if residual else "weights"
     log(
@@ -142,29 +142,6 @@ def _max_megabytes(model: ModelFile) -> float:
     if isinstance(given, (int, float)) and 0 < given <= 2048:
         return float(given)
     return TrainConfig.ngram_max_mb
-
-
-def _remember_text(
-    record: dict[str, Any], model: ModelFile, text: Any, ids: np.ndarray
-) -> None:
-    """The new text joins what the record remembers of the training text:
-    its fingerprint (the originality report) and an item model's items
-    (`generate --novel`), so neither lets the new text be recited."""
-    settings = model.tokenizer_settings
-    hashes = word_hashes(text.words)
-    earlier = Fingerprint.from_config(record.get("fingerprint") or {})
-    if earlier is None:
-        length = tokenizer_for(settings).ngram
-        fingerprint = Fingerprint.of_ids(text.ids, hashes, length)
-    else:
-        fingerprint = earlier.extended_ids(text.ids, hashes)
-    record["fingerprint"] = fingerprint.to_config()
-    if settings.items and END in text.words:
-        items = ItemSet.of_ids(text.ids, text.words, text.words.index(END))
-        if record.get("items"):
-            earlier_items = ItemSet.from_config(record["items"]).hashes
-            items = ItemSet(np.union1d(items.hashes, earlier_items))
-        record["items"] = items.to_config()
 
 
 def _write(source: Path, output: Path, record: dict[str, Any], memory: Any) -> None:

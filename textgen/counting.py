@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .ngram import Grams, NgramModel
+from .ngram import BUCKET_EDGES, Grams, NgramModel
 
 # (memory, first, end): the tokens first..end - 1 of a validation text are
 # scored by a memory that did not count them.
@@ -90,3 +91,26 @@ class CountedText:
                 memory = everything.without(self.grams(a, b)).model(max_bytes)
                 held_out.append((memory, a - first, b - first))
         return everything.model(max_bytes), held_out
+
+
+def memory_record(
+    ngram: NgramModel,
+    residual: bool,
+    counted_tokens: int,
+    fit: dict[str, Any],
+    **more: Any,
+) -> dict[str, Any]:
+    """What a model's record says of the memory it keeps (`record.ngram`,
+    which `info` reads): its size, how it is used, what it counted, how
+    its weights or scales fitted (`fit`), and `more` (timings, ...)."""
+    return {
+        "order": ngram.order,
+        "entries": ngram.entries,
+        "megabytes": round(ngram.nbytes / 2**20, 3),
+        "pruned": ngram.pruned,
+        "mode": "residual" if residual else "mixture",
+        "counted_tokens": counted_tokens,
+        "bucket_edges": list(BUCKET_EDGES),
+        **fit,
+        **more,
+    }

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelFileError
-from .tokens import CharTokenizer, WordTokenizer
+from .novelty import ItemSet
+from .tokens import END, CharTokenizer, TokenizerSettings, WordTokenizer, tokenizer_for
 
 NGRAM = WordTokenizer.ngram  # shortest run of words that counts as copied
 CHAR_NGRAM = CharTokenizer.ngram  # the same for character models: characters
@@ -157,3 +158,24 @@ class Fingerprint:
                 "the training-text fingerprint does not hold the bits it claims"
             )
         return cls(np.frombuffer(raw, dtype=np.uint8), size, n)
+
+
+def remembered(
+    text: Any, settings: TokenizerSettings, earlier: dict[str, Any]
+) -> tuple[ItemSet | None, Fingerprint]:
+    """What a model's record keeps of a text it learned from (`text`, a
+    `corpus_ids.CorpusIds` read with `settings`): an item model's items (for
+    `generate --novel`) and the fingerprint (for the originality report),
+    merged with what the record `earlier` kept (a resumed or adapted model's)."""
+    items = None
+    if settings.items and END in text.words:
+        items = ItemSet.of_ids(text.ids, text.words, text.words.index(END))
+        if earlier.get("items"):
+            kept = ItemSet.from_config(earlier["items"]).hashes
+            items = ItemSet(np.union1d(items.hashes, kept))
+    hashes = word_hashes(text.words)
+    fingerprint = Fingerprint.from_config(earlier.get("fingerprint") or {})
+    if fingerprint is not None:
+        return items, fingerprint.extended_ids(text.ids, hashes)
+    length = tokenizer_for(settings).ngram
+    return items, Fingerprint.of_ids(text.ids, hashes, length)

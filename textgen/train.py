@@ -24,7 +24,7 @@ from . import __version__, callable_module
 from .config import ModelConfig, TrainConfig, auto_batch_size, fresh_seed
 from .corpus import corpus_files
 from .corpus_ids import CorpusIds, read_corpus_ids
-from .counting import CountedText, documents
+from .counting import CountedText, documents, memory_record
 from .embeddings import check_vectors_file, read_vectors
 from .errors import (
     OutputError,
@@ -33,7 +33,6 @@ from .errors import (
     TrainingInterrupted,
 )
 from .ngram import (
-    BUCKET_EDGES,
     BUCKETS,
     Grams,
     Mixture,
@@ -42,7 +41,7 @@ from .ngram import (
     largest_order,
 )
 from .novelty import ItemSet
-from .originality import Fingerprint, word_hashes
+from .originality import Fingerprint, remembered
 from .outputs import Output, check_outputs
 from .record import TrainingRecord
 from .sizing import Measure, plan_training, plan_window
@@ -651,24 +650,10 @@ def _datasets(run: _Run, model: Any = None) -> tuple[Any, Any]:
 
 
 def _memories(run: _Run) -> tuple[ItemSet | None, Fingerprint]:
-    """What the record keeps of the training text: an item model's items (for
-    `generate --novel`) and the fingerprint (for the originality report), the
-    resumed model's merged in."""
-    text, previous = run.text, run.previous
-    assert text is not None
-    items = None
-    if run.tokenizer.items:
-        items = ItemSet.of_ids(text.ids, text.words, text.words.index(END))
-        if previous.get("items"):
-            earlier_items = ItemSet.from_config(previous["items"]).hashes
-            items = ItemSet(np.union1d(items.hashes, earlier_items))
-    hashes = word_hashes(text.words)
-    earlier = Fingerprint.from_config(previous.get("fingerprint") or {})
-    if earlier is not None:
-        return items, earlier.extended_ids(text.ids, hashes)
-    return items, Fingerprint.of_ids(
-        text.ids, hashes, tokenizer_for(run.tokenizer).ngram
-    )
+    """What the record keeps of the training text (`originality.remembered`),
+    the resumed model's merged in."""
+    assert run.text is not None
+    return remembered(run.text, run.tokenizer, run.previous)
 
 
 def _record(
@@ -893,20 +878,16 @@ def _fit_ngram(run: _Run) -> None:
         name, value = ("scales", 1.0) if residual else ("weights", 0.5)
         fit = {name: [value] * BUCKETS, "fitted_on_tokens": 0}
         log(f"n-gram memory with {name} {value:g}: no validation text to fit on")
-    run.ngram_record = {
-        "order": ngram.order,
-        "requested_order": run.config.ngram,
-        "entries": ngram.entries,
-        "megabytes": round(ngram.nbytes / 2**20, 3),
-        "pruned": ngram.pruned,
-        "mode": "residual" if run.config.residual else "mixture",
-        "counted_tokens": len(run.all_ids),
-        "fitting_seconds": round(time.perf_counter() - started, 3),
-        "bucket_edges": list(BUCKET_EDGES),
-        **fit,
-        "counting_seconds": round(run.counting_seconds, 3),
-        "recounted_on_resume": run.resume is not None,
-    }
+    run.ngram_record = memory_record(
+        ngram,
+        residual,
+        len(run.all_ids),
+        fit,
+        requested_order=run.config.ngram,
+        fitting_seconds=round(time.perf_counter() - started, 3),
+        counting_seconds=round(run.counting_seconds, 3),
+        recounted_on_resume=run.resume is not None,
+    )
 
 
 def train(
