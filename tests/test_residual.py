@@ -223,3 +223,37 @@ def test_an_item_model_trained_on_its_memory_scores_items_alike(tmp_path):
     kept = [i for i in range(1, len(words)) if not np.isnan(losses[i])]
     got = np.array([choices[i].logprob for i in kept])
     np.testing.assert_allclose(got, -losses[kept], atol=1e-5)
+
+
+def test_training_also_pulls_the_network_alone_but_validation_does_not():
+    import keras
+
+    from textgen.model import NETWORK_ALONE_SHARE, ModelConfig, build_model
+    from textgen.vocab import Vocabulary
+
+    vocab = Vocabulary(["<pad>", "<unk>", "a", "b", "c"])
+    model = build_model(ModelConfig(vocab_size=len(vocab), units=8), vocab)
+    model.compile(
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        optimizer="adam",
+    )
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, (2, 3))
+    logits = rng.normal(size=(2, 3, 5)).astype("float32")
+    prior = np.log(rng.dirichlet(np.ones(5), size=(2, 3))).astype("float32")
+
+    def cross_entropy(z) -> float:
+        z = z - z.max(-1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
+        return -np.take_along_axis(log_p, labels[..., None], -1).mean()
+
+    def loss(training: bool) -> float:
+        value = model.compute_loss(
+            y=(labels, prior), y_pred=logits, training=training
+        )
+        return float(keras.ops.convert_to_numpy(value))
+
+    assert loss(False) == pytest.approx(cross_entropy(logits + prior), rel=1e-5)
+    want = cross_entropy(logits + prior) + NETWORK_ALONE_SHARE * cross_entropy(logits)
+    assert NETWORK_ALONE_SHARE > 0
+    assert loss(True) == pytest.approx(want, rel=1e-5)

@@ -30,6 +30,18 @@ from .tokens import END, TokenizerSettings
 from .vocab import Vocabulary
 
 
+# Residual training's loss also counts this share of the network's own
+# cross-entropy (its logits without the memory's). A network whose output
+# starts near zero on top of a strong prior can sit at the prior's loss for
+# many epochs before it finds its first correction: *Pride and Prejudice*'s
+# characters at 3 minutes stayed at the 7-gram's 1.206 nats for a whole run
+# on one seed of three. The small pull toward predicting on its own gives
+# the gradient somewhere to go from step 0 (docs/benchmarks.md, "The
+# plateau"); 0.2 was too much (the model then gives up part of what the
+# memory knows).
+NETWORK_ALONE_SHARE = 0.05
+
+
 def _recurrent_layer(config: ModelConfig, index: int) -> keras.layers.Layer:
     name = f"{config.cell}_{index}"
     # Imported here: `cells` imports Keras, whose import hook loads this module.
@@ -287,13 +299,27 @@ class LanguageModel(keras.Model):
         """Cross-entropy of the logits, or with residual training (labels
         that come with the n-gram memory's log-probabilities, see
         `data.make_dataset`) of the logits plus those: the network learns
-        only what the memory gets wrong."""
-        if isinstance(y, tuple | list):
-            y, prior = y
-            y_pred = y_pred + prior
-        return super().compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+        only what the memory gets wrong. While training, a residual model
+        also pays `NETWORK_ALONE_SHARE` of its network's own cross-entropy
+        (see there); validation and evaluation score the model alone."""
+        if not isinstance(y, tuple | list):
+            return super().compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+            )
+        y, prior = y
+        loss = super().compute_loss(
+            x=x,
+            y=y,
+            y_pred=y_pred + prior,
+            sample_weight=sample_weight,
+            training=training,
         )
+        if not training or not NETWORK_ALONE_SHARE:
+            return loss
+        alone = keras.losses.sparse_categorical_crossentropy(
+            y, y_pred, from_logits=True
+        )
+        return loss + NETWORK_ALONE_SHARE * keras.ops.mean(alone)
 
     def _per_replica_logs(self, logs: dict[str, Any]) -> dict[str, Any]:
         # Keras averages each step's logs across MultiWorkerMirroredStrategy
