@@ -248,9 +248,7 @@ def test_training_also_pulls_the_network_alone_but_validation_does_not():
         return -np.take_along_axis(log_p, labels[..., None], -1).mean()
 
     def loss(training: bool) -> float:
-        value = model.compute_loss(
-            y=(labels, prior), y_pred=logits, training=training
-        )
+        value = model.compute_loss(y=(labels, prior), y_pred=logits, training=training)
         return float(keras.ops.convert_to_numpy(value))
 
     assert loss(False) == pytest.approx(cross_entropy(logits + prior), rel=1e-5)

@@ -29,7 +29,6 @@ from .outputs import atomic_write
 from .tokens import END, TokenizerSettings
 from .vocab import Vocabulary
 
-
 # Residual training's loss also counts this share of the network's own
 # cross-entropy (its logits without the memory's). A network whose output
 # starts near zero on top of a strong prior can sit at the prior's loss for

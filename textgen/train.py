@@ -432,6 +432,7 @@ def _priors(
     scored by the memory of the other blocks of the training text, the
     validation text by the memory of all of it. Logs each one's
     cross-entropy, which should agree within a few percent (no leakage)."""
+    from .model import NETWORK_ALONE_SHARE
     from .prior import Prior, blocks_for
 
     assert run.ngram is not None
@@ -458,7 +459,8 @@ def _priors(
     run.log(
         f"residual training on the n-gram memory: its cross-entropy on the "
         f"training text as training sees it (each of {blocks} blocks counted "
-        f"without itself) {seen:.3f} nats, on the validation text {held:.3f}"
+        f"without itself) {seen:.3f} nats, on the validation text {held:.3f}; "
+        f"the train loss adds {NETWORK_ALONE_SHARE:g} x the network's own"
     )
     return train_prior, val_prior
 
