@@ -18,6 +18,15 @@ Prints one JSON object.
 With `--draws K` the 1,000 words are drawn K times (random seeds 7, 8, ...)
 from each trained model: each figure is the median of the K draws, with
 its range.
+
+`--flatten F ...` (with `--modes residual`) measures the lever against
+copying and its cost: every model trains on the book's first 90% (copying
+is then counted against that text), and the residual model is also drawn
+from with its memory's scales multiplied by each F (< 1 flattens what the
+counts say); each variant reports its held-out cross-entropy on the last
+10% (`held_out_nats`), the price of the flattening.
+
+    python benchmarks/copying.py --modes residual --draws 10 --flatten 0.8 0.6
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from common import SHARED
+from common import SHARED, split_text
 
 SEEDS = ["", "the", "it was", "and then", "i", "she said"]
 
@@ -51,25 +60,43 @@ def main() -> None:
     parser.add_argument(
         "--modes", nargs="+", choices=["mixture", "residual"], default=["mixture"]
     )
+    parser.add_argument(
+        "--flatten",
+        type=float,
+        nargs="+",
+        default=[],
+        help="also draw from the residual model with its scales times each F",
+    )
     args = parser.parse_args()
     if not args.corpus.exists():
         sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
+    if args.flatten and "residual" not in args.modes:
+        sys.exit("--flatten scales a residual model's memory: add --modes residual")
+    from textgen.evaluate import evaluate_ids
     from textgen.generate import Generator
+    from textgen.ngram import Residual
     from textgen.originality import Fingerprint
     from textgen.tokens import tokenize
 
-    runs = {}  # name: (model, uses its memory)
+    text, test = args.corpus.read_text(encoding="utf-8"), ""
+    if args.flatten:
+        text, test = split_text(text, 0.1)
+    runs = {}  # name: (model, uses its memory, the memory's scales' factor)
     if "mixture" in args.modes:
-        model = _train(args, ngram_mode="mixture")
-        runs["network_alone"], runs["mixed"] = (model, False), (model, True)
+        model = _train(args, text, ngram_mode="mixture")
+        runs["network_alone"], runs["mixed"] = (model, False, 1), (model, True, 1)
     if "residual" in args.modes:
-        runs["plain_network"] = (_train(args, ngram_order=0), False)
-        runs["residual"] = (_train(args, ngram_mode="residual"), True)
+        runs["plain_network"] = (_train(args, text, ngram_order=0), False, 1)
+        model = _train(args, text, ngram_mode="residual")
+        runs["residual"] = (model, True, 1)
+        fitted = model.mixture
+        for factor in args.flatten:
+            runs[f"residual_scales_x{factor:g}"] = (model, True, factor)
     report = {"corpus": args.corpus.name, "minutes": args.minutes}
-    for name, (model, ngram) in runs.items():
-        tokens = tokenize(
-            args.corpus.read_text(encoding="utf-8"), model.tokenizer_settings
-        )
+    for name, (model, ngram, factor) in runs.items():
+        if factor != 1:
+            model.mixture = Residual(fitted.ngram, fitted.scales * factor)
+        tokens = tokenize(text, model.tokenizer_settings)
         known = model.vocabulary.word_to_id
         words = [w if w in known else "<unk>" for w in tokens]
         training = {tuple(words[i : i + 8]) for i in range(len(words) - 7)}
@@ -77,6 +104,12 @@ def main() -> None:
         report[name] = _draws(
             Generator(model, ngram=ngram), fingerprint, training, args
         )
+        if test:
+            ids = model.vocabulary.encode(tokenize(test, model.tokenizer_settings))
+            scored = evaluate_ids(model, ids, ngram=ngram)
+            report[name]["held_out_nats"] = round(scored.cross_entropy, 4)
+        if factor != 1:
+            model.mixture = fitted
     for name, alone in (("mixed", "network_alone"), ("residual", "plain_network")):
         if name in report:
             report[f"longest_run_{name}_vs_{alone}"] = round(
@@ -87,14 +120,16 @@ def main() -> None:
     print(json.dumps(report, indent=2))
 
 
-def _train(args: argparse.Namespace, **settings):
+def _train(args: argparse.Namespace, text: str, **settings):
     from textgen.config import ModelConfig, TrainConfig
     from textgen.sizing import PLANNED
     from textgen.train import train
 
     with tempfile.TemporaryDirectory() as folder:
+        corpus = Path(folder) / args.corpus.name
+        corpus.write_text(text, encoding="utf-8")
         return train(
-            [args.corpus],
+            [corpus],
             Path(folder) / "m.keras",
             ModelConfig(),
             TrainConfig(max_minutes=args.minutes, seed=1, **settings),

@@ -78,6 +78,29 @@ def test_the_same_probabilities_as_the_reference(order, vocab, items, discountin
     assert -np.log(p).mean() == pytest.approx(want, abs=1e-9)
 
 
+def test_log_distributions_are_the_log_of_the_distributions_row_by_row():
+    """What a residual model adds: the logarithm taken only where grams were
+    seen, the same numbers (to float32) and the same for a row alone."""
+    rng = np.random.default_rng(5)
+    text = _text(rng, 40, 3000)
+    for model in (
+        NgramModel.count([text], 40, 4),
+        NgramModel.count([text], 40, 4, max_bytes=4000),  # pruned
+    ):
+        seen = [text[i : i + 3] for i in range(0, 60, 3)]
+        contexts = np.array(seen + [rng.integers(41, size=3) for _ in range(20)])
+        logs, buckets = model.log_distributions(contexts)
+        probs, want_buckets = model.distributions(contexts)
+        assert logs.dtype == np.float32
+        np.testing.assert_allclose(logs, np.log(probs), rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(buckets, want_buckets)
+        for row in range(len(contexts)):
+            alone, _ = model.log_distributions(contexts[row : row + 1])
+            np.testing.assert_array_equal(alone[0], logs[row])
+    empty, none = model.log_distributions(np.zeros((0, 3), dtype=np.int64))
+    assert empty.shape == (0, 40) and none.shape == (0,)
+
+
 def test_pruning_fits_the_cap_rarest_first_and_still_sums_to_one():
     rng = np.random.default_rng(3)
     documents = [_text(rng, 50, 5000)]

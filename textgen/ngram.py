@@ -226,6 +226,12 @@ class NgramModel:
         `Mixture.logits` adds to every row at every step)."""
         return self._unigram_probabilities.astype(np.float32)
 
+    @functools.cached_property
+    def log_unigram_float32(self) -> np.ndarray:
+        """log of the lowest order's distribution in float32, made once
+        (what `log_distributions` starts every row from)."""
+        return np.log(self._unigram_probabilities).astype(np.float32)
+
     @property
     def start(self) -> int:
         """The id that pads a document's start in contexts."""
@@ -343,10 +349,37 @@ class NgramModel:
         if not rows:
             return np.zeros((0, self.vocab_size)), np.zeros(0, dtype=np.int64)
         factored = self.factored(contexts)
+        return self._dense(factored), factored.buckets
+
+    def log_distributions(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """log `distributions`, float32: what a residual model adds to its
+        network's logits.
+
+        A row is its unigram multiple everywhere but where a gram was seen,
+        so it is log(scale) + log unigram (two cheap passes) with the
+        logarithm taken only at the seen entries, where a dense float64
+        logarithm took one expensive pass over every entry (the cost of a
+        residual model's generation step at word level)."""
+        rows = len(contexts)
+        if not rows:
+            return np.zeros((0, self.vocab_size), np.float32), np.zeros(0, np.int64)
+        factored = self.factored(contexts)
+        with np.errstate(divide="ignore"):
+            log_scale = np.log(factored.scale).astype(np.float32)
+        out = np.add.outer(log_scale, self.log_unigram_float32)
+        if factored.seen:
+            probs = self._dense(factored)
+            row = np.concatenate([row for row, _, _ in factored.seen])
+            column = np.concatenate([column for _, column, _ in factored.seen])
+            out[row, column] = np.log(probs[row, column])
+        return out, factored.buckets
+
+    def _dense(self, factored: Factored) -> np.ndarray:
+        """The (rows, vocab_size) float64 probabilities `factored` stands for."""
         probs = np.multiply.outer(factored.scale, self._unigram_probabilities)
         for row, column, value in factored.seen:
             probs[row, column] += value
-        return probs, factored.buckets
+        return probs
 
     def factored(self, contexts: np.ndarray) -> Factored:
         """`distributions` of rows of contexts as a multiple of the unigram
@@ -877,10 +910,10 @@ class Residual:
 
     def logits(self, network: np.ndarray, contexts: np.ndarray) -> np.ndarray:
         """Next-token log-probabilities (float32) from the network's logits
-        (rows, vocab_size) and the rows' n-gram contexts, in float64; each
-        row's numbers the same whatever rows are beside it."""
-        probs, buckets = self.ngram.distributions(contexts)
-        return residual_log_probabilities(network, np.log(probs), self.scales[buckets])
+        (rows, vocab_size) and the rows' n-gram contexts; each row's
+        numbers the same whatever rows are beside it."""
+        log_prior, buckets = self.ngram.log_distributions(contexts)
+        return residual_log_probabilities(network, log_prior, self.scales[buckets])
 
     def block_logits(
         self,
@@ -901,15 +934,17 @@ class Residual:
 
 
 def residual_log_probabilities(
-    network: np.ndarray, log_prior: np.ndarray, scale: np.ndarray
+    network: np.ndarray, log_prior: np.ndarray, scale: np.ndarray | float
 ) -> np.ndarray:
-    """log softmax(network + scale * log prior) per row, float32; `scale`
-    (rows,) or a number."""
-    combined = network.astype(np.float64)
-    combined += np.reshape(scale, (-1, 1)) * log_prior
+    """log softmax(network + scale * log prior) per row, in float32 (the
+    row's total summed in float64); `scale` (rows,) or a number."""
+    scale = np.reshape(np.asarray(scale, dtype=np.float32), (-1, 1))
+    combined = np.multiply(log_prior, scale, dtype=np.float32)
+    combined += network
     combined -= combined.max(axis=-1, keepdims=True)
-    combined -= np.log(np.exp(combined).sum(axis=-1, keepdims=True))
-    return combined.astype(np.float32)
+    total = np.exp(combined).sum(axis=-1, keepdims=True, dtype=np.float64)
+    combined -= np.log(total).astype(np.float32)
+    return combined
 
 
 def fit_scales(
