@@ -453,12 +453,11 @@ class _HeldOutPriors:
         positions: np.ndarray,
         starts: np.ndarray,
     ) -> np.ndarray:
-        log_prior = np.zeros(network.shape)
+        log_prior = np.zeros(network.shape, dtype=np.float32)
         buckets = np.zeros(len(positions), dtype=np.int64)
         for memory, inside in _by_memory(self.held_out, positions):
             contexts = memory.contexts_at(ids, positions[inside], starts[inside])
-            probs, buckets[inside] = memory.distributions(contexts)
-            log_prior[inside] = np.log(probs)
+            log_prior[inside], buckets[inside] = memory.log_distributions(contexts)
         targets = ids[np.minimum(positions, len(ids) - 1)]
         self.blocks.append((network, log_prior, buckets, targets))
         return residual_log_probabilities(network, log_prior, 1.0)
