@@ -13,6 +13,8 @@ from textgen.config import ModelConfig, TrainConfig
 from textgen.sizing import (
     BUDGET_EPOCHS,
     PLANNED,
+    RESIDUAL_DROPOUT,
+    SMALL_UNITS,
     STEP_EFFICIENCY,
     TIED_MIN_UNITS,
     UNITS,
@@ -43,6 +45,21 @@ def test_short_budgets_and_big_corpora_get_smaller_networks():
     assert [units(20, n) for n in (10_000, 200_000, 5_000_000)] == sorted(
         [units(20, n) for n in (10_000, 200_000, 5_000_000)], reverse=True
     )
+
+
+def test_a_small_residual_network_keeps_some_dropout():
+    chars = ModelConfig(vocab_size=80, tie_embeddings=False)  # as train makes it
+    budget = {"units", "dropout"}
+
+    def plan(mode: str, planned=budget):
+        config = TrainConfig(max_minutes=3, level="char", ngram_mode=mode)
+        return plan_training(chars, config, 10**7, planned, gflops=50).model_config
+
+    assert plan("mixture").units <= SMALL_UNITS  # a big text, a short budget
+    assert plan("mixture").dropout == 0
+    assert plan("residual").units == plan("mixture").units
+    assert plan("residual").dropout == RESIDUAL_DROPOUT  # it overfits sooner
+    assert plan("residual", {"units"}).dropout == chars.dropout  # --dropout given
 
 
 def test_the_plan_predicts_passes_from_the_arithmetic():

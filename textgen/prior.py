@@ -74,8 +74,7 @@ class Prior:
             contexts = memory.contexts_at(
                 self.ids, positions[inside], self._starts(positions[inside])
             )
-            probs, _ = memory.distributions(contexts)
-            out[inside] = np.log(probs)
+            out[inside], _ = memory.log_distributions(contexts)
         return out.reshape(len(window_starts), self.seq_len, self.vocab_size)
 
     def cross_entropy(self, positions: np.ndarray) -> float:
