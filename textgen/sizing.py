@@ -12,7 +12,7 @@ few real training steps (`calibration.py`, remembered per machine), at most
 `MEASURE_SHARE` of the budget; sizes left unmeasured are predicted from their
 arithmetic, scaled by the nearest measured size's (or, with none, from this
 machine's matrix-product speed and `STEP_EFFICIENCY`). A network made smaller
-gets proportionally less dropout.
+gets proportionally less dropout (a residual one at least `RESIDUAL_DROPOUT`).
 Character models read 100-character windows at learning rate 0.01 (the
 level's `planned_seq_len` and `planned_learning_rate`). With a budget the learning rate
 decays linearly to zero at its end. Settings given explicitly are kept.
