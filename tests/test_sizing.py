@@ -47,19 +47,26 @@ def test_short_budgets_and_big_corpora_get_smaller_networks():
     )
 
 
-def test_a_small_residual_network_keeps_some_dropout():
+def test_a_residual_network_read_many_times_keeps_some_dropout():
     chars = ModelConfig(vocab_size=80, tie_embeddings=False)  # as train makes it
     budget = {"units", "dropout"}
 
-    def plan(mode: str, planned=budget):
-        config = TrainConfig(max_minutes=3, level="char", ngram_mode=mode)
-        return plan_training(chars, config, 10**7, planned, gflops=50).model_config
+    def plan(mode: str, tokens: int, planned=budget):
+        config = TrainConfig(max_minutes=12, level="char", ngram_mode=mode)
+        return plan_training(chars, config, tokens, planned, gflops=50)
 
-    assert plan("mixture").units <= SMALL_UNITS  # a big text, a short budget
-    assert plan("mixture").dropout == 0
-    assert plan("residual").units == plan("mixture").units
-    assert plan("residual").dropout == RESIDUAL_DROPOUT  # it overfits sooner
-    assert plan("residual", {"units"}).dropout == chars.dropout  # --dropout given
+    # A text the budget reads as often as planned: the residual network,
+    # which only learns corrections, would overfit without dropout.
+    read_often = plan("residual", 10**5)
+    assert read_often.passes >= CharTokenizer.planned_passes
+    assert read_often.model_config.units <= SMALL_UNITS
+    assert plan("mixture", 10**5).model_config.dropout == 0
+    assert read_often.model_config.dropout == RESIDUAL_DROPOUT
+    assert plan("residual", 10**5, {"units"}).model_config.dropout == chars.dropout
+    # A budget too short for that: the network underfits, no dropout.
+    starved = plan("residual", 10**6)
+    assert starved.passes < CharTokenizer.planned_passes
+    assert starved.model_config.dropout == 0
 
 
 def test_the_plan_predicts_passes_from_the_arithmetic():

@@ -12,7 +12,8 @@ few real training steps (`calibration.py`, remembered per machine), at most
 `MEASURE_SHARE` of the budget; sizes left unmeasured are predicted from their
 arithmetic, scaled by the nearest measured size's (or, with none, from this
 machine's matrix-product speed and `STEP_EFFICIENCY`). A network made smaller
-gets proportionally less dropout (a residual one at least `RESIDUAL_DROPOUT`).
+gets proportionally less dropout (a residual one that reads the text as often
+as planned, at least `RESIDUAL_DROPOUT`).
 Character models read 100-character windows at learning rate 0.01 (the
 level's `planned_seq_len` and `planned_learning_rate`). With a budget the learning rate
 decays linearly to zero at its end. Settings given explicitly are kept.
@@ -37,11 +38,13 @@ UNITS = (128, 192, 256, 384, 512)  # candidate sizes, 2 layers each
 # count: the 30-epoch default stopped a small corpus with a third of it left.
 BUDGET_EPOCHS = 1000
 SMALL_UNITS = 192  # planned networks this small train without dropout
-# ... unless trained on top of the memory: a residual network learns only the
-# memory's corrections and overfits sooner (12 minutes, P&P characters, 2 x
-# 192 without dropout: every seed stopped early at 5-7.5 minutes; 2 x 128
-# with 0.2 trained all 12 and scored 1.085 nats against 1.098). Its planned
-# dropout is at least this.
+# ... unless trained on top of the memory and read as often as the level
+# plans: a residual network learns only the memory's corrections and then
+# overfits sooner (12 minutes, P&P characters, 2 x 192 without dropout: every
+# seed stopped early at 5-7.5 minutes; 2 x 128 with 0.2 trained all 12 and
+# scored 1.085 nats against 1.098), so its planned dropout is at least this.
+# Not when the budget is too short for those passes: at 3 minutes (10 passes)
+# 0.2 cost 1.4% (P&P characters 1.133 nats against 1.117).
 RESIDUAL_DROPOUT = 0.2
 # Smallest planned size with a tied output layer: at 128 units (no projection
 # to the 128-d embeddings) a word model stalled near perplexity 370 in 3
@@ -220,7 +223,7 @@ def plan_training(
         # Each size as it would train (its dropout too: that is the shape
         # measured and remembered).
         sizes = [
-            _sized(model_config, units, "dropout" in planned, config.residual)
+            _sized(model_config, units, "dropout" in planned)
             for units in UNITS
             if not model_config.tie_embeddings or units >= TIED_MIN_UNITS
         ]
@@ -244,6 +247,9 @@ def plan_training(
                 if fits(i):
                     break
         chosen = sizes[i]
+        if config.residual and "dropout" in planned and fits(i):
+            floor = min(RESIDUAL_DROPOUT, model_config.dropout)
+            chosen = dataclasses.replace(chosen, dropout=max(chosen.dropout, floor))
     if "lr_schedule" in planned:
         config = dataclasses.replace(config, lr_schedule="linear")
     if "epochs" in planned:
@@ -263,24 +269,18 @@ def plan_training(
     )
 
 
-def _sized(
-    model_config: ModelConfig, units: int, plan_dropout: bool, residual: bool = False
-) -> ModelConfig:
+def _sized(model_config: ModelConfig, units: int, plan_dropout: bool) -> ModelConfig:
     """The network asked for at `units`; made smaller, with proportionally
     less dropout if that is planned: a network made small for the budget
     underfits rather than overfits (2 x 128 characters, 3 minutes: 1.573
     nats with dropout 0.125, 1.495 without), so none at `SMALL_UNITS` or
-    fewer; a residual network's planned dropout is at least
-    `RESIDUAL_DROPOUT`."""
+    fewer."""
     shape = dataclasses.replace(model_config, units=units)
     if plan_dropout and units < model_config.units:
         dropout = model_config.dropout * units / model_config.units
         shape = dataclasses.replace(
             shape, dropout=0.0 if units <= SMALL_UNITS else round(dropout, 3)
         )
-    if plan_dropout and residual:
-        floor = min(RESIDUAL_DROPOUT, model_config.dropout)
-        shape = dataclasses.replace(shape, dropout=max(shape.dropout, floor))
     return shape
 
 
