@@ -41,8 +41,8 @@ SMALL_UNITS = 192  # planned networks this small train without dropout
 # ... unless trained on top of the memory and read as often as the level
 # plans: a residual network learns only the memory's corrections and then
 # overfits sooner (12 minutes, P&P characters, 2 x 192 without dropout: every
-# seed stopped early at 5-7.5 minutes; 2 x 128 with 0.2 trained all 12 and
-# scored 1.085 nats against 1.098), so its planned dropout is at least this.
+# seed stopped early at 5-7.5 minutes, 1.103 nats; with 0.2 they trained all
+# 12 minutes, 1.088), so its planned dropout is at least this.
 # Not when the budget is too short for those passes: at 3 minutes (10 passes)
 # 0.2 cost 1.4% (P&P characters 1.133 nats against 1.117).
 RESIDUAL_DROPOUT = 0.2
