@@ -63,10 +63,10 @@ def main() -> None:
 def _train(text_file: Path, out: Path, args: argparse.Namespace, mode: str):
     """`textgen train`'s defaults for the level (the library's
     `ModelConfig()` is the word level's shape: tied output)."""
-    from textgen.config import ModelConfig, TrainConfig
-    from textgen.sizing import PLANNED
-    from textgen.tokens import level_class
-    from textgen.train import train
+    from textgen.model.config import ModelConfig, TrainConfig
+    from textgen.text.tokens import level_class
+    from textgen.training.sizing import PLANNED
+    from textgen.training.train import train
 
     tied = level_class(args.level).tied_by_default
     config = TrainConfig(
@@ -85,9 +85,9 @@ def _train(text_file: Path, out: Path, args: argparse.Namespace, mode: str):
 def _nats(model, text: str) -> tuple[float, float]:
     """The model's cross-entropy on `text` (carried state), and the share
     of its tokens that are unknown to the model."""
-    from textgen.evaluate import evaluate_ids
-    from textgen.tokens import tokenize
-    from textgen.vocab import UNK_ID
+    from textgen.inference.evaluate import evaluate_ids
+    from textgen.text.tokens import tokenize
+    from textgen.text.vocab import UNK_ID
 
     ids = model.vocabulary.encode(tokenize(text, model.tokenizer_settings))
     return evaluate_ids(model, ids).cross_entropy, float(np.mean(ids == UNK_ID))
@@ -95,8 +95,8 @@ def _nats(model, text: str) -> tuple[float, float]:
 
 def _kneser_ney(model, learn: str, test: str, order: int) -> float:
     """Kneser-Ney over `learn` in `model`'s vocabulary, on `test`."""
-    from textgen.ngram import NgramModel
-    from textgen.tokens import tokenize
+    from textgen.model.ngram import NgramModel
+    from textgen.text.tokens import tokenize
 
     vocabulary, settings = model.vocabulary, model.tokenizer_settings
     learn_ids = vocabulary.encode(tokenize(learn, settings))
@@ -106,8 +106,8 @@ def _kneser_ney(model, learn: str, test: str, order: int) -> float:
 
 
 def measure(args: argparse.Namespace, mode: str) -> dict:
-    from textgen.adapt import adapt
-    from textgen.modelfile import read_model
+    from textgen.model.file import read_model
+    from textgen.training.adapt import adapt
 
     learn, test = split_text(args.target.read_text(encoding="utf-8"), 0.1)
     order = 3 if args.level == "word" else 7

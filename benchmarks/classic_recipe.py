@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from textgen.tokens import tokenize
+from textgen.text.tokens import tokenize
 
 WINDOW = 25  # words of context per example
 BATCH_SIZE = 128

@@ -72,11 +72,11 @@ def main() -> None:
         sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
     if args.flatten and "residual" not in args.modes:
         sys.exit("--flatten scales a residual model's memory: add --modes residual")
-    from textgen.evaluate import evaluate_ids
-    from textgen.generate import Generator
-    from textgen.ngram import Residual
-    from textgen.originality import Fingerprint
-    from textgen.tokens import tokenize
+    from textgen.inference.evaluate import evaluate_ids
+    from textgen.inference.generate import Generator
+    from textgen.model.ngram import Residual
+    from textgen.model.originality import Fingerprint
+    from textgen.text.tokens import tokenize
 
     text, test = args.corpus.read_text(encoding="utf-8"), ""
     if args.flatten:
@@ -121,9 +121,9 @@ def main() -> None:
 
 
 def _train(args: argparse.Namespace, text: str, **settings):
-    from textgen.config import ModelConfig, TrainConfig
-    from textgen.sizing import PLANNED
-    from textgen.train import train
+    from textgen.model.config import ModelConfig, TrainConfig
+    from textgen.training.sizing import PLANNED
+    from textgen.training.train import train
 
     with tempfile.TemporaryDirectory() as folder:
         corpus = Path(folder) / args.corpus.name
@@ -140,7 +140,7 @@ def _train(args: argparse.Namespace, text: str, **settings):
 
 def _draws(generator, fingerprint, training: set, args: argparse.Namespace) -> dict:
     """The longest copied run and the copied 8-gram share of each draw."""
-    from textgen.sampling import SamplingSettings
+    from textgen.inference.sampling import SamplingSettings
 
     each = -(-args.words // len(SEEDS))
     longest, shares = [], []

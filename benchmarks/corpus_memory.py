@@ -24,9 +24,9 @@ from common import SHARED, peak_rss_mb
 def child(way: str, path: Path) -> None:
     start = time.perf_counter()
     if way == "textgen":
-        from textgen.corpus_ids import corpus_ids
-        from textgen.tokens import TokenizerSettings
-        from textgen.vocab import Vocabulary
+        from textgen.text.ids import corpus_ids
+        from textgen.text.tokens import TokenizerSettings
+        from textgen.text.vocab import Vocabulary
 
         text = corpus_ids([path], TokenizerSettings())
         vocabulary = Vocabulary.from_counts(text.counts(), 20000, 2)
@@ -38,8 +38,8 @@ def child(way: str, path: Path) -> None:
         }
         # Then what `train` counts next: the n-gram memory (a word trigram,
         # the default size cap), with the peak memory that adds.
-        from textgen.config import TrainConfig
-        from textgen.ngram import NgramModel
+        from textgen.model.config import TrainConfig
+        from textgen.model.ngram import NgramModel
 
         config = TrainConfig()
         counted = time.perf_counter()

@@ -1,5 +1,5 @@
 """How the n-gram memory discounts its counts, measured: held-out
-cross-entropy of textgen's memory (`textgen/ngram.py`, the same numbers as
+cross-entropy of textgen's memory (`textgen/model/ngram.py`, the same numbers as
 `benchmarks/ngram.py`'s reference) with each way of discounting, side by
 side in one run. Prints one JSON object.
 
@@ -42,7 +42,7 @@ def _scores(train_docs: list[list[str]], test_docs: list[list[str]], level, orde
     """Each way's held-out cross-entropy (nats per token) over documents."""
     import numpy as np
 
-    from textgen.ngram import NgramModel
+    from textgen.model.ngram import NgramModel
 
     counts = Counter(t for doc in train_docs for t in doc)
     floor = 2 if level == "word" else 1
@@ -69,7 +69,7 @@ def _scores(train_docs: list[list[str]], test_docs: list[list[str]], level, orde
 
 
 def book_rows(path: Path) -> list[dict]:
-    from textgen.tokens import TokenizerSettings, tokenize
+    from textgen.text.tokens import TokenizerSettings, tokenize
 
     learn, test = split_text(path.read_text(encoding="utf-8"), 0.1)
     rows = []
@@ -92,7 +92,7 @@ def book_rows(path: Path) -> list[dict]:
 def item_rows(path: Path, seed: int = 1) -> list[dict]:
     from items import distinct_words, sentences
 
-    from textgen.tokens import END, TokenizerSettings, normalise_item, tokenize
+    from textgen.text.tokens import END, TokenizerSettings, normalise_item, tokenize
 
     text = path.read_text(encoding="utf-8")
     rows = []

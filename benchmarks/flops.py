@@ -61,9 +61,9 @@ def run_setting(data, vocabulary, batch: int, precision: str, xla: bool, epochs:
     import keras
     import numpy as np
 
-    from textgen.config import ModelConfig
-    from textgen.data import count_windows, make_dataset
-    from textgen.model import build_model
+    from textgen.model.config import ModelConfig
+    from textgen.model.network import build_model
+    from textgen.training.data import count_windows, make_dataset
 
     train_ids, val_ids = data
     keras.mixed_precision.set_global_policy(precision)
@@ -111,7 +111,7 @@ def step_breakdown(
     with loss (Keras's evaluate, over at least `min_steps` steps so per-call
     overheads are spread thin), and the whole training step (from the timed
     fit epoch); backward pass plus update is the difference."""
-    from textgen.data import make_dataset
+    from textgen.training.data import make_dataset
 
     once = make_dataset(train_ids, SEQ_LEN, batch, seed=1)
     data = once.repeat(-(-min_steps // int(once.cardinality())))
@@ -148,10 +148,10 @@ def main() -> None:
         sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
     import tensorflow as tf
 
-    from textgen.corpus_ids import corpus_tokens
-    from textgen.data import split_tail
-    from textgen.tokens import TokenizerSettings
-    from textgen.vocab import Vocabulary
+    from textgen.text.ids import corpus_tokens
+    from textgen.text.tokens import TokenizerSettings
+    from textgen.text.vocab import Vocabulary
+    from textgen.training.data import split_tail
 
     tokens, _ = corpus_tokens([args.corpus], TokenizerSettings())
     train_tokens, val_tokens = split_tail(tokens, SEQ_LEN, 0.1)

@@ -709,8 +709,8 @@ def cost_cases(model: Path) -> dict:
     requests at once under --timeout 5 end by then (200 or 504)."""
     import httpx
 
-    from textgen.config import SERVE_MAX_REQUEST_COST, SERVE_TIMEOUT
-    from textgen.generate import MAX_SEED_CHARS
+    from textgen.inference.generate import MAX_SEED_CHARS
+    from textgen.model.config import SERVE_MAX_REQUEST_COST, SERVE_TIMEOUT
 
     figures: dict = {"max_request_cost": SERVE_MAX_REQUEST_COST}
     problems: list[str] = []
@@ -816,8 +816,8 @@ def main() -> None:
     failures: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        from textgen.config import ModelConfig, TrainConfig
-        from textgen.train import train
+        from textgen.model.config import ModelConfig, TrainConfig
+        from textgen.training.train import train
 
         (root / "seed.txt").write_text(TEXT)
         model = root / "tiny.keras"

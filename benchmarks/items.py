@@ -62,7 +62,7 @@ def distinct_words(text: str) -> list[str]:
 def sentences(text: str) -> list[str]:
     """The text's sentences (NLTK's Punkt, as textgen splits them), each on
     one line, paragraph by paragraph."""
-    from textgen.tokens import _nltk
+    from textgen.text.tokens import _nltk
 
     splitter = _nltk()[0]
     found = []
@@ -113,14 +113,14 @@ def main() -> None:
 def measure(
     args: argparse.Namespace, name: str, items: list[str], seed: int, mode: str
 ) -> dict:
-    from textgen.config import ModelConfig, TrainConfig
-    from textgen.evaluate import evaluate
-    from textgen.generate import Generator
-    from textgen.sampling import SamplingSettings
-    from textgen.sizing import PLANNED
-    from textgen.tokens import END, level_class, normalise_item, tokenize
-    from textgen.train import train
-    from textgen.vocab import UNK
+    from textgen.inference.evaluate import evaluate
+    from textgen.inference.generate import Generator
+    from textgen.inference.sampling import SamplingSettings
+    from textgen.model.config import ModelConfig, TrainConfig
+    from textgen.text.tokens import END, level_class, normalise_item, tokenize
+    from textgen.text.vocab import UNK
+    from textgen.training.sizing import PLANNED
+    from textgen.training.train import train
 
     spec = LISTS[name]
     carry = None if args.carry_state is None else args.carry_state == "on"

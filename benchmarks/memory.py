@@ -23,8 +23,8 @@ from common import SHARED
 def child(corpus: Path, copies: int) -> None:
     """Train one epoch on `copies` copies of the corpus; print peak RSS."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from textgen.config import ModelConfig, TrainConfig
-    from textgen.train import train
+    from textgen.model.config import ModelConfig, TrainConfig
+    from textgen.training.train import train
 
     start = time.perf_counter()
     sizes = ModelConfig(

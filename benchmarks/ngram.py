@@ -150,7 +150,7 @@ def held_out_cross_entropy(
 
     from common import split_text
 
-    from textgen.tokens import TokenizerSettings, tokenize
+    from textgen.text.tokens import TokenizerSettings, tokenize
 
     learn, test = split_text(text, test_fraction)
     settings = TokenizerSettings(lowercase=level == "word", level=level)

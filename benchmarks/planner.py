@@ -1,6 +1,6 @@
 """How well the budget planner knows this machine's speed: for every size it
 can choose, on both levels, the tokens/s it predicts (from a few timed
-training steps, `textgen/calibration.py`; and, for comparison, from the
+training steps, `textgen/training/calibration.py`; and, for comparison, from the
 arithmetic alone, as it did before) against the speed the training run then
 has (the median of its steps). Prints one JSON object.
 
@@ -28,9 +28,9 @@ from common import SHARED
 
 
 def one_size(corpus: Path, level: str, units: int, minutes: float) -> dict:
-    from textgen import sizing
-    from textgen.config import ModelConfig, TrainConfig
-    from textgen.train import train
+    from textgen.model.config import ModelConfig, TrainConfig
+    from textgen.training import sizing
+    from textgen.training.train import train
 
     tied = level == "word"
     shape = ModelConfig(units=units, tie_embeddings=tied)
@@ -90,7 +90,7 @@ def main() -> None:
         sys.exit(f"corpus not found: {args.corpus} (pass --corpus)")
     import tensorflow as tf
 
-    from textgen import sizing
+    from textgen.training import sizing
 
     tf.get_logger().setLevel("ERROR")
     sizing.MEASURE_SHARE = 1.0  # measure whatever the budget

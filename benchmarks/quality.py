@@ -101,13 +101,13 @@ def measure(
     args: argparse.Namespace, corpus: Path, minutes: float, seed: int, mode: str
 ) -> dict:
     """Train within `minutes` on the corpus's first 90%, score its last 10%."""
-    from textgen.config import ModelConfig, TrainConfig
-    from textgen.evaluate import evaluate_ids
-    from textgen.ngram import NgramModel
-    from textgen.sizing import PLANNED
-    from textgen.tokens import level_class, tokenize
-    from textgen.train import train
-    from textgen.vocab import PAD
+    from textgen.inference.evaluate import evaluate_ids
+    from textgen.model.config import ModelConfig, TrainConfig
+    from textgen.model.ngram import NgramModel
+    from textgen.text.tokens import level_class, tokenize
+    from textgen.text.vocab import PAD
+    from textgen.training.sizing import PLANNED
+    from textgen.training.train import train
 
     learn_text, test_text = split_text(
         corpus.read_text(encoding="utf-8"), args.test_fraction

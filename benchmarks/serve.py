@@ -54,8 +54,8 @@ WORDS = 50
 
 def default_model(folder: Path, minutes: float) -> Path:
     """The default-size network, trained briefly on moby_dick.txt."""
-    from textgen.config import ModelConfig, TrainConfig
-    from textgen.train import train
+    from textgen.model.config import ModelConfig, TrainConfig
+    from textgen.training.train import train
 
     corpus = SHARED / "moby_dick.txt"
     if not corpus.exists():
@@ -238,10 +238,10 @@ def step_profile(model_path: Path, rows: int, steps: int = 300) -> dict:
     `steps` steps), beside the matmul peak; run with the server's threads."""
     import numpy as np
 
-    from textgen.generate import Draw, Generator
-    from textgen.modelfile import read_model
-    from textgen.request import GenerationRequest
-    from textgen.sampling import SamplingSettings
+    from textgen.inference.generate import Draw, Generator
+    from textgen.inference.request import GenerationRequest
+    from textgen.inference.sampling import SamplingSettings
+    from textgen.model.file import read_model
 
     model = read_model(model_path)
     generator = Generator(model)
@@ -273,7 +273,7 @@ def step_profile(model_path: Path, rows: int, steps: int = 300) -> dict:
                 parts[name].append(seconds * 1e3)
     medians = {name: statistics.median(v) for name, v in parts.items()}
     step_ms = sum(medians.values())
-    from textgen.sizing import flops_per_token
+    from textgen.training.sizing import flops_per_token
 
     flop = flops_per_token(model.model_config) / 3 * rows  # 2 x MACs per row
     n = 2048
@@ -335,7 +335,7 @@ def main() -> None:
         sys.exit("give one --requests figure per --clients figure")
     with tempfile.TemporaryDirectory() as folder:
         model = args.model or default_model(Path(folder), args.train_minutes)
-        from textgen.modelfile import read_model
+        from textgen.model.file import read_model
 
         config = read_model(model, weights=False)
         step = step_in_child(model, args.step_rows)

@@ -49,11 +49,11 @@ def recipe_figures(text: str, epochs: int, words: int) -> tuple[dict, object]:
 
 
 def textgen_figures(corpus: Path, epochs: int, words: int) -> dict:
-    from textgen.config import ModelConfig, TrainConfig
-    from textgen.data import count_windows
-    from textgen.generate import Generator
-    from textgen.sampling import SamplingSettings
-    from textgen.train import train
+    from textgen.inference.generate import Generator
+    from textgen.inference.sampling import SamplingSettings
+    from textgen.model.config import ModelConfig, TrainConfig
+    from textgen.training.data import count_windows
+    from textgen.training.train import train
 
     # The recipe's layer sizes and its whole vocabulary: an untied output layer
     # over every word (min_count 1), so both models do the same work per word.
@@ -189,14 +189,14 @@ def default_size_mixture(words: int, book: Path) -> dict:
     is the median of the rounds'."""
     import numpy as np
 
-    from textgen.config import ModelConfig
-    from textgen.corpus_ids import corpus_ids
-    from textgen.generate import Generator
-    from textgen.model import build_model
-    from textgen.ngram import BUCKETS, Mixture, NgramModel, Residual
-    from textgen.sampling import SamplingSettings
-    from textgen.tokens import TokenizerSettings
-    from textgen.vocab import Vocabulary
+    from textgen.inference.generate import Generator
+    from textgen.inference.sampling import SamplingSettings
+    from textgen.model.config import ModelConfig
+    from textgen.model.network import build_model
+    from textgen.model.ngram import BUCKETS, Mixture, NgramModel, Residual
+    from textgen.text.ids import corpus_ids
+    from textgen.text.tokens import TokenizerSettings
+    from textgen.text.vocab import Vocabulary
 
     text = corpus_ids([book], TokenizerSettings())
     vocabulary = Vocabulary.from_counts(text.counts(), 20_000, 2)

@@ -59,7 +59,7 @@ def train(textgen: str, corpus: Path, output: str, cwd: Path, *extra: str) -> No
 def sizes(model: Path) -> dict[str, float]:
     """The lean model and its checkpoint: file and weights sizes, and the
     weights against 4 bytes per parameter."""
-    from textgen.modelfile import WEIGHTS_ENTRY, read_model
+    from textgen.model.file import WEIGHTS_ENTRY, read_model
 
     parameters = read_model(model, weights=False).model_config.parameter_count()
     checkpoint = model.with_name(model.stem + ".last.keras")

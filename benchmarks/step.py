@@ -75,12 +75,12 @@ def textgen_seconds_per_step(
     import keras
     import tensorflow as tf
 
-    from textgen import cells
-    from textgen.config import ModelConfig, TrainConfig
-    from textgen.model import build_model
-    from textgen.tokens import TokenizerSettings
-    from textgen.train import _compile
-    from textgen.vocab import Vocabulary
+    from textgen.model import cells
+    from textgen.model.config import ModelConfig, TrainConfig
+    from textgen.model.network import build_model
+    from textgen.text.tokens import TokenizerSettings
+    from textgen.text.vocab import Vocabulary
+    from textgen.training.train import _compile
 
     original = cells.SequenceLSTM.inner_loop
     if not new:  # textgen 0.x before this benchmark: Keras's loop, no XLA
@@ -175,9 +175,9 @@ def _dataset(batch: int, steps: int, prior: bool, vocab_size: int):
     favours a few successors, so the memory has something to count)."""
     import numpy as np
 
-    from textgen.data import make_dataset
-    from textgen.ngram import Grams
-    from textgen.prior import BLOCKS, Prior
+    from textgen.model.ngram import Grams
+    from textgen.training.data import make_dataset
+    from textgen.training.prior import BLOCKS, Prior
 
     rng = np.random.default_rng(1)
     n = batch * steps * SHAPE.seq_len + SHAPE.seq_len + 1

@@ -49,7 +49,7 @@ def pattern_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_config():
-    from textgen.config import ModelConfig, TrainConfig
+    from textgen.model.config import ModelConfig, TrainConfig
 
     model = ModelConfig(cell="lstm", layers=2, units=16, embedding_dim=8, dropout=0.0)
     train = TrainConfig(
@@ -61,7 +61,7 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def trained(pattern_file: Path, tiny_config, tmp_path_factory: pytest.TempPathFactory):
     """(path, model): the tiny pattern model, saved to a session temp folder."""
-    from textgen.train import train
+    from textgen.training.train import train
 
     path = tmp_path_factory.mktemp("models") / "pattern.keras"
     model = train([pattern_file], path, *tiny_config, log=lambda line: None)
@@ -92,8 +92,8 @@ def names_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def name_model(names_file: Path, tmp_path_factory: pytest.TempPathFactory):
     """(path, model): a tiny character model of the names, one per line."""
-    from textgen.config import ModelConfig, TrainConfig
-    from textgen.train import train
+    from textgen.model.config import ModelConfig, TrainConfig
+    from textgen.training.train import train
 
     path = tmp_path_factory.mktemp("item-models") / "names.keras"
     model = train(
@@ -194,7 +194,7 @@ STORY = (
 @pytest.fixture(scope="session")
 def residual(tmp_path_factory: pytest.TempPathFactory, tiny_config):
     """(path, model): a tiny word model trained with --ngram-mode residual."""
-    from textgen.train import train
+    from textgen.training.train import train
 
     folder = tmp_path_factory.mktemp("residual")
     corpus = folder / "story.txt"

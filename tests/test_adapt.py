@@ -15,10 +15,10 @@ from conftest import PATTERN, STORY
 
 import textgen
 from textgen.cli import cli
-from textgen.counting import CountedText
-from textgen.evaluate import evaluate
-from textgen.modelfile import WEIGHTS_ENTRY, read_model
-from textgen.ngram import Mixture, NgramModel, Residual
+from textgen.inference.evaluate import evaluate
+from textgen.model.counting import CountedText
+from textgen.model.file import WEIGHTS_ENTRY, read_model
+from textgen.model.ngram import Mixture, NgramModel, Residual
 
 # The pattern's words in the opposite order: the same vocabulary, every
 # successor different from the one the network learned.
@@ -59,7 +59,7 @@ def test_the_memory_is_counted_over_the_new_text(trained, backwards, adapted):
     source = read_model(trained[0])
     assert isinstance(model.mixture, Mixture)
     ngram = model.mixture.ngram
-    from textgen.corpus_ids import corpus_ids
+    from textgen.text.ids import corpus_ids
 
     text = corpus_ids([backwards[0]], model.tokenizer_settings)
     encoded = text.encode(model.vocabulary).astype(np.int64)
@@ -146,7 +146,7 @@ def test_refusals_are_one_line_and_write_nothing(trained, backwards, tmp_path):
 
 
 def test_a_model_without_a_memory_is_refused(pattern_file, tiny_config, tmp_path):
-    from textgen.train import train
+    from textgen.training.train import train
 
     model_config, config = tiny_config
     path = tmp_path / "bare.keras"

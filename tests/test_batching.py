@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from textgen.batching import Engine, Job
-from textgen.generate import Generator
-from textgen.modelfile import read_model
-from textgen.request import GenerationRequest
-from textgen.sampling import SamplingSettings
+from textgen.inference.generate import Generator
+from textgen.inference.request import GenerationRequest
+from textgen.inference.sampling import SamplingSettings
+from textgen.model.file import read_model
+from textgen.serving.engine import Engine, Job
 
 
 def _submit(engine: Engine, seeds, length, random_seed, **options) -> dict:

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from textgen.cells import PeepholeLSTMCell
+from textgen.model.cells import PeepholeLSTMCell
 
 
 def sigmoid(v: float) -> float:
@@ -86,7 +86,7 @@ def test_sequence_op_equals_the_keras_loop(peephole, jit):
     without XLA, for the LSTM and the peephole LSTM."""
     import keras
 
-    from textgen.cells import PeepholeLSTM, SequenceLSTM
+    from textgen.model.cells import PeepholeLSTM, SequenceLSTM
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 7, 5)).astype("float32")
@@ -120,7 +120,7 @@ def test_sequence_op_resets_as_the_generic_loop_does(peephole, jit):
     """With a keep mask (an item model's end tokens), `lstm_sequence`'s values
     and hand-written gradients equal those TensorFlow derives for the
     step-by-step `resetting_loop`, including a reset at the first step."""
-    from textgen.cells import lstm_sequence, resetting_loop
+    from textgen.model.cells import lstm_sequence, resetting_loop
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(3, 9, 5)).astype("float32")
@@ -163,11 +163,11 @@ def test_an_item_model_reads_each_item_from_zero_states(cell):
     the logits of an item packed after others equal those of the item read
     alone from zero states (how generation and the decoder read it), and a
     model of whole files carries its state across the same token."""
-    from textgen.config import ModelConfig
-    from textgen.decoder import Decoder
-    from textgen.model import build_model
-    from textgen.tokens import END, TokenizerSettings
-    from textgen.vocab import Vocabulary
+    from textgen.model.config import ModelConfig
+    from textgen.model.decoder import Decoder
+    from textgen.model.network import build_model
+    from textgen.text.tokens import END, TokenizerSettings
+    from textgen.text.vocab import Vocabulary
 
     vocab = Vocabulary(["<pad>", "<unk>", END, "a", "b", "c"])
     config = ModelConfig(

@@ -32,7 +32,7 @@ def char_model(tmp_path_factory):
 
 
 def test_a_character_model_learns_characters_and_says_so(char_model):
-    from textgen.model import load_model
+    from textgen.model.network import load_model
 
     _, path = char_model
     model = load_model(path)
@@ -63,7 +63,7 @@ def test_generate_needs_no_flag_and_evaluate_reports_bits_per_character(char_mod
 
 
 def test_word_models_are_unchanged_by_the_level_option(tmp_path: Path):
-    from textgen.tokens import TokenizerSettings, tokenize
+    from textgen.text.tokens import TokenizerSettings, tokenize
 
     text = "One two.\n\nThree"
     assert tokenize(text, TokenizerSettings(level="char")) == list("one two.\n\nthree")
@@ -86,7 +86,7 @@ def test_compare_works_on_characters_too(char_model, tmp_path: Path):
     )
     assert result.exit_code == 0, result.output
     assert "rnn" in result.stdout and "gru" in result.stdout
-    from textgen.model import load_model
+    from textgen.model.network import load_model
 
     assert load_model(tmp_path / "gru.keras").tokenizer_settings.level == "char"
 
@@ -95,10 +95,10 @@ def test_evaluate_starts_where_generation_starts(char_model):
     """Both read a text from the level's start token (a new line for
     characters): the first character's score is the generator's first
     distribution from an empty seed."""
-    from textgen.evaluate import score_ids
-    from textgen.generate import Generator
-    from textgen.metrics import log_sum_exp
-    from textgen.modelfile import read_model
+    from textgen.inference.evaluate import score_ids
+    from textgen.inference.generate import Generator
+    from textgen.inference.perplexity import log_sum_exp
+    from textgen.model.file import read_model
 
     model = read_model(char_model[1])
     generator = Generator(model)

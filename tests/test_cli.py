@@ -291,10 +291,10 @@ QUICK = ["--units", "4", "--embedding-dim", "4", "--seq-len", "8", "--epochs", "
 
 @pytest.mark.slow
 def test_plot_without_matplotlib(tmp_path: Path, pattern_file: Path, monkeypatch):
-    import textgen.plots
+    import textgen.training.plots
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(textgen.plots, "matplotlib_available", lambda: False)
+    monkeypatch.setattr(textgen.training.plots, "matplotlib_available", lambda: False)
     line = one_line_error(run("train", pattern_file, "--plot", "curves.png", *QUICK))
     assert "pip install 'textgen[plot]'" in line
     assert not Path("models").exists() and not Path("curves.png").exists()
@@ -374,13 +374,13 @@ def test_generate_verbose_reports_speed_model_and_copying(trained):
 def test_ctrl_c_in_train_exits_130_with_one_line(
     tmp_path: Path, pattern_file: Path, monkeypatch
 ):
-    import textgen.train
+    import textgen.training.train
     from textgen.errors import TrainingInterrupted
 
     def interrupted(*args, **kwargs):
         raise TrainingInterrupted("interrupted in epoch 2: saved the best model")
 
-    monkeypatch.setattr(textgen.train, "train", interrupted)
+    monkeypatch.setattr(textgen.training.train, "train", interrupted)
     line = one_line_error(
         run("train", pattern_file, "-o", tmp_path / "m.keras"), exit_code=130
     )
@@ -460,7 +460,7 @@ def test_compare_checks_its_inputs_before_any_work(tmp_path: Path, pattern_file)
 
 
 def test_a_named_pipe_with_no_writer_is_one_line(tmp_path: Path, monkeypatch, trained):
-    from textgen import corpus
+    from textgen.text import corpus
 
     if not hasattr(os, "mkfifo"):
         pytest.skip("no named pipes on this system")

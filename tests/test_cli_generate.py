@@ -147,7 +147,7 @@ def test_many_samples_come_in_bounded_batches(trained, monkeypatch):
     than BATCH_ROWS rows, every sample is printed, and the first batch is the
     run a smaller count would give with the same --random-seed."""
     from textgen.cli import generate as command
-    from textgen.generate import Generator
+    from textgen.inference.generate import Generator
 
     monkeypatch.setattr(command, "BATCH_ROWS", 16)
     rows: list[int] = []

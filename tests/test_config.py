@@ -2,23 +2,24 @@
 builds, the level's defaults come from its tokenizer class, and a generation
 request checks itself."""
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from textgen.config import CELL_SPECS, CELLS, ModelConfig, TrainConfig
 from textgen.errors import TextgenError
-from textgen.request import GenerationRequest
-from textgen.tokens import LEVELS, CharTokenizer, WordTokenizer, level_class
+from textgen.inference.request import GenerationRequest
+from textgen.model.config import CELL_SPECS, CELLS, ModelConfig, TrainConfig
+from textgen.text.tokens import LEVELS, CharTokenizer, WordTokenizer, level_class
 
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_each_cell_spec_names_the_weights_keras_builds(cell):
     """The spec's names and shapes are those of the Keras layers `build_model`
     makes, for two layers of different widths, and count their parameters."""
-    from textgen.model import build_model
-    from textgen.vocab import Vocabulary
+    from textgen.model.network import build_model
+    from textgen.text.vocab import Vocabulary
 
     config = ModelConfig(
         cell=cell, layers=2, units=6, embedding_dim=4, vocab_size=5, dropout=0.0
@@ -32,7 +33,7 @@ def test_each_cell_spec_names_the_weights_keras_builds(cell):
 
 
 def test_the_state_count_is_what_the_layers_carry():
-    from textgen.decoder import Decoder
+    from textgen.model.decoder import Decoder
 
     for cell in CELLS:
         config = ModelConfig(
@@ -62,9 +63,8 @@ def test_level_defaults_come_from_the_tokenizer_class():
 def test_a_generation_request_checks_itself_and_changes_by_copy():
     request = GenerationRequest(stop=["a", "b"])
     assert request.stop == ("a", "b") and request.length == 50
-    longer = request.but(length=7)
+    longer = dataclasses.replace(request, length=7)
     assert longer.length == 7 and request.length == 50 and longer.stop == ("a", "b")
-    assert request.but() is request
     for bad in ({"until": "word"}, {"length": -1}, {"max_tries": -2}):
         with pytest.raises(TextgenError):
             GenerationRequest(**bad)

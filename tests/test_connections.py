@@ -1,5 +1,5 @@
 """`textgen serve` under idle, slow and numerous connections
-(`textgen/connections.py`): what a client that never finishes its request, or
+(`textgen/serving/connections.py`): what a client that never finishes its request, or
 thousands of them, can do to the server."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import httpx
 import pytest
 from conftest import Server
 
-from textgen import connections
+from textgen.serving import connections
 
 
 def _connect(url: str) -> socket.socket:
@@ -99,7 +99,7 @@ def test_a_client_gone_mid_body_or_asking_the_extreme_logs_nothing(guarded):
 
 
 def test_a_body_slower_than_its_limit_is_a_408(guarded, monkeypatch):
-    from textgen import serve
+    from textgen.serving import app as serve
 
     monkeypatch.setattr(serve, "BODY_SECONDS", 0.2)
 
@@ -121,7 +121,7 @@ def test_a_body_slower_than_its_limit_is_a_408(guarded, monkeypatch):
 
 
 def _model(server: Server):
-    from textgen.modelfile import read_model
+    from textgen.model.file import read_model
 
     path = next(a for a in server.process.args if a.endswith(".keras"))
     return read_model(path)

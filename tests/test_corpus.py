@@ -1,11 +1,27 @@
 import codecs
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from textgen.corpus import decode_chunks, decode_text, read_corpus
 from textgen.errors import CorpusError
-from textgen.tokens import TokenizerSettings, tokenize
+from textgen.text.corpus import corpus_files, decode_chunks, read_pieces
+from textgen.text.tokens import TokenizerSettings, tokenize
+
+
+@dataclass(frozen=True)
+class Document:
+    name: str
+    text: str
+
+
+def read_corpus(paths) -> list[Document]:
+    """Each corpus file's whole text, read in pieces as `train` reads it."""
+    return [Document(str(p), "".join(read_pieces(p))) for p in corpus_files(paths)]
+
+
+def decode_text(data: bytes, name: str) -> str:
+    return "".join(decode_chunks([data], name))
 
 
 def test_reads_utf8_with_and_without_bom_and_normalises_line_ends(tmp_path: Path):
@@ -67,7 +83,7 @@ def test_missing_empty_and_folder_without_text(tmp_path: Path):
 
 
 def test_bad_bytes_are_located_in_the_whole_file_when_read_in_pieces(tmp_path: Path):
-    from textgen.corpus import decode_chunks
+    from textgen.text.corpus import decode_chunks
 
     chunks = [b"abc", "d\u00e9".encode()[:-1], "\u00e9".encode()[-1:] + b"xy\xffz"]
     with pytest.raises(CorpusError, match=r"byte 0xff at offset 8"):
@@ -79,11 +95,11 @@ def test_bad_bytes_are_located_in_the_whole_file_when_read_in_pieces(tmp_path: P
 
 @pytest.mark.slow
 def test_a_corpus_bigger_than_one_piece_streams(tmp_path: Path, monkeypatch):
-    import textgen.corpus
-    from textgen.corpus_ids import corpus_ids
-    from textgen.tokens import TokenizerSettings, tokenize
+    import textgen.text.corpus
+    from textgen.text.ids import corpus_ids
+    from textgen.text.tokens import TokenizerSettings, tokenize
 
-    monkeypatch.setattr(textgen.corpus, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(textgen.text.corpus, "CHUNK_BYTES", 64)
     text = "".join(f"Paragraph {i} is here, caf\u00e9.\r\n\r\n" for i in range(1500))
     path = tmp_path / "big.txt"
     path.write_bytes(text.encode("utf-8-sig"))
@@ -100,8 +116,8 @@ def test_a_10_mb_corpus_becomes_four_bytes_per_word(tmp_path: Path):
     as one int32 per word (about 2 million words here, some 20 s)."""
     import numpy as np
 
-    from textgen.corpus_ids import corpus_ids
-    from textgen.tokens import PARAGRAPH, TokenizerSettings
+    from textgen.text.ids import corpus_ids
+    from textgen.text.tokens import PARAGRAPH, TokenizerSettings
 
     rng = np.random.default_rng(0)
     words = np.array(["the", "sea", "whale", "ship", "rope", "storm", "calm", "deck"])
@@ -142,12 +158,12 @@ def test_a_corpus_without_blank_lines_streams(tmp_path, monkeypatch):
     the pieces, not the file (tracemalloc), and the words are all there."""
     import tracemalloc
 
-    import textgen.corpus
-    import textgen.tokens
-    from textgen.corpus_ids import corpus_ids
+    import textgen.text.corpus
+    import textgen.text.tokens
+    from textgen.text.ids import corpus_ids
 
-    monkeypatch.setattr(textgen.corpus, "CHUNK_BYTES", 1 << 16)
-    monkeypatch.setattr(textgen.tokens, "HOLD_CHARS", 1 << 16)
+    monkeypatch.setattr(textgen.text.corpus, "CHUNK_BYTES", 1 << 16)
+    monkeypatch.setattr(textgen.text.tokens, "HOLD_CHARS", 1 << 16)
     line = "The quick brown fox jumps over the lazy dog number {}.\n"
     path = tmp_path / "lines.txt"
     path.write_text("".join(line.format(i % 50) for i in range(24_000)))

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from textgen.data import (
+from textgen.errors import CorpusError
+from textgen.training.data import (
     StreamLayout,
     check_windows,
     make_dataset,
@@ -10,7 +11,6 @@ from textgen.data import (
     split_lengths,
     split_tail,
 )
-from textgen.errors import CorpusError
 
 
 def test_required_tokens():

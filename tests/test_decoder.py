@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textgen.config import ModelConfig
-from textgen.decoder import Decoder
-from textgen.modelfile import read_model
-from textgen.tokens import TokenizerSettings
-from textgen.vocab import PAD, UNK, Vocabulary
+from textgen.model.config import ModelConfig
+from textgen.model.decoder import Decoder
+from textgen.model.file import read_model
+from textgen.text.tokens import TokenizerSettings
+from textgen.text.vocab import PAD, UNK, Vocabulary
 
 CASES = list(
     itertools.product(
@@ -26,7 +26,7 @@ CASES = list(
 def test_the_file_reader_gives_the_keras_logits(cell, level, tied, tmp_path: Path):
     import keras
 
-    from textgen.model import build_model, save_model
+    from textgen.model.network import build_model, save_model
 
     keras.utils.set_random_seed(3)
     symbols = list("abcdefg") if level == "char" else ["one", "two", "three", "<p>"]

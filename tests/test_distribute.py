@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textgen.config import TrainConfig
 from textgen.errors import TextgenError
+from textgen.model.config import TrainConfig
 
 MIRRORED = """
 import sys
@@ -27,8 +27,8 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2
 )
-from textgen.config import ModelConfig, TrainConfig
-from textgen.train import train
+from textgen.model.config import ModelConfig, TrainConfig
+from textgen.training.train import train
 
 corpus, folder = sys.argv[1], sys.argv[2]
 shape = ModelConfig(layers=1, units=8, embedding_dim=8, dropout=0.0)
@@ -132,7 +132,7 @@ def test_two_workers_train_a_model_together(tmp_path: Path, pattern_file: Path):
 def test_multi_worker_settings_are_checked():
     with pytest.raises(TextgenError, match="--max-minutes cannot be used"):
         TrainConfig(distribute="multi-worker", max_minutes=5)
-    from textgen.distribute import make_strategy
+    from textgen.training.distribute import make_strategy
 
     old = os.environ.pop("TF_CONFIG", None)
     try:

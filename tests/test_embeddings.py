@@ -3,10 +3,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textgen.config import ModelConfig, TrainConfig
-from textgen.embeddings import read_vectors
 from textgen.errors import TextgenError
-from textgen.vocab import Vocabulary
+from textgen.model.config import ModelConfig, TrainConfig
+from textgen.text.vocab import Vocabulary
+from textgen.training.embeddings import read_vectors
 
 
 def write_vectors(path: Path, header: bool = True) -> Path:
@@ -55,7 +55,7 @@ def test_bad_vectors_files(tmp_path: Path):
 def test_training_starts_from_and_can_freeze_the_vectors(
     tmp_path: Path, pattern_file: Path
 ):
-    from textgen.train import train
+    from textgen.training.train import train
 
     vectors = write_vectors(tmp_path / "v.txt")
     config = TrainConfig(
@@ -111,7 +111,7 @@ def test_hostile_vectors_files_are_refused(content, message, tmp_path):
     ],
 )
 def test_a_bad_number_says_what_is_wrong(tmp_path: Path, line: str, message: str):
-    from textgen.embeddings import check_vectors_file
+    from textgen.training.embeddings import check_vectors_file
 
     path = tmp_path / "v.txt"
     path.write_text(f"two 1 2 3\n{line}\n", encoding="utf-8")

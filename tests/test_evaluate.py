@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from conftest import PATTERN
 
-from textgen.evaluate import evaluate, score_ids
-from textgen.tokens import PARAGRAPH, tokenize
-from textgen.vocab import UNK_ID
+from textgen.inference.evaluate import evaluate, score_ids
+from textgen.text.tokens import PARAGRAPH, tokenize
+from textgen.text.vocab import UNK_ID
 
 
 def test_perplexity_matches_a_hand_computation(trained, tmp_path: Path):
@@ -47,8 +47,8 @@ def test_scoring_streams_in_blocks_and_gives_the_same_figure(
     """Memory holds one block of outputs whatever the text's length: the
     output layer never sees more than a block of positions at once, and the
     figure is the per-token losses' mean."""
-    from textgen import evaluate as module
-    from textgen.decoder import Decoder
+    from textgen.inference import evaluate as module
+    from textgen.model.decoder import Decoder
 
     model = trained[1]
     path = tmp_path / "long.txt"
@@ -73,11 +73,11 @@ def test_item_scoring_streams_and_each_item_starts_afresh(name_model, monkeypatc
     """One very long item among short ones: the output layer sees at most a
     block of positions at a time, finished items leave the batch, and every
     item scores what it scores alone from an end token."""
-    from textgen import evaluate as module
-    from textgen.counting import item_spans
-    from textgen.decoder import Decoder
-    from textgen.evaluate import item_losses
-    from textgen.tokens import END
+    from textgen.inference import evaluate as module
+    from textgen.inference.evaluate import item_losses
+    from textgen.model.counting import item_spans
+    from textgen.model.decoder import Decoder
+    from textgen.text.tokens import END
 
     model = name_model[1]
     vocab = model.vocabulary

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from conftest import PATTERN_GREEDY
 
-from textgen.decoder import Decoder
-from textgen.generate import Generator
-from textgen.sampling import SamplingSettings
-from textgen.vocab import PAD, UNK
+from textgen.inference.generate import Generator
+from textgen.inference.sampling import SamplingSettings
+from textgen.model.decoder import Decoder
+from textgen.text.vocab import PAD, UNK
 
 GREEDY = SamplingSettings(temperature=0)
 
@@ -50,9 +50,9 @@ def test_carried_state_matches_the_full_window(trained):
 def test_decoder_computes_what_keras_computes(cell: str, tie: bool, units: int):
     """The NumPy decoder against Keras, for every cell, batch > 1, two layers,
     with random (untrained, so not degenerate) weights."""
-    from textgen.config import ModelConfig
-    from textgen.model import build_model
-    from textgen.vocab import Vocabulary
+    from textgen.model.config import ModelConfig
+    from textgen.model.network import build_model
+    from textgen.text.vocab import Vocabulary
 
     vocab = Vocabulary.build([f"w{i}" for i in range(30)])
     config = ModelConfig(
@@ -96,13 +96,13 @@ def test_unknown_seed_words_and_empty_seed(generator):
 
 
 def test_a_seed_of_only_unknown_words_still_generates(generator):
-    text = generator.generate("zebra quagga okapi", 6, GREEDY, random_seed=1)[0]
-    assert text.startswith("Zebra quagga okapi")
-    assert len(generator.last_words[0]) == 6 and "<unk>" not in text
+    (sample,) = generator.sample(["zebra quagga okapi"], [GREEDY], length=6)
+    assert sample.text.startswith("Zebra quagga okapi")
+    assert len(sample.words) == 6 and "<unk>" not in sample.text
 
 
 def test_a_huge_seed_is_cut_to_its_end(generator):
-    from textgen.generate import MAX_SEED_CHARS
+    from textgen.inference.generate import MAX_SEED_CHARS
 
     seed = "one two three, four five. six seven eight nine! " * 250_000  # ~12 MB
     used = generator.usable_seed(seed)
@@ -205,7 +205,7 @@ def test_stop_watching_costs_each_word_its_own_text(generator, monkeypatch):
     """The text so far is not searched again at every word: what each word
     searches is its own text and the few characters before it a stop string
     could start in, so the work grows with the text, not its square."""
-    from textgen import generate as module
+    from textgen.inference import generate as module
 
     searched: list[int] = []
     real_add = module._StopWatch._add
@@ -222,8 +222,8 @@ def test_stop_watching_costs_each_word_its_own_text(generator, monkeypatch):
 
 
 def test_a_cancelled_request_stops_reading_its_seeds(generator, trained):
-    from textgen.decoder import Decoder
     from textgen.errors import Cancelled
+    from textgen.model.decoder import Decoder
 
     asked = []
 
@@ -236,7 +236,7 @@ def test_a_cancelled_request_stops_reading_its_seeds(generator, trained):
     with pytest.raises(Cancelled):
         decoder.read(ids, None, cancelled)
     assert len(asked) == 3  # asked every few steps, not once at the end
-    from textgen.request import GenerationRequest
+    from textgen.inference.request import GenerationRequest
 
     steps = generator.draws(
         ["one two"] * 3,

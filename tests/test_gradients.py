@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from textgen.config import ModelConfig
-from textgen.gradients import gradient_decay
-from textgen.vocab import Vocabulary
+from textgen.model.config import ModelConfig
+from textgen.text.vocab import Vocabulary
+from textgen.training.gradients import gradient_decay
 
 
 def _model(cell: str):
-    from textgen.model import build_model
+    from textgen.model.network import build_model
 
     vocab = Vocabulary.build([f"w{i}" for i in range(20)])
     config = ModelConfig(

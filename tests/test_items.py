@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from conftest import make_names
 
 from textgen.cli import cli
-from textgen.novelty import ItemSet, item_hash
-from textgen.tokens import (
+from textgen.model.novelty import ItemSet, item_hash
+from textgen.text.tokens import (
     END,
     TokenizerSettings,
     item_texts,
@@ -112,7 +112,7 @@ def test_the_model_records_its_items_and_info_says_so(name_model, names_file):
 
 
 def test_each_sample_is_one_item(name_model):
-    from textgen.generate import Generator
+    from textgen.inference.generate import Generator
 
     generator = Generator(name_model[1])
     samples = generator.sample([""] * 40, [_sampling()] * 40, length=30, random_seed=1)
@@ -128,7 +128,7 @@ def test_each_sample_is_one_item(name_model):
 
 
 def _sampling(**settings):
-    from textgen.sampling import SamplingSettings
+    from textgen.inference.sampling import SamplingSettings
 
     return SamplingSettings(**settings)
 
@@ -136,7 +136,7 @@ def _sampling(**settings):
 def test_novel_draws_again_until_the_item_is_new(name_model):
     """Make every item the model draws without --novel a "training item",
     then draw again with the same seed: none of them comes back."""
-    from textgen.generate import Generator
+    from textgen.inference.generate import Generator
 
     generator = Generator(name_model[1])
     seeds, samplings = [""] * 30, [_sampling(temperature=0.5)] * 30
@@ -182,7 +182,7 @@ def test_novel_needs_an_item_model(trained):
 
 
 def test_evaluate_scores_each_item_from_a_fresh_start(name_model, tmp_path):
-    from textgen.evaluate import evaluate, score_ids
+    from textgen.inference.evaluate import evaluate, score_ids
 
     path, model = name_model
     test = tmp_path / "test.txt"
@@ -234,7 +234,7 @@ def test_word_items_through_the_command_line(tmp_path):
     )
     resumed = _run("train", corpus, "--resume", out, "--epochs", 31, "--no-plot")
     assert resumed.exit_code == 0, resumed.output
-    from textgen.modelfile import read_model
+    from textgen.model.file import read_model
 
     again = read_model(out, weights=False)
     assert again.tokenizer_settings.documents == "lines"
@@ -245,7 +245,7 @@ def test_a_tampered_item_set_is_a_damaged_model(name_model, tmp_path):
     import zipfile
 
     from textgen.errors import ModelFileError
-    from textgen.modelfile import read_model
+    from textgen.model.file import read_model
 
     path = tmp_path / "bad.keras"
     with zipfile.ZipFile(name_model[0]) as source, zipfile.ZipFile(path, "w") as out:
@@ -296,7 +296,7 @@ def test_interactive_on_an_item_model(name_model):
 
 
 def test_a_files_model_has_no_items(trained):
-    from textgen.tokens import TokenizerSettings as Settings
+    from textgen.text.tokens import TokenizerSettings as Settings
 
     path, model = trained
     assert model.tokenizer_settings.documents == "files"
@@ -313,8 +313,8 @@ def test_a_files_model_has_no_items(trained):
 def test_an_item_is_never_empty(name_model):
     """With no seed, the end token cannot come first: every sample is an item
     with at least one character, even when the end is the likeliest token."""
-    from textgen.generate import Generator
-    from textgen.sampling import SamplingSettings
+    from textgen.inference.generate import Generator
+    from textgen.inference.sampling import SamplingSettings
 
     generator = Generator(name_model[1])
     end = generator.vocabulary.word_to_id[END]

@@ -34,3 +34,106 @@ def test_no_level_name_is_compared_outside_tokens_py():
         if compared.search(line)
     ]
     assert not found, found
+
+
+# The package's floors, bottom up: a module may import its own floor's
+# modules and any floor below, never one above or beside it (docs/architecture.md).
+# The top-level modules (`errors`, `outputs`, `terminal`, `_registration`) are
+# the ground every floor stands on.
+FLOORS = {
+    "": 0,
+    "text": 1,
+    "model": 2,
+    "inference": 3,
+    "training": 4,
+    "serving": 4,
+    "cli": 5,
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(name: str) -> bool:
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
+def _type_checking_lines(tree: ast.AST) -> set[int]:
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for inner in node.body:
+                lines.update(range(inner.lineno, inner.end_lineno + 1))
+    return lines
+
+
+def _imports(path: Path, with_type_checking: bool = True) -> set[str]:
+    """The package's modules that `path` imports, wherever in the file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    skipped = set() if with_type_checking else _type_checking_lines(tree)
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("textgen."))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            elif (node.module or "").startswith("textgen"):
+                target = node.module
+            else:
+                continue
+            for alias in node.names:
+                inner = f"{target}.{alias.name}"
+                found.add(inner if _is_module(inner) else target)
+    return found - {name}
+
+
+def _floor(module: str) -> str:
+    """The subpackage a module belongs to; "" for the package's own modules."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and (PACKAGE / parts[1]).is_dir() else ""
+
+
+def test_imports_run_down_the_floors_of_the_package():
+    back = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module_name(path)
+        if module in ("textgen", "textgen.__main__"):
+            continue  # the public face (lazy names) and `python -m textgen`
+        here = _floor(module)
+        for target in _imports(path):
+            there = _floor(target)
+            if there != here and FLOORS[there] >= FLOORS[here]:
+                back.append(f"{module} -> {target}")
+    assert not back, back
+
+
+def test_every_subpackage_has_a_floor():
+    folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert folders == set(FLOORS) - {""}
+
+
+def test_no_modules_import_each_other_in_a_circle():
+    graph = {
+        _module_name(path): _imports(path, with_type_checking=False)
+        for path in sorted(PACKAGE.rglob("*.py"))
+    }
+    circles = []
+    for start in graph:
+        seen, stack = set(), [start]
+        while stack:
+            for target in graph.get(stack.pop(), ()):
+                if target == start:
+                    circles.append(start)
+                elif target not in seen:
+                    seen.add(target)
+                    stack.append(target)
+    assert not circles, circles

@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from textgen.logprobs import Choice, RowLogprobs, TokenTexts, choices
-from textgen.tokens import PARAGRAPH, TokenizerSettings, tokenizer_for
+from textgen.inference.logprobs import Choice, RowLogprobs, TokenTexts, choices
+from textgen.text.tokens import PARAGRAPH, TokenizerSettings, tokenizer_for
 
 WORDS = tokenizer_for(TokenizerSettings())
 CHARS = tokenizer_for(TokenizerSettings(level="char"))

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textgen.config import ModelConfig
 from textgen.errors import ModelFileError
-from textgen.tokens import TokenizerSettings
-from textgen.vocab import Vocabulary
+from textgen.model.config import ModelConfig
+from textgen.text.tokens import TokenizerSettings
+from textgen.text.vocab import Vocabulary
 
 # A training record with every field textgen reads, and one of its own.
 RECORD = {
@@ -29,7 +29,7 @@ RECORD = {
 
 
 def _model(cell: str = "lstm"):
-    from textgen.model import build_model
+    from textgen.model.network import build_model
 
     vocab = Vocabulary.build("a b c d e f g".split())
     config = ModelConfig(
@@ -40,7 +40,7 @@ def _model(cell: str = "lstm"):
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "peephole"])
 def test_save_load_gives_identical_logits_and_metadata(cell: str, tmp_path: Path):
-    from textgen.model import LanguageModel, load_model, save_model
+    from textgen.model.network import LanguageModel, load_model, save_model
 
     model = _model(cell)
     ids = np.array([[2, 3, 4, 5, 6]])
@@ -56,7 +56,12 @@ def test_save_load_gives_identical_logits_and_metadata(cell: str, tmp_path: Path
 
 
 def test_tied_embeddings_share_the_matrix(tmp_path: Path):
-    from textgen.model import build_model, count_parameters, load_model, save_model
+    from textgen.model.network import (
+        build_model,
+        count_parameters,
+        load_model,
+        save_model,
+    )
 
     vocab = Vocabulary.build("a b c d e f g".split())
     sizes = {"layers": 1, "units": 6, "embedding_dim": 4, "vocab_size": len(vocab)}
@@ -100,7 +105,7 @@ def test_carried_state_equals_the_full_sequence():
 
 @pytest.mark.slow
 def test_plain_keras_loads_it_after_import_textgen(tmp_path: Path):
-    from textgen.model import save_model
+    from textgen.model.network import save_model
 
     path = save_model(_model(), tmp_path / "m.keras")
     code = (
@@ -117,7 +122,7 @@ def test_plain_keras_loads_it_after_import_textgen(tmp_path: Path):
 
 
 def test_failed_save_keeps_the_previous_file(tmp_path: Path, monkeypatch):
-    from textgen.model import LanguageModel, load_model, save_model
+    from textgen.model.network import LanguageModel, load_model, save_model
 
     path = save_model(_model(), tmp_path / "m.keras")
     before = path.read_bytes()
@@ -138,7 +143,7 @@ def test_failed_save_keeps_the_previous_file(tmp_path: Path, monkeypatch):
 def test_bad_model_files_get_one_clear_error(tmp_path: Path):
     import keras
 
-    from textgen.model import load_model, save_model
+    from textgen.model.network import load_model, save_model
 
     with pytest.raises(ModelFileError, match=r"model not found"):
         load_model(tmp_path / "none.keras")
@@ -174,7 +179,7 @@ def test_bad_model_files_get_one_clear_error(tmp_path: Path):
 def test_a_model_file_cut_short_anywhere_is_refused(tmp_path: Path):
     """A copy or download cut off at any byte gets one clear error, never a
     crash or a half-loaded model."""
-    from textgen.model import load_model, save_model
+    from textgen.model.network import load_model, save_model
 
     good = save_model(_model(), tmp_path / "good.keras").read_bytes()
     cut = tmp_path / "cut.keras"

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from textgen.cli import cli
 from textgen.errors import ModelFileError
-from textgen.modelfile import read_config
+from textgen.model.file import read_config
 
 
 def _rewritten(source: Path, target: Path, change=None, weights=None) -> Path:
@@ -144,7 +144,7 @@ def test_weights_that_are_not_numbers_are_refused(trained, tmp_path):
         return buffer.getvalue()
 
     path = _rewritten(trained[0], tmp_path / "nan.keras", weights=poison)
-    from textgen.model import load_model
+    from textgen.model.network import load_model
 
     with pytest.raises(ModelFileError, match="NaN or infinity"):
         load_model(path)
@@ -181,7 +181,7 @@ def test_damaged_files_and_weights_are_one_line(trained, tmp_path):
     import h5py
     import numpy as np
 
-    from textgen.modelfile import read_model
+    from textgen.model.file import read_model
 
     rng = random.Random(0)
     good = trained[0].read_bytes()

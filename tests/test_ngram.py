@@ -1,4 +1,4 @@
-"""The n-gram memory (`textgen/ngram.py`): the same probabilities as the
+"""The n-gram memory (`textgen/model/ngram.py`): the same probabilities as the
 reference Kneser-Ney of `benchmarks/ngram.py`, distributions that sum to 1,
 pruning that keeps them so."""
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ngram import START, KneserNey
 
-from textgen.ngram import NgramModel
+from textgen.model.ngram import NgramModel
 
 
 def _text(rng: np.random.Generator, vocab: int, length: int) -> np.ndarray:
@@ -132,7 +132,7 @@ def test_orders_too_long_for_63_bit_keys_are_lowered():
 
 
 def test_counting_in_chunks_gives_the_same_tables(monkeypatch):
-    import textgen.ngram as module
+    import textgen.model.ngram as module
 
     rng = np.random.default_rng(8)
     documents = [_text(rng, 30, 3000), _text(rng, 30, 5), _text(rng, 30, 700)]
@@ -174,7 +174,7 @@ def test_taking_a_block_away_is_counting_without_it():
     """All the grams less a block's are the grams of every other position
     (each still read with its context): what a memory that must not have
     seen a block of the text is made from."""
-    from textgen.ngram import Grams
+    from textgen.model.ngram import Grams
 
     rng = np.random.default_rng(3)
     documents = [_text(rng, 20, 900), _text(rng, 20, 400)]

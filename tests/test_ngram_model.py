@@ -18,11 +18,11 @@ from conftest import PATTERN_TEXT
 
 from textgen.cli import cli
 from textgen.errors import ModelFileError
-from textgen.generate import Generator
-from textgen.modelfile import read_model
-from textgen.ngram import BUCKETS, NgramModel, fit_weights, write_arrays
-from textgen.sampling import SamplingSettings
-from textgen.tokens import tokenizer_for
+from textgen.inference.generate import Generator
+from textgen.inference.sampling import SamplingSettings
+from textgen.model.file import read_model
+from textgen.model.ngram import BUCKETS, NgramModel, fit_weights, write_arrays
+from textgen.text.tokens import tokenizer_for
 
 ASSET = "assets/ngram.npz"
 
@@ -226,7 +226,7 @@ def test_a_model_without_a_memory_is_the_network_alone(trained, tmp_path):
 
 
 def test_evaluate_shows_each_part_and_the_mixture(trained, tmp_path):
-    from textgen.evaluate import evaluate
+    from textgen.inference.evaluate import evaluate
 
     pattern = tmp_path / "p.txt"
     pattern.write_text("one two three, four five. six seven eight nine!\n\n" * 5)
@@ -272,7 +272,7 @@ def test_item_models_mix_from_the_item_start_and_stay_novel(name_model):
     names = result.stdout.strip().splitlines()
     assert len(names) == 20 and all(names)
     # An item's start token, and what is before it, read as the text's start.
-    from textgen.tokens import END
+    from textgen.text.tokens import END
 
     end = model.vocabulary.word_to_id[END]
     history = np.array([[0, 0, end, 5, 6]])
@@ -529,9 +529,9 @@ def test_the_saved_memory_counts_the_validation_text_too(tiny_config, tmp_path):
 
     from ngram import KneserNey
 
-    from textgen.corpus_ids import corpus_ids
-    from textgen.evaluate import evaluate
-    from textgen.train import train
+    from textgen.inference.evaluate import evaluate
+    from textgen.text.ids import corpus_ids
+    from textgen.training.train import train
 
     rng = np.random.default_rng(5)
     words = [f"w{i}" for i in range(24)]
@@ -577,7 +577,7 @@ def test_one_row_and_many_rows_get_the_same_numbers():
     """A served batch and a request alone: each row's distribution and mixed
     logits are the same bit for bit whatever rows are beside it (one row is
     looked up with scalars, many with arrays)."""
-    from textgen.ngram import Grams, Mixture
+    from textgen.model.ngram import Grams, Mixture
 
     rng = np.random.default_rng(3)
     vocab, order = 40, 4

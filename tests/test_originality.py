@@ -1,5 +1,5 @@
-from textgen.originality import NGRAM, Fingerprint
-from textgen.tokens import tokenize
+from textgen.model.originality import NGRAM, Fingerprint
+from textgen.text.tokens import tokenize
 
 TRAINING = (
     tokenize(

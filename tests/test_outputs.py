@@ -65,8 +65,8 @@ def no_work(monkeypatch):
     def started(*args, **kwargs):
         raise RuntimeError(WORK)
 
-    monkeypatch.setattr("textgen.train.read_corpus_ids", started)
-    monkeypatch.setattr("textgen.compare.compare", started)
+    monkeypatch.setattr("textgen.training.train.read_corpus_ids", started)
+    monkeypatch.setattr("textgen.training.compare.compare", started)
 
 
 def _snapshot(path: Path):
@@ -181,13 +181,13 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 def test_a_picture_that_fails_after_saving_costs_only_the_picture(
     tmp_path, pattern_file, monkeypatch
 ):
-    from textgen.config import ModelConfig, TrainConfig
-    from textgen.train import train
+    from textgen.model.config import ModelConfig, TrainConfig
+    from textgen.training.train import train
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("textgen.plots.plot_learning_curves", full_disk)
+    monkeypatch.setattr("textgen.training.plots.plot_learning_curves", full_disk)
     lines: list[str] = []
     out = tmp_path / "m.keras"
     train(

@@ -6,10 +6,10 @@ import itertools
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from textgen.corpus import decode_text
 from textgen.errors import CorpusError
-from textgen.tokens import PARAGRAPH, StreamingDetokenizer, detokenize, tokenize
-from textgen.vocab import UNK, UNK_ID, Vocabulary
+from textgen.text.corpus import decode_chunks
+from textgen.text.tokens import PARAGRAPH, StreamingDetokenizer, detokenize, tokenize
+from textgen.text.vocab import UNK, UNK_ID, Vocabulary
 
 # Every code point a str can hold, surrogates aside (they cannot be encoded).
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)
@@ -68,7 +68,7 @@ def test_any_bytes_decode_or_name_the_problem(data):
 @FAST
 @given(TEXT, st.booleans())
 def test_tokenize_vocabulary_and_detokenize_never_fail(text, lowercase):
-    from textgen.tokens import TokenizerSettings
+    from textgen.text.tokens import TokenizerSettings
 
     words = tokenize(text, TokenizerSettings(lowercase=lowercase))
     assert all(isinstance(w, str) and w and not w.isspace() for w in words)
@@ -106,7 +106,7 @@ CUTS = st.lists(st.integers(min_value=0, max_value=10_000), max_size=6)
 @FAST
 @given(PROSE, st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]), CUTS)
 def test_reading_in_pieces_equals_reading_at_once(text, encoding, cuts):
-    from textgen.corpus import decode_chunks
+    from textgen.text.corpus import decode_chunks
 
     data = text.encode(encoding)
     pieces = list(decode_chunks(_split(data, cuts), "f.txt"))
@@ -116,9 +116,14 @@ def test_reading_in_pieces_equals_reading_at_once(text, encoding, cuts):
 @FAST
 @given(PROSE, CUTS, st.booleans())
 def test_tokenizing_in_pieces_equals_tokenizing_at_once(text, cuts, lowercase):
-    from textgen.tokens import TokenizerSettings, tokenize_pieces
+    from textgen.text.tokens import TokenizerSettings, tokenize_pieces
 
     settings = TokenizerSettings(lowercase=lowercase)
     blocks = list(tokenize_pieces(_split(text, cuts), settings))
     assert [w for block in blocks for w in block] == tokenize(text, settings)
     assert all(blocks)
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """A whole file's bytes decoded in one piece."""
+    return "".join(decode_chunks([data], name))

@@ -16,11 +16,11 @@ from conftest import STORY
 
 from textgen.cli import cli
 from textgen.errors import TextgenError
-from textgen.evaluate import evaluate
-from textgen.generate import Generator
-from textgen.logprobs import prompt_choices
-from textgen.modelfile import read_model
-from textgen.ngram import (
+from textgen.inference.evaluate import evaluate
+from textgen.inference.generate import Generator
+from textgen.inference.logprobs import prompt_choices
+from textgen.model.file import read_model
+from textgen.model.ngram import (
     BUCKETS,
     Grams,
     NgramModel,
@@ -28,7 +28,7 @@ from textgen.ngram import (
     fit_scales,
     residual_log_probabilities,
 )
-from textgen.prior import Prior
+from textgen.training.prior import Prior
 
 
 def test_the_file_is_a_residual_model_with_fitted_scales(residual):
@@ -195,8 +195,8 @@ def test_an_item_model_trained_on_its_memory_scores_items_alike(tmp_path):
     scores (logprobs/echo) are `evaluate --per-token`'s, item by item."""
     from conftest import make_names
 
-    from textgen.config import ModelConfig, TrainConfig
-    from textgen.train import train
+    from textgen.model.config import ModelConfig, TrainConfig
+    from textgen.training.train import train
 
     corpus = tmp_path / "names.txt"
     corpus.write_text("\n".join(make_names(300)) + "\n", encoding="utf-8")
@@ -228,8 +228,8 @@ def test_an_item_model_trained_on_its_memory_scores_items_alike(tmp_path):
 def test_training_also_pulls_the_network_alone_but_validation_does_not():
     import keras
 
-    from textgen.model import NETWORK_ALONE_SHARE, ModelConfig, build_model
-    from textgen.vocab import Vocabulary
+    from textgen.model.network import NETWORK_ALONE_SHARE, ModelConfig, build_model
+    from textgen.text.vocab import Vocabulary
 
     vocab = Vocabulary(["<pad>", "<unk>", "a", "b", "c"])
     model = build_model(ModelConfig(vocab_size=len(vocab), units=8), vocab)

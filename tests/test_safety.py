@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textgen.config import ModelConfig, TrainConfig
 from textgen.errors import OutputError, TrainingError, TrainingInterrupted
-from textgen.train import checkpoint_path, train
+from textgen.model.config import ModelConfig, TrainConfig
+from textgen.training.train import checkpoint_path, train
 
 SHAPE = ModelConfig(layers=1, units=8, embedding_dim=8)
 
@@ -55,7 +55,7 @@ def test_ctrl_c_saves_the_best_model_so_far(tmp_path: Path, pattern_file: Path):
             callbacks=[_callback(on_train_batch_end=interrupt)],
         )
     assert any("stopping after this batch" in line for line in lines)
-    from textgen.model import load_model
+    from textgen.model.network import load_model
 
     record = load_model(out).record
     assert record["epochs_run"] == 2  # the interrupted epoch still validates
@@ -109,8 +109,8 @@ def test_resumed_training_matches_never_stopping(
     those of one uninterrupted 4-epoch run with the same seed (frozen word
     vectors too: the optimizer's slots must line up with what is trained; and
     with the step compiled by XLA, as bigger networks are on a CPU)."""
-    from textgen import train as train_module
-    from textgen.model import load_model
+    from textgen.model.network import load_model
+    from textgen.training import train as train_module
 
     monkeypatch.setattr(train_module, "XLA_MIN_PARAMETERS", 0 if xla else 10**12)
 
@@ -200,7 +200,7 @@ def test_models_are_lean_and_checkpoints_keep_the_optimizer(
 ):
     import zipfile
 
-    from textgen.modelfile import WEIGHTS_ENTRY, read_model
+    from textgen.model.file import WEIGHTS_ENTRY, read_model
 
     path, model = trained
     parameters = model.model_config.parameter_count()

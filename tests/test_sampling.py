@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from textgen.errors import TextgenError
-from textgen.sampling import (
+from textgen.inference.sampling import (
     SamplingSettings,
     draw,
     min_p_filter,

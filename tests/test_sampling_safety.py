@@ -6,11 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from textgen.config import ModelConfig
-from textgen.generate import Generator
-from textgen.sampling import SamplingSettings, next_ids, process, top_p_filter
-from textgen.tokens import TokenizerSettings
-from textgen.vocab import PAD, UNK, Vocabulary
+from textgen.inference.generate import Generator
+from textgen.inference.sampling import SamplingSettings, next_ids, process, top_p_filter
+from textgen.model.config import ModelConfig
+from textgen.text.tokens import TokenizerSettings
+from textgen.text.vocab import PAD, UNK, Vocabulary
 
 TEMPERATURES = [0.0, 1e-45, 1e-39, 1.0]
 
@@ -20,7 +20,7 @@ def generators():
     """A tiny random model for each vocabulary size from 3 to 10 words."""
     import keras
 
-    from textgen.model import build_model
+    from textgen.model.network import build_model
 
     made = {}
     for size in range(3, 11):

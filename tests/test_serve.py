@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from conftest import Server
 
 from textgen.cli import cli
-from textgen.novelty import ItemSet
+from textgen.model.novelty import ItemSet
 
 
 @pytest.fixture(scope="module")
@@ -636,7 +636,7 @@ def test_an_echoed_lone_surrogate_comes_back_escaped(server):
 
 
 def test_nothing_that_is_not_a_number_is_sent():
-    from textgen.serve import ApiError, _dumps
+    from textgen.serving.app import ApiError, _dumps
 
     assert _dumps({"t": "a\ud800"}) == '{"t":"a\\ud800"}'
     for bad in (float("nan"), float("inf")):
@@ -662,8 +662,8 @@ def test_a_request_dropped_while_its_prompts_are_read_is_counted(trained):
     import asyncio
 
     from textgen.errors import Cancelled, TimedOut
-    from textgen.modelfile import read_model
-    from textgen.serve import _parse, _Run, _serve
+    from textgen.model.file import read_model
+    from textgen.serving.app import _parse, _Run, _serve
 
     served = _serve({"pattern": read_model(trained[0])}, None, True)
     body = {"prompt": "one two three", "max_tokens": 0, "echo": True, "logprobs": 1}

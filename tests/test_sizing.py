@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from textgen.calibration import StepSpeeds, run_speed
 from textgen.cli import cli
-from textgen.config import ModelConfig, TrainConfig
-from textgen.sizing import (
+from textgen.model.config import ModelConfig, TrainConfig
+from textgen.text.tokens import CharTokenizer
+from textgen.training.calibration import StepSpeeds, run_speed
+from textgen.training.sizing import (
     BUDGET_EPOCHS,
     PLANNED,
     RESIDUAL_DROPOUT,
@@ -22,7 +23,6 @@ from textgen.sizing import (
     plan_training,
     plan_window,
 )
-from textgen.tokens import CharTokenizer
 
 WORDS = ModelConfig(vocab_size=10_000)
 
@@ -204,7 +204,7 @@ def test_speeds_are_remembered_per_machine(tmp_path: Path):
 
 @pytest.mark.slow
 def test_cli_records_the_plan_and_resume_keeps_it(tmp_path: Path, pattern_file: Path):
-    from textgen.modelfile import read_model
+    from textgen.model.file import read_model
 
     out = tmp_path / "m.keras"
     common = ["--epochs", "1", "--layers", "1", "--embedding-dim", "8", "--no-plot"]
@@ -271,7 +271,7 @@ def test_cli_records_the_plan_and_resume_keeps_it(tmp_path: Path, pattern_file: 
 
 @pytest.mark.slow
 def test_character_models_are_untied_unless_asked(tmp_path: Path, pattern_file: Path):
-    from textgen.modelfile import read_model
+    from textgen.model.file import read_model
 
     small = ["--epochs", "1", "--layers", "1", "--units", "8", "--no-plot"]
     small += ["--embedding-dim", "8", "--seq-len", "20", "--level", "char"]

@@ -5,8 +5,8 @@ that the decoder's logits and the same inverse-CDF draw give."""
 import numpy as np
 from speed import numpy_floor
 
-from textgen.config import ModelConfig
-from textgen.decoder import Decoder
+from textgen.model.config import ModelConfig
+from textgen.model.decoder import Decoder
 
 
 def test_the_floor_draws_from_the_decoders_distribution():

@@ -1,6 +1,6 @@
 import pytest
 
-from textgen.tokens import (
+from textgen.text.tokens import (
     PARAGRAPH,
     StreamingDetokenizer,
     TokenizerSettings,
@@ -95,7 +95,7 @@ def test_pushing_many_words_at_once_is_pushing_them_one_by_one(monkeypatch):
     word would have returned in total, and what follows is the same."""
     import random
 
-    import textgen.tokens as tokens
+    import textgen.text.tokens as tokens
 
     monkeypatch.setattr(tokens, "_PIECE_WORDS", 4)  # many pieces in 30 words
     choices = ["the", "cat", "i", ".", ",", "!", "``", "''", "(", ")", "n't",
@@ -134,13 +134,13 @@ def test_nltk_loads_only_its_tokenizers_and_stays_whole_for_others():
 
     code = (
         "import sys\n"
-        "from textgen.tokens import detokenize, tokenize\n"
+        "from textgen.text.tokens import detokenize, tokenize\n"
         "assert 'nltk' not in sys.modules\n"
         "words = tokenize('It works. Mr. Smith said so!')\n"
         "assert 'nltk' not in sys.modules and 'nltk.tokenize.punkt' in sys.modules\n"
         "import nltk\n"
         "from nltk.tokenize.punkt import PunktSentenceTokenizer\n"
-        "from textgen.tokens import _nltk\n"
+        "from textgen.text.tokens import _nltk\n"
         "assert isinstance(_nltk()[0], PunktSentenceTokenizer)\n"
         "assert hasattr(nltk, 'FreqDist') and hasattr(nltk, 'TreebankWordTokenizer')\n"
         "print(detokenize(words, True))\n"
@@ -153,7 +153,7 @@ def test_nltk_loads_only_its_tokenizers_and_stays_whole_for_others():
 
 def _counting_detokenizer(monkeypatch) -> list[int]:
     """Record how many tokens each call of NLTK's detokenizer is given."""
-    from textgen import tokens
+    from textgen.text import tokens
 
     sizes: list[int] = []
     detokenizer = tokens._nltk()[2]
@@ -180,7 +180,7 @@ def test_a_long_sentence_costs_linear_detokenizing_work(monkeypatch):
     assert streamed == detokenize(words, capitalize=True)
     # Pieces end between plain words, where NLTK keeps the space anyway: the
     # text is what detokenizing the whole sentence at once gives.
-    from textgen.tokens import _nltk
+    from textgen.text.tokens import _nltk
 
     assert streamed == _nltk()[2].detokenize(["The", *words[1:]])
     sizes.clear()
@@ -190,7 +190,7 @@ def test_a_long_sentence_costs_linear_detokenizing_work(monkeypatch):
 
 def test_long_sentences_never_cut_inside_what_nltk_joins():
     words = ["we", "can", "not", "go", "gon", "na", "stay", "wan", "na"] * 40
-    from textgen.tokens import _nltk
+    from textgen.text.tokens import _nltk
 
     assert detokenize(words) == _nltk()[2].detokenize(words)
     stream = StreamingDetokenizer()

@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textgen.config import ModelConfig, TrainConfig
 from textgen.errors import CorpusError, TextgenError, TrainingError
-from textgen.train import train
+from textgen.model.config import ModelConfig, TrainConfig
+from textgen.training.train import train
 
 
 def test_record_describes_the_run(trained, pattern_file: Path):
@@ -30,9 +30,9 @@ def test_record_describes_the_run(trained, pattern_file: Path):
 def test_saved_weights_are_the_best_epoch(tmp_path: Path, pattern_file: Path):
     """A learning rate that overshoots after a few epochs: the file must hold
     the best epoch, whose validation loss the record reports."""
-    from textgen.corpus_ids import corpus_tokens
-    from textgen.data import make_dataset
-    from textgen.model import load_model
+    from textgen.model.network import load_model
+    from textgen.text.ids import corpus_tokens
+    from textgen.training.data import make_dataset
 
     config = TrainConfig(
         seq_len=8,
@@ -126,7 +126,7 @@ def test_short_corpus_and_bad_settings(tmp_path: Path):
 
 
 def test_auto_batch_size_grows_with_the_corpus():
-    from textgen.config import auto_batch_size
+    from textgen.model.config import auto_batch_size
 
     assert [auto_batch_size(n) for n in (10, 186, 370, 700, 6000)] == [8, 8, 16, 32, 64]
 
@@ -232,11 +232,11 @@ def test_no_validation_trains_on_everything(tmp_path: Path, pattern_file: Path):
 def test_a_network_too_big_to_train_is_refused_before_it_is_built(
     shape, message, pattern_file, tmp_path, monkeypatch
 ):
-    from textgen.config import ModelConfig, TrainConfig
     from textgen.errors import TrainingError
-    from textgen.train import train
+    from textgen.model.config import ModelConfig, TrainConfig
+    from textgen.training.train import train
 
-    monkeypatch.setattr("textgen.train._physical_memory", lambda: 8 * 2**30)
+    monkeypatch.setattr("textgen.training.train._physical_memory", lambda: 8 * 2**30)
     with pytest.raises(TrainingError, match=message):
         train(
             [pattern_file],
@@ -255,7 +255,7 @@ def test_carried_state_learns_what_a_window_cannot_see(tmp_path: Path):
     never learns to use more than the window; carrying the state across
     windows, it predicts the whole text as `evaluate` reads it (one long
     context) almost perfectly."""
-    from textgen.evaluate import evaluate
+    from textgen.inference.evaluate import evaluate
 
     corpus = tmp_path / "period.txt"
     corpus.write_text(" ".join(["red red blue"] * 500), encoding="utf-8")

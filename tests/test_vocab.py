@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from textgen.errors import TextgenError
-from textgen.vocab import PAD, UNK, UNK_ID, Vocabulary
+from textgen.text.vocab import PAD, UNK, UNK_ID, Vocabulary
 
 
 def test_build_orders_by_frequency_then_alphabet():

@@ -13,7 +13,7 @@ from typing import Any
 
 
 class _AfterKerasImport(importlib.abc.MetaPathFinder):
-    """Finds `keras` through the other finders, then imports `textgen.model`
+    """Finds `keras` through the other finders, then imports `textgen.model.network`
     (which registers the classes) right after Keras's own module has run."""
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
@@ -27,15 +27,15 @@ class _AfterKerasImport(importlib.abc.MetaPathFinder):
 
         def exec_module(module: ModuleType) -> None:
             run_keras(module)
-            importlib.import_module("textgen.model")
+            importlib.import_module("textgen.model.network")
 
         spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
 
 
 def register_with_keras() -> None:
-    """Make `textgen.model` load along with Keras, now or when Keras is imported."""
+    """Make `textgen.model.network` load with Keras, now or when Keras is imported."""
     if "keras" in sys.modules:
-        importlib.import_module("textgen.model")
+        importlib.import_module("textgen.model.network")
     elif not any(isinstance(f, _AfterKerasImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _AfterKerasImport())

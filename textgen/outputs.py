@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import MODELS_DIR
 from .errors import OutputError
+
+MODELS_DIR = Path("models")  # where `train` writes and `generate` looks by default
 
 _TEMPORARY = ".tmp"  # part of every temporary file name: .NAME.PID.tmp.SUFFIX
 

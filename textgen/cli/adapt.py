@@ -1,5 +1,5 @@
 """`textgen adapt`: a model's network with the n-gram memory of another
-text (no TensorFlow; see `textgen/adapt.py`)."""
+text (no TensorFlow; see `textgen/training/adapt.py`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from . import cli, echo
+from .group import cli, echo
 
 
 @cli.command()
@@ -31,8 +31,8 @@ def adapt(model: str, corpus: tuple[str, ...], output: str | None, force: bool) 
     model's vocabulary and its weights (or scales) refitted on CORPUS's last
     tenth.  Takes seconds; the model is not trained further.
     """
-    from ..adapt import adapt as adapt_model
-    from ..config import MODELS_DIR
+    from ..outputs import MODELS_DIR
+    from ..training.adapt import adapt as adapt_model
 
     path = Path(output) if output else _default_path(model, corpus[0], MODELS_DIR)
     adapted = adapt_model(

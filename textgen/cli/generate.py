@@ -14,10 +14,18 @@ from typing import Any
 import click
 
 from ..errors import TextgenError
-from ..request import UNTIL, GenerationRequest
+from ..inference.request import UNTIL, GenerationRequest
 from ..terminal import count
-from ..tokens import tokenizer_for
-from . import _load, _newest_model, _Number, cli, echo, model_option, no_ngram_option
+from ..text.tokens import tokenizer_for
+from .group import (
+    _load,
+    _newest_model,
+    _Number,
+    cli,
+    echo,
+    model_option,
+    no_ngram_option,
+)
 
 
 class _Temperatures(click.ParamType):
@@ -202,7 +210,7 @@ def generate(
     **controls: Any,
 ) -> None:
     """Generate text from a trained model, starting with SEED."""
-    from ..sampling import SamplingSettings
+    from ..inference.sampling import SamplingSettings
 
     if seed_file and seed:
         raise click.UsageError("give --seed or --seed-file, not both")
@@ -219,7 +227,7 @@ def generate(
     seeds, lengths = _read_seeds(seed, seed_file)
     path = Path(model_path) if model_path else _newest_model()
     model = _load(str(path))
-    from ..generate import Generator
+    from ..inference.generate import Generator
 
     generator = Generator(model, ngram=not no_ngram)
     items = model.tokenizer_settings.items
@@ -279,8 +287,8 @@ def _read_seeds(seed: str, seed_file: str | None) -> tuple[list[str], list[int]]
     binary or undecodable input is one clear error), keeping at most twice
     the characters a seed can use, so no input can exhaust memory.
     """
-    from ..corpus import decode_chunks, lines, read_pieces, stream_chunks, tail
-    from ..generate import MAX_SEED_CHARS
+    from ..inference.generate import MAX_SEED_CHARS
+    from ..text.corpus import decode_chunks, lines, read_pieces, stream_chunks, tail
 
     keep = 2 * MAX_SEED_CHARS
     if seed == "-":
@@ -315,7 +323,7 @@ def _report_relaxed(generator: Any, controls: dict[str, Any]) -> None:
 def _usable_seeds(generator: Any, seeds: list[str], lengths: list[int]) -> list[str]:
     """The seeds the model reads, with one note on stderr about long seeds
     and one about unknown words, however many seeds there are."""
-    from ..generate import MAX_SEED_CHARS
+    from ..inference.generate import MAX_SEED_CHARS
 
     usable = [generator.usable_seed(seed) for seed in seeds]
     cut = [
@@ -461,7 +469,9 @@ class _Job:
             samples = self.generator.sample(
                 [seeds[i // per_seed] for i in numbers],
                 [samplings[i % per_seed // num_samples] for i in numbers],
-                request.but(random_seed=_batch_seed(request.random_seed, batch)),
+                dataclasses.replace(
+                    request, random_seed=_batch_seed(request.random_seed, batch)
+                ),
                 on_text=(lambda text: echo(text, nl=False)) if stream else None,
             )
             if stream:
@@ -490,7 +500,7 @@ class _Job:
         self, sample: Any, number: int, rate: float, fingerprint: Any
     ) -> dict[str, Any]:
         """One jsonl line (see `generate.sample_record`)."""
-        from ..generate import sample_record
+        from ..inference.generate import sample_record
 
         return sample_record(
             sample,
@@ -536,7 +546,7 @@ def _interactive(generator: Any, sampling: Any, request: GenerationRequest) -> N
             name, kind = _COMMANDS[command]
             try:
                 if name == "length":
-                    request = request.but(length=max(kind(value), 1))
+                    request = dataclasses.replace(request, length=max(kind(value), 1))
                 else:
                     sampling = dataclasses.replace(sampling, **{name: kind(value)})
             except (ValueError, TextgenError) as err:
@@ -560,7 +570,7 @@ def _interactive(generator: Any, sampling: Any, request: GenerationRequest) -> N
 def _read_line(stdin: Any) -> str | None:
     """One line typed at the prompt (None at the end of input); of a line
     longer than a seed can use, only its end is kept."""
-    from ..generate import MAX_SEED_CHARS
+    from ..inference.generate import MAX_SEED_CHARS
 
     line, keep = "", 2 * MAX_SEED_CHARS
     while True:

@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from ..terminal import count
-from ..tokens import tokenizer_for
-from . import _load, _model_path, cli, echo, model_option, no_ngram_option
+from ..text.tokens import tokenizer_for
+from .group import _load, _model_path, cli, echo, model_option, no_ngram_option
 
 
 @cli.command()
@@ -38,8 +38,8 @@ def evaluate(
 ) -> None:
     """Score a model on TEXT (files or folders): perplexity and OOV rate. With
     an n-gram memory, the mixture, the network alone and the n-gram alone."""
-    from ..corpus import corpus_files
     from ..outputs import Output, atomic_write, check_outputs
+    from ..text.corpus import corpus_files
 
     model_path = str(_model_path(model_path))
     if per_token:
@@ -51,7 +51,7 @@ def evaluate(
             force,
         )
     model = _load(model_path)
-    from ..evaluate import evaluate as evaluate_model
+    from ..inference.evaluate import evaluate as evaluate_model
 
     result = evaluate_model(model, text, ngram=not no_ngram, per_token=bool(per_token))
     if per_token:
@@ -105,7 +105,7 @@ def evaluate(
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 def info(path: str | None) -> None:
     """Show what a model is and how it was trained.  [default: newest in models/]"""
-    from ..record import TrainingRecord
+    from ..model.record import TrainingRecord
 
     # What it is, not what it computes: the memory's tables are read (what
     # the others mix in is what it describes), the weights are not.

@@ -10,14 +10,14 @@ from typing import Any
 
 import click
 
-from ..config import (
-    MODELS_DIR,
+from ..errors import TextgenError
+from ..model.config import (
     SERVE_MAX_QUEUE,
     SERVE_MAX_REQUEST_COST,
     SERVE_TIMEOUT,
 )
-from ..errors import TextgenError
-from . import _Number, cli, echo, no_ngram_option
+from ..outputs import MODELS_DIR
+from .group import _Number, cli, echo, no_ngram_option
 
 
 @cli.command()
@@ -148,7 +148,7 @@ def serve(
     try:
         import uvicorn
 
-        from ..serve import api_key_bytes, create_app
+        from ..serving.app import api_key_bytes, create_app
     except ImportError as err:
         raise click.ClickException(
             f"textgen serve needs the serve extra ({err.name} is missing): "
@@ -198,7 +198,12 @@ def serve(
             "reach this machine can use the models",
             err=True,
         )
-    from ..connections import ACCEPT_BATCH, Server, connection_limit, guarded_protocol
+    from ..serving.connections import (
+        ACCEPT_BATCH,
+        Server,
+        connection_limit,
+        guarded_protocol,
+    )
 
     config = uvicorn.Config(
         app,
@@ -219,7 +224,7 @@ def _read_models(model_paths: tuple[str, ...]) -> dict[str, Any]:
     """The models to serve, by name: those given (any that cannot be read is
     an error), else every model in models/ (one that cannot be read is
     skipped with a warning: a folder of models still serves the good ones)."""
-    from ..modelfile import model_files, read_model
+    from ..model.file import model_files, read_model
 
     paths = [Path(p) for p in model_paths] or model_files(MODELS_DIR)
     if not paths:

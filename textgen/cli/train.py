@@ -10,18 +10,18 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from ..config import (
+from ..model.config import (
     CELLS,
     DISTRIBUTE,
     LIMITS,
     LR_SCHEDULES,
-    MODELS_DIR,
     NGRAM_MODES,
     ModelConfig,
     TrainConfig,
 )
-from ..tokens import DOCUMENTS, LEVELS, level_class
-from . import _import_tensorflow, _Number, cli, echo
+from ..outputs import MODELS_DIR
+from ..text.tokens import DOCUMENTS, LEVELS, level_class
+from .group import _import_tensorflow, _Number, cli, echo
 
 MODEL_DEFAULTS = ModelConfig()
 TRAIN_DEFAULTS = TrainConfig()
@@ -337,8 +337,8 @@ def train(
 
     Ctrl-C stops after the current batch and saves the best model so far.
     """
-    from ..corpus import corpus_files
-    from ..train import check_train_outputs, resumed_config
+    from ..text.corpus import corpus_files
+    from ..training.train import check_train_outputs, resumed_config
 
     ctx = click.get_current_context()
     given = [
@@ -366,21 +366,21 @@ def train(
     renamed = {"keep_case": "lowercase", "random_seed": "seed"}
     model_config, config = _configs(options)
     if not resume:  # a shape too big even for the smallest vocabulary: say so now
-        from ..train import check_trainable_size
+        from ..training.train import check_trainable_size
 
         check_trainable_size(dataclasses.replace(model_config, vocab_size=3))
     _import_tensorflow()
-    from ..train import train as train_model
+    from ..training.train import train as train_model
 
     if resume:
-        from ..modelfile import read_model
+        from ..model.file import read_model
 
         changes = {renamed.get(n, n): None for n in given}
         config = resumed_config(
             read_model(resume, weights=False).record or {},
             **{name: getattr(config, name) for name in changes},
         )
-    from ..sizing import PLANNED
+    from ..training.sizing import PLANNED
 
     model = train_model(
         files,
@@ -409,8 +409,8 @@ def _output_paths(
     """Where the model goes (-o, the resumed model, or models/CORPUS.keras)
     and its picture (None: no picture, or no matplotlib to draw it)."""
     from ..outputs import default_model_path
-    from ..plots import INSTALL_HINT, matplotlib_available, require_matplotlib
-    from ..train import resumed_model_path
+    from ..training.plots import INSTALL_HINT, matplotlib_available, require_matplotlib
+    from ..training.train import resumed_model_path
 
     if output:
         path = Path(output)
@@ -432,7 +432,7 @@ def _report_saved(
     model: Any, path: Path, picture: Path | None, distribute: str
 ) -> None:
     """The lines that end a training: where the model and picture are."""
-    from ..distribute import is_chief
+    from ..training.distribute import is_chief
 
     if not is_chief(distribute):
         echo("done; the chief worker saved the model")
@@ -488,8 +488,8 @@ def compare(
     **options: Any,
 ) -> None:
     """Train each cell on the same data and budget; compare them in a table."""
-    from ..compare import check_compare_outputs
-    from ..plots import INSTALL_HINT, matplotlib_available
+    from ..training.compare import check_compare_outputs
+    from ..training.plots import INSTALL_HINT, matplotlib_available
 
     folder = (
         Path(output_dir)
@@ -505,8 +505,8 @@ def compare(
         options.get("pretrained_embeddings"),
     )
     _import_tensorflow()
-    from ..compare import compare as compare_cells
-    from ..compare import format_table
+    from ..training.compare import compare as compare_cells
+    from ..training.compare import format_table
 
     model_config, config = _configs(options)
     results = compare_cells(
@@ -522,7 +522,7 @@ def compare(
     if not matplotlib_available():
         echo(f"(no pictures: matplotlib is missing; {INSTALL_HINT})")
         return
-    from ..plots import plot_gradient_decay, plot_learning_curves
+    from ..training.plots import plot_gradient_decay, plot_learning_curves
 
     curves = plot_learning_curves(
         {r.cell: r.history for r in results}, folder / "curves.png", "learning curves"

@@ -1,0 +1,257 @@
+"""Log-probabilities of tokens: how likely each token was, and what else was.
+
+What `textgen serve` returns for `logprobs` and `echo`. A generated token's
+log-probability is taken from the distribution the sampler drew it from
+before temperature, penalties and filters (the network mixed with the n-gram
+memory when the model has one); a prompt's tokens are scored as `textgen
+evaluate` scores a text: read from the start of a text (of an item, for an
+item model), each given all the tokens before it.
+
+`TokenTexts` cuts a row's text into the text of each of its tokens, so the
+pieces join to the text returned and each one's offset indexes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..text.vocab import PAD_ID, UNK_ID
+from .perplexity import log_sum_exp
+
+if TYPE_CHECKING:
+    from ..text.tokens import Tokenizer
+    from .generate import Generator
+
+_BLOCK = 256  # prompt positions per output-layer product
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One token, its log-probability (natural log; None for a prompt's first
+    token, which nothing before it predicts) and the `top` most likely tokens
+    at its place, most likely first."""
+
+    token: str  # the model's token, as its vocabulary holds it
+    logprob: float | None
+    top: tuple[tuple[str, float], ...] = ()
+
+
+def choices(
+    logits: np.ndarray, chosen: np.ndarray, top: int, words: Sequence[str]
+) -> list[Choice]:
+    """The `Choice` of each row: `chosen` (rows,) ids under `logits` (rows,
+    vocab_size; any offset), with its `top` most likely ids."""
+    logp = np.asarray(logits, dtype=np.float64)
+    logp = logp - log_sum_exp(logp)
+    rows = np.arange(len(chosen))
+    picked = logp[rows, chosen]
+    top = min(top, logp.shape[1])
+    if top:
+        best = np.argpartition(-logp, top - 1, axis=1)[:, :top]
+        order = np.argsort(-logp[rows[:, None], best], axis=1, kind="stable")
+        best = np.take_along_axis(best, order, axis=1)
+        values = logp[rows[:, None], best]
+    return [
+        Choice(
+            words[chosen[r]],
+            float(picked[r]),
+            tuple((words[i], float(v)) for i, v in zip(best[r], values[r], strict=True))
+            if top
+            else (),
+        )
+        for r in rows
+    ]
+
+
+def prompt_choices(
+    generator: Generator,
+    words: list[str],
+    top: int,
+    check: Callable[[], None] | None = None,
+) -> list[Choice]:
+    """Each of a prompt's tokens (`words`) scored as `textgen evaluate`
+    scores a text: the network primed with the start token, the n-gram
+    memory (if mixed in) from the start of the text, and for an item model
+    each item (after an `END` in `words`) from a fresh start; the first
+    token's log-probability is None, as OpenAI's API gives it. `check` is
+    called before each block of tokens (it may raise to stop)."""
+    if not words:
+        return []
+    vocabulary, decoder = generator.vocabulary, generator.decoder
+    ids = vocabulary.encode(words).astype(np.int64)
+    start = vocabulary.word_to_id.get(generator.tokenizer.start_token, UNK_ID)
+    inputs = np.concatenate([[start], ids[:-1]])
+    # An item model reads every item from zero states and its start token.
+    fresh = start if generator.tokenizer_settings.items else None
+    width = generator.mixture.ngram.order - 1 if generator.mixture else 1
+    padded = np.concatenate([np.full(width, PAD_ID, dtype=np.int64), ids])
+    states = decoder.zero_states(1)
+    found: list[Choice] = []
+    for begin in range(0, len(ids), _BLOCK):
+        if check is not None:
+            check()
+        block = inputs[begin : begin + _BLOCK]
+        hidden = np.empty((len(block), decoder.units), dtype=np.float32)
+        for t, word_id in enumerate(block):
+            if word_id == fresh:
+                states = decoder.zero_states(1)
+            top_layer, states = decoder.advance(np.array([word_id]), states)
+            hidden[t] = top_layer[0]
+        at = np.arange(begin, begin + len(block))
+        history = padded[at[:, None] + np.arange(width)]  # ids before each one
+        logits = generator.next_logits(decoder.logits(hidden), history)
+        found += choices(logits, ids[at], top, vocabulary.words)
+    found[0] = Choice(found[0].token, None)
+    return found
+
+
+class TokenTexts:
+    """Cuts one row's text into the texts of its tokens as its tokens and its
+    text arrive (the text may lag behind: it is shown once it is final).
+
+    Token i's text runs from where token i - 1's ends to the end of its own
+    written form (found in a short window: the detokenizer may capitalize it
+    or drop the space before it), so a space before a word is part of its
+    text; a token with no written form of its own (a paragraph end, a quote
+    the detokenizer rewrote) takes the whitespace there, or runs to where the
+    detokenized text of the tokens so far ends. Cutting as text arrives gives
+    the same pieces as cutting the final text at once; they join to the
+    row's text from `start`.
+    """
+
+    _SLACK = 4  # characters a written form may sit after where it is looked for
+
+    def __init__(self, tokenizer: Tokenizer, before: list[str] = ()) -> None:
+        """`before`: tokens whose text comes first and is not cut (a prompt
+        not echoed)."""
+        self.tokenizer, self.stream = tokenizer, tokenizer.streamer()
+        self.size = len(self.stream.push_many(before))
+        self.start = self.pos = self.size + self.stream.held()
+        self.forms: list[str] = []  # each token as it is written
+        self.ends: list[int] = []  # the detokenized text's length after each
+        self.cut_count = 0
+
+    def add(self, word: str) -> None:
+        """The next token."""
+        self.forms.append(self.tokenizer.written(word))
+        self.size += len(self.stream.push(word))
+        self.ends.append(self.size + self.stream.held())
+
+    def cut(self, text: str, final: bool = False) -> list[tuple[int, int]]:
+        """(start, end) in `text` (the row's text so far, or with `final` all
+        of it) of each token not cut before whose text is complete in it."""
+        spans = []
+        while self.cut_count < len(self.forms):
+            i, pos = self.cut_count, self.pos
+            word = self.forms[i]
+            window = pos + len(word) + self._SLACK
+            if not final and len(text) < max(window, self.ends[i]):
+                break
+            seen = text[pos:window]
+            lowered = seen.lower()
+            at = lowered.find(word.lower()) if len(lowered) == len(seen) else -1
+            if word and at >= 0:
+                end = pos + at + len(word)
+            else:
+                end = min(max(self.ends[i], pos), len(text))
+                while end < len(text) and text[end].isspace():
+                    end += 1
+                if end == len(text) and not final:
+                    break  # the whitespace may go on
+            if final and i == len(self.forms) - 1:
+                end = len(text)
+            spans.append((pos, end))
+            self.pos, self.cut_count = end, i + 1
+        return spans
+
+
+def logprobs_json(
+    choices_: Sequence[Choice],
+    spans: Sequence[tuple[int, int]],
+    text: str,
+    base: int,
+    lead: bool = True,
+) -> dict:
+    """OpenAI's `logprobs` object for tokens and their `spans` in `text`,
+    offsets counted from `base` (where the returned text starts). The
+    alternatives are written as the token is: the chosen one as its text,
+    the others as their words, for words (`lead`) after the same leading
+    whitespace, so a client can find the token among them; a character is
+    its own text (a space or a line break is the whole token)."""
+    tokens = [text[a:b] for a, b in spans]
+    tops: list[dict[str, float] | None] = []
+    for choice, token in zip(choices_, tokens, strict=True):
+        if choice.logprob is None:
+            tops.append(None)
+            continue
+        space = token[: len(token) - len(token.lstrip())] if lead else ""
+        tops.append(
+            {
+                token if word == choice.token else space + word: value
+                for word, value in choice.top
+            }
+        )
+    return {
+        "tokens": tokens,
+        "token_logprobs": [c.logprob for c in choices_],
+        "top_logprobs": tops,
+        "text_offset": [a - base for a, _ in spans],
+    }
+
+
+class RowLogprobs:
+    """One completion's `logprobs` as OpenAI gives them, built as its tokens
+    and text arrive: `extend` with each piece of text (streaming) says which
+    tokens it completed; `finish` with the final text gives the rest."""
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        seed_words: list[str],
+        prompt: Sequence[Choice] | None = None,
+    ) -> None:
+        """`prompt`: the echoed prompt's choices (its tokens are returned
+        too); None: the prompt is not returned, its text not cut."""
+        echo = prompt is not None
+        self.texts = TokenTexts(tokenizer, [] if echo else seed_words)
+        self.base = self.texts.start  # where the returned text starts
+        self.choices: list[Choice] = []
+        self.prompt = len(prompt or ())
+        self.text = ""  # the row's text so far, its prompt's included
+        self.given = 0  # tokens given out
+        if prompt is not None:
+            for word, choice in zip(seed_words, prompt, strict=True):
+                self.add(choice, word)
+
+    def add(self, choice: Choice, word: str | None = None) -> None:
+        """The next token (`word`: as read, if not `choice.token`, which is
+        `<unk>` for a prompt's word the model does not know)."""
+        self.choices.append(choice)
+        self.texts.add(word or choice.token)
+
+    def extend(self, piece: str) -> dict | None:
+        """The tokens the next piece of text completed (None: none)."""
+        self.text += piece
+        return self._given(self.texts.cut(self.text), self.text)
+
+    def finish(self, text: str, generated: Sequence[Choice] = ()) -> dict:
+        """The tokens not given yet, in the final `text`; `generated`: all
+        the row's generated choices (those not added as they came are)."""
+        for choice in generated[len(self.choices) - self.prompt :]:
+            self.add(choice)
+        return self._given(self.texts.cut(text, final=True), text) or logprobs_json(
+            [], [], text, self.base
+        )
+
+    def _given(self, spans: list[tuple[int, int]], text: str) -> dict | None:
+        if not spans:
+            return None
+        first, self.given = self.given, self.given + len(spans)
+        lead = self.texts.tokenizer.space_leads
+        return logprobs_json(
+            self.choices[first : self.given], spans, text, self.base, lead
+        )
