@@ -140,7 +140,7 @@ def _train(args: argparse.Namespace, text: str, **settings):
 
 def _draws(generator, fingerprint, training: set, args: argparse.Namespace) -> dict:
     """The longest copied run and the copied 8-gram share of each draw."""
-    from textgen.inference.sampling import SamplingSettings
+    from textgen.inference.contract import SamplingSettings
 
     each = -(-args.words // len(SEEDS))
     longest, shares = [], []

@@ -113,9 +113,9 @@ def main() -> None:
 def measure(
     args: argparse.Namespace, name: str, items: list[str], seed: int, mode: str
 ) -> dict:
+    from textgen.inference.contract import SamplingSettings
     from textgen.inference.evaluate import evaluate
     from textgen.inference.generate import Generator
-    from textgen.inference.sampling import SamplingSettings
     from textgen.model.config import ModelConfig, TrainConfig
     from textgen.text.tokens import END, level_class, normalise_item, tokenize
     from textgen.text.vocab import UNK

@@ -238,9 +238,8 @@ def step_profile(model_path: Path, rows: int, steps: int = 300) -> dict:
     `steps` steps), beside the matmul peak; run with the server's threads."""
     import numpy as np
 
+    from textgen.inference.contract import GenerationRequest, SamplingSettings
     from textgen.inference.generate import Draw, Generator
-    from textgen.inference.request import GenerationRequest
-    from textgen.inference.sampling import SamplingSettings
     from textgen.model.file import read_model
 
     model = read_model(model_path)

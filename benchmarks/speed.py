@@ -49,8 +49,8 @@ def recipe_figures(text: str, epochs: int, words: int) -> tuple[dict, object]:
 
 
 def textgen_figures(corpus: Path, epochs: int, words: int) -> dict:
+    from textgen.inference.contract import SamplingSettings
     from textgen.inference.generate import Generator
-    from textgen.inference.sampling import SamplingSettings
     from textgen.model.config import ModelConfig, TrainConfig
     from textgen.training.data import count_windows
     from textgen.training.train import train
@@ -189,8 +189,8 @@ def default_size_mixture(words: int, book: Path) -> dict:
     is the median of the rounds'."""
     import numpy as np
 
+    from textgen.inference.contract import SamplingSettings
     from textgen.inference.generate import Generator
-    from textgen.inference.sampling import SamplingSettings
     from textgen.model.config import ModelConfig
     from textgen.model.network import build_model
     from textgen.model.ngram import BUCKETS, Mixture, NgramModel, Residual

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from textgen.inference.contract import GenerationRequest, SamplingSettings
 from textgen.inference.generate import Generator
-from textgen.inference.request import GenerationRequest
-from textgen.inference.sampling import SamplingSettings
 from textgen.model.file import read_model
 from textgen.serving.engine import Engine, Job
 

@@ -146,10 +146,10 @@ def test_many_samples_come_in_bounded_batches(trained, monkeypatch):
     """--num-samples is streamed a batch at a time: no call generates more
     than BATCH_ROWS rows, every sample is printed, and the first batch is the
     run a smaller count would give with the same --random-seed."""
-    from textgen.cli import generate as command
+    from textgen.inference import generate as module
     from textgen.inference.generate import Generator
 
-    monkeypatch.setattr(command, "BATCH_ROWS", 16)
+    monkeypatch.setattr(module, "BATCH_ROWS", 16)
     rows: list[int] = []
     real = Generator.sample
 
@@ -171,6 +171,30 @@ def test_many_samples_come_in_bounded_batches(trained, monkeypatch):
         r["text"] for r in records[:16]
     ]
     assert len({r["random_seed"] for r in records}) == 3  # one per batch
+
+
+def test_the_library_gives_the_samples_the_command_line_gives(trained):
+    """`Generator.batches` is `generate --num-samples N --random-seed S`:
+    the same samples, batch seeds derived the same way past the first."""
+    from textgen import Generator, load_model
+    from textgen.inference.contract import GenerationRequest, SamplingSettings
+    from textgen.inference.generate import BATCH_ROWS
+
+    count = BATCH_ROWS + 4  # two batches
+    args = ["-s", "one two", "-n", 4, "--num-samples", count, "--random-seed", 1]
+    cli_run = run("generate", "-m", trained[0], *args, "--format", "jsonl")
+    assert cli_run.exit_code == 0, cli_run.output
+    from_cli = [json.loads(line)["text"] for line in cli_run.stdout.splitlines()]
+    generator = Generator(load_model(trained[0]))
+    batches = generator.batches(
+        ["one two"],
+        [SamplingSettings()],
+        count,
+        GenerationRequest(length=4, random_seed=1),
+    )
+    from_library = [sample.text for batch in batches for sample in batch.samples]
+    assert from_library == from_cli and len(from_cli) == count
+    assert len(set(from_cli)) > 1  # really sampled, not one text repeated
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from textgen.errors import TextgenError
-from textgen.inference.request import GenerationRequest
+from textgen.inference.contract import GenerationRequest
 from textgen.model.config import CELL_SPECS, CELLS, ModelConfig, TrainConfig
 from textgen.text.tokens import LEVELS, CharTokenizer, WordTokenizer, level_class
 

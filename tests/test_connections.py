@@ -100,8 +100,9 @@ def test_a_client_gone_mid_body_or_asking_the_extreme_logs_nothing(guarded):
 
 def test_a_body_slower_than_its_limit_is_a_408(guarded, monkeypatch):
     from textgen.serving import app as serve
+    from textgen.serving import protocol
 
-    monkeypatch.setattr(serve, "BODY_SECONDS", 0.2)
+    monkeypatch.setattr(protocol, "BODY_SECONDS", 0.2)
 
     async def ask() -> httpx.Response:
         app = serve.create_app({"pattern": _model(guarded)})

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import PATTERN_GREEDY
 
+from textgen.inference.contract import SamplingSettings
 from textgen.inference.generate import Generator
-from textgen.inference.sampling import SamplingSettings
 from textgen.model.decoder import Decoder
 from textgen.text.vocab import PAD, UNK
 
@@ -236,7 +236,7 @@ def test_a_cancelled_request_stops_reading_its_seeds(generator, trained):
     with pytest.raises(Cancelled):
         decoder.read(ids, None, cancelled)
     assert len(asked) == 3  # asked every few steps, not once at the end
-    from textgen.inference.request import GenerationRequest
+    from textgen.inference.contract import GenerationRequest
 
     steps = generator.draws(
         ["one two"] * 3,

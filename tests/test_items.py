@@ -128,7 +128,7 @@ def test_each_sample_is_one_item(name_model):
 
 
 def _sampling(**settings):
-    from textgen.inference.sampling import SamplingSettings
+    from textgen.inference.contract import SamplingSettings
 
     return SamplingSettings(**settings)
 
@@ -313,8 +313,8 @@ def test_a_files_model_has_no_items(trained):
 def test_an_item_is_never_empty(name_model):
     """With no seed, the end token cannot come first: every sample is an item
     with at least one character, even when the end is the likeliest token."""
+    from textgen.inference.contract import SamplingSettings
     from textgen.inference.generate import Generator
-    from textgen.inference.sampling import SamplingSettings
 
     generator = Generator(name_model[1])
     end = generator.vocabulary.word_to_id[END]

@@ -18,8 +18,8 @@ from conftest import PATTERN_TEXT
 
 from textgen.cli import cli
 from textgen.errors import ModelFileError
+from textgen.inference.contract import SamplingSettings
 from textgen.inference.generate import Generator
-from textgen.inference.sampling import SamplingSettings
 from textgen.model.file import read_model
 from textgen.model.ngram import BUCKETS, NgramModel, fit_weights, write_arrays
 from textgen.text.tokens import tokenizer_for

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from textgen.errors import TextgenError
+from textgen.inference.contract import SamplingSettings
 from textgen.inference.sampling import (
-    SamplingSettings,
     draw,
     min_p_filter,
     next_ids,

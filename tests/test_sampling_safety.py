@@ -6,8 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from textgen.inference.contract import SamplingSettings
 from textgen.inference.generate import Generator
-from textgen.inference.sampling import SamplingSettings, next_ids, process, top_p_filter
+from textgen.inference.sampling import next_ids, process, top_p_filter
 from textgen.model.config import ModelConfig
 from textgen.text.tokens import TokenizerSettings
 from textgen.text.vocab import PAD, UNK, Vocabulary

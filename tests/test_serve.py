@@ -636,7 +636,8 @@ def test_an_echoed_lone_surrogate_comes_back_escaped(server):
 
 
 def test_nothing_that_is_not_a_number_is_sent():
-    from textgen.serving.app import ApiError, _dumps
+    from textgen.serving.protocol import ApiError
+    from textgen.serving.protocol import dumps as _dumps
 
     assert _dumps({"t": "a\ud800"}) == '{"t":"a\\ud800"}'
     for bad in (float("nan"), float("inf")):
@@ -663,7 +664,9 @@ def test_a_request_dropped_while_its_prompts_are_read_is_counted(trained):
 
     from textgen.errors import Cancelled, TimedOut
     from textgen.model.file import read_model
-    from textgen.serving.app import _parse, _Run, _serve
+    from textgen.serving.protocol import parse_completion as _parse
+    from textgen.serving.runner import Run as _Run
+    from textgen.serving.served import serve_models as _serve
 
     served = _serve({"pattern": read_model(trained[0])}, None, True)
     body = {"prompt": "one two three", "max_tokens": 0, "echo": True, "logprobs": 1}

@@ -28,7 +28,7 @@ _PUBLIC = {
     "load_model": ("model.file", "read_model"),
     "ModelFile": ("model.file", "ModelFile"),
     "Generator": ("inference.generate", "Generator"),
-    "SamplingSettings": ("inference.sampling", "SamplingSettings"),
+    "SamplingSettings": ("inference.contract", "SamplingSettings"),
     "evaluate": ("inference.evaluate", "evaluate"),
     "train": ("training.train", "train"),
     "adapt": ("training.adapt", "adapt"),

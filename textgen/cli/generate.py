@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,17 +13,24 @@ from typing import Any
 import click
 
 from ..errors import TextgenError
-from ..inference.request import UNTIL, GenerationRequest
+from ..inference.contract import (
+    UNTIL,
+    GenerationRequest,
+    SamplingSettings,
+    SettingError,
+    resolve_novel,
+)
 from ..terminal import count
 from ..text.tokens import tokenizer_for
 from .group import (
     _load,
     _newest_model,
-    _Number,
     cli,
     echo,
+    knob_option,
     model_option,
     no_ngram_option,
+    setting_error,
 )
 
 
@@ -42,9 +48,7 @@ class _Temperatures(click.ParamType):
             self.fail(
                 f"{value!r} is not a number or a comma-separated list", param, ctx
             )
-        if not all(math.isfinite(v) and v >= 0 for v in values):
-            self.fail(f"{value!r}: temperatures must be 0 or more", param, ctx)
-        return values
+        return values  # their bounds are SamplingSettings' to check
 
 
 @cli.command()
@@ -73,53 +77,22 @@ class _Temperatures(click.ParamType):
     "-t",
     "--temperature",
     type=_Temperatures(),
-    default="0.8",
+    default=str(SamplingSettings.temperature),
     show_default=True,
     help="Randomness; 0 is greedy. Several, comma-separated, give one labelled "
     "sample each.",
 )
-@click.option(
-    "--top-k",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Sample from the k most likely words only (0: off).",
-)
-@click.option(
-    "--top-p",
-    type=_Number(0, 1, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Sample from the most likely words covering probability p (1: off).",
-)
-@click.option(
-    "--min-p",
-    type=_Number(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Drop words less likely than min-p times the likeliest (0: off).",
-)
-@click.option(
+@knob_option(SamplingSettings, "top_k", "--top-k")
+@knob_option(SamplingSettings, "top_p", "--top-p")
+@knob_option(SamplingSettings, "min_p", "--min-p")
+@knob_option(
+    SamplingSettings,
+    "repetition_penalty",
     "--repetition-penalty",
-    type=_Number(1),
-    default=1.0,
-    show_default=True,
     help="Make words of the last --repeat-window words less likely (1: off).",
 )
-@click.option(
-    "--repeat-window",
-    type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Recent words the repetition penalty looks at.",
-)
-@click.option(
-    "--no-repeat-ngram",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Never repeat a run of this many words (0: off; 2 or more).",
-)
+@knob_option(SamplingSettings, "repeat_window", "--repeat-window")
+@knob_option(SamplingSettings, "no_repeat_ngram", "--no-repeat-ngram")
 @click.option(
     "--beam",
     type=click.IntRange(min=0),
@@ -146,10 +119,10 @@ class _Temperatures(click.ParamType):
     show_default=True,
     help="Independent samples per seed and temperature, generated as one batch.",
 )
-@click.option(
+@knob_option(
+    GenerationRequest,
+    "random_seed",
     "--random-seed",
-    type=click.IntRange(0, 2**32 - 1),
-    default=None,
     help="Make the output repeatable.  [default: random]",
 )
 @click.option(
@@ -175,11 +148,10 @@ class _Temperatures(click.ParamType):
     "an item again when it is one of the training items.  [default: on for "
     "item models]",
 )
-@click.option(
+@knob_option(
+    GenerationRequest,
+    "max_tries",
     "--max-tries",
-    type=click.IntRange(min=0),
-    default=GenerationRequest.max_tries,
-    show_default=True,
     help="With --novel: most times one sample is drawn again.",
 )
 @no_ngram_option
@@ -210,8 +182,6 @@ def generate(
     **controls: Any,
 ) -> None:
     """Generate text from a trained model, starting with SEED."""
-    from ..inference.sampling import SamplingSettings
-
     if seed_file and seed:
         raise click.UsageError("give --seed or --seed-file, not both")
     if beam and len(temperature) > 1:
@@ -222,8 +192,9 @@ def generate(
         )
     try:
         samplings = [SamplingSettings(temperature=t, **controls) for t in temperature]
-    except TextgenError as err:
-        raise click.UsageError(str(err)) from None
+        request = GenerationRequest(length, stop, until, False, max_tries, random_seed)
+    except SettingError as err:
+        raise setting_error(err) from None
     seeds, lengths = _read_seeds(seed, seed_file)
     path = Path(model_path) if model_path else _newest_model()
     model = _load(str(path))
@@ -231,20 +202,14 @@ def generate(
 
     generator = Generator(model, ngram=not no_ngram)
     items = model.tokenizer_settings.items
-    if novel and not items:
-        raise click.UsageError(
-            "--novel needs a model trained with --documents lines or paragraphs"
-        )
-    novel = items if novel is None else novel
     given = click.get_current_context().get_parameter_source("max_tries")
-    if given is not click.core.ParameterSource.DEFAULT and not novel:
-        raise click.UsageError(
-            "--max-tries is for --novel, which needs a model trained with "
-            "--documents lines or paragraphs"
-            if not items
-            else "--max-tries is for --novel; leave out --no-novel"
+    try:
+        novel = resolve_novel(
+            novel, items, given is not click.core.ParameterSource.DEFAULT
         )
-    request = GenerationRequest(length, stop, until, novel, max_tries, random_seed)
+    except SettingError as err:
+        raise setting_error(err) from None
+    request = dataclasses.replace(request, novel=novel)
     if interactive:
         _interactive(generator, samplings[0], request)
         return
@@ -440,43 +405,19 @@ class _Job:
         num_samples: int,
         stream: bool,
     ) -> Iterator[tuple[int, list, float]]:
-        """Every (seed, sampling, sample) row, seed-major, generated
-        `BATCH_ROWS` at a time: yields the first row's number, the batch's
-        samples and the seconds it took. With `--random-seed`, the first
-        batch uses it as given and batch k a seed derived from it and k."""
-        import time
-
-        per_seed = len(samplings) * num_samples
-        request = self.request
-        if self.beam:
-            for number in range(0, len(seeds) * per_seed, num_samples):
-                started = time.perf_counter()
-                samples = self.generator.beam_search(
-                    seeds[number // per_seed],
-                    request.length,
-                    self.beam,
-                    samplings[number % per_seed // num_samples],
-                    num_samples,
-                    request.until,
-                    request.stop,
-                )
-                yield number, samples, time.perf_counter() - started
-            return
-        total = len(seeds) * per_seed
-        for batch, first in enumerate(range(0, total, BATCH_ROWS)):
-            numbers = range(first, min(first + BATCH_ROWS, total))
-            started = time.perf_counter()
-            samples = self.generator.sample(
-                [seeds[i // per_seed] for i in numbers],
-                [samplings[i % per_seed // num_samples] for i in numbers],
-                dataclasses.replace(
-                    request, random_seed=_batch_seed(request.random_seed, batch)
-                ),
-                on_text=(lambda text: echo(text, nl=False)) if stream else None,
-            )
+        """The run's samples, a batch at a time (`Generator.batches`): the
+        first sample's number, the batch's samples and the seconds it took."""
+        for batch in self.generator.batches(
+            seeds,
+            samplings,
+            num_samples,
+            self.request,
+            self.beam,
+            on_text=(lambda text: echo(text, nl=False)) if stream else None,
+        ):
             if stream:
                 echo()
-            yield first, samples, time.perf_counter() - started
+            yield batch.first, batch.samples, batch.seconds
 
     def label(
         self,
@@ -580,15 +521,3 @@ def _read_line(stdin: Any) -> str | None:
         line = (line + part)[-keep:]
         if part.endswith("\n"):
             return line.rstrip("\n")
-
-
-BATCH_ROWS = 256  # samples generated (and held) at once; more come in batches
-
-
-def _batch_seed(random_seed: int | None, batch: int) -> int | None:
-    """The random seed of batch `batch` of a run (see `_Job.batches`)."""
-    if random_seed is None or batch == 0:
-        return random_seed
-    import numpy as np
-
-    return int(np.random.SeedSequence([random_seed, batch]).generate_state(1)[0])

@@ -196,3 +196,27 @@ def main() -> None:
     except BrokenPipeError:  # while printing help or usage, before any command
         _quiet_stdout()
         sys.exit(SIGPIPE_EXIT)
+
+
+def knob_option(cls: type, field: str, *flags: str, **extra: Any) -> Any:
+    """An option for a generation setting whose default and help come from
+    its knob (`inference/contract.py`); its bounds are checked there, once,
+    and a value out of them is reported by `setting_error`."""
+    from ..inference.contract import knobs
+
+    bounds, default = knobs(cls)[field]
+    extra.setdefault("help", bounds.help)
+    if default is not None:
+        extra.setdefault("show_default", True)
+    return click.option(*flags, field, type=bounds.kind, default=default, **extra)
+
+
+def setting_error(error: Any) -> click.UsageError:
+    """A `SettingError` as a usage error naming the option (`--top-k`)."""
+    context = click.get_current_context()
+    flags = {
+        param.name: max(param.opts, key=len)
+        for param in context.command.params
+        if isinstance(param, click.Option)
+    }
+    return click.UsageError(error.named(flags.get(error.field, error.field)))

@@ -15,6 +15,7 @@ from ..model.config import (
     DISTRIBUTE,
     LIMITS,
     LR_SCHEDULES,
+    MAX_ORDER,
     NGRAM_MODES,
     ModelConfig,
     TrainConfig,
@@ -198,7 +199,7 @@ _TRAINING_OPTIONS = [
     ),
     click.option(
         "--ngram-order",
-        type=click.IntRange(0, 10),
+        type=click.IntRange(0, MAX_ORDER),
         default=None,
         help="Order of the n-gram memory (Kneser-Ney counts of the training "
         "text, kept in the model file and mixed with the network; 0: none).  "

@@ -9,7 +9,7 @@ than a TensorFlow call. Several samples run as one batch; one sample streams.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Generator as Generator_
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,15 +23,16 @@ from ..model.ngram import used_memory
 from ..model.novelty import ItemSet
 from ..text.tokens import END, item_separator, item_texts, tokenizer_for
 from ..text.vocab import PAD_ID, UNK_ID
+from .contract import GenerationRequest, SamplingSettings
 from .logprobs import Choice, choices
 from .perplexity import log_sum_exp
-from .request import GenerationRequest
-from .sampling import GREEDY_BELOW, SamplingSettings, next_ids, process
+from .sampling import GREEDY_BELOW, next_ids, process
 
 if TYPE_CHECKING:
     from ..model.file import ReadableModel
 
 MAX_SEED_CHARS = 10_000  # a longer seed is cut to its end
+BATCH_ROWS = 256  # rows `Generator.batches` generates (and holds) at once
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,23 @@ class Sample:
     training_item: bool | None = None
     # With `GenerationRequest.logprobs`: each generated token's `Choice`.
     choices: list[Choice] | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Some of a run's samples (see `Generator.batches`)."""
+
+    first: int  # the run's number of its first sample (0 for the first batch)
+    samples: list[Sample]
+    seconds: float  # how long the batch took
+
+
+def batch_seed(random_seed: int | None, batch: int) -> int | None:
+    """The random seed of batch `batch` of a run: the run's own for the
+    first, and one derived from it and `batch` for the rest."""
+    if random_seed is None or batch == 0:
+        return random_seed
+    return int(np.random.SeedSequence([random_seed, batch]).generate_state(1)[0])
 
 
 def sample_record(
@@ -248,6 +266,54 @@ class Generator:
                 draw = steps.send(None)
         except StopIteration as finished:
             return finished.value
+
+    def batches(
+        self,
+        seeds: Sequence[str],
+        samplings: Sequence[SamplingSettings],
+        num_samples: int = 1,
+        request: GenerationRequest = GenerationRequest(),
+        beams: int = 0,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Iterator[Batch]:
+        """Every (seed, sampling, sample) row of a run, seed-major, made
+        `BATCH_ROWS` at a time so that memory does not grow with the run:
+        what `textgen generate` does with several seeds, temperatures and
+        `--num-samples`, and with the same random seed the same samples.
+        With a random seed, the first batch uses it as given and batch k one
+        derived from it and k (`batch_seed`); with None, one fresh seed is
+        drawn for the run. With `beams`, each (seed, sampling) pair is one
+        beam search giving `num_samples` results. `on_text`: with one row,
+        each piece of its text as it comes."""
+        import time
+
+        if request.random_seed is None:
+            request = dataclasses.replace(request, random_seed=fresh_seed())
+        per_seed = len(samplings) * num_samples
+        total = len(seeds) * per_seed
+        step = num_samples if beams else BATCH_ROWS
+        for batch, first in enumerate(range(0, total, step)):
+            numbers = range(first, min(first + step, total))
+            started = time.perf_counter()
+            if beams:
+                samples = self.beam_search(
+                    seeds[first // per_seed],
+                    request.length,
+                    beams,
+                    samplings[first % per_seed // num_samples],
+                    num_samples,
+                    request.until,
+                    request.stop,
+                )
+            else:
+                samples = self.sample(
+                    [seeds[i // per_seed] for i in numbers],
+                    [samplings[i % per_seed // num_samples] for i in numbers],
+                    request,
+                    on_text=on_text,
+                    random_seed=batch_seed(request.random_seed, batch),
+                )
+            yield Batch(first, samples, time.perf_counter() - started)
 
     def draws(
         self,

@@ -15,55 +15,16 @@ Whatever the settings, a banned id is never chosen and every row gets a word
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import TextgenError
+from .contract import SamplingSettings
 
 # Temperatures below this are greedy: 1 / T must stay finite in float32, and
 # so far below 1 the draw is the likeliest word anyway.
 GREEDY_BELOW = 1e-30
 _LARGEST = np.finfo(np.float32).max
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """How each next word is picked from the model's logits."""
-
-    temperature: float = 1.0  # 0: always the most likely word; >1: more surprising
-    top_k: int = 0  # keep only the k most likely words; 0 keeps all
-    top_p: float = 1.0  # keep the fewest words whose probability sums to p
-    min_p: float = 0.0  # drop words less likely than min_p x the likeliest one
-    repetition_penalty: float = 1.0  # >1 makes recent words less likely
-    repeat_window: int = 64  # how many recent ids the penalty looks at
-    no_repeat_ngram: int = 0  # never repeat an n-gram of this size; 0: off
-
-    @property
-    def reads_history(self) -> bool:
-        """Whether the words so far change the choice (the repetition rules)."""
-        return self.repetition_penalty != 1 or self.no_repeat_ngram >= 2
-
-    def __post_init__(self) -> None:
-        for name in ("temperature", "top_p", "min_p", "repetition_penalty"):
-            if not math.isfinite(getattr(self, name)):
-                raise TextgenError(f"{name.replace('_', '-')} must be a finite number")
-        if not self.temperature >= 0:
-            raise TextgenError("temperature must be 0 (greedy) or more")
-        if self.top_k < 0:
-            raise TextgenError("top-k must be 0 (off) or more")
-        if not 0 < self.top_p <= 1:
-            raise TextgenError("top-p must be in (0, 1]")
-        if not 0 <= self.min_p < 1:
-            raise TextgenError("min-p must be in [0, 1)")
-        if not self.repetition_penalty >= 1:
-            raise TextgenError("repetition penalty must be 1 (off) or more")
-        if self.repeat_window < 1:
-            raise TextgenError("repeat window must be at least 1")
-        if self.no_repeat_ngram < 0 or self.no_repeat_ngram == 1:
-            raise TextgenError("no-repeat n-gram size must be 0 (off) or 2 or more")
 
 
 def ban(logits: np.ndarray, banned_ids: Sequence[int]) -> np.ndarray:

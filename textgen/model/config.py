@@ -60,6 +60,8 @@ CELL_SPECS = {
 CELLS = tuple(CELL_SPECS)
 # The largest network textgen builds, trains or loads: far beyond what a
 # machine can train, small enough to rule out overflow and absurd files.
+# The n-gram memory's highest order (`--ngram-order`; a file's, when read).
+MAX_ORDER = 10
 LIMITS = {"layers": 64, "units": 2**16, "embedding_dim": 2**16, "vocab_size": 2**24}
 LR_SCHEDULES = ("linear", "plateau", "constant")
 # `textgen serve`: requests one model holds waiting for room in its batch
@@ -228,7 +230,8 @@ class TrainConfig:
             "distribute": self.distribute in DISTRIBUTE,
             "level": self.level in LEVELS,
             "documents": self.documents in DOCUMENTS,
-            "ngram_order": self.ngram_order is None or 0 <= self.ngram_order <= 10,
+            "ngram_order": self.ngram_order is None
+            or 0 <= self.ngram_order <= MAX_ORDER,
             "ngram_max_mb": 0 < self.ngram_max_mb <= 2048,
             "ngram_mode": self.ngram_mode is None or self.ngram_mode in NGRAM_MODES,
         }

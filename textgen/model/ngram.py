@@ -28,7 +28,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-MAX_ORDER = 10
+from .config import MAX_ORDER
+
 # Buckets of the mixing weight: by the count of the longest context of the
 # current position that was seen in training. 0: none was (the unigram
 # level only); then 1, 2-3, 4-15, 16-63, 64 and more.

@@ -26,10 +26,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import TimedOut
+from ..inference.contract import GenerationRequest, SamplingSettings
 from ..inference.generate import Draw, Generator, Sample, choose_together
 from ..inference.logprobs import Choice
-from ..inference.request import GenerationRequest
-from ..inference.sampling import SamplingSettings
 
 MAX_ROWS = 256  # rows stepped together; more wait for room
 

@@ -1,6 +1,7 @@
 // The textgen playground: one page over the server's public API
-// (GET /v1/models, POST /v1/completions streamed with logprobs). Nothing is
-// fetched from anywhere else, and the API key lives in this page only.
+// (GET /v1/models, GET /v1/settings, POST /v1/completions streamed with
+// logprobs). Nothing is fetched from anywhere else, and the API key lives in
+// this page only.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -50,10 +51,37 @@ async function loadModels() {
     return;
   }
   models = (await response.json()).data;
+  await loadSettings();
   const chosen = $("model").value;
   $("model").replaceChildren(...models.map((card) => new Option(card.id, card.id)));
   if (models.some((card) => card.id === chosen)) $("model").value = chosen;
   describeModel();
+}
+
+// The controls' defaults and help come from the server (GET /v1/settings):
+// the generation contract the library and the command line share. The
+// values in the page's HTML only stand in until they arrive.
+const CONTROLS = [
+  ["temperature", "temperature"],
+  ["top-p", "top_p"],
+  ["max-tokens", "max_tokens"],
+];
+let settingsLoaded = false;
+
+async function loadSettings() {
+  if (settingsLoaded) return;
+  const response = await fetch("/v1/settings", { headers: headers() });
+  if (!response.ok) return;
+  const fields = (await response.json()).fields;
+  for (const [id, name] of CONTROLS) {
+    const field = fields[name];
+    if (!field) continue;
+    if (field.default !== null) $(id).value = field.default;
+    $(id).title = field.help;
+    const shown = $(`${id}-value`);
+    if (shown) shown.textContent = $(id).value;
+  }
+  settingsLoaded = true;
 }
 
 function describeModel() {

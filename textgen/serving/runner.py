@@ -1,0 +1,323 @@
+"""One completion request run on its model's engine, seen from the event
+loop: `Run` bridges the engine's worker thread and asyncio (prompts read and
+scored in a worker thread, pieces of text handed to the loop as they come),
+and `answer` sends the result whole or as server-sent events, the way
+OpenAI's API sends them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ..errors import Cancelled, TimedOut
+from ..inference.generate import Sample
+from ..inference.logprobs import Choice, RowLogprobs, prompt_choices
+from .engine import Job
+from .protocol import ApiError, Completion, Json, completion_head, dumps, finish_reason
+
+
+async def answer(completion: Completion, request: Request) -> Response:
+    """The completion, streamed (server-sent events) or whole."""
+    if completion.stream:
+        return StreamingResponse(
+            _stream(completion, request),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+    return await _complete(completion, request)
+
+
+class Run:
+    """One completion request on its model's engine, seen from the event loop."""
+
+    def __init__(self, completion: Completion, streaming: bool) -> None:
+        self.completion = completion
+        self.streaming = streaming
+        self.loop = asyncio.get_running_loop()
+        self.done: asyncio.Future = self.loop.create_future()
+        self.pieces: asyncio.Queue = asyncio.Queue()
+        self.rows = len(completion.prompts) * completion.n
+        self.sent = [0] * self.rows
+        self.skip = [0] * self.rows
+        self.prompt_tokens = 0
+        # With `logprobs`: each row's, built as its tokens come (`_submit`).
+        self.logprobs: list[RowLogprobs] | None = None
+        self.finished: dict[int, dict] = {}  # finished logprobs, by object
+        self.texts: list[str] = []  # each prompt's text, as the model reads it
+        wants = completion.request.logprobs is not None
+        self.job = Job(
+            seeds=[p for p in completion.prompts for _ in range(completion.n)],
+            samplings=[completion.sampling] * self.rows,
+            request=completion.request,
+            on_done=self._done,
+            on_text=[self._piece(row) for row in range(self.rows)]
+            if streaming
+            else None,
+            on_choice=[self._choice(row) for row in range(self.rows)]
+            if streaming and wants
+            else None,
+            deadline=completion.deadline,
+        )
+
+    def _check(self) -> None:
+        """Raise if the client has gone or the deadline has passed (called
+        between prompts and while scoring them: `--timeout` holds there too)."""
+        if self.job.cancelled:
+            raise Cancelled("cancelled while reading the prompts")
+        deadline = self.completion.deadline
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimedOut(
+                "the request ran past the server's time limit (--timeout) while "
+                "its prompts were read; send shorter or fewer prompts"
+            )
+
+    def _submit(self) -> None:  # a worker thread: tokenizing can take a while
+        try:
+            with self.completion.served.reading_lock:
+                self._read_prompts()
+        except Cancelled:
+            self.completion.served.engine.count("cancelled")
+            raise
+        except TimedOut:
+            self.completion.served.engine.count("timed_out")
+            raise
+
+    def _read_prompts(self) -> None:
+        completion = self.completion
+        generator, n = completion.served.generator, completion.n
+        score_only = completion.request.length == 0  # (with echo: see _request)
+        words = []
+        for prompt in completion.prompts:
+            self._check()
+            words.append(generator.seed_words(prompt))
+        self.prompt_tokens = sum(len(w) for w in words)
+        self.texts = [generator.join(w) for w in words]
+        # Characters of each row's text that are its prompt (not sent back
+        # unless `echo`).
+        if not completion.echo:
+            self.skip = [len(text) for text in self.texts for _ in range(n)]
+        if completion.request.logprobs is not None:
+            self.logprobs = []
+            for i, (prompt, w) in enumerate(
+                zip(completion.prompts, words, strict=True)
+            ):
+                self._check()
+                self.logprobs += self._row_logprobs(i, prompt, w)
+        self._check()
+        if score_only:  # echo: the prompts scored, no more
+            self._score_only()
+            return
+        completion.served.engine.submit(self.job)
+
+    def _row_logprobs(self, i: int, prompt: str, words: list[str]) -> list:
+        """The `RowLogprobs` of prompt `i`'s rows: its tokens scored if echoed.
+        Scored alone (`max_tokens` 0), a prompt is read as `textgen evaluate`
+        reads a text (an item model's line breaks end its items), and its n
+        rows, all the same, share one object, finished once."""
+        completion, generator = self.completion, self.completion.served.generator
+        top, n = completion.request.logprobs, completion.n
+        score_only = completion.request.length == 0
+        shown = scored = words
+        if score_only:
+            shown, scored = generator.echo_words(prompt, words)
+        choices_ = (
+            prompt_choices(generator, scored, top, self._check)
+            if completion.echo
+            else None
+        )
+        self._check()
+        if score_only:
+            self.texts[i] = generator.join(shown)
+            return [RowLogprobs(generator.tokenizer, shown, choices_)] * n
+        return [RowLogprobs(generator.tokenizer, words, choices_) for _ in range(n)]
+
+    def _score_only(self) -> None:
+        """Answer with the (echoed) prompts alone, generating nothing."""
+        completion = self.completion
+        samples = [
+            Sample(
+                seed=prompt,
+                text=text,
+                words=[],
+                sampling=completion.sampling,
+                random_seed=completion.request.random_seed,
+                stopped_by="length",
+                choices=[],
+            )
+            for prompt, text in zip(completion.prompts, self.texts, strict=True)
+            for _ in range(completion.n)
+        ]
+        if self.streaming:
+            given: dict[int, Any] = {}  # rows of one prompt share their logprobs
+            for row, sample in enumerate(samples):
+                shared = self.logprobs[row] if self.logprobs else None
+                if shared is None:
+                    self._piece(row)(sample.text)
+                    continue
+                if id(shared) not in given:
+                    given[id(shared)] = shared.extend(sample.text)
+                self.loop.call_soon_threadsafe(
+                    self.pieces.put_nowait, (row, sample.text, given[id(shared)])
+                )
+        self._done(samples, None)
+
+    def _piece(self, row: int) -> Any:
+        def passed(text: str) -> None:  # the worker thread
+            start = max(self.skip[row] - self.sent[row], 0)
+            self.sent[row] += len(text)
+            logprobs = self.logprobs[row].extend(text) if self.logprobs else None
+            if text[start:] or logprobs:
+                self.loop.call_soon_threadsafe(
+                    self.pieces.put_nowait, (row, text[start:], logprobs)
+                )
+
+        return passed
+
+    def _choice(self, row: int) -> Any:
+        def taken(choice: Choice) -> None:  # the worker thread
+            if self.logprobs:
+                self.logprobs[row].add(choice)
+
+        return taken
+
+    def _done(self, samples: list[Sample] | None, error: BaseException | None) -> None:
+        def settle() -> None:
+            if self.done.done():
+                return
+            if error is not None:
+                self.done.set_exception(error)
+            else:
+                self.done.set_result(samples)
+            self.pieces.put_nowait(None)
+
+        self.loop.call_soon_threadsafe(settle)
+
+    async def start(self) -> None:
+        """Read the prompts (in a worker thread) and join the batch."""
+        served = self.completion.served
+        served.reading += 1  # counted in its queue until it joins the engine's
+        try:
+            await asyncio.to_thread(self._submit)
+        finally:
+            served.reading -= 1
+
+    def cancel(self) -> None:
+        """The client went away: stop reading its prompts, or drop its rows."""
+        self.completion.served.engine.cancel(self.job)
+
+    def text(self, row: int, sample: Sample) -> str:
+        return sample.text[self.skip[row] :]
+
+    def rest_of_logprobs(self, row: int, sample: Sample) -> dict | None:
+        """The row's `logprobs` not sent yet (all of them, unstreamed); rows
+        that share theirs (a scored prompt's n rows) finish them once."""
+        if self.logprobs is None:
+            return None
+        logprobs = self.logprobs[row]
+        if id(logprobs) not in self.finished:
+            self.finished[id(logprobs)] = logprobs.finish(
+                sample.text, sample.choices or ()
+            )
+        return self.finished[id(logprobs)]
+
+    def usage(self, samples: list[Sample]) -> dict[str, int]:
+        completion = sum(len(sample.words) for sample in samples)
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": self.prompt_tokens + completion,
+        }
+
+
+async def _complete(completion: Completion, request: Request) -> Response:
+    run = Run(completion, streaming=False)
+    started = asyncio.ensure_future(run.start())
+    # Seen here or not, what reading the prompts raised must not be logged
+    # as "never retrieved" after the client has gone.
+    started.add_done_callback(lambda f: f.cancelled() or f.exception())
+    try:
+        while True:  # wait, watching for the client to go away
+            await asyncio.wait({started, run.done}, timeout=0.25)
+            if started.done():
+                started.result()  # raises what reading the prompts raised
+            if run.done.done():
+                break
+            if await request.is_disconnected():
+                run.cancel()
+                return Response(status_code=499)
+        samples = run.done.result()
+    except asyncio.CancelledError:
+        run.cancel()
+        raise
+    except TimedOut as err:
+        raise ApiError(504, str(err)) from None
+    choices = [
+        {
+            "text": run.text(row, sample),
+            "index": row,
+            "logprobs": run.rest_of_logprobs(row, sample),
+            "finish_reason": finish_reason(sample),
+            "stopped_by": sample.stopped_by,
+            "rejected_draws": sample.rejected,
+        }
+        for row, sample in enumerate(samples)
+    ]
+    return Json(
+        {
+            **completion_head(completion, f"cmpl-{uuid.uuid4().hex}"),
+            "choices": choices,
+            "usage": run.usage(samples),
+            "random_seed": completion.request.random_seed,
+        }
+    )
+
+
+async def _stream(completion: Completion, request: Request) -> AsyncIterator[str]:
+    """Server-sent events as OpenAI sends them: one chunk per piece of text,
+    a last chunk per choice with its finish reason, then `data: [DONE]`; what
+    ends a request early is an error event."""
+    run = Run(completion, streaming=True)
+    try:
+        async for event in _events(completion, run):
+            yield event
+    except Exception as err:  # said in the stream: its 200 head has gone
+        message = err.message if isinstance(err, ApiError) else str(err)
+        yield f"data: {dumps({'error': {'message': message}})}\n\n"
+    finally:
+        if not run.done.done():
+            run.cancel()
+
+
+async def _events(completion: Completion, run: Run) -> AsyncIterator[str]:
+    head = completion_head(completion, f"cmpl-{uuid.uuid4().hex}")
+
+    def event(choices: list[dict[str, Any]], **extra: Any) -> str:
+        return f"data: {dumps({**head, 'choices': choices, **extra})}\n\n"
+
+    await run.start()
+    while (piece := await run.pieces.get()) is not None:
+        row, text, logprobs = piece
+        yield event(
+            [{"text": text, "index": row, "logprobs": logprobs, "finish_reason": None}]
+        )
+    samples = run.done.result()
+    yield event(
+        [
+            {
+                "text": "",
+                "index": row,
+                "logprobs": run.rest_of_logprobs(row, sample),
+                "finish_reason": finish_reason(sample),
+            }
+            for row, sample in enumerate(samples)
+        ]
+    )
+    if completion.include_usage:
+        yield event([], usage=run.usage(samples))
+    yield "data: [DONE]\n\n"
