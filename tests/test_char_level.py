@@ -95,10 +95,10 @@ def test_evaluate_starts_where_generation_starts(char_model):
     """Both read a text from the level's start token (a new line for
     characters): the first character's score is the generator's first
     distribution from an empty seed."""
-    from textgen.inference.evaluate import score_ids
     from textgen.inference.generate import Generator
-    from textgen.inference.perplexity import log_sum_exp
     from textgen.model.file import read_model
+    from textgen.model.perplexity import log_sum_exp
+    from textgen.model.scoring import score_ids
 
     model = read_model(char_model[1])
     generator = Generator(model)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from conftest import PATTERN
 
-from textgen.inference.evaluate import evaluate, score_ids
+from textgen.inference.evaluate import evaluate
+from textgen.model.scoring import score_ids
 from textgen.text.tokens import PARAGRAPH, tokenize
 from textgen.text.vocab import UNK_ID
 
@@ -47,7 +48,7 @@ def test_scoring_streams_in_blocks_and_gives_the_same_figure(
     """Memory holds one block of outputs whatever the text's length: the
     output layer never sees more than a block of positions at once, and the
     figure is the per-token losses' mean."""
-    from textgen.inference import evaluate as module
+    from textgen.model import scoring as module
     from textgen.model.decoder import Decoder
 
     model = trained[1]
@@ -63,7 +64,7 @@ def test_scoring_streams_in_blocks_and_gives_the_same_figure(
         return real(self, hidden)
 
     monkeypatch.setattr(Decoder, "logits", logits)
-    monkeypatch.setattr(module, "_BLOCK", 64)
+    monkeypatch.setattr(module, "BLOCK", 64)
     result = evaluate(model, [path])
     assert len(ids) > 8 * 64 and max(rows) <= 64
     assert result.network_cross_entropy == pytest.approx(expected, rel=1e-6)
@@ -73,10 +74,10 @@ def test_item_scoring_streams_and_each_item_starts_afresh(name_model, monkeypatc
     """One very long item among short ones: the output layer sees at most a
     block of positions at a time, finished items leave the batch, and every
     item scores what it scores alone from an end token."""
-    from textgen.inference import evaluate as module
-    from textgen.inference.evaluate import item_losses
+    from textgen.model import scoring as module
     from textgen.model.counting import item_spans
     from textgen.model.decoder import Decoder
+    from textgen.model.scoring import item_losses
     from textgen.text.tokens import END
 
     model = name_model[1]
@@ -100,7 +101,7 @@ def test_item_scoring_streams_and_each_item_starts_afresh(name_model, monkeypatc
         return real(self, hidden)
 
     monkeypatch.setattr(Decoder, "logits", logits)
-    monkeypatch.setattr(module, "_BLOCK", 32)
+    monkeypatch.setattr(module, "BLOCK", 32)
     scored = list(item_losses(model, ids, starts, lengths))
     blocks = [losses for losses, _, _ in scored]
     assert sum(len(b) for b in blocks) == sum(len(t) + 1 for t in texts)

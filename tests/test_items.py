@@ -182,7 +182,8 @@ def test_novel_needs_an_item_model(trained):
 
 
 def test_evaluate_scores_each_item_from_a_fresh_start(name_model, tmp_path):
-    from textgen.inference.evaluate import evaluate, score_ids
+    from textgen.inference.evaluate import evaluate
+    from textgen.model.scoring import score_ids
 
     path, model = name_model
     test = tmp_path / "test.txt"

@@ -114,3 +114,53 @@ def test_an_echoed_prompt_is_cut_by_its_own_words_not_unk():
     assert found["token_logprobs"] == [None, -9.0, -2.0]
     assert found["top_logprobs"][0] is None
     assert found["text_offset"] == [0, 3, 11]
+
+
+def _one_token_at_a_time(generator, words: list[str]) -> list[float]:
+    """Each token's log-probability, by the plainest reading there is: one
+    token at a time from zero states, the start token first, the states
+    zeroed at every start token of an item model, the memory's context the
+    ids before the token."""
+    from textgen.text.vocab import PAD_ID
+
+    ids = [int(i) for i in generator.vocabulary.encode(words)]
+    start = generator.vocabulary.word_to_id[generator.tokenizer.start_token]
+    width = generator.mixture.ngram.order - 1 if generator.mixture else 1
+    decoder, states, previous = generator.decoder, None, start
+    found = []
+    for t, token in enumerate(ids):
+        if states is None or (generator.tokenizer_settings.items and previous == start):
+            states = decoder.zero_states(1)
+        top, states = decoder.advance(np.array([previous]), states)
+        history = np.array([([PAD_ID] * width + ids[:t])[-width:]])
+        logits = generator.next_logits(decoder.logits(top), history)[0]
+        logits = logits.astype(np.float64)
+        found.append(logits[token] - np.log(np.exp(logits - logits.max()).sum())
+                     - logits.max())  # fmt: skip
+        previous = token
+    return found
+
+
+@pytest.mark.parametrize("which", ["words", "items"])
+def test_a_scored_prompt_is_the_plain_token_by_token_reading(
+    which, trained, name_model, monkeypatch
+):
+    """`prompt_choices` (what echo returns, in blocks, through the scorer
+    `evaluate` shares) gives each token what a one-token-at-a-time loop
+    written here gives it, across block edges and item starts."""
+    from textgen.inference.generate import Generator
+    from textgen.inference.logprobs import prompt_choices
+    from textgen.model import scoring
+
+    monkeypatch.setattr(scoring, "BLOCK", 5)  # several blocks in one prompt
+    if which == "words":
+        generator = Generator(trained[1])
+        words = generator.seed_words("one two two three , four five . six seven")
+    else:
+        generator = Generator(name_model[1])
+        _, words = generator.echo_words("bako\nlu\ntami", None)
+    assert len(words) > 10
+    got = [c.logprob for c in prompt_choices(generator, words, top=0)]
+    expected = _one_token_at_a_time(generator, words)
+    assert got[0] is None
+    assert got[1:] == pytest.approx(expected[1:], abs=1e-5)

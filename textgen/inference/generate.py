@@ -21,11 +21,11 @@ from ..model.config import fresh_seed
 from ..model.decoder import Decoder, State
 from ..model.ngram import used_memory
 from ..model.novelty import ItemSet
+from ..model.perplexity import log_sum_exp
 from ..text.tokens import END, item_separator, item_texts, tokenizer_for
 from ..text.vocab import PAD_ID, UNK_ID
 from .contract import GenerationRequest, SamplingSettings
 from .logprobs import Choice, choices
-from .perplexity import log_sum_exp
 from .sampling import GREEDY_BELOW, next_ids, process
 
 if TYPE_CHECKING:

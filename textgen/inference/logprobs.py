@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..text.vocab import PAD_ID, UNK_ID
-from .perplexity import log_sum_exp
+from ..model.perplexity import log_sum_exp
+from ..model.scoring import primed_inputs, recurrent_outputs
+from ..text.vocab import PAD_ID
 
 if TYPE_CHECKING:
     from ..text.tokens import Tokenizer
     from .generate import Generator
-
-_BLOCK = 256  # prompt positions per output-layer product
 
 
 @dataclass(frozen=True)
@@ -83,25 +82,14 @@ def prompt_choices(
         return []
     vocabulary, decoder = generator.vocabulary, generator.decoder
     ids = vocabulary.encode(words).astype(np.int64)
-    start = vocabulary.word_to_id.get(generator.tokenizer.start_token, UNK_ID)
-    inputs = np.concatenate([[start], ids[:-1]])
+    inputs = primed_inputs(generator, ids)
     # An item model reads every item from zero states and its start token.
-    fresh = start if generator.tokenizer_settings.items else None
+    fresh = inputs[0] if generator.tokenizer_settings.items else None
     width = generator.mixture.ngram.order - 1 if generator.mixture else 1
     padded = np.concatenate([np.full(width, PAD_ID, dtype=np.int64), ids])
-    states = decoder.zero_states(1)
     found: list[Choice] = []
-    for begin in range(0, len(ids), _BLOCK):
-        if check is not None:
-            check()
-        block = inputs[begin : begin + _BLOCK]
-        hidden = np.empty((len(block), decoder.units), dtype=np.float32)
-        for t, word_id in enumerate(block):
-            if word_id == fresh:
-                states = decoder.zero_states(1)
-            top_layer, states = decoder.advance(np.array([word_id]), states)
-            hidden[t] = top_layer[0]
-        at = np.arange(begin, begin + len(block))
+    for begin, hidden in recurrent_outputs(decoder, inputs, None, fresh, check):
+        at = np.arange(begin, begin + len(hidden))
         history = padded[at[:, None] + np.arange(width)]  # ids before each one
         logits = generator.next_logits(decoder.logits(hidden), history)
         found += choices(logits, ids[at], top, vocabulary.words)

@@ -89,7 +89,7 @@ def adapt(
     cap = int(_max_megabytes(model) * 2**20)
     ngram, held_out = counted.all_and_held_out(held, cap)
     counting_seconds = time.perf_counter() - started
-    from ..inference.evaluate import fit_mixture, fit_residual
+    from ..model.fitting import fit_mixture, fit_residual
 
     residual = isinstance(memory, Residual)
     fitter = fit_residual if residual else fit_mixture

@@ -17,8 +17,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from ..inference.perplexity import perplexity
 from ..model.config import TrainConfig
+from ..model.perplexity import perplexity
 from ..terminal import count
 
 Log = Callable[[str], None]

@@ -846,7 +846,7 @@ def _fit_ngram(run: _Run) -> None:
     """Count the memory over all of the text, fit the mixing weights (or a
     residual model's scales) on the validation text (even weights, or scale
     1, without one), and keep the record's description of it."""
-    from ..inference.evaluate import fit_mixture, fit_residual
+    from ..model.fitting import fit_mixture, fit_residual
 
     ngram, model, val_ids, log = run.ngram, run.model, run.val_ids, run.log
     if ngram is None:
