@@ -64,11 +64,11 @@ def _train(text_file: Path, out: Path, args: argparse.Namespace, mode: str):
     """`textgen train`'s defaults for the level (the library's
     `ModelConfig()` is the word level's shape: tied output)."""
     from textgen.model.config import ModelConfig, TrainConfig
-    from textgen.text.tokens import level_class
+    from textgen.model.levels import level_policy
     from textgen.training.sizing import PLANNED
     from textgen.training.train import train
 
-    tied = level_class(args.level).tied_by_default
+    tied = level_policy(args.level).tied_by_default
     config = TrainConfig(
         max_minutes=args.minutes, seed=args.seed, level=args.level, ngram_mode=mode
     )

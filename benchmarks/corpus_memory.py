@@ -44,7 +44,10 @@ def child(way: str, path: Path) -> None:
         config = TrainConfig()
         counted = time.perf_counter()
         ngram = NgramModel.count(
-            [ids], len(vocabulary), config.ngram, int(config.ngram_max_mb * 2**20)
+            [ids],
+            len(vocabulary),
+            config.memory_order,
+            int(config.ngram_max_mb * 2**20),
         )
         reading["ngram"] = {
             "seconds": round(time.perf_counter() - counted, 1),

@@ -117,7 +117,8 @@ def measure(
     from textgen.inference.evaluate import evaluate
     from textgen.inference.generate import Generator
     from textgen.model.config import ModelConfig, TrainConfig
-    from textgen.text.tokens import END, level_class, normalise_item, tokenize
+    from textgen.model.levels import level_policy
+    from textgen.text.tokens import END, normalise_item, tokenize
     from textgen.text.vocab import UNK
     from textgen.training.sizing import PLANNED
     from textgen.training.train import train
@@ -126,7 +127,7 @@ def measure(
     carry = None if args.carry_state is None else args.carry_state == "on"
     given = {k: getattr(args, k) for k in ("units", "dropout")}
     shape = {k: v for k, v in given.items() if v is not None}
-    shape["tie_embeddings"] = level_class(spec["level"]).tied_by_default
+    shape["tie_embeddings"] = level_policy(spec["level"]).tied_by_default
     items = [normalise_item(item) for item in items]
     items = [item for item in items if item and "\n" not in item]
     random.Random(args.split_seed).shuffle(items)

@@ -103,8 +103,9 @@ def measure(
     """Train within `minutes` on the corpus's first 90%, score its last 10%."""
     from textgen.inference.evaluate import evaluate_ids
     from textgen.model.config import ModelConfig, TrainConfig
+    from textgen.model.levels import level_policy
     from textgen.model.ngram import NgramModel
-    from textgen.text.tokens import level_class, tokenize
+    from textgen.text.tokens import tokenize
     from textgen.text.vocab import PAD
     from textgen.training.sizing import PLANNED
     from textgen.training.train import train
@@ -117,7 +118,7 @@ def measure(
         for k in ("dropout", "units", "cell", "layers")
         if getattr(args, k) is not None
     }
-    tied = level_class(args.level).tied_by_default
+    tied = level_policy(args.level).tied_by_default
     shape["tie_embeddings"] = tied and not args.no_tie
     fixed = {
         k: getattr(args, k)

@@ -11,6 +11,7 @@ import pytest
 from textgen.errors import TextgenError
 from textgen.inference.contract import GenerationRequest
 from textgen.model.config import CELL_SPECS, CELLS, ModelConfig, TrainConfig
+from textgen.model.levels import CHARACTERS, WORDS, level_policy
 from textgen.text.tokens import LEVELS, CharTokenizer, WordTokenizer, level_class
 
 
@@ -51,11 +52,12 @@ def test_level_defaults_come_from_the_tokenizer_class():
     assert LEVELS == ("word", "char")
     assert level_class("word") is WordTokenizer and level_class("char") is CharTokenizer
     words, chars = TrainConfig(level="word"), TrainConfig(level="char")
-    assert (words.ngram, chars.ngram) == (3, 7)
+    assert (words.memory_order, chars.memory_order) == (3, 7)
     assert (words.carries_state, chars.carries_state) == (False, True)
     # Never under a distribution strategy, whatever the level says.
     assert not TrainConfig(level="char", distribute="mirrored").carries_state
-    assert WordTokenizer.tied_by_default and not CharTokenizer.tied_by_default
+    assert WORDS.tied_by_default and not CHARACTERS.tied_by_default
+    assert level_policy("word") is WORDS and level_policy("char") is CHARACTERS
     assert CharTokenizer.holds("x") and CharTokenizer.holds("<end>")
     assert not CharTokenizer.holds("xy") and WordTokenizer.holds("xy")
 

@@ -1,4 +1,4 @@
-from textgen.model.originality import NGRAM, Fingerprint
+from textgen.model.originality import COPIED_RUN, Fingerprint
 from textgen.text.tokens import tokenize
 
 TRAINING = (
@@ -12,14 +12,14 @@ TRAINING = (
 
 def test_every_training_ngram_is_found_and_new_ones_are_not():
     fingerprint = Fingerprint.of(TRAINING)
-    for i in range(len(TRAINING) - NGRAM + 1):
-        assert fingerprint.contains(TRAINING[i : i + NGRAM])
+    for i in range(len(TRAINING) - COPIED_RUN + 1):
+        assert fingerprint.contains(TRAINING[i : i + COPIED_RUN])
     novel = tokenize("purple engines sang softly beneath frozen violins and clocks")
     misses = sum(
-        not fingerprint.contains(novel[i : i + NGRAM])
-        for i in range(len(novel) - NGRAM + 1)
+        not fingerprint.contains(novel[i : i + COPIED_RUN])
+        for i in range(len(novel) - COPIED_RUN + 1)
     )
-    assert misses == len(novel) - NGRAM + 1
+    assert misses == len(novel) - COPIED_RUN + 1
 
 
 def test_longest_copied_run():

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from textgen.cli import cli
 from textgen.model.config import ModelConfig, TrainConfig
-from textgen.text.tokens import CharTokenizer
+from textgen.model.levels import CHARACTERS
 from textgen.training.calibration import StepSpeeds, run_speed
 from textgen.training.sizing import (
     BUDGET_EPOCHS,
@@ -58,14 +58,14 @@ def test_a_residual_network_read_many_times_keeps_some_dropout():
     # A text the budget reads as often as planned: the residual network,
     # which only learns corrections, would overfit without dropout.
     read_often = plan("residual", 10**5)
-    assert read_often.passes >= CharTokenizer.planned_passes
+    assert read_often.passes >= CHARACTERS.planned_passes
     assert read_often.model_config.units <= SMALL_UNITS
     assert plan("mixture", 10**5).model_config.dropout == 0
     assert read_often.model_config.dropout == RESIDUAL_DROPOUT
     assert plan("residual", 10**5, {"units"}).model_config.dropout == chars.dropout
     # A budget too short for that: the network underfits, no dropout.
     starved = plan("residual", 10**6)
-    assert starved.passes < CharTokenizer.planned_passes
+    assert starved.passes < CHARACTERS.planned_passes
     assert starved.model_config.dropout == 0
 
 
@@ -99,7 +99,7 @@ def test_explicit_settings_and_no_budget_are_left_alone():
     fast = plan_training(
         chars, TrainConfig(max_minutes=3, level="char"), 10**6, PLANNED
     )
-    assert fast.config.learning_rate == CharTokenizer.planned_learning_rate
+    assert fast.config.learning_rate == CHARACTERS.planned_learning_rate
     slow = TrainConfig(max_minutes=3, level="char", learning_rate=1e-3)
     kept_rate = plan_training(chars, slow, 10**6, {"units"}, gflops=50)
     assert kept_rate.config.learning_rate == 1e-3  # --learning-rate given
@@ -111,7 +111,7 @@ def test_explicit_settings_and_no_budget_are_left_alone():
         chars, TrainConfig(max_minutes=10, level="char"), 114_000, PLANNED, 160
     )
     assert char_size.model_config.units < word_size.model_config.units
-    assert char_size.passes >= CharTokenizer.planned_passes > word_size.passes
+    assert char_size.passes >= CHARACTERS.planned_passes > word_size.passes
     # With a budget the budget ends training, unless --epochs is given.
     assert char_size.config.epochs == BUDGET_EPOCHS
     assert char_size.to_record()["epochs"] == BUDGET_EPOCHS

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..model.levels import level_policy
 from ..terminal import count
 from ..text.tokens import tokenizer_for
 from .group import _load, _model_path, cli, echo, model_option, no_ngram_option
@@ -66,7 +67,7 @@ def evaluate(
                 f"{cross_entropy:.4f} nats per {unit[:-1]}, {bits:.4f} bits per "
                 "character (ends included)"
             )
-        if tokenizer.score_in_bits:
+        if level_policy(tokenizer.level).score_in_bits:
             return (
                 f"{cross_entropy / math.log(2):.4f} "
                 f"(perplexity {math.exp(cross_entropy):.2f} per character)"

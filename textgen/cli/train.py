@@ -20,8 +20,9 @@ from ..model.config import (
     ModelConfig,
     TrainConfig,
 )
+from ..model.levels import level_policy
 from ..outputs import MODELS_DIR
-from ..text.tokens import DOCUMENTS, LEVELS, level_class
+from ..text.tokens import DOCUMENTS, LEVELS
 from .group import _import_tensorflow, _Number, cli, echo
 
 MODEL_DEFAULTS = ModelConfig()
@@ -260,11 +261,11 @@ def training_options(command: Any) -> Any:
 def _configs(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configs from parsed options (consumed from the dict).
 
-    `--tie-embeddings` not given: the level's default (`Tokenizer.tied_by_default`).
+    `--tie-embeddings` not given: the level's default (`Level.tied_by_default`).
     """
     ctx = click.get_current_context()
     if ctx.get_parameter_source("tie_embeddings") is ParameterSource.DEFAULT:
-        options["tie_embeddings"] = level_class(options["level"]).tied_by_default
+        options["tie_embeddings"] = level_policy(options["level"]).tied_by_default
     model_fields = {field.name for field in dataclasses.fields(ModelConfig)}
     model_config = ModelConfig(
         **{name: options.pop(name) for name in list(options) if name in model_fields}

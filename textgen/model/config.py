@@ -12,7 +12,8 @@ import secrets
 from dataclasses import dataclass
 
 from ..errors import TextgenError
-from ..text.tokens import DOCUMENTS, LEVELS, level_class
+from ..text.tokens import DOCUMENTS, LEVELS
+from .levels import level_policy
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class ModelConfig:
     embedding_dim: int = 128  # size of the learned word vectors
     dropout: float = 0.5  # on each layer's input and before the output; not recurrent
     tie_embeddings: bool = True  # the output layer reuses the embedding matrix
-    # (the CLI's default depends on the level: `Tokenizer.tied_by_default`)
+    # (the CLI's default depends on the level: `Level.tied_by_default`)
     vocab_size: int = 0  # output classes, <pad> and <unk> included; 0: not yet known
 
     def __post_init__(self) -> None:
@@ -186,29 +187,29 @@ class TrainConfig:
     ngram_mode: str | None = None
 
     @property
-    def ngram(self) -> int:
+    def memory_order(self) -> int:
         """The n-gram memory's order (`ngram_order`, or the level's default)."""
         if self.ngram_order is None:
-            return level_class(self.level).ngram_order
+            return level_policy(self.level).ngram_order
         return self.ngram_order
 
     @property
     def residual(self) -> bool:
         """Whether the network is trained on top of the memory (`ngram_mode`,
         or the level's default; never without a memory)."""
-        mode = self.ngram_mode or level_class(self.level).ngram_mode
-        return mode == "residual" and self.ngram > 0
+        mode = self.ngram_mode or level_policy(self.level).ngram_mode
+        return mode == "residual" and self.memory_order > 0
 
     @property
     def carries_state(self) -> bool:
         """Whether training carries the state across windows (`carry_state`).
 
-        Not given: the level's default (`Tokenizer.carries_state_by_default`),
+        Not given: the level's default (`Level.carries_state_by_default`),
         never under --distribute.
         """
         if self.carry_state is None:
             return (
-                level_class(self.level).carries_state_by_default
+                level_policy(self.level).carries_state_by_default
                 and self.distribute == "none"
             )
         return self.carry_state
@@ -239,7 +240,7 @@ class TrainConfig:
             if not ok:
                 value = getattr(self, name)
                 raise TextgenError(f"impossible value {value!r} for {name}")
-        if self.ngram_mode == "residual" and self.ngram == 0:
+        if self.ngram_mode == "residual" and self.memory_order == 0:
             raise TextgenError(
                 "--ngram-mode residual trains the network on top of the n-gram "
                 "memory, which --ngram-order 0 leaves out; give an order, or "

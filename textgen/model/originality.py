@@ -23,7 +23,7 @@ from ..text.tokens import (
 )
 from .novelty import ItemSet
 
-NGRAM = WordTokenizer.ngram  # shortest run of words that counts as copied
+COPIED_RUN = WordTokenizer.copied_run  # shortest run of words counted as copied
 BITS_PER_NGRAM = 12  # about 0.3% false positives with 8 hash functions
 MAX_BITS = 8 * 2**20  # 1 MiB in the model file at most
 HASHES = 8
@@ -72,15 +72,17 @@ class Fingerprint:
 
     bits: np.ndarray  # uint8, packed bit array
     size: int  # number of bits
-    n: int = NGRAM
+    n: int = COPIED_RUN
 
     @classmethod
-    def of(cls, words: Sequence[str], n: int = NGRAM) -> Fingerprint:
+    def of(cls, words: Sequence[str], n: int = COPIED_RUN) -> Fingerprint:
         """Fingerprint every n-gram of `words`."""
         return cls.of_ids(np.arange(len(words)), word_hashes(words), n)
 
     @classmethod
-    def of_ids(cls, ids: np.ndarray, hashes: np.ndarray, n: int = NGRAM) -> Fingerprint:
+    def of_ids(
+        cls, ids: np.ndarray, hashes: np.ndarray, n: int = COPIED_RUN
+    ) -> Fingerprint:
         """Fingerprint the n-grams of a text given as `ids` into `hashes` (the
         `word_hashes` of its distinct words): no per-token strings needed."""
         size = int(min(max(len(ids) - n + 1, 1) * BITS_PER_NGRAM, MAX_BITS))
@@ -177,5 +179,5 @@ def remembered(
     fingerprint = Fingerprint.from_config(earlier.get("fingerprint") or {})
     if fingerprint is not None:
         return items, fingerprint.extended_ids(text.ids, hashes)
-    length = tokenizer_for(settings).ngram
+    length = tokenizer_for(settings).copied_run
     return items, Fingerprint.of_ids(text.ids, hashes, length)

@@ -494,30 +494,17 @@ class Tokenizer:
     How text becomes tokens (whole or streamed) and tokens text (whole or
     streamed), the token that starts a text with no seed and the one that
     ends a paragraph, the unit's name, how many tokens in a row count as
-    copied; and, as class attributes, every default that differs between
-    levels (asked of the class: `level_class(name)`), so no code outside
-    this module compares level names. Adding a level means adding a
-    subclass here."""
+    copied (asked of the class: `level_class(name)`), so no code outside
+    this module compares level names. The defaults that differ between
+    levels (case, tied output, carried state, the memory, the planner) are
+    the level's policy, `model/levels.py`. Adding a level means a subclass
+    here and a `Level` there."""
 
     level: str
     unit: str  # "words", "characters": for messages
     start_token: str  # what an empty seed starts from
     paragraph_end: str  # the token that ends a paragraph
-    ngram: int  # tokens in a row that count as copied from the training text
-    folds_case: bool  # lowercase (unless --keep-case) at this level
-    tied_by_default: bool  # the output layer shares the embedding matrix
-    carries_state_by_default: bool  # training carries the state (TrainConfig)
-    ngram_order: int  # the n-gram memory's default order
-    # How the network uses it by default (`TrainConfig.ngram_mode`): what
-    # measured better at this level (docs/benchmarks.md).
-    ngram_mode: str
-    # What the budget planner (`training/sizing.py`) aims at: reads of the training
-    # text, and the window and learning rate it sets when they are not given
-    # (None: the defaults).
-    planned_passes: int
-    planned_seq_len: int | None = None
-    planned_learning_rate: float | None = None
-    score_in_bits: bool  # evaluate reports bits per token, not perplexity
+    copied_run: int  # tokens in a row that count as copied from the training text
     space_leads: bool  # logprobs: alternatives carry the token's leading space
 
     @classmethod
@@ -571,21 +558,13 @@ class WordTokenizer(Tokenizer):
     """NLTK words and `PARAGRAPH`; detokenized into prose, with sentence
     capitals restored when the text was lower-cased."""
 
-    level, unit, start_token, paragraph_end, ngram = (
+    level, unit, start_token, paragraph_end, copied_run = (
         "word",
         "words",
         PARAGRAPH,
         PARAGRAPH,
         5,
     )
-    folds_case = tied_by_default = True
-    # Carried state was no better for words at the budgets people give a
-    # laptop (docs/training.md, "Training in a budget").
-    carries_state_by_default = False
-    ngram_order = 3
-    ngram_mode = "mixture"
-    planned_passes = 8
-    score_in_bits = False
     # A token's text carries the whitespace before it (so do its alternatives).
     space_leads = True
 
@@ -609,29 +588,13 @@ class CharTokenizer(Tokenizer):
     """Every character as it is (case and all whitespace kept), joined back
     as they are; a line is a paragraph."""
 
-    level, unit, start_token, paragraph_end, ngram = (
+    level, unit, start_token, paragraph_end, copied_run = (
         "char",
         "characters",
         "\n",
         "\n",
         20,
     )
-    folds_case = False  # case and all whitespace are kept
-    # The output layer is tiny, and tied a 2 x 128 network stayed at the
-    # unigram level (3.06 nats) after 170 steps where an untied one reached
-    # 2.11 (docs/training.md, "Training in a budget").
-    tied_by_default = False
-    # Carried state was better on both books at 3 minutes (about 2% fewer nats).
-    carries_state_by_default = True
-    ngram_order = 7
-    ngram_mode = "residual"
-    # Characters learn less per pass and want more of them: on a list of 15 k
-    # words (114 k characters, 10 minutes) 2 x 512 at 12 passes reached 2.03
-    # nats per character, 2 x 256 at 30 passes 1.83 (benchmarks/items.py).
-    planned_passes = 30
-    planned_seq_len = 100  # characters per window: a sentence or two of context
-    planned_learning_rate = 1e-2  # 5e-3: +3.4% nats at 3 minutes
-    score_in_bits = True
     space_leads = False  # a space or line break is a token of its own
 
     @classmethod

@@ -3,7 +3,7 @@ most from this corpus in the minutes given (`plan_training`).
 
 The rule, from the measurements in docs/training.md ("Training in a budget"): the
 largest network (2 layers of 128 to 512 units) that still reads the training
-text the level's `Tokenizer.planned_passes` times (8 for words, 30 for
+text the level's `Level.planned_passes` times (8 for words, 30 for
 characters) in the budget, which then ends training rather than an epoch count. A
 short budget on a big corpus gets a small, fast network that sees the text
 many times (a big one would stop after a few dozen updates); a long budget or
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model.config import ModelConfig, TrainConfig
-from ..text.tokens import level_class
+from ..model.levels import level_policy
 
 # The settings `plan_training` may choose (those not given explicitly).
 PLANNED = ("units", "dropout", "seq_len", "lr_schedule", "learning_rate", "epochs")
@@ -166,10 +166,10 @@ def flops_per_token(model_config: ModelConfig) -> float:
 def plan_window(
     config: TrainConfig, planned: Collection[str], tokens: int
 ) -> TrainConfig:
-    """With a budget, the level's planned window (`Tokenizer.planned_seq_len`:
+    """With a budget, the level's planned window (`Level.planned_seq_len`:
     100 characters), when `seq_len` is not fixed and the corpus holds a
     hundred such windows."""
-    seq_len = level_class(config.level).planned_seq_len
+    seq_len = level_policy(config.level).planned_seq_len
     if (
         "seq_len" in planned
         and config.max_minutes
@@ -211,7 +211,7 @@ def plan_training(
     if not config.max_minutes or not planned:
         return None
     gflops = gflops or measure_gflops()
-    level = level_class(config.level)
+    level = level_policy(config.level)
     budget = config.max_minutes * 60
     speeds = _Speeds(gflops, measure, MEASURE_SHARE * budget)
 

@@ -29,6 +29,7 @@ from ..errors import (
 )
 from ..model.config import ModelConfig, TrainConfig, auto_batch_size, fresh_seed
 from ..model.counting import CountedText, documents, memory_record
+from ..model.levels import level_policy
 from ..model.ngram import (
     BUCKETS,
     Grams,
@@ -44,7 +45,7 @@ from ..outputs import Output, check_outputs
 from ..terminal import count
 from ..text.corpus import corpus_files
 from ..text.ids import CorpusIds, read_corpus_ids
-from ..text.tokens import END, TokenizerSettings, level_class, tokenizer_for
+from ..text.tokens import END, TokenizerSettings, tokenizer_for
 from ..text.vocab import UNK_ID, Vocabulary
 from .embeddings import check_vectors_file, read_vectors
 from .sizing import Measure, plan_training, plan_window
@@ -324,7 +325,7 @@ def _start(run: _Run) -> None:
 def tokenizer_settings(config: TrainConfig) -> TokenizerSettings:
     """How a new model trained with `config` tokenizes its text."""
     return TokenizerSettings(
-        lowercase=config.lowercase and level_class(config.level).folds_case,
+        lowercase=config.lowercase and level_policy(config.level).folds_case,
         level=config.level,
         documents=config.documents,
     )
@@ -376,7 +377,7 @@ def _counted(run: _Run) -> CountedText:
     assert run.text is not None and run.vocabulary is not None
     lengths = [f["tokens"] for f in run.text.files]
     return CountedText.of(
-        run.all_ids, lengths, len(run.vocabulary), run.config.ngram, _end_id(run)
+        run.all_ids, lengths, len(run.vocabulary), run.config.memory_order, _end_id(run)
     )
 
 
@@ -390,7 +391,7 @@ def _count_ngrams(run: _Run) -> None:
     fitting (`_fit_ngram` counts the validation text in afterwards); its
     time, twice, comes out of the budget."""
     config, vocabulary = run.config, run.vocabulary
-    if not config.ngram:
+    if not config.memory_order:
         return
     assert vocabulary is not None
     started = time.perf_counter()
@@ -411,10 +412,9 @@ def _count_ngrams(run: _Run) -> None:
         run.priors = _priors(run, counted, trained, cap)
         run.prior_seconds = time.perf_counter() - started - run.counting_seconds
     lowered = ""
-    if largest_order(len(vocabulary), config.ngram) < config.ngram:
-        lowered = (
-            f" (order {config.ngram} does not fit 63-bit keys with this vocabulary)"
-        )
+    order = config.memory_order
+    if largest_order(len(vocabulary), order) < order:
+        lowered = f" (order {order} does not fit 63-bit keys with this vocabulary)"
     pruned = ""
     if ngram.pruned:
         pruned = f", {count(ngram.pruned, 'rare n-grams')} pruned to fit"
@@ -885,7 +885,7 @@ def _fit_ngram(run: _Run) -> None:
         residual,
         len(run.all_ids),
         fit,
-        requested_order=run.config.ngram,
+        requested_order=run.config.memory_order,
         fitting_seconds=round(time.perf_counter() - started, 3),
         counting_seconds=round(run.counting_seconds, 3),
         recounted_on_resume=run.resume is not None,
