@@ -20,6 +20,11 @@ loop, no XLA.
 `--residual`: residual training's step (the batches carry the n-gram
 memory's log-probabilities, made per batch in NumPy) beside the same step
 without them, both from `data.make_dataset`.
+
+Each measurement runs in a process of its own (this script with `--peer`),
+so one library can neither crash nor slow the other: a CUDA build of torch
+imported after TensorFlow dies in triton's import (exit 139), and two
+thread pools in one process contend. The JSON says which torch build ran.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import itertools
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -204,6 +211,48 @@ def _dataset(batch: int, steps: int, prior: bool, vocab_size: int):
     )
 
 
+PEERS = ("textgen", "keras_loop", "pytorch", "without_prior", "residual")
+
+
+def _peer(name: str, batch: int, steps: int) -> dict:
+    """One peer's timed steps, in this process (a child of `main`'s)."""
+    if name == "pytorch":
+        import torch
+
+        cuda = torch.version.cuda
+        return {
+            "seconds": torch_seconds_per_step(batch, steps),
+            "version": torch.__version__,
+            "build": f"CUDA {cuda}" if cuda else "CPU",
+            "threads": torch.get_num_threads(),
+        }
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    prior = {"without_prior": False, "residual": True}.get(name)
+    fused = name != "keras_loop"
+    seconds = textgen_seconds_per_step(batch, steps, fused, prior=prior)
+    return {
+        "seconds": seconds,
+        "version": tf.__version__,
+        "threads": tf.config.threading.get_intra_op_parallelism_threads()
+        or os.cpu_count(),
+    }
+
+
+def _measured(name: str, batch: int, args: argparse.Namespace) -> dict:
+    """`_peer` in a fresh process: its figures, or a one-line exit."""
+    command = [
+        sys.executable, __file__, "--peer", name, "--shape", args.shape,
+        "--batches", str(batch), "--steps", str(args.steps),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise SystemExit(f"{name} failed (exit {done.returncode}): {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), default="word")
@@ -218,43 +267,35 @@ def main() -> None:
         help="time residual training's step (the memory's prior made per batch) "
         "beside the same step without it, instead of the peers",
     )
+    parser.add_argument("--peer", choices=PEERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     global SHAPE
     SHAPE = SHAPES[args.shape]
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    import tensorflow as tf
+    if args.peer:  # a child: one measurement, one JSON line
+        print(json.dumps(_peer(args.peer, args.batches[0], args.steps)))
+        return
+    import importlib.util
 
-    tf.get_logger().setLevel("ERROR")
-    peers = {
-        "textgen": lambda b: textgen_seconds_per_step(b, args.steps, True),
-        "keras_loop": lambda b: textgen_seconds_per_step(b, args.steps, False),
-    }
-    if args.residual:
-        peers = {
-            "without_prior": lambda b: textgen_seconds_per_step(
-                b, args.steps, True, prior=False
-            ),
-            "residual": lambda b: textgen_seconds_per_step(
-                b, args.steps, True, prior=True
-            ),
-        }
-        torch = None
-    if torch is not None:
-        peers["pytorch"] = lambda b: torch_seconds_per_step(b, args.steps)
+    peers = (
+        ["without_prior", "residual"] if args.residual else ["textgen", "keras_loop"]
+    )
+    torch = not args.residual and importlib.util.find_spec("torch") is not None
+    if torch:
+        peers.append("pytorch")
     results: dict = {}
+    about: dict[str, dict] = {}
     for batch in args.batches:
         runs: dict[str, list[int]] = {name: [] for name in peers}
         for _ in range(args.repeats):  # interleaved: machine drift hits all alike
-            for name, run in peers.items():
-                runs[name].append(tokens_per_s(batch, run(batch)))
+            for name in peers:
+                measured = _measured(name, batch, args)
+                about[name] = {k: v for k, v in measured.items() if k != "seconds"}
+                runs[name].append(tokens_per_s(batch, measured["seconds"]))
         row = {
             name: {"median": statistics.median(r), "range": [min(r), max(r)]}
             for name, r in runs.items()
         }
-        if torch is not None:
+        if torch:
             row["textgen_vs_pytorch"] = round(
                 statistics.median(
                     a / b for a, b in zip(runs["textgen"], runs["pytorch"], strict=True)
@@ -278,13 +319,9 @@ def main() -> None:
                 f"{'tied' if SHAPE.tied else 'untied'} output, vocab {SHAPE.vocab}, "
                 f"dropout {SHAPE.dropout:g}",
                 "seq_len": SHAPE.seq_len,
-                "tensorflow": tf.__version__,
-                "torch": torch.__version__ if torch is not None else None,
-                "threads": {
-                    "tensorflow_intra_op": tf.config.threading.get_intra_op_parallelism_threads()  # noqa: E501
-                    or os.cpu_count(),
-                    "torch": torch.get_num_threads() if torch is not None else None,
-                },
+                "tensorflow": about[peers[0]]["version"],
+                "tensorflow_intra_op_threads": about[peers[0]]["threads"],
+                "torch": about.get("pytorch"),
                 **results,
             },
             indent=2,
