@@ -8,6 +8,7 @@ import asyncio
 import logging
 import socket
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -173,3 +174,27 @@ def test_the_connection_limit_stays_below_the_open_file_limit(monkeypatch):
     assert connections.connection_limit(1000) == 300 - connections.FILES_KEPT
     monkeypatch.setattr(resource, "getrlimit", lambda which: (100_000, 100_000))
     assert connections.connection_limit(1000) == 1000
+
+
+def test_the_installed_uvicorn_has_the_private_parts_the_limits_use():
+    """connections.py subclasses uvicorn's h11 protocol and reads a
+    connection's `cycle` and the server's `connections`: a uvicorn release
+    without them must fail here, and pyproject.toml bounds uvicorn to the
+    releases that have them."""
+    import inspect
+    import re
+    from importlib.metadata import version
+
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    source = inspect.getsource(H11Protocol)
+    for name in ("self.cycle", "self.connections", "self.transport", "self.loop"):
+        assert name in source, name
+    for method in ("connection_made", "connection_lost", "data_received",
+                   "on_response_complete"):  # fmt: skip
+        assert callable(getattr(H11Protocol, method, None)), method
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    low, high = re.search(r'"uvicorn>=([\d.]+),<([\d.]+)"', pyproject).groups()
+    installed = tuple(int(part) for part in version("uvicorn").split(".")[:2])
+    as_tuple = [tuple(int(p) for p in bound.split(".")[:2]) for bound in (low, high)]
+    assert as_tuple[0] <= installed < as_tuple[1], (installed, low, high)
