@@ -87,7 +87,7 @@ def textgen_seconds_per_step(
     from textgen.model.network import build_model
     from textgen.text.tokens import TokenizerSettings
     from textgen.text.vocab import Vocabulary
-    from textgen.training.train import _compile
+    from textgen.training.network import compile_model as _compile
 
     original = cells.SequenceLSTM.inner_loop
     if not new:  # textgen 0.x before this benchmark: Keras's loop, no XLA

@@ -65,7 +65,7 @@ def no_work(monkeypatch):
     def started(*args, **kwargs):
         raise RuntimeError(WORK)
 
-    monkeypatch.setattr("textgen.training.train.read_corpus_ids", started)
+    monkeypatch.setattr("textgen.training.reading.read_corpus_ids", started)
     monkeypatch.setattr("textgen.training.compare.compare", started)
 
 

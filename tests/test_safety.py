@@ -110,9 +110,9 @@ def test_resumed_training_matches_never_stopping(
     vectors too: the optimizer's slots must line up with what is trained; and
     with the step compiled by XLA, as bigger networks are on a CPU)."""
     from textgen.model.network import load_model
-    from textgen.training import train as train_module
+    from textgen.training import network
 
-    monkeypatch.setattr(train_module, "XLA_MIN_PARAMETERS", 0 if xla else 10**12)
+    monkeypatch.setattr(network, "XLA_MIN_PARAMETERS", 0 if xla else 10**12)
 
     config = TrainConfig(
         seq_len=8,

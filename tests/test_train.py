@@ -236,7 +236,7 @@ def test_a_network_too_big_to_train_is_refused_before_it_is_built(
     from textgen.model.config import ModelConfig, TrainConfig
     from textgen.training.train import train
 
-    monkeypatch.setattr("textgen.training.train._physical_memory", lambda: 8 * 2**30)
+    monkeypatch.setattr("textgen.training.network._physical_memory", lambda: 8 * 2**30)
     with pytest.raises(TrainingError, match=message):
         train(
             [pattern_file],
