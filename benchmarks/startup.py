@@ -3,8 +3,12 @@
 `textgen --help` and an option error (no heavy import at all); `textgen
 generate -n 20` and `textgen info` on a default-size model trained on
 `moby_dick.txt` (the TensorFlow-free inference path), beside bare
-`python -c "import tensorflow"` and `python -c "import numpy, h5py"`. Each
-is timed 5 times: median and range. Then the model files: the lean model
+`python -c "import tensorflow"` and `python -c "import numpy, h5py"`; and
+what the two start-up tricks of docs/architecture.md save: `import textgen`
+(which registers the model with Keras without importing it) against
+`import keras`, and tokenizing one line (NLTK's three tokenizer modules
+loaded alone) against `import nltk`. Each is timed 5 times: median and
+range. Then the model files: the lean model
 that `train` saves against the `.last.keras` checkpoint of the same run
 (which keeps the optimizer state, as every saved model did before), for
 the sample corpus and for `moby_dick.txt`. Prints one JSON object.
@@ -28,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT.parent / "shared" / "corpora" / "moby_dick.txt"
 REPEATS = 5
+TOKENIZE = "from textgen.text.tokens import tokenize; tokenize('Call me Ishmael.')"
 
 
 def timed(command: list[str], cwd: Path, expect: int = 0) -> dict[str, float]:
@@ -112,6 +117,10 @@ def main() -> None:
                 cwd,
             ),
             "info": timed([textgen, "info", model], cwd),
+            "import_textgen": timed([sys.executable, "-c", "import textgen"], cwd),
+            "import_keras": timed([sys.executable, "-c", "import keras"], cwd),
+            "tokenize_one_line": timed([sys.executable, "-c", TOKENIZE], cwd),
+            "import_nltk": timed([sys.executable, "-c", "import nltk"], cwd),
         }
     print(json.dumps(figures, indent=2))
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -24,8 +24,22 @@ from ..model.scoring import primed_inputs, recurrent_outputs
 from ..text.vocab import PAD_ID
 
 if TYPE_CHECKING:
-    from ..text.tokens import Tokenizer
-    from .generate import Generator
+    from ..model.decoder import Decoder
+    from ..text.tokens import Tokenizer, TokenizerSettings
+    from ..text.vocab import Vocabulary
+
+
+class Reader(Protocol):
+    """What scoring a prompt needs of a model being run (a `Generator` is
+    one): its vocabulary and settings, its decoder, its memory, and the
+    scores it draws a next token from."""
+
+    vocabulary: Vocabulary
+    tokenizer_settings: TokenizerSettings
+    decoder: Decoder
+    mixture: Any
+
+    def next_logits(self, logits: np.ndarray, history: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,7 @@ def choices(
 
 
 def prompt_choices(
-    generator: Generator,
+    generator: Reader,
     words: list[str],
     top: int,
     check: Callable[[], None] | None = None,
