@@ -181,14 +181,15 @@ def test_the_library_gives_the_samples_the_command_line_gives(trained):
     from textgen.inference.generate import BATCH_ROWS
 
     count = BATCH_ROWS + 4  # two batches
-    args = ["-s", "one two", "-n", 4, "--num-samples", count, "--random-seed", 1]
+    args = ["-s", "one two", "-n", 4, "-t", 3, "--random-seed", 1]
+    args += ["--num-samples", count]
     cli_run = run("generate", "-m", trained[0], *args, "--format", "jsonl")
     assert cli_run.exit_code == 0, cli_run.output
     from_cli = [json.loads(line)["text"] for line in cli_run.stdout.splitlines()]
     generator = Generator(load_model(trained[0]))
     batches = generator.batches(
         ["one two"],
-        [SamplingSettings()],
+        [SamplingSettings(temperature=3.0)],
         count,
         GenerationRequest(length=4, random_seed=1),
     )
@@ -245,7 +246,7 @@ def test_long_seed_lines_report_their_true_length_and_notes_come_once(
 def test_max_tries_needs_novel(trained, name_model):
     files = run("generate", "-m", trained[0], "--max-tries", 5)
     assert files.exit_code == 2
-    assert "--max-tries is for --novel" in files.stderr
+    assert "'--max-tries': is for novel, which needs a model" in files.stderr
     assert len(files.stderr.strip().splitlines()) == 1
     off = run("generate", "-m", name_model[0], "--no-novel", "--max-tries", 5)
     assert off.exit_code == 2 and "leave out --no-novel" in off.stderr

@@ -178,7 +178,7 @@ def test_novel_end_to_end_never_returns_a_training_item(name_model, names_file):
 def test_novel_needs_an_item_model(trained):
     result = _run("generate", "-m", trained[0], "--novel")
     assert result.exit_code == 2
-    assert "--novel needs a model trained with --documents lines" in result.output
+    assert "'--novel': needs a model trained with --documents lines" in result.output
 
 
 def test_evaluate_scores_each_item_from_a_fresh_start(name_model, tmp_path):

@@ -155,7 +155,7 @@ def test_a_scored_prompt_is_the_plain_token_by_token_reading(
     monkeypatch.setattr(scoring, "BLOCK", 5)  # several blocks in one prompt
     if which == "words":
         generator = Generator(trained[1])
-        words = generator.seed_words("one two two three , four five . six seven")
+        words = generator.seed_words("one two two three, four five. six seven one two")
     else:
         generator = Generator(name_model[1])
         _, words = generator.echo_words("bako\nlu\ntami", None)

@@ -208,15 +208,18 @@ def knob_option(cls: type, field: str, *flags: str, **extra: Any) -> Any:
     extra.setdefault("help", bounds.help)
     if default is not None:
         extra.setdefault("show_default", True)
-    return click.option(*flags, field, type=bounds.kind, default=default, **extra)
+    kind = _Number() if bounds.kind is float else int  # a number; bounds: the knob's
+    return click.option(*flags, field, type=kind, default=default, **extra)
 
 
 def setting_error(error: Any) -> click.UsageError:
-    """A `SettingError` as a usage error naming the option (`--top-k`)."""
+    """A `SettingError` as click words a bad value, naming the option:
+    "Invalid value for '--top-k': must be 0 (off) or more, not -1"."""
     context = click.get_current_context()
     flags = {
         param.name: max(param.opts, key=len)
         for param in context.command.params
         if isinstance(param, click.Option)
     }
-    return click.UsageError(error.named(flags.get(error.field, error.field)))
+    flag = flags.get(error.field, error.field)
+    return click.BadParameter(error.problem, param_hint=f"'{flag}'")

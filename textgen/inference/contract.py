@@ -168,9 +168,9 @@ def kind_of(value: Any) -> str:
 def _shown(value: float) -> str:
     """A number as a message shows it: short, however large."""
     if isinstance(value, int) and abs(value) < 10**15:
-        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+        return f"{value:,}"
     if isinstance(value, float) and value.is_integer() and abs(value) < 10**15:
-        return str(int(value))
+        return f"{int(value):,}"
     return f"{value:.3g}"
 
 
@@ -290,6 +290,6 @@ def resolve_novel(novel: bool | None, items: bool, max_tries_given: bool) -> boo
             "max_tries",
             f"is for novel, which {trained_on_items}"
             if not items
-            else "is for novel, which this request turns off",
+            else "is for novel, which this request turns off (leave out --no-novel)",
         )
     return novel

@@ -55,6 +55,8 @@ MAX_STOPS = 16
 API_NAMES = {"length": "max_tokens", "random_seed": "seed"}
 # The request's own numbers (the rest are the contract's knobs).
 N = Knob("Completions per prompt.", kind=int, low=1, high=MAX_ROWS_PER_REQUEST)
+# This server's bound on `GenerationRequest.length` (the library has none).
+MAX_TOKENS_KNOB = Knob("Most tokens to generate.", kind=int, low=0, high=MAX_TOKENS)
 # OpenAI parameters textgen cannot honour: refused unless left at their
 # do-nothing value, so no client believes it got what it asked for.
 UNSUPPORTED = {
@@ -336,6 +338,10 @@ def _request(body: dict, model: Served) -> GenerationRequest:
     """The length, stop strings, `until`, `novel`, seed and `logprobs` of a
     request (a fresh random seed when it gives none)."""
     try:
+        MAX_TOKENS_KNOB.check("max_tokens", body.get("max_tokens"))
+    except SettingError as err:
+        raise ApiError(400, str(err), "max_tokens") from None
+    try:
         novel = resolve_novel(
             _flag(body, "novel", None),
             model.model.tokenizer_settings.items,
@@ -350,13 +356,6 @@ def _request(body: dict, model: Served) -> GenerationRequest:
         until=body.get("until"),
         novel=novel,
     )
-    if request.length > MAX_TOKENS:
-        raise ApiError(
-            400,
-            f"max_tokens must be at most {MAX_TOKENS:,} on this server, "
-            f"not {request.length:,}",
-            "max_tokens",
-        )
     if request.length == 0 and not _flag(body, "echo", False):
         raise ApiError(
             400,
@@ -374,7 +373,7 @@ def settings(max_rows: int = MAX_ROWS_PER_REQUEST) -> dict[str, Any]:
     playground builds its controls from it)."""
     card = settings_card(SamplingSettings, GenerationRequest)
     fields = {API_NAMES.get(name, name): value for name, value in card.items()}
-    fields["max_tokens"]["high"] = MAX_TOKENS
+    fields["max_tokens"] = MAX_TOKENS_KNOB.card(GenerationRequest.length)
     fields["n"] = N.card(1)
     return {"object": "settings", "fields": fields}
 

@@ -227,7 +227,6 @@ def train(
     previous = start.previous
     if resume is not None:
         planned = ()  # a resumed model keeps its settings
-        first_epoch(previous, config, resume)  # refused before any work
     read = read_training_text(
         files,
         start.tokenizer,
