@@ -164,7 +164,7 @@ def _model_path(path: str | None) -> Path:
 
 
 def _load(path: str | None, weights: bool = True, tables: bool | None = None) -> Any:
-    """The model to use, read without TensorFlow (see `modelfile.read_model`)."""
+    """The model to use, read without TensorFlow (`model.file.read_model`)."""
     from ..model.file import read_model
 
     return read_model(_model_path(path), weights, tables)

@@ -327,8 +327,8 @@ class Generator:
         """What `sample` does, as the `Draw`s it runs, one after another.
 
         Each draw is yielded to be run to its end by the caller (`sample`
-        steps it alone; `batching.Engine` steps it with other requests' draws
-        in one batch); the next one depends on how it ended: with `novel`,
+        steps it alone; the server's `Engine` steps it with other requests'
+        draws in one batch); the next one depends on how it ended: with `novel`,
         rows that drew a training item are drawn again, as a smaller batch
         from the same random generator. Returns (as `StopIteration.value`)
         the samples. `on_texts`: one callback or None per row (see `sample`'s
@@ -519,7 +519,7 @@ class Draw:
     """One draw in progress: rows read from their seeds, then grown one word
     at a time by whoever runs it, which alternates `choose` and `take` with a
     decoder step on `chosen` and `states` (`Generator.sample` runs one draw
-    alone; `batching.Engine` steps the rows of many draws as one batch)."""
+    alone; `serving/engine.py`'s `Engine` steps the rows of many draws as one batch)."""
 
     def __init__(
         self,

@@ -121,7 +121,7 @@ class Decoder:
 
     Computes exactly what the Keras layers compute (tested to float
     tolerance), with the state passed in and out. Needs no TensorFlow: the
-    weights come from the model file (`modelfile.read_model`) or from a
+    weights come from the model file (`model/file.py`'s `read_model`) or from a
     Keras model (`LanguageModel.named_weights`), named as in
     `ModelConfig.weight_shapes`.
     """

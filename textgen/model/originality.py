@@ -166,7 +166,7 @@ def remembered(
     text: Any, settings: TokenizerSettings, earlier: dict[str, Any]
 ) -> tuple[ItemSet | None, Fingerprint]:
     """What a model's record keeps of a text it learned from (`text`, a
-    `corpus_ids.CorpusIds` read with `settings`): an item model's items (for
+    `text/ids.py`'s `CorpusIds` read with `settings`): an item model's items (for
     `generate --novel`) and the fingerprint (for the originality report),
     merged with what the record `earlier` kept (a resumed or adapted model's)."""
     items = None

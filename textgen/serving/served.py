@@ -18,7 +18,7 @@ class Served:
     """One loaded model: its name, what `/v1/models` says, and its engine."""
 
     name: str
-    model: Any  # a `modelfile.ModelFile`
+    model: Any  # a `model/file.py` `ModelFile`
     generator: Generator
     engine: Engine
     created: int
