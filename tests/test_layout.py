@@ -137,3 +137,14 @@ def test_no_modules_import_each_other_in_a_circle():
                     seen.add(target)
                     stack.append(target)
     assert not circles, circles
+
+
+def test_training_fits_the_memory_without_importing_evaluation():
+    """The mixture's fit lives with the memory (`model/fitting.py`): training
+    reaches it without going through `inference/evaluate.py`."""
+    importing = [
+        _module_name(path)
+        for path in sorted((PACKAGE / "training").rglob("*.py"))
+        if "textgen.inference.evaluate" in _imports(path)
+    ]
+    assert not importing, importing

@@ -128,6 +128,24 @@ def test_a_seed_streams_the_text_the_api_gives(browser, server, tmp_path):
     page.close()
 
 
+def test_the_controls_start_at_the_servers_defaults(browser, server):
+    """The page's temperature and length start where the library's do: it
+    reads them from GET /v1/settings (the HTML holds other values until
+    then), so the page, the command line and the API share one default."""
+    import httpx
+
+    fields = httpx.get(server.url + "/v1/settings", timeout=10).json()["fields"]
+    page = Page(browser, server.url)
+    page.models_loaded()
+    temperature = fields["temperature"]["default"]
+    assert float(page.page.input_value("#temperature")) == temperature == 0.8
+    assert page.page.inner_text("#temperature-value") == "0.8"
+    assert page.page.input_value("#max-tokens") == str(fields["max_tokens"]["default"])
+    assert page.page.get_attribute("#top-p", "title") == fields["top_p"]["help"]
+    assert page.errors == []
+    page.close()
+
+
 def test_an_item_model_draws_new_items_with_several_samples(browser, server):
     page = Page(browser, server.url)
     page.models_loaded()

@@ -114,7 +114,8 @@ def test_logprobs_are_the_distribution_before_temperature(server):
     # numbers (temperature changes the draw, not the distribution reported).
     hot = client.completions.create(temperature=3.0, seed=3, **settings).choices[0]
     _logprobs_match_text(hot.logprobs, hot.text)
-    assert sorted(hot.logprobs.top_logprobs[0].values()) == pytest.approx(
+    # (the drawn token is added when it is not among the three likeliest)
+    assert sorted(hot.logprobs.top_logprobs[0].values())[-3:] == pytest.approx(
         sorted(lp.top_logprobs[0].values())
     )
     # Streamed: the same tokens and numbers, each sent once, in order.
@@ -523,13 +524,19 @@ def test_a_full_queue_answers_429_and_a_long_request_504(trained):
         for name in ("first", "second"):
             assert answers[name].status_code == 504, answers[name].text
             assert "--timeout" in answers[name].json()["error"]["message"]
+            assert answers[name].headers["x-should-retry"] == "false"
+        # The openai client, retrying 5xx twice by default, asks once.
+        client = openai.OpenAI(base_url=running.url + "/v1", api_key="x")
+        with pytest.raises(openai.InternalServerError, match="--timeout"):
+            client.completions.create(prompt="one", **long)
+        assert running.health()["models"]["pattern"]["timed_out"] == 3
         events = _events(running.url, {**long, "stream": True})
         assert (
             "--timeout"
             in json.loads(events[-1].removeprefix("data: "))["error"]["message"]
         )
         health = running.health()["models"]["pattern"]
-        assert health["timed_out"] == 3 and health["active_rows"] == 0
+        assert health["timed_out"] == 4 and health["active_rows"] == 0
     finally:
         assert running.stop() == 0
 
@@ -657,6 +664,36 @@ def test_a_character_token_is_its_own_text_among_the_alternatives(server):
             assert all(len(key) == 1 for key in top), (token, top)
 
 
+@pytest.mark.parametrize("model", ["pattern", "names"])
+def test_every_alternative_is_one_tokens_text_and_the_drawn_one_is_there(
+    server, model, trained, name_model
+):
+    """At both levels, hot draws (the drawn token often not among the two
+    likeliest): each `top_logprobs` key is the text of one token as it would
+    be written there, and the drawn token's own text is always a key, with
+    its log-probability."""
+    answer = server.client().completions.create(
+        model=model, prompt="one two\nthree", max_tokens=40, temperature=3.0,
+        seed=4, logprobs=2, echo=True,
+    )  # fmt: skip
+    lp = answer.choices[0].logprobs
+    served = trained[1] if model == "pattern" else name_model[1]
+    vocabulary = set(served.vocabulary.words)
+    extra = 0
+    for token, value, top in zip(
+        lp.tokens, lp.token_logprobs, lp.top_logprobs, strict=True
+    ):
+        if top is None:
+            continue
+        assert top[token] == pytest.approx(value)
+        assert 2 <= len(top) <= 3
+        extra += len(top) == 3
+        for key in top:  # a word after its leading space; a character itself
+            written = key[len(key) - len(key.lstrip()) :] if model == "pattern" else key
+            assert written.lower() in vocabulary or key == token, (token, top)
+    assert extra  # some drawn tokens were not among the two likeliest
+
+
 def test_a_request_dropped_while_its_prompts_are_read_is_counted(trained):
     """/health's cancelled and timed-out counts include requests that end
     while their prompts are read or scored, before they reach the batch."""
@@ -687,3 +724,25 @@ def test_a_request_dropped_while_its_prompts_are_read_is_counted(trained):
         assert (engine.cancelled, engine.timed_out) == (1, 1)
     finally:
         engine.close(timeout=10)
+
+
+def test_the_settings_endpoint_is_the_libraries_contract(server):
+    """GET /v1/settings: every field a request may give beyond OpenAI's
+    basics, with the library's defaults and bounds (the playground builds its
+    controls from it) under the request's names."""
+    from textgen.inference.contract import GenerationRequest, SamplingSettings
+
+    fields = httpx.get(server.url + "/v1/settings", timeout=10).json()["fields"]
+    assert fields["temperature"]["default"] == SamplingSettings().temperature == 0.8
+    assert fields["top_p"]["low"] == 0 and fields["top_p"]["low_open"] is True
+    assert fields["max_tokens"]["default"] == GenerationRequest().length
+    assert fields["max_tokens"]["high"] == 4096  # this server's bound
+    assert fields["seed"]["high"] == 2**32 - 1 and "random_seed" not in fields
+    assert fields["n"] == {"default": 1, "type": "int", "low": 1, "high": 256,
+                           "help": "Completions per prompt."}  # fmt: skip
+    # A value the card says is out of bounds is refused with the card's words.
+    response = server.post({"model": "pattern", "top_p": 1.5})
+    assert response.status_code == 400
+    assert (
+        "top_p must be more than 0 and at most 1" in response.json()["error"]["message"]
+    )

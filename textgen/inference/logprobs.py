@@ -183,7 +183,9 @@ def logprobs_json(
     alternatives are written as the token is: the chosen one as its text,
     the others as their words, for words (`lead`) after the same leading
     whitespace, so a client can find the token among them; a character is
-    its own text (a space or a line break is the whole token)."""
+    its own text (a space or a line break is the whole token). As OpenAI's
+    API does, the chosen token is always among them, even when it is not
+    one of the `top` likeliest (so up to `top` + 1 entries)."""
     tokens = [text[a:b] for a, b in spans]
     tops: list[dict[str, float] | None] = []
     for choice, token in zip(choices_, tokens, strict=True):
@@ -191,12 +193,12 @@ def logprobs_json(
             tops.append(None)
             continue
         space = token[: len(token) - len(token.lstrip())] if lead else ""
-        tops.append(
-            {
-                token if word == choice.token else space + word: value
-                for word, value in choice.top
-            }
-        )
+        top = {
+            token if word == choice.token else space + word: value
+            for word, value in choice.top
+        }
+        top.setdefault(token, choice.logprob)
+        tops.append(top)
     return {
         "tokens": tokens,
         "token_logprobs": [c.logprob for c in choices_],

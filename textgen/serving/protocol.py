@@ -107,6 +107,10 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.param = status, message, param
+        if status == 504 or code == "not_a_number":
+            # The same request would end the same way: OpenAI's clients
+            # retry a 5xx twice unless told not to (tripling the work).
+            headers = {"x-should-retry": "false", **(headers or {})}
         self.headers = headers
         self.code = code or {
             400: "invalid_request_error",
