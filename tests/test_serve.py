@@ -746,3 +746,35 @@ def test_the_settings_endpoint_is_the_libraries_contract(server):
     assert (
         "top_p must be more than 0 and at most 1" in response.json()["error"]["message"]
     )
+
+
+@pytest.mark.parametrize(
+    ("model", "extra"),
+    [
+        ("pattern", {}),
+        ("pattern", {"stop": ["five"]}),  # the stop watch holds text back
+        ("pattern", {"echo": True, "prompt": "One  two,\tthree"}),
+        ("names", {}),
+        ("names", {"n": 3}),
+    ],
+)
+def test_streamed_logprobs_travel_with_their_text(server, model, extra):
+    """With logprobs, every streamed event's tokens join to exactly that
+    event's text (the detokenizer and stop strings hold text back; it comes
+    with its tokens), and the stream adds up to the whole answer."""
+    body = {"model": model, "prompt": "one two", "max_tokens": 25,
+            "temperature": 1.5, "seed": 9, "logprobs": 2, **extra}  # fmt: skip
+    whole = server.post(body).json()["choices"]
+    events = _events(server.url, {**body, "stream": True})
+    texts: dict[int, str] = {}
+    tokens: dict[int, list] = {}
+    for line in events[:-1]:
+        for choice in json.loads(line.removeprefix("data: "))["choices"]:
+            lp = choice["logprobs"]
+            got = lp["tokens"] if lp else []
+            assert "".join(got) == choice["text"], choice
+            texts[choice["index"]] = texts.get(choice["index"], "") + choice["text"]
+            tokens.setdefault(choice["index"], []).extend(got)
+    for answer in whole:
+        assert texts[answer["index"]] == answer["text"]
+        assert tokens[answer["index"]] == answer["logprobs"]["tokens"]

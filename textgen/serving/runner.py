@@ -45,6 +45,9 @@ class Run:
         self.rows = len(completion.prompts) * completion.n
         self.sent = [0] * self.rows
         self.skip = [0] * self.rows
+        # With logprobs, characters of each row's returned text sent so far:
+        # an event's text is then exactly its tokens' texts (the rest waits).
+        self.streamed = [0] * self.rows
         self.prompt_tokens = 0
         # With `logprobs`: each row's, built as its tokens come (`_submit`).
         self.logprobs: list[RowLogprobs] | None = None
@@ -162,22 +165,31 @@ class Run:
                     continue
                 if id(shared) not in given:
                     given[id(shared)] = shared.extend(sample.text)
-                self.loop.call_soon_threadsafe(
-                    self.pieces.put_nowait, (row, sample.text, given[id(shared)])
-                )
+                self._send(row, given[id(shared)])
         self._done(samples, None)
 
     def _piece(self, row: int) -> Any:
         def passed(text: str) -> None:  # the worker thread
+            if self.logprobs:
+                self._send(row, self.logprobs[row].extend(text))
+                return
             start = max(self.skip[row] - self.sent[row], 0)
             self.sent[row] += len(text)
-            logprobs = self.logprobs[row].extend(text) if self.logprobs else None
-            if text[start:] or logprobs:
+            if text[start:]:
                 self.loop.call_soon_threadsafe(
-                    self.pieces.put_nowait, (row, text[start:], logprobs)
+                    self.pieces.put_nowait, (row, text[start:], None)
                 )
 
         return passed
+
+    def _send(self, row: int, logprobs: dict | None) -> None:
+        """With logprobs: the tokens a piece of text completed, as one event
+        whose text is exactly theirs (the worker thread)."""
+        if not logprobs:
+            return
+        text = "".join(logprobs["tokens"])
+        self.streamed[row] += len(text)
+        self.loop.call_soon_threadsafe(self.pieces.put_nowait, (row, text, logprobs))
 
     def _choice(self, row: int) -> Any:
         def taken(choice: Choice) -> None:  # the worker thread
@@ -213,6 +225,12 @@ class Run:
 
     def text(self, row: int, sample: Sample) -> str:
         return sample.text[self.skip[row] :]
+
+    def rest_of_text(self, row: int, sample: Sample) -> str:
+        """What a streamed row's last event carries: with logprobs, the text
+        of the tokens not sent yet (what `rest_of_logprobs` holds); without,
+        nothing (every piece was sent as it came)."""
+        return self.text(row, sample)[self.streamed[row] :] if self.logprobs else ""
 
     def rest_of_logprobs(self, row: int, sample: Sample) -> dict | None:
         """The row's `logprobs` not sent yet (all of them, unstreamed); rows
@@ -310,7 +328,7 @@ async def _events(completion: Completion, run: Run) -> AsyncIterator[str]:
     yield event(
         [
             {
-                "text": "",
+                "text": run.rest_of_text(row, sample),
                 "index": row,
                 "logprobs": run.rest_of_logprobs(row, sample),
                 "finish_reason": finish_reason(sample),
