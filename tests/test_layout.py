@@ -148,3 +148,16 @@ def test_training_fits_the_memory_without_importing_evaluation():
         if "textgen.inference.evaluate" in _imports(path)
     ]
     assert not importing, importing
+
+
+def test_every_package_folder_is_in_the_wheel():
+    """pyproject.toml lists the packages by hand: a folder missing there
+    works in an editable install and is absent from `pip install .`."""
+    pyproject = (PACKAGE.parent / "pyproject.toml").read_text()
+    block = re.search(r"packages = \[(.*?)\]", pyproject, re.S).group(1)
+    listed = set(re.findall(r'"([\w.]+)"', block))
+    folders = {_module_name(init) for init in PACKAGE.rglob("__init__.py")}
+    assert listed == folders
+    data = re.search(r'"textgen.serving" = \[(.*?)\]', pyproject).group(1)
+    shipped = set(re.findall(r"\*(\.\w+)", data))
+    assert shipped >= {p.suffix for p in (PACKAGE / "serving" / "playground").iterdir()}
