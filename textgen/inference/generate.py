@@ -9,6 +9,7 @@ than a TensorFlow call. Several samples run as one batch; one sample streams.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Generator as Generator_
 from dataclasses import dataclass
@@ -285,8 +286,6 @@ class Generator:
         drawn for the run. With `beams`, each (seed, sampling) pair is one
         beam search giving `num_samples` results. `on_text`: with one row,
         each piece of its text as it comes."""
-        import time
-
         if request.random_seed is None:
             request = dataclasses.replace(request, random_seed=fresh_seed())
         per_seed = len(samplings) * num_samples

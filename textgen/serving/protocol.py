@@ -371,7 +371,7 @@ def _request(body: dict, model: Served) -> GenerationRequest:
     return request
 
 
-def settings(max_rows: int = MAX_ROWS_PER_REQUEST) -> dict[str, Any]:
+def settings() -> dict[str, Any]:
     """`GET /v1/settings`: every sampling and generation field a request may
     give, by its name in the request, with its default, bounds and help (the
     playground builds its controls from it)."""
