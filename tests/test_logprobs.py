@@ -8,7 +8,13 @@ import random
 import numpy as np
 import pytest
 
-from textgen.inference.logprobs import Choice, RowLogprobs, TokenTexts, choices
+from textgen.inference.logprobs import (
+    Choice,
+    RowLogprobs,
+    TokenTexts,
+    choices,
+    echo_logprobs,
+)
 from textgen.text.tokens import PARAGRAPH, TokenizerSettings, tokenizer_for
 
 WORDS = tokenizer_for(TokenizerSettings())
@@ -105,15 +111,22 @@ def test_a_row_without_its_prompt_counts_offsets_from_the_continuation():
     assert all(t in top for t, top in zip(found["tokens"], tops, strict=True))
 
 
-def test_an_echoed_prompt_is_cut_by_its_own_words_not_unk():
-    seed = WORDS.tokenize("the zyzzyva sat")
+def test_an_echoed_prompt_is_cut_from_the_text_as_sent_by_its_own_words():
+    text = "The  Zyzzyva\tsat"
+    seed = WORDS.tokenize(text)
     prompt = [Choice("the", None), Choice("<unk>", -9.0), Choice("sat", -2.0)]
-    row = RowLogprobs(WORDS, seed, prompt)
-    found = row.finish(WORDS.join(seed))
-    assert found["tokens"] == ["The", " zyzzyva", " sat"]
+    found = echo_logprobs(text, seed, prompt, WORDS)
+    assert found["tokens"] == ["The", "  Zyzzyva", "\tsat"]
     assert found["token_logprobs"] == [None, -9.0, -2.0]
     assert found["top_logprobs"][0] is None
-    assert found["text_offset"] == [0, 3, 11]
+    assert found["text_offset"] == [0, 3, 12]
+    # Generated tokens follow it, their offsets counted in the returned text.
+    row = RowLogprobs(WORDS, seed, found)
+    more = WORDS.tokenize("sat down")[1:]
+    joined = WORDS.join(seed + more)
+    out = row.finish(joined, [Choice(w, -1.0) for w in more])
+    assert "".join(out["tokens"]) == text + " down"
+    assert out["text_offset"][-1] == len(text)
 
 
 def _one_token_at_a_time(generator, words: list[str]) -> list[float]:

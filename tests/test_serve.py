@@ -67,7 +67,8 @@ def test_a_completion_is_what_textgen_generate_gives(server, trained, name_model
             seed=42,
             echo=True,
         )
-        assert echoed.choices[0].text == expected
+        # Echo returns the prompt as it was sent, then the same continuation.
+        assert echoed.choices[0].text == prompt + choice.text
         assert choice.finish_reason in ("stop", "length")
         assert answer.usage.completion_tokens >= 1
         assert answer.usage.prompt_tokens == 2  # two words; two characters
@@ -265,7 +266,10 @@ BAD = [
     (b"{not json", 400, "not valid JSON"),
     (b"[1, 2]", 400, "must be a JSON object"),
     ({"model": "pattern", "prompt": 3}, 400, "prompt must be a string"),
-    ({"model": "pattern", "prompt": [1, 2]}, 400, "token ids"),
+    ({"model": "pattern", "prompt": [1, 10**9]}, 400, "token id 1000000000 is not"),
+    ({"model": "pattern", "prompt": [1.5]}, 400, "list of token ids"),
+    ({"model": "pattern", "prompt": ["a", [1]]}, 400, "not a mixture"),
+    ({"model": "pattern", "prompt": [True]}, 400, "list of token ids"),
     ({"model": "pattern", "prompt": []}, 400, "must not be an empty list"),
     ({"model": "pattern", "max_tokens": "9"}, 400, "max_tokens must be an integer"),
     ({"model": "pattern", "max_tokens": 0}, 400, "(0 only with echo"),
@@ -290,7 +294,8 @@ BAD = [
     ({"model": "pattern", "max_tokens": 1e300}, 400, "to 4,096, not 1e+300"),
     ({"model": "pattern", "top_k": 2.5}, 400, "top_k must be an integer"),
     ({"model": "nobody"}, 404, "not loaded here"),
-    ({"model": "pattern", "prompt": "a " * 6000}, 413, "characters; the most is"),
+    ({"model": "pattern", "prompt": "a " * 9000}, 413, "9,000 tokens; the most is"),
+    ({"model": "pattern", "prompt": "a," * 5000}, 413, "10,000 tokens; the most is"),
     (b"{" + b" " * (1 << 20) + b"}", 413, "body is over"),
 ]
 
@@ -714,6 +719,7 @@ def test_a_request_dropped_while_its_prompts_are_read_is_counted(trained):
         if deadline is not None:
             completion = dataclasses.replace(completion, deadline=deadline)
         run = _Run(completion, streaming=False)
+        run.read()
         run.job.cancelled = deadline is None  # the client went away
         with pytest.raises(Cancelled if deadline is None else TimedOut):
             run._submit()

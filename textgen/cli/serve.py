@@ -12,6 +12,7 @@ import click
 
 from ..errors import TextgenError
 from ..model.config import (
+    SERVE_MAX_PROMPT_TOKENS,
     SERVE_MAX_QUEUE,
     SERVE_MAX_REQUEST_COST,
     SERVE_TIMEOUT,
@@ -78,7 +79,15 @@ from .group import _Number, cli, echo, no_ngram_option
     default=SERVE_MAX_REQUEST_COST,
     show_default=True,
     help="Most one request may ask for: its completions x their tokens (prompt "
-    "characters plus max_tokens) x (1 + logprobs); a larger one gets 400 at once.",
+    "plus max_tokens) x (1 + logprobs); a larger one gets 400 at once.",
+)
+@click.option(
+    "--max-prompt-tokens",
+    type=click.IntRange(min=1, max=2**24),
+    default=SERVE_MAX_PROMPT_TOKENS,
+    show_default=True,
+    help="Most tokens one prompt may have (words, or characters for a "
+    "character model); a longer one gets 413.",
 )
 @click.option(
     "--metrics-open",
@@ -129,6 +138,7 @@ def serve(
     max_queue: int,
     timeout: float,
     max_request_cost: int,
+    max_prompt_tokens: int,
     metrics_open: bool,
     no_ui: bool,
     max_connections: int,
@@ -179,6 +189,7 @@ def serve(
         max_queue=max_queue,
         timeout=timeout,
         max_cost=max_request_cost,
+        max_prompt_tokens=max_prompt_tokens,
         metrics_open=metrics_open,
         ui=not no_ui,
     )

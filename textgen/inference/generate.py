@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from ..model.file import ReadableModel
 
 MAX_SEED_CHARS = 10_000  # a longer seed is cut to its end
+# A seed: text, or the model's tokens already read (`serving/prompts.py`
+# reads a prompt once and passes its tokens; a tuple, as seeds are keys).
+Seed = str | tuple[str, ...]
 BATCH_ROWS = 256  # rows `Generator.batches` generates (and holds) at once
 
 
@@ -40,7 +43,7 @@ BATCH_ROWS = 256  # rows `Generator.batches` generates (and holds) at once
 class Sample:
     """One generated text and how it was made."""
 
-    seed: str
+    seed: Seed
     text: str  # the seed and its continuation, detokenized
     words: list[str]  # the generated tokens
     sampling: SamplingSettings
@@ -156,8 +159,12 @@ class Generator:
         cut = next((i for i, c in enumerate(tail) if c.isspace()), len(tail))
         return tail[cut:].lstrip() if cut < len(tail) else tail
 
-    def seed_words(self, seed: str) -> list[str]:
-        """The (usable part of the) seed as the model's tokens."""
+    def seed_words(self, seed: Seed) -> list[str]:
+        """The (usable part of the) seed as the model's tokens; a seed given
+        as tokens is taken as it is (a word the vocabulary lacks is read as
+        `<unk>`)."""
+        if not isinstance(seed, str):
+            return list(seed)
         return self.tokenizer.tokenize(self.usable_seed(seed))
 
     def echo_words(
@@ -169,15 +176,15 @@ class Generator:
         paragraph, whitespace-normalised), with a line or paragraph end
         written between them and scored as `END`, each item read from a
         fresh start; the prompt's last item ends only if a break follows it.
-        `words`: the prompt's `seed_words`, if already read.
+        All of the prompt is read (the caller bounds it). `words`: its
+        tokens, if already read.
         """
         settings = self.tokenizer_settings
         if not settings.items:
-            words = self.seed_words(prompt) if words is None else words
+            words = self.tokenizer.tokenize(prompt) if words is None else words
             return words, words
-        usable = self.usable_seed(prompt)
-        items = list(item_texts([usable], settings.documents))
-        after_last_break = item_separator(settings.documents).split(usable)[-1]
+        items = list(item_texts([prompt], settings.documents))
+        after_last_break = item_separator(settings.documents).split(prompt)[-1]
         ended = bool(items) and not after_last_break.strip(" \t")
         shown: list[str] = []
         scored: list[str] = []
@@ -231,7 +238,7 @@ class Generator:
 
     def sample(
         self,
-        seeds: Sequence[str],
+        seeds: Sequence[Seed],
         samplings: Sequence[SamplingSettings],
         request: GenerationRequest = GenerationRequest(),
         on_text: Callable[[str], None] | None = None,
@@ -240,7 +247,8 @@ class Generator:
         """One continuation per (seed, sampling) pair, all in one batch.
 
         Args:
-            seeds: the text each row starts from (see `generate`).
+            seeds: the text each row starts from (see `generate`), or its
+                tokens already read (a tuple of str).
             samplings: each row's sampling controls.
             request: the length, stop strings, `until`, `novel` and random
                 seed (`request.GenerationRequest`): with `stop`, a row's text ends where
@@ -316,7 +324,7 @@ class Generator:
 
     def draws(
         self,
-        seeds: Sequence[str],
+        seeds: Sequence[Seed],
         samplings: Sequence[SamplingSettings],
         request: GenerationRequest,
         on_texts: Sequence[Callable[[str], None] | None],
@@ -523,7 +531,7 @@ class Draw:
     def __init__(
         self,
         generator: Generator,
-        seeds: Sequence[str],
+        seeds: Sequence[Seed],
         samplings: Sequence[SamplingSettings],
         request: GenerationRequest,
         rng: np.random.Generator,

@@ -85,13 +85,16 @@ def prompt_choices(
     words: list[str],
     top: int,
     check: Callable[[], None] | None = None,
+    started: bool = False,
 ) -> list[Choice]:
     """Each of a prompt's tokens (`words`) scored as `textgen evaluate`
     scores a text: the network primed with the start token, the n-gram
     memory (if mixed in) from the start of the text, and for an item model
     each item (after an `END` in `words`) from a fresh start; the first
-    token's log-probability is None, as OpenAI's API gives it. `check` is
-    called before each block of tokens (it may raise to stop)."""
+    token's log-probability is None, as OpenAI's API gives it, unless the
+    prompt was `started` with the start token (which the caller then shows
+    before it, with None). `check` is called before each block of tokens
+    (it may raise to stop)."""
     if not words:
         return []
     vocabulary, decoder = generator.vocabulary, generator.decoder
@@ -107,7 +110,8 @@ def prompt_choices(
         history = padded[at[:, None] + np.arange(width)]  # ids before each one
         logits = generator.next_logits(decoder.logits(hidden), history)
         found += choices(logits, ids[at], top, vocabulary.words)
-    found[0] = Choice(found[0].token, None)
+    if not started:
+        found[0] = Choice(found[0].token, None)
     return found
 
 
@@ -209,53 +213,115 @@ def logprobs_json(
 
 class RowLogprobs:
     """One completion's `logprobs` as OpenAI gives them, built as its tokens
-    and text arrive: `extend` with each piece of text (streaming) says which
-    tokens it completed; `finish` with the final text gives the rest."""
+    and text arrive: `extend` with each piece of the generator's text
+    (streaming) says which tokens it completed; `finish` with the final text
+    gives the rest. An echoed prompt's tokens (`echo`) come first, cut from
+    the prompt as the caller sent it; the returned text is that prompt and
+    then what the generator wrote after its seed."""
 
     def __init__(
         self,
         tokenizer: Tokenizer,
-        seed_words: list[str],
-        prompt: Sequence[Choice] | None = None,
+        seed_words: Sequence[str],
+        echo: dict | None = None,
     ) -> None:
-        """`prompt`: the echoed prompt's choices (its tokens are returned
-        too); None: the prompt is not returned, its text not cut."""
-        echo = prompt is not None
-        self.texts = TokenTexts(tokenizer, [] if echo else seed_words)
-        self.base = self.texts.start  # where the returned text starts
+        """`echo`: the prompt's `logprobs_json` (its text is the returned
+        text's start); None: the prompt is not returned."""
+        self.texts = TokenTexts(tokenizer, list(seed_words))
+        self.head = "".join(echo["tokens"]) if echo else ""
+        # Where the generator's text after the seed starts, counted so that
+        # offsets index the returned text (the echoed prompt first).
+        self.base = self.texts.start - len(self.head)
+        self.echo = echo  # given with the first tokens
         self.choices: list[Choice] = []
-        self.prompt = len(prompt or ())
-        self.text = ""  # the row's text so far, its prompt's included
-        self.given = 0  # tokens given out
-        if prompt is not None:
-            for word, choice in zip(seed_words, prompt, strict=True):
-                self.add(choice, word)
+        self.text = ""  # the generator's text so far, the seed's included
+        self.given = 0  # generated tokens given out
 
-    def add(self, choice: Choice, word: str | None = None) -> None:
-        """The next token (`word`: as read, if not `choice.token`, which is
-        `<unk>` for a prompt's word the model does not know)."""
+    def add(self, choice: Choice) -> None:
+        """The next generated token."""
         self.choices.append(choice)
-        self.texts.add(word or choice.token)
+        self.texts.add(choice.token)
 
     def extend(self, piece: str) -> dict | None:
-        """The tokens the next piece of text completed (None: none)."""
+        """The tokens the next piece of the generator's text completed (None:
+        none)."""
         self.text += piece
         return self._given(self.texts.cut(self.text), self.text)
 
     def finish(self, text: str, generated: Sequence[Choice] = ()) -> dict:
-        """The tokens not given yet, in the final `text`; `generated`: all
-        the row's generated choices (those not added as they came are)."""
-        for choice in generated[len(self.choices) - self.prompt :]:
+        """The tokens not given yet, in the generator's final `text`;
+        `generated`: all the row's generated choices (those not added as
+        they came are)."""
+        for choice in generated[len(self.choices) :]:
             self.add(choice)
         return self._given(self.texts.cut(text, final=True), text) or logprobs_json(
             [], [], text, self.base
         )
 
     def _given(self, spans: list[tuple[int, int]], text: str) -> dict | None:
+        echo, self.echo = self.echo, None
         if not spans:
-            return None
+            return echo
         first, self.given = self.given, self.given + len(spans)
         lead = self.texts.tokenizer.space_leads
-        return logprobs_json(
+        part = logprobs_json(
             self.choices[first : self.given], spans, text, self.base, lead
         )
+        return part if echo is None else {k: echo[k] + part[k] for k in part}
+
+
+def echo_logprobs(
+    text: str,
+    tokens: Sequence[str],
+    choices_: Sequence[Choice],
+    tokenizer: Tokenizer,
+    start: str | None = None,
+) -> dict:
+    """An echoed prompt's `logprobs`: each token the slice of `text` (the
+    prompt as the caller sent it) it came from (`token_spans`). `start`:
+    the prompt began with the start token, sent as this text (it is a
+    token of its own, with no log-probability)."""
+    spans = []
+    if start is not None:
+        spans.append((0, len(start)))
+    skip = len(start or "")
+    spans += [
+        (a + skip, b + skip) for a, b in token_spans(text[skip:], tokens, tokenizer)
+    ]
+    if spans:
+        spans[-1] = (spans[-1][0], len(text))
+    return logprobs_json(choices_, spans, text, 0, tokenizer.space_leads)
+
+
+def token_spans(
+    text: str, tokens: Sequence[str], tokenizer: Tokenizer
+) -> list[tuple[int, int]]:
+    """(start, end) in `text` of each of the `tokens` read from it, tiling
+    it: a token's slice is the whitespace before it and its written form
+    (found case aside; a paragraph end, which has none, takes the
+    whitespace there); the last one runs to the end. A form the tokenizer
+    rewrote (NLTK's quotes) that is not where it should be takes one
+    character, and the tokens after it find their own again."""
+    spans = []
+    pos = 0
+    for token in tokens:
+        end = _end_of(text, pos, tokenizer.written(token))
+        spans.append((pos, end))
+        pos = end
+    if spans:
+        spans[-1] = (spans[-1][0], len(text))
+    return spans
+
+
+def _end_of(text: str, pos: int, form: str) -> int:
+    """Where a token written `form` ends in `text`, looked for from `pos`."""
+    at, size, lowered = pos, len(form), form.lower()
+    while at < len(text):
+        if form and text[at : at + size].lower() == lowered:
+            return at + size
+        if not text[at].isspace():
+            break
+        at += 1
+    if not form:  # a paragraph end: the whitespace there
+        return at
+    return min(at + 1, len(text))

@@ -72,8 +72,11 @@ LR_SCHEDULES = ("linear", "plateau", "constant")
 # thirds to save a third of that, 256 made the last wait 24-39 s.
 SERVE_MAX_QUEUE = 64
 SERVE_TIMEOUT = 300.0
-# The most one request may ask for: its rows x their tokens (prompt characters,
-# an upper bound on its tokens, plus max_tokens) x (1 + logprobs). It bounds a
+# Most tokens one prompt may have (--max-prompt-tokens): see docs/serving.md
+# for what reading that many costs.
+SERVE_MAX_PROMPT_TOKENS = 8192
+# The most one request may ask for: its rows x their tokens (prompt tokens
+# plus max_tokens) x (1 + logprobs). It bounds a
 # request's steps and its response (that many tokens and log-probabilities at
 # most); the largest allowed answers well within SERVE_TIMEOUT on a 2-core CPU
 # (docs/serving.md).

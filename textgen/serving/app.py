@@ -47,7 +47,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import TextgenError
-from ..model.config import SERVE_MAX_QUEUE, SERVE_MAX_REQUEST_COST, SERVE_TIMEOUT
+from ..model.config import (
+    SERVE_MAX_PROMPT_TOKENS,
+    SERVE_MAX_QUEUE,
+    SERVE_MAX_REQUEST_COST,
+    SERVE_TIMEOUT,
+)
 from .monitoring import ServerMetrics
 from .protocol import (
     ApiError,
@@ -71,6 +76,7 @@ def create_app(
     max_queue: int = SERVE_MAX_QUEUE,
     timeout: float | None = SERVE_TIMEOUT,
     max_cost: int = SERVE_MAX_REQUEST_COST,
+    max_prompt_tokens: int = SERVE_MAX_PROMPT_TOKENS,
     metrics_open: bool = False,
     ui: bool = True,
 ) -> Starlette:
@@ -89,6 +95,7 @@ def create_app(
             event when streamed) and frees its rows.
         max_cost: the most one request may ask for (see
             `config.SERVE_MAX_REQUEST_COST`); more is refused (400) at once.
+        max_prompt_tokens: most tokens one prompt may have (413 beyond).
         metrics_open: `/metrics` needs no key even with `api_key` (it is
             open anyway without one).
         ui: serve the playground page at `/` (it uses the API like any
@@ -122,7 +129,7 @@ def create_app(
             authorised(request)
             body = await read_body(request)
             name = metrics_label(body, served)  # for the metrics, even if it is bad
-            completion = parse_completion(body, served, max_cost)
+            completion = parse_completion(body, served, max_cost, max_prompt_tokens)
             _admit(completion.served, max_queue)
             if timeout is not None:
                 deadline = arrived + timeout

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import TimedOut
 from ..inference.contract import GenerationRequest, SamplingSettings
-from ..inference.generate import Draw, Generator, Sample, choose_together
+from ..inference.generate import Draw, Generator, Sample, Seed, choose_together
 from ..inference.logprobs import Choice
 
 MAX_ROWS = 256  # rows stepped together; more wait for room
@@ -45,7 +45,7 @@ class Job:
     worker thread, with the samples, or with the exception that ended the job.
     """
 
-    seeds: Sequence[str]
+    seeds: Sequence[Seed]
     samplings: Sequence[SamplingSettings]
     request: GenerationRequest
     on_done: Callable[[list[Sample] | None, BaseException | None], None]

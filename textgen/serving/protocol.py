@@ -40,8 +40,12 @@ from ..inference.contract import (
     resolve_novel,
     settings_card,
 )
-from ..inference.generate import MAX_SEED_CHARS, Sample
-from ..model.config import SERVE_MAX_REQUEST_COST, fresh_seed
+from ..inference.generate import Sample
+from ..model.config import (
+    SERVE_MAX_PROMPT_TOKENS,
+    SERVE_MAX_REQUEST_COST,
+    fresh_seed,
+)
 
 if TYPE_CHECKING:
     from .served import Served
@@ -142,7 +146,7 @@ class Completion:
     """A checked `/v1/completions` request."""
 
     served: Served
-    prompts: list[str]
+    prompts: list[str | list[int]]  # text, or token ids (`serving/prompts.py`)
     n: int
     sampling: SamplingSettings
     request: GenerationRequest  # with its random seed set
@@ -150,6 +154,8 @@ class Completion:
     echo: bool
     include_usage: bool
     deadline: float | None = None  # `time.monotonic()` it must be done by
+    max_prompt_tokens: int = SERVE_MAX_PROMPT_TOKENS
+    max_cost: int = SERVE_MAX_REQUEST_COST
 
 
 def listed(names: list[str], most: int = 10) -> str:
@@ -215,19 +221,57 @@ def _strings(body: dict, name: str, most: int) -> list[str]:
     if isinstance(value, str):
         return [value]
     wanted = f"{name} must be a string or a list of strings"
-    if not isinstance(value, list):
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ApiError(400, f"{wanted}, not {kind_of(value)}", name)
-    if not all(isinstance(v, str) for v in value):
-        raise ApiError(400, f"{wanted} (token ids are not supported)", name)
     if len(value) > most:
         raise ApiError(400, f"{name} may hold at most {most} strings", name)
     return value
 
 
+def _is_ids(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(i, int) and not isinstance(i, bool) for i in value
+    )
+
+
+def _prompt_list(body: dict) -> list[str | list[int]]:
+    """The prompts as sent: a string, a list of strings, a list of token ids
+    (one prompt), or a list of such lists (none: one empty prompt)."""
+    value = body.get("prompt")
+    if value is None:
+        return [""]
+    if isinstance(value, str):
+        return [value]
+    wanted = (
+        "prompt must be a string, a list of strings, a list of token ids or a "
+        "list of lists of token ids"
+    )
+    if not isinstance(value, list):
+        raise ApiError(400, f"{wanted}, not {kind_of(value)}", "prompt")
+    if not value:
+        raise ApiError(400, "prompt must not be an empty list", "prompt")
+    if _is_ids(value):
+        return [value]
+    if not (all(isinstance(v, str) for v in value) or all(_is_ids(v) for v in value)):
+        raise ApiError(400, f"{wanted} (not a mixture)", "prompt")
+    if len(value) > MAX_ROWS_PER_REQUEST:
+        raise ApiError(
+            400, f"prompt may hold at most {MAX_ROWS_PER_REQUEST} prompts", "prompt"
+        )
+    return value
+
+
 def parse_completion(
-    body: Any, served: Mapping[str, Served], max_cost: int = SERVE_MAX_REQUEST_COST
+    body: Any,
+    served: Mapping[str, Served],
+    max_cost: int = SERVE_MAX_REQUEST_COST,
+    max_prompt_tokens: int = SERVE_MAX_PROMPT_TOKENS,
 ) -> Completion:
-    """Check a completions request; raises `ApiError` (4xx) with one line."""
+    """Check a completions request; raises `ApiError` (4xx) with one line.
+    Its prompts are read later (`runner.Run.read`), where their tokens are
+    counted exactly; a prompt certainly over `max_prompt_tokens` (its
+    whitespace-separated pieces for a word model, its characters for a
+    character model, its ids) is refused here, before any work."""
     if not isinstance(body, dict):
         raise ApiError(400, f"the body must be a JSON object, not {kind_of(body)}")
     model = _model_asked(body, served)
@@ -243,7 +287,9 @@ def parse_completion(
             "stream_options",
         )
     request = _request(body, model)
-    _check_cost(prompts, n, request, max_cost)
+    counts = [_fewest_tokens(prompt, model) for prompt in prompts]
+    check_prompt_tokens(counts, max_prompt_tokens)
+    check_cost(counts, n, request, max_cost)
     return Completion(
         served=model,
         prompts=prompts,
@@ -253,7 +299,20 @@ def parse_completion(
         stream=bool(_flag(body, "stream", False)),
         echo=bool(_flag(body, "echo", False)),
         include_usage=bool(_flag(options or {}, "include_usage", False)),
+        max_prompt_tokens=max_prompt_tokens,
+        max_cost=max_cost,
     )
+
+
+def _fewest_tokens(prompt: str | list[int], model: Served) -> int:
+    """The fewest tokens a prompt can read as (exact for ids): each
+    whitespace-separated piece is a word or more, each character a
+    character or more."""
+    if not isinstance(prompt, str):
+        return len(prompt)
+    if model.generator.tokenizer.space_leads:  # words
+        return len(prompt.split())
+    return len(prompt)
 
 
 def _model_asked(body: dict, served: Mapping[str, Served]) -> Served:
@@ -273,20 +332,9 @@ def _model_asked(body: dict, served: Mapping[str, Served]) -> Served:
     return find_model(served, name)
 
 
-def _prompts(body: dict) -> tuple[list[str], int]:
-    """The prompts (none: one empty prompt) and `n`, within the limits."""
-    if body.get("prompt") == []:
-        raise ApiError(400, "prompt must not be an empty list", "prompt")
-    prompts = _strings(body, "prompt", MAX_ROWS_PER_REQUEST) or [""]
-    for prompt in prompts:
-        if len(prompt) > MAX_SEED_CHARS:
-            raise ApiError(
-                413,
-                f"a prompt has {len(prompt):,} characters; the most is "
-                f"{MAX_SEED_CHARS:,} (the model reads no further back)",
-                "prompt",
-                "prompt_too_long",
-            )
+def _prompts(body: dict) -> tuple[list[str | list[int]], int]:
+    """The prompts and `n`, within the limits."""
+    prompts = _prompt_list(body)
     try:
         n = N.check("n", 1 if body.get("n") is None else body["n"])
     except SettingError as err:
@@ -301,19 +349,32 @@ def _prompts(body: dict) -> tuple[list[str], int]:
     return prompts, n
 
 
-def _check_cost(
-    prompts: list[str], n: int, request: GenerationRequest, max_cost: int
+def check_prompt_tokens(counts: list[int], most: int) -> None:
+    """Refuse (413) a prompt of more than `most` tokens."""
+    longest = max(counts, default=0)
+    if longest > most:
+        raise ApiError(
+            413,
+            f"a prompt has {longest:,} tokens; the most is {most:,} "
+            "(--max-prompt-tokens): send a shorter one",
+            "prompt",
+            "prompt_too_long",
+        )
+
+
+def check_cost(
+    counts: list[int], n: int, request: GenerationRequest, max_cost: int
 ) -> None:
     """Refuse (400, before any work) a request over `max_cost`: rows x
-    tokens x (1 + logprobs), a prompt's characters counting as its tokens."""
-    tokens = sum(len(prompt) + request.length for prompt in prompts)
+    tokens x (1 + logprobs), `counts` being each prompt's tokens."""
+    tokens = sum(count + request.length for count in counts)
     alternatives = 1 + (request.logprobs or 0)
     cost = n * tokens * alternatives
     if cost > max_cost:
         raise ApiError(
             400,
             "the request is too large: its completions x their tokens (prompt "
-            f"characters plus max_tokens) x (1 + logprobs) is {cost:,}, over the "
+            f"plus max_tokens) x (1 + logprobs) is {cost:,}, over the "
             f"server's limit of {max_cost:,} (--max-request-cost); ask for fewer "
             "completions, "
             "tokens or logprobs, or split it",

@@ -17,20 +17,38 @@ from starlette.responses import Response, StreamingResponse
 
 from ..errors import Cancelled, TimedOut
 from ..inference.generate import Sample
-from ..inference.logprobs import Choice, RowLogprobs, prompt_choices
+from ..inference.logprobs import Choice, RowLogprobs, echo_logprobs, prompt_choices
 from .engine import Job
-from .protocol import ApiError, Completion, Json, completion_head, dumps, finish_reason
+from .prompts import START, Prompt, PromptError, read_ids, read_text
+from .protocol import (
+    ApiError,
+    Completion,
+    Json,
+    check_cost,
+    check_prompt_tokens,
+    completion_head,
+    dumps,
+    finish_reason,
+)
 
 
 async def answer(completion: Completion, request: Request) -> Response:
-    """The completion, streamed (server-sent events) or whole."""
+    """The completion, streamed (server-sent events) or whole; its prompts
+    are read first, so a prompt over the limits is a 4xx, not an event."""
+    run = Run(completion, streaming=completion.stream)
+    served = completion.served
+    served.reading += 1  # counted in its queue until it joins the engine's
+    try:
+        await asyncio.to_thread(run.read)
+    finally:
+        served.reading -= 1
     if completion.stream:
         return StreamingResponse(
-            _stream(completion, request),
+            _stream(run),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
-    return await _complete(completion, request)
+    return await _complete(run, request)
 
 
 class Run:
@@ -44,18 +62,52 @@ class Run:
         self.pieces: asyncio.Queue = asyncio.Queue()
         self.rows = len(completion.prompts) * completion.n
         self.sent = [0] * self.rows
+        # Characters of each row's generated text that are its seed's (the
+        # prompt as the model reads it), and what the returned text starts
+        # with instead (with `echo`, the prompt as the caller sent it).
         self.skip = [0] * self.rows
+        self.head = [""] * self.rows
+        self.opened = [False] * self.rows  # streamed: a piece has been sent
         # With logprobs, characters of each row's returned text sent so far:
         # an event's text is then exactly its tokens' texts (the rest waits).
         self.streamed = [0] * self.rows
-        self.prompt_tokens = 0
+        self.prompts: list[Prompt] = []  # read by `read`
         # With `logprobs`: each row's, built as its tokens come (`_submit`).
         self.logprobs: list[RowLogprobs] | None = None
         self.finished: dict[int, dict] = {}  # finished logprobs, by object
-        self.texts: list[str] = []  # each prompt's text, as the model reads it
+        self.job: Job | None = None
+
+    def read(self) -> None:
+        """Read the prompts into the model's tokens (a worker thread), within
+        the token limit and the request's cost (raises `ApiError`)."""
+        completion, served = self.completion, self.completion.served
+        tokenizer = served.generator.tokenizer
+        for prompt in completion.prompts:
+            try:
+                self.prompts.append(
+                    read_text(tokenizer, prompt)
+                    if isinstance(prompt, str)
+                    else read_ids(tokenizer, served.ids, prompt)
+                )
+            except PromptError as err:
+                raise ApiError(400, str(err), "prompt") from None
+        check_prompt_tokens(
+            [p.count for p in self.prompts], completion.max_prompt_tokens
+        )
+        check_cost(
+            [p.count for p in self.prompts],
+            completion.n,
+            completion.request,
+            completion.max_cost,
+        )
+        n, join = completion.n, served.generator.join
+        self.skip = [len(join(list(p.tokens))) for p in self.prompts for _ in range(n)]
+        if completion.echo:
+            self.head = [p.text for p in self.prompts for _ in range(n)]
         wants = completion.request.logprobs is not None
+        streaming = self.streaming
         self.job = Job(
-            seeds=[p for p in completion.prompts for _ in range(completion.n)],
+            seeds=[p.tokens for p in self.prompts for _ in range(n)],
             samplings=[completion.sampling] * self.rows,
             request=completion.request,
             on_done=self._done,
@@ -80,10 +132,10 @@ class Run:
                 "its prompts were read; send shorter or fewer prompts"
             )
 
-    def _submit(self) -> None:  # a worker thread: tokenizing can take a while
+    def _submit(self) -> None:  # a worker thread: scoring can take a while
         try:
             with self.completion.served.reading_lock:
-                self._read_prompts()
+                self._score_prompts()
         except Cancelled:
             self.completion.served.engine.count("cancelled")
             raise
@@ -91,69 +143,63 @@ class Run:
             self.completion.served.engine.count("timed_out")
             raise
 
-    def _read_prompts(self) -> None:
+    def _score_prompts(self) -> None:
         completion = self.completion
-        generator, n = completion.served.generator, completion.n
         score_only = completion.request.length == 0  # (with echo: see _request)
-        words = []
-        for prompt in completion.prompts:
-            self._check()
-            words.append(generator.seed_words(prompt))
-        self.prompt_tokens = sum(len(w) for w in words)
-        self.texts = [generator.join(w) for w in words]
-        # Characters of each row's text that are its prompt (not sent back
-        # unless `echo`).
-        if not completion.echo:
-            self.skip = [len(text) for text in self.texts for _ in range(n)]
         if completion.request.logprobs is not None:
             self.logprobs = []
-            for i, (prompt, w) in enumerate(
-                zip(completion.prompts, words, strict=True)
-            ):
+            for prompt in self.prompts:
                 self._check()
-                self.logprobs += self._row_logprobs(i, prompt, w)
+                self.logprobs += self._row_logprobs(prompt)
         self._check()
         if score_only:  # echo: the prompts scored, no more
             self._score_only()
             return
         completion.served.engine.submit(self.job)
 
-    def _row_logprobs(self, i: int, prompt: str, words: list[str]) -> list:
-        """The `RowLogprobs` of prompt `i`'s rows: its tokens scored if echoed.
-        Scored alone (`max_tokens` 0), a prompt is read as `textgen evaluate`
-        reads a text (an item model's line breaks end its items), and its n
-        rows, all the same, share one object, finished once."""
+    def _row_logprobs(self, prompt: Prompt) -> list:
+        """The `RowLogprobs` of a prompt's rows: its tokens scored if echoed.
+        Scored alone (`max_tokens` 0), a text prompt is read as `textgen
+        evaluate` reads a text (an item model's line breaks end its items),
+        and its n rows, all the same, share one object, finished once."""
         completion, generator = self.completion, self.completion.served.generator
         top, n = completion.request.logprobs, completion.n
         score_only = completion.request.length == 0
-        shown = scored = words
-        if score_only:
-            shown, scored = generator.echo_words(prompt, words)
-        choices_ = (
-            prompt_choices(generator, scored, top, self._check)
-            if completion.echo
-            else None
-        )
+        words = list(prompt.tokens)
+        echo = None
+        if completion.echo:
+            shown = scored = words
+            if score_only:
+                shown, scored = prompt.scored(generator)
+            found = prompt_choices(generator, scored, top, self._check, prompt.started)
+            if prompt.started:
+                found = [Choice(START, None), *found]
+            echo = echo_logprobs(
+                prompt.text,
+                shown,
+                found,
+                generator.tokenizer,
+                prompt.start_text if prompt.started else None,
+            )
         self._check()
         if score_only:
-            self.texts[i] = generator.join(shown)
-            return [RowLogprobs(generator.tokenizer, shown, choices_)] * n
-        return [RowLogprobs(generator.tokenizer, words, choices_) for _ in range(n)]
+            return [RowLogprobs(generator.tokenizer, words, echo)] * n
+        return [RowLogprobs(generator.tokenizer, words, echo) for _ in range(n)]
 
     def _score_only(self) -> None:
         """Answer with the (echoed) prompts alone, generating nothing."""
-        completion = self.completion
+        completion, join = self.completion, self.completion.served.generator.join
         samples = [
             Sample(
-                seed=prompt,
-                text=text,
+                seed=prompt.tokens,
+                text=join(list(prompt.tokens)),
                 words=[],
                 sampling=completion.sampling,
                 random_seed=completion.request.random_seed,
                 stopped_by="length",
                 choices=[],
             )
-            for prompt, text in zip(completion.prompts, self.texts, strict=True)
+            for prompt in self.prompts
             for _ in range(completion.n)
         ]
         if self.streaming:
@@ -173,11 +219,14 @@ class Run:
             if self.logprobs:
                 self._send(row, self.logprobs[row].extend(text))
                 return
+            head = ""
+            if not self.opened[row]:  # the echoed prompt comes first
+                head, self.opened[row] = self.head[row], True
             start = max(self.skip[row] - self.sent[row], 0)
             self.sent[row] += len(text)
-            if text[start:]:
+            if head + text[start:]:
                 self.loop.call_soon_threadsafe(
-                    self.pieces.put_nowait, (row, text[start:], None)
+                    self.pieces.put_nowait, (row, head + text[start:], None)
                 )
 
         return passed
@@ -224,7 +273,9 @@ class Run:
         self.completion.served.engine.cancel(self.job)
 
     def text(self, row: int, sample: Sample) -> str:
-        return sample.text[self.skip[row] :]
+        """The row's returned text: the continuation after its seed, with
+        `echo` after the prompt as the caller sent it."""
+        return self.head[row] + sample.text[self.skip[row] :]
 
     def rest_of_text(self, row: int, sample: Sample) -> str:
         """What a streamed row's last event carries: with logprobs, the text
@@ -246,15 +297,16 @@ class Run:
 
     def usage(self, samples: list[Sample]) -> dict[str, int]:
         completion = sum(len(sample.words) for sample in samples)
+        prompt = sum(p.count for p in self.prompts)
         return {
-            "prompt_tokens": self.prompt_tokens,
+            "prompt_tokens": prompt,
             "completion_tokens": completion,
-            "total_tokens": self.prompt_tokens + completion,
+            "total_tokens": prompt + completion,
         }
 
 
-async def _complete(completion: Completion, request: Request) -> Response:
-    run = Run(completion, streaming=False)
+async def _complete(run: Run, request: Request) -> Response:
+    completion = run.completion
     started = asyncio.ensure_future(run.start())
     # Seen here or not, what reading the prompts raised must not be logged
     # as "never retrieved" after the client has gone.
@@ -296,13 +348,12 @@ async def _complete(completion: Completion, request: Request) -> Response:
     )
 
 
-async def _stream(completion: Completion, request: Request) -> AsyncIterator[str]:
+async def _stream(run: Run) -> AsyncIterator[str]:
     """Server-sent events as OpenAI sends them: one chunk per piece of text,
     a last chunk per choice with its finish reason, then `data: [DONE]`; what
     ends a request early is an error event."""
-    run = Run(completion, streaming=True)
     try:
-        async for event in _events(completion, run):
+        async for event in _events(run.completion, run):
             yield event
     except Exception as err:  # said in the stream: its 200 head has gone
         message = err.message if isinstance(err, ApiError) else str(err)

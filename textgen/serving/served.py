@@ -11,6 +11,7 @@ from typing import Any
 
 from ..inference.generate import Generator
 from .engine import Engine
+from .prompts import TokenIds
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Served:
     generator: Generator
     engine: Engine
     created: int
+    ids: TokenIds  # its token ids as clients see them (`POST /tokenize`)
     reading: int = 0  # requests whose prompts are being read (not queued yet)
     # One request's prompts are read (and scored) at a time: side by side
     # they contend for the interpreter and each takes several times longer
@@ -74,7 +76,8 @@ def serve_models(
         engine = Engine(generator, **({"max_rows": max_rows} if max_rows else {}))
         path = getattr(model, "path", None)
         created = int(path.stat().st_mtime) if path and path.exists() else 0
-        served[name] = Served(name, model, generator, engine, created)
+        ids = TokenIds(generator.vocabulary)
+        served[name] = Served(name, model, generator, engine, created, ids)
     return served
 
 
