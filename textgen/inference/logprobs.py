@@ -298,8 +298,9 @@ def token_spans(
 ) -> list[tuple[int, int]]:
     """(start, end) in `text` of each of the `tokens` read from it, tiling
     it: a token's slice is the whitespace before it and its written form
-    (found case aside; a paragraph end, which has none, takes the
-    whitespace there); the last one runs to the end. A form the tokenizer
+    (found case aside; a paragraph end, which has none, or a space where
+    the text has other whitespace, takes the whitespace there); the last
+    one runs to the end. A form the tokenizer
     rewrote (NLTK's quotes) that is not where it should be takes one
     character, and the tokens after it find their own again."""
     spans = []
@@ -322,6 +323,6 @@ def _end_of(text: str, pos: int, form: str) -> int:
         if not text[at].isspace():
             break
         at += 1
-    if not form:  # a paragraph end: the whitespace there
-        return at
+    if not form.strip():  # a break, or a space the tokenizer made of other
+        return at  # whitespace (an item's tab): the whitespace there
     return min(at + 1, len(text))

@@ -7,7 +7,11 @@
   `logprobs`, `stream_options.include_usage`) plus textgen's own sampling
   controls (`top_k`, `min_p`, `repetition_penalty`, `repeat_window`,
   `no_repeat_ngram`, `until`, `novel`, `max_tries`);
+- `POST /v1/chat/completions`: OpenAI's chat API, the messages made one
+  prompt by a plain template (`chat.py`);
 - `GET /v1/models`, `GET /v1/models/{name}`: the loaded models;
+- `GET /tokenizer_info`, `POST /tokenize`, `POST /detokenize`: the
+  models' tokens as ids, in vLLM's shapes (`prompts.py`);
 - `GET /v1/settings`: every sampling and generation field a request may
   give, with its default, bounds and help (`protocol.settings`);
 - `GET /health`: liveness, and how busy each model's batch is;
@@ -31,6 +35,7 @@ the `serve` extra (`pip install 'textgen[serve]'`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import functools
@@ -47,17 +52,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import TextgenError
+from ..inference.contract import kind_of
 from ..model.config import (
     SERVE_MAX_PROMPT_TOKENS,
     SERVE_MAX_QUEUE,
     SERVE_MAX_REQUEST_COST,
     SERVE_TIMEOUT,
 )
+from .chat import parse_chat
 from .monitoring import ServerMetrics
+from .prompts import PromptError, detokenize_ids, tokenize, tokenizer_info
 from .protocol import (
     ApiError,
     Json,
     find_model,
+    model_asked,
     parse_completion,
     read_body,
     settings,
@@ -129,7 +138,14 @@ def create_app(
             authorised(request)
             body = await read_body(request)
             name = metrics_label(body, served)  # for the metrics, even if it is bad
-            completion = parse_completion(body, served, max_cost, max_prompt_tokens)
+            parse = (
+                parse_chat
+                if request.url.path.endswith("/chat/completions")
+                else parse_completion
+            )
+            completion = parse(
+                body, served, max_cost=max_cost, max_prompt_tokens=max_prompt_tokens
+            )
             _admit(completion.served, max_queue)
             if timeout is not None:
                 deadline = arrived + timeout
@@ -142,6 +158,27 @@ def create_app(
             raise
         finally:
             metrics.observe(name, status, time.monotonic() - arrived)
+
+    async def tokenizer_route(request: Request) -> Response:
+        """`/tokenizer_info`, `/tokenize`, `/detokenize` (vLLM's routes, at
+        the server's root, as lm-evaluation-harness's remote tokenizer and
+        llama.cpp's clients look for them)."""
+        authorised(request)
+        path = request.url.path
+        if path == "/tokenizer_info":
+            model = model_asked(dict(request.query_params), served)
+            return Json(tokenizer_info(model, max_prompt_tokens))
+        body = await read_body(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, f"the body must be a JSON object, not {kind_of(body)}")
+        model = model_asked(body, served)
+        work = tokenize if path == "/tokenize" else detokenize_ids
+        extra = (max_prompt_tokens,) if path == "/tokenize" else ()
+        try:
+            return Json(await asyncio.to_thread(work, model, body, *extra))
+        except PromptError as err:
+            field = "prompt" if path == "/tokenize" else "tokens"
+            raise ApiError(400, str(err), field) from None
 
     async def metrics_page(request: Request) -> Response:
         if not metrics_open:
@@ -163,6 +200,10 @@ def create_app(
         Route("/v1/models/{name:path}", _guarded(one_model), methods=["GET"]),
         Route("/v1/settings", _guarded(sampling_settings), methods=["GET"]),
         Route("/v1/completions", _guarded(completions), methods=["POST"]),
+        Route("/v1/chat/completions", _guarded(completions), methods=["POST"]),
+        Route("/tokenizer_info", _guarded(tokenizer_route), methods=["GET"]),
+        Route("/tokenize", _guarded(tokenizer_route), methods=["POST"]),
+        Route("/detokenize", _guarded(tokenizer_route), methods=["POST"]),
         Route("/metrics", _guarded(metrics_page), methods=["GET"]),
     ]
     return _application(routes, lifespan)
@@ -256,7 +297,8 @@ async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     message = {
         404: f"no such endpoint: {request.method} {request.url.path} "
-        "(try POST /v1/completions, GET /v1/models, GET /health)",
+        "(try POST /v1/completions, POST /v1/chat/completions, GET /v1/models, "
+        "POST /tokenize, GET /health)",
         405: f"{request.method} is not allowed on {request.url.path}",
     }.get(error.status_code, str(error.detail))
     return ApiError(error.status_code, message, code="not_found").response()

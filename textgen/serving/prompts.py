@@ -17,8 +17,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from ..inference.contract import kind_of
 from ..text.tokens import END
 from ..text.vocab import UNK_ID
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from ..inference.generate import Generator
     from ..text.tokens import Tokenizer
     from ..text.vocab import Vocabulary
+    from .served import Served
 
 # What clients call the start token (`GET /tokenizer_info`'s bos and eos
 # token, as GPT-2's tokenizer names its document boundary).
@@ -154,3 +156,55 @@ def detokenize(tokenizer: Tokenizer, tokens: Sequence[str]) -> str:
     """The text of tokens (`POST /detokenize`), an item's `END` as the break
     between items."""
     return tokenizer.join([tokenizer.paragraph_end if t == END else t for t in tokens])
+
+
+# A chat's messages as one prompt (`POST /v1/chat/completions`, and
+# `GET /tokenizer_info`'s `chat_template` for clients that apply it
+# themselves): each message's text a paragraph of its own, roles unwritten
+# (a model trained on prose has never seen "user:"), the reply a new
+# paragraph after the last.
+CHAT_TEMPLATE = "{% for message in messages %}{{ message['content'] }}\n\n{% endfor %}"
+
+
+def tokenizer_info(served: Served, max_prompt_tokens: int) -> dict[str, Any]:
+    """`GET /tokenizer_info`, in vLLM's shape (what lm-evaluation-harness's
+    `remote` tokenizer reads)."""
+    settings = served.model.tokenizer_settings
+    return {
+        "model": served.name,
+        "bos_token": START,
+        "eos_token": START,
+        "pad_token": None,
+        "unk_token": "<unk>",
+        "chat_template": CHAT_TEMPLATE,
+        "level": settings.level,
+        "lowercase": settings.lowercase,
+        "vocab_size": len(served.generator.vocabulary),
+        "max_model_len": max_prompt_tokens,
+    }
+
+
+def tokenize(served: Served, body: dict, max_prompt_tokens: int) -> dict[str, Any]:
+    """`POST /tokenize` {"prompt", "add_special_tokens"} -> {"tokens"}: the
+    ids the prompt reads as (words the vocabulary lacks get ids of their
+    own, which read back as the word)."""
+    text = body.get("prompt")
+    if not isinstance(text, str):
+        raise PromptError(f"prompt must be a string, not {kind_of(text)}")
+    special = body.get("add_special_tokens", False)
+    if not isinstance(special, bool):
+        raise PromptError(
+            f"add_special_tokens must be true or false, not {kind_of(special)}"
+        )
+    prompt = read_text(served.generator.tokenizer, text)
+    ids = served.ids.ids(prompt.tokens, prompt.started or special)
+    return {"tokens": ids, "count": len(ids), "max_model_len": max_prompt_tokens}
+
+
+def detokenize_ids(served: Served, body: dict) -> dict[str, Any]:
+    """`POST /detokenize` {"tokens"} -> {"prompt"}: the text of token ids
+    (the start token is nothing)."""
+    given = body.get("tokens")
+    if not isinstance(given, list):
+        raise PromptError(f"tokens must be a list of token ids, not {kind_of(given)}")
+    return {"prompt": read_ids(served.generator.tokenizer, served.ids, given).text}

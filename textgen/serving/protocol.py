@@ -146,7 +146,8 @@ class Completion:
     """A checked `/v1/completions` request."""
 
     served: Served
-    prompts: list[str | list[int]]  # text, or token ids (`serving/prompts.py`)
+    # Text, token ids, or a `prompts.Prompt` already read (a chat's).
+    prompts: list[Any]
     n: int
     sampling: SamplingSettings
     request: GenerationRequest  # with its random seed set
@@ -156,6 +157,9 @@ class Completion:
     deadline: float | None = None  # `time.monotonic()` it must be done by
     max_prompt_tokens: int = SERVE_MAX_PROMPT_TOKENS
     max_cost: int = SERVE_MAX_REQUEST_COST
+    # Rewrites the answer and events into another API's shapes (`chat.py`'s
+    # `ChatShape`, called with the rows and `logprobs`); None: completions.
+    shape: Any = None
 
 
 def listed(names: list[str], most: int = 10) -> str:
@@ -274,7 +278,7 @@ def parse_completion(
     character model, its ids) is refused here, before any work."""
     if not isinstance(body, dict):
         raise ApiError(400, f"the body must be a JSON object, not {kind_of(body)}")
-    model = _model_asked(body, served)
+    model = model_asked(body, served)
     for key, neutral in UNSUPPORTED.items():
         if key in body and body[key] not in neutral:
             raise ApiError(400, f"{key} is not supported by textgen", key)
@@ -315,7 +319,7 @@ def _fewest_tokens(prompt: str | list[int], model: Served) -> int:
     return len(prompt)
 
 
-def _model_asked(body: dict, served: Mapping[str, Served]) -> Served:
+def model_asked(body: dict, served: Mapping[str, Served]) -> Served:
     """The model a request names (with one model served, it may name none)."""
     name = body.get("model")
     if name is None and len(served) == 1:

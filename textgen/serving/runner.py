@@ -76,6 +76,8 @@ class Run:
         self.logprobs: list[RowLogprobs] | None = None
         self.finished: dict[int, dict] = {}  # finished logprobs, by object
         self.job: Job | None = None
+        shape = completion.shape
+        self.shape = shape and shape(self.rows, completion.request.logprobs)
 
     def read(self) -> None:
         """Read the prompts into the model's tokens (a worker thread), within
@@ -85,7 +87,9 @@ class Run:
         for prompt in completion.prompts:
             try:
                 self.prompts.append(
-                    read_text(tokenizer, prompt)
+                    prompt
+                    if isinstance(prompt, Prompt)
+                    else read_text(tokenizer, prompt)
                     if isinstance(prompt, str)
                     else read_ids(tokenizer, served.ids, prompt)
                 )
@@ -338,14 +342,13 @@ async def _complete(run: Run, request: Request) -> Response:
         }
         for row, sample in enumerate(samples)
     ]
-    return Json(
-        {
-            **completion_head(completion, f"cmpl-{uuid.uuid4().hex}"),
-            "choices": choices,
-            "usage": run.usage(samples),
-            "random_seed": completion.request.random_seed,
-        }
-    )
+    body = {
+        **completion_head(completion, f"cmpl-{uuid.uuid4().hex}"),
+        "choices": choices,
+        "usage": run.usage(samples),
+        "random_seed": completion.request.random_seed,
+    }
+    return Json(run.shape.answer(body) if run.shape else body)
 
 
 async def _stream(run: Run) -> AsyncIterator[str]:
@@ -367,7 +370,8 @@ async def _events(completion: Completion, run: Run) -> AsyncIterator[str]:
     head = completion_head(completion, f"cmpl-{uuid.uuid4().hex}")
 
     def event(choices: list[dict[str, Any]], **extra: Any) -> str:
-        return f"data: {dumps({**head, 'choices': choices, **extra})}\n\n"
+        body = {**head, "choices": choices, **extra}
+        return f"data: {dumps(run.shape.chunk(body) if run.shape else body)}\n\n"
 
     await run.start()
     while (piece := await run.pieces.get()) is not None:
