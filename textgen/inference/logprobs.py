@@ -180,27 +180,34 @@ def logprobs_json(
     spans: Sequence[tuple[int, int]],
     text: str,
     base: int,
-    lead: bool = True,
+    tokenizer: Tokenizer | None = None,
 ) -> dict:
     """OpenAI's `logprobs` object for tokens and their `spans` in `text`,
     offsets counted from `base` (where the returned text starts). The
     alternatives are written as the token is: the chosen one as its text,
-    the others as their words, for words (`lead`) after the same leading
+    the others as their text (`Tokenizer.as_text`: a paragraph or item end
+    as its line breaks), a word after the chosen token's leading
     whitespace, so a client can find the token among them; a character is
     its own text (a space or a line break is the whole token). As OpenAI's
     API does, the chosen token is always among them, even when it is not
     one of the `top` likeliest (so up to `top` + 1 entries)."""
     tokens = [text[a:b] for a, b in spans]
     tops: list[dict[str, float] | None] = []
+    lead = tokenizer is not None and tokenizer.space_leads
     for choice, token in zip(choices_, tokens, strict=True):
         if choice.logprob is None:
             tops.append(None)
             continue
         space = token[: len(token) - len(token.lstrip())] if lead else ""
-        top = {
-            token if word == choice.token else space + word: value
-            for word, value in choice.top
-        }
+        top = {}
+        for word, value in choice.top:
+            if word == choice.token:
+                top[token] = value
+                continue
+            written = tokenizer.as_text(word) if tokenizer else word
+            key = space + written if written.strip() else written
+            if key != token:  # (another token written as the chosen one is)
+                top.setdefault(key, value)
         top.setdefault(token, choice.logprob)
         tops.append(top)
     return {
@@ -259,15 +266,36 @@ class RowLogprobs:
         )
 
     def _given(self, spans: list[tuple[int, int]], text: str) -> dict | None:
-        echo, self.echo = self.echo, None
+        echo = self.echo
         if not spans:
-            return echo
+            if echo is not None and (echo["tokens"] or not self.head):
+                self.echo = None
+                return echo
+            return None  # a prompt of whitespace alone waits for a token
+        self.echo = None
         first, self.given = self.given, self.given + len(spans)
-        lead = self.texts.tokenizer.space_leads
         part = logprobs_json(
-            self.choices[first : self.given], spans, text, self.base, lead
+            self.choices[first : self.given],
+            spans,
+            text,
+            self.base,
+            self.texts.tokenizer,
         )
-        return part if echo is None else {k: echo[k] + part[k] for k in part}
+        if echo is None:
+            return part
+        if self.head and not echo["tokens"]:
+            # An echoed prompt of whitespace alone has no token: its text
+            # goes with the first generated one, so the tokens join to the text.
+            token = part["tokens"][0]
+            part["tokens"][0] = self.head + token
+            part["text_offset"][0] = 0
+            top = part["top_logprobs"][0]
+            if top is not None:
+                part["top_logprobs"][0] = {
+                    (self.head + key if key == token else key): value
+                    for key, value in top.items()
+                }
+        return {key: echo[key] + part[key] for key in part}
 
 
 def echo_logprobs(
@@ -290,7 +318,7 @@ def echo_logprobs(
     ]
     if spans:
         spans[-1] = (spans[-1][0], len(text))
-    return logprobs_json(choices_, spans, text, 0, tokenizer.space_leads)
+    return logprobs_json(choices_, spans, text, 0, tokenizer)
 
 
 def token_spans(

@@ -138,12 +138,7 @@ def create_app(
             authorised(request)
             body = await read_body(request)
             name = metrics_label(body, served)  # for the metrics, even if it is bad
-            parse = (
-                parse_chat
-                if request.url.path.endswith("/chat/completions")
-                else parse_completion
-            )
-            completion = parse(
+            completion = PARSERS[request.url.path](
                 body, served, max_cost=max_cost, max_prompt_tokens=max_prompt_tokens
             )
             _admit(completion.served, max_queue)
@@ -159,39 +154,11 @@ def create_app(
         finally:
             metrics.observe(name, status, time.monotonic() - arrived)
 
-    async def tokenizer_route(request: Request) -> Response:
-        """`/tokenizer_info`, `/tokenize`, `/detokenize` (vLLM's routes, at
-        the server's root, as lm-evaluation-harness's remote tokenizer and
-        llama.cpp's clients look for them)."""
-        authorised(request)
-        path = request.url.path
-        if path == "/tokenizer_info":
-            model = model_asked(dict(request.query_params), served)
-            return Json(tokenizer_info(model, max_prompt_tokens))
-        body = await read_body(request)
-        if not isinstance(body, dict):
-            raise ApiError(400, f"the body must be a JSON object, not {kind_of(body)}")
-        model = model_asked(body, served)
-        work = tokenize if path == "/tokenize" else detokenize_ids
-        extra = (max_prompt_tokens,) if path == "/tokenize" else ()
-        try:
-            return Json(await asyncio.to_thread(work, model, body, *extra))
-        except PromptError as err:
-            field = "prompt" if path == "/tokenize" else "tokens"
-            raise ApiError(400, str(err), field) from None
-
     async def metrics_page(request: Request) -> Response:
         if not metrics_open:
             authorised(request)
         body, content_type = metrics.exposition()
         return Response(body, headers={"Content-Type": content_type})
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        # After the last connection closed (uvicorn waits for them).
-        for s in served.values():
-            s.engine.close(timeout=10)
 
     routes = [
         *(_playground_routes() if ui else []),
@@ -201,12 +168,70 @@ def create_app(
         Route("/v1/settings", _guarded(sampling_settings), methods=["GET"]),
         Route("/v1/completions", _guarded(completions), methods=["POST"]),
         Route("/v1/chat/completions", _guarded(completions), methods=["POST"]),
-        Route("/tokenizer_info", _guarded(tokenizer_route), methods=["GET"]),
-        Route("/tokenize", _guarded(tokenizer_route), methods=["POST"]),
-        Route("/detokenize", _guarded(tokenizer_route), methods=["POST"]),
+        *_tokenizer_routes(served, authorised, max_prompt_tokens),
         Route("/metrics", _guarded(metrics_page), methods=["GET"]),
     ]
-    return _application(routes, lifespan)
+    return _application(routes, _closing(served))
+
+
+# The completions endpoints' parsers, by path.
+PARSERS = {"/v1/completions": parse_completion, "/v1/chat/completions": parse_chat}
+
+
+def _closing(served: Mapping[str, Served]) -> Any:
+    """The application's lifespan: the engines close after the last
+    connection (uvicorn waits for them)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        for s in served.values():
+            s.engine.close(timeout=10)
+
+    return lifespan
+
+
+def _tokenizer_routes(
+    served: Mapping[str, Served],
+    authorised: Callable[[Request], None],
+    max_prompt_tokens: int,
+) -> list[Route]:
+    """`/tokenizer_info`, `/tokenize`, `/detokenize`: vLLM's routes, at the
+    server's root, where lm-evaluation-harness's remote tokenizer looks for
+    them (it names no model: with one served, none is needed)."""
+
+    async def info(request: Request) -> Response:
+        authorised(request)
+        model = model_asked(dict(request.query_params), served)
+        return Json(tokenizer_info(model, max_prompt_tokens))
+
+    def route(work: Callable[..., dict], field: str, *extra: Any) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            authorised(request)
+            body = await read_body(request)
+            if not isinstance(body, dict):
+                raise ApiError(
+                    400, f"the body must be a JSON object, not {kind_of(body)}"
+                )
+            model = model_asked(body, served)
+            try:  # a megabyte of text takes a moment: not on the event loop
+                return Json(await asyncio.to_thread(work, model, body, *extra))
+            except PromptError as err:
+                raise ApiError(400, str(err), field) from None
+
+        return endpoint
+
+    return [
+        Route("/tokenizer_info", _guarded(info), methods=["GET"]),
+        Route(
+            "/tokenize",
+            _guarded(route(tokenize, "prompt", max_prompt_tokens)),
+            methods=["POST"],
+        ),
+        Route(
+            "/detokenize", _guarded(route(detokenize_ids, "tokens")), methods=["POST"]
+        ),
+    ]
 
 
 def _application(routes: list[Route], lifespan: Any) -> Starlette:

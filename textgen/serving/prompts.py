@@ -5,7 +5,7 @@ A client of `textgen serve` may send a prompt as text or as token ids (what
 it. `TokenIds` is a served model's ids as clients see them: the vocabulary's
 rows, the start token (`START`, the id after the vocabulary's last, which
 reads as nothing: a prompt that begins with it begins where any prompt does,
-and it detokenizes to nothing), and ids handed out for words the vocabulary
+but its first token is scored), and ids handed out for words the vocabulary
 lacks, so that a word round-trips through its id (it is scored as `<unk>`,
 as the same word in text is). `read_text` and `read_ids` make a `Prompt`:
 what the model reads, and the text echo returns, with `token_spans` saying
@@ -117,7 +117,7 @@ class Prompt:
     text: str
     tokens: tuple[str, ...]
     started: bool = False
-    start_text: str = ""  # the text START was sent as ("" from an id)
+    start_text: str = ""  # START as sent (its name), if it began with it
     as_text: bool = True  # sent as text (not as ids)
 
     @property
@@ -147,9 +147,12 @@ def read_text(tokenizer: Tokenizer, text: str) -> Prompt:
 
 def read_ids(tokenizer: Tokenizer, ids: TokenIds, given: Sequence[int]) -> Prompt:
     """A prompt of token ids (raises `PromptError`); an item model's `END`
-    ids end its items (written as the line or paragraph break)."""
+    ids end its items (written as the line or paragraph break), and a first
+    `START` is written as its name, which reads back as the start."""
     started, tokens = ids.tokens(given)
-    return Prompt(detokenize(tokenizer, tokens), tuple(tokens), started, as_text=False)
+    start = START * started
+    text = start + detokenize(tokenizer, tokens)
+    return Prompt(text, tuple(tokens), started, start, as_text=False)
 
 
 def detokenize(tokenizer: Tokenizer, tokens: Sequence[str]) -> str:
@@ -203,7 +206,7 @@ def tokenize(served: Served, body: dict, max_prompt_tokens: int) -> dict[str, An
 
 def detokenize_ids(served: Served, body: dict) -> dict[str, Any]:
     """`POST /detokenize` {"tokens"} -> {"prompt"}: the text of token ids
-    (the start token is nothing)."""
+    (a first start token as its name, so the text reads back as the ids)."""
     given = body.get("tokens")
     if not isinstance(given, list):
         raise PromptError(f"tokens must be a list of token ids, not {kind_of(given)}")

@@ -328,7 +328,8 @@ def model_asked(body: dict, served: Mapping[str, Served]) -> Served:
         raise ApiError(
             400,
             f"model is required: this server has {len(served)} "
-            f"({listed(sorted(served))})",
+            f"({listed(sorted(served))}); name one (the tokenizer routes also "
+            "take ?model=NAME), or serve one for clients that name none",
             "model",
         )
     if not isinstance(name, str):

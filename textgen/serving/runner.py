@@ -72,6 +72,7 @@ class Run:
         # an event's text is then exactly its tokens' texts (the rest waits).
         self.streamed = [0] * self.rows
         self.prompts: list[Prompt] = []  # read by `read`
+        self.counts: dict[Prompt, int] = {}  # tokens of a prompt, where not its own
         # With `logprobs`: each row's, built as its tokens come (`_submit`).
         self.logprobs: list[RowLogprobs] | None = None
         self.finished: dict[int, dict] = {}  # finished logprobs, by object
@@ -175,6 +176,8 @@ class Run:
             shown = scored = words
             if score_only:
                 shown, scored = prompt.scored(generator)
+                # Scored alone, an item model's prompt counts its items' tokens.
+                self.counts[prompt] = len(shown) + prompt.started
             found = prompt_choices(generator, scored, top, self._check, prompt.started)
             if prompt.started:
                 found = [Choice(START, None), *found]
@@ -301,7 +304,7 @@ class Run:
 
     def usage(self, samples: list[Sample]) -> dict[str, int]:
         completion = sum(len(sample.words) for sample in samples)
-        prompt = sum(p.count for p in self.prompts)
+        prompt = sum(self.counts.get(p, p.count) for p in self.prompts)
         return {
             "prompt_tokens": prompt,
             "completion_tokens": completion,

@@ -539,6 +539,14 @@ class Tokenizer:
         one that is not written itself, such as a paragraph end)."""
         return token
 
+    def as_text(self, token: str) -> str:
+        """A token as text where it stands alone (a log-probability's
+        alternative): an item's end as the break between items, a paragraph
+        end as the one between paragraphs; others as they are written."""
+        if token == END:
+            return "\n" if self.settings.documents == "lines" else "\n\n"
+        return self.written(token) or "\n\n"
+
     def ends_text(self, token: str, until: str | None) -> str:
         """Whether `token` ends a text under `--until`: "after" it, "before" it
         (a paragraph end, which is not written), or "" (go on). An item
