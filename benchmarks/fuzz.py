@@ -709,16 +709,27 @@ def cost_cases(model: Path) -> dict:
     requests at once under --timeout 5 end by then (200 or 504)."""
     import httpx
 
-    from textgen.inference.generate import MAX_SEED_CHARS
-    from textgen.model.config import SERVE_MAX_REQUEST_COST, SERVE_TIMEOUT
+    from textgen.model.config import (
+        SERVE_MAX_PROMPT_TOKENS,
+        SERVE_MAX_REQUEST_COST,
+        SERVE_TIMEOUT,
+    )
 
-    figures: dict = {"max_request_cost": SERVE_MAX_REQUEST_COST}
+    figures: dict = {
+        "max_request_cost": SERVE_MAX_REQUEST_COST,
+        "max_prompt_tokens": SERVE_MAX_PROMPT_TOKENS,
+    }
     problems: list[str] = []
     logs: list[str] = []
-    prompt = ("the sea and the tide. " * 500)[:MAX_SEED_CHARS]  # the longest
-    top = SERVE_MAX_REQUEST_COST // len(prompt) - 1  # the most alternatives allowed
-    heavy = {"prompt": prompt[:9_900], "n": 256, "echo": True, "logprobs": 20,
+    text = "the sea and the tide. " * 2000
+    heavy = {"prompt": text[:9_900], "n": 256, "echo": True, "logprobs": 20,
              "max_tokens": 0}  # fmt: skip
+    child, url, log = _start_server("-m", str(model))
+    # The longest prompt allowed, as token ids (as lm-eval sends it).
+    ids = httpx.post(url + "/tokenize", json={"prompt": text}, timeout=600).json()
+    prompt = ids["tokens"][:SERVE_MAX_PROMPT_TOKENS]
+    top = min(SERVE_MAX_REQUEST_COST // len(prompt) - 1, 20)  # the most allowed
+    figures["largest_scoring_tokens_and_logprobs"] = [len(prompt), top]
     allowed = {
         "largest scoring": {"prompt": prompt, "echo": True, "logprobs": top,
                             "max_tokens": 0},
@@ -727,7 +738,6 @@ def cost_cases(model: Path) -> dict:
         "largest streamed": {"prompt": "", "n": 32, "stream": True,
                              "max_tokens": SERVE_MAX_REQUEST_COST // 32},
     }  # fmt: skip
-    child, url, log = _start_server("-m", str(model))
     try:
         started = time.perf_counter()
         answer = httpx.post(url + "/v1/completions", json=heavy, timeout=600)

@@ -553,3 +553,18 @@ def test_lm_eval_scores_a_model_as_evaluate_does(
         losses = evaluate(model, [path], per_token=True).token_losses
         summed = -sum(float(x) for x in losses if not math.isnan(x))
         assert rolling[document] == pytest.approx(summed, abs=1e-4)
+
+
+def test_unknown_word_ids_are_bounded():
+    """Past its bounds the table hands out `<unk>`'s id: no client can grow
+    the server's memory without end by sending new words."""
+    from textgen.serving.prompts import MAX_UNKNOWN_WORD, TokenIds
+    from textgen.text.vocab import UNK_ID, Vocabulary
+
+    ids = TokenIds(Vocabulary(["<pad>", "<unk>", "a"]), most=2)
+    first, second, third = ids.ids(["x", "y", "z"])
+    assert (first, second) == (4, 5) and third == UNK_ID
+    assert ids.ids(["x", "a"]) == [4, 2]  # the same word, the same id
+    assert ids.tokens([4, 5, 2]) == (False, ["x", "y", "a"])
+    roomy = TokenIds(Vocabulary(["<pad>", "<unk>"]))
+    assert roomy.ids(["w" * (MAX_UNKNOWN_WORD + 1)]) == [UNK_ID]

@@ -32,9 +32,13 @@ if TYPE_CHECKING:
 # What clients call the start token (`GET /tokenizer_info`'s bos and eos
 # token, as GPT-2's tokenizer names its document boundary).
 START = "<|endoftext|>"
-# Most words outside the vocabulary a served model hands ids out for; past
+# Most words outside the vocabulary a served model hands ids out for, and
+# most characters in all (a word of over 100 characters gets none); past
 # them an unknown word gets `<unk>`'s id (scored the same; its text is lost).
+# So the table stays under ~20 MB whatever clients send.
 MAX_UNKNOWN_IDS = 1 << 17
+MAX_UNKNOWN_CHARS = 4 << 20
+MAX_UNKNOWN_WORD = 100
 
 
 class PromptError(ValueError):
@@ -51,6 +55,7 @@ class TokenIds:
         self.most = most
         self._unknown: dict[str, int] = {}
         self._words: list[str] = []  # by id - start - 1
+        self._chars = 0  # their characters
         self._lock = threading.Lock()
 
     @property
@@ -71,8 +76,13 @@ class TokenIds:
         with self._lock:
             at = self._unknown.get(word)
             if at is None:
-                if len(self._words) >= self.most:
+                if (
+                    len(self._words) >= self.most
+                    or len(word) > MAX_UNKNOWN_WORD
+                    or self._chars + len(word) > MAX_UNKNOWN_CHARS
+                ):
                     return UNK_ID
+                self._chars += len(word)
                 at = self.start + 1 + len(self._words)
                 self._unknown[word] = at
                 self._words.append(word)
@@ -119,6 +129,13 @@ class Prompt:
     started: bool = False
     start_text: str = ""  # START as sent (its name), if it began with it
     as_text: bool = True  # sent as text (not as ids)
+
+    def joined(self, generator: Generator) -> str:
+        """Its tokens as the model writes them (where its continuation
+        starts in the generated text): for ids, their text already made."""
+        if not self.as_text and END not in self.tokens:
+            return self.text[len(self.start_text) :]
+        return generator.join(list(self.tokens))
 
     @property
     def count(self) -> int:

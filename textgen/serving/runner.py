@@ -37,9 +37,16 @@ async def answer(completion: Completion, request: Request) -> Response:
     are read first, so a prompt over the limits is a 4xx, not an event."""
     run = Run(completion, streaming=completion.stream)
     served = completion.served
+
+    def read() -> None:
+        # One request's prompts at a time, as they are scored: side by side
+        # the threads contend for the interpreter and each takes longer.
+        with served.reading_lock:
+            run.read()
+
     served.reading += 1  # counted in its queue until it joins the engine's
     try:
-        await asyncio.to_thread(run.read)
+        await asyncio.to_thread(read)
     finally:
         served.reading -= 1
     if completion.stream:
@@ -73,6 +80,7 @@ class Run:
         self.streamed = [0] * self.rows
         self.prompts: list[Prompt] = []  # read by `read`
         self.counts: dict[Prompt, int] = {}  # tokens of a prompt, where not its own
+        self.joined: dict[Prompt, str] = {}  # each prompt's tokens joined
         # With `logprobs`: each row's, built as its tokens come (`_submit`).
         self.logprobs: list[RowLogprobs] | None = None
         self.finished: dict[int, dict] = {}  # finished logprobs, by object
@@ -105,8 +113,9 @@ class Run:
             completion.request,
             completion.max_cost,
         )
-        n, join = completion.n, served.generator.join
-        self.skip = [len(join(list(p.tokens))) for p in self.prompts for _ in range(n)]
+        n = completion.n
+        self.joined = {p: p.joined(served.generator) for p in self.prompts}
+        self.skip = [len(self.joined[p]) for p in self.prompts for _ in range(n)]
         if completion.echo:
             self.head = [p.text for p in self.prompts for _ in range(n)]
         wants = completion.request.logprobs is not None
@@ -195,11 +204,11 @@ class Run:
 
     def _score_only(self) -> None:
         """Answer with the (echoed) prompts alone, generating nothing."""
-        completion, join = self.completion, self.completion.served.generator.join
+        completion = self.completion
         samples = [
             Sample(
                 seed=prompt.tokens,
-                text=join(list(prompt.tokens)),
+                text=self.joined[prompt],
                 words=[],
                 sampling=completion.sampling,
                 random_seed=completion.request.random_seed,
