@@ -203,7 +203,8 @@ def _tokenizer_routes(
     async def info(request: Request) -> Response:
         authorised(request)
         model = model_asked(dict(request.query_params), served)
-        return Json(tokenizer_info(model, max_prompt_tokens))
+        tokenizer = model.generator.tokenizer
+        return Json(tokenizer_info(model.name, model.ids, tokenizer, max_prompt_tokens))
 
     def route(work: Callable[..., dict], field: str, *extra: Any) -> Endpoint:
         async def endpoint(request: Request) -> Response:
@@ -214,8 +215,12 @@ def _tokenizer_routes(
                     400, f"the body must be a JSON object, not {kind_of(body)}"
                 )
             model = model_asked(body, served)
+            tokenizer = model.generator.tokenizer
             try:  # a megabyte of text takes a moment: not on the event loop
-                return Json(await asyncio.to_thread(work, model, body, *extra))
+                found = await asyncio.to_thread(
+                    work, tokenizer, model.ids, body, *extra
+                )
+                return Json(found)
             except PromptError as err:
                 raise ApiError(400, str(err), field) from None
 

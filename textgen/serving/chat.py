@@ -182,6 +182,7 @@ class ChatShape:
 
     def __init__(self, rows: int, top: int | None) -> None:
         self.begun = [False] * rows  # a row's reply has shown a character
+        self.announced = [False] * rows  # a row's first chunk (its role) is sent
         self.top = top or 0  # alternatives asked for (`top_logprobs`)
 
     def answer(self, body: dict) -> dict:
@@ -205,7 +206,8 @@ class ChatShape:
         body = {**body, "id": "chat" + body["id"], "object": "chat.completion.chunk"}
         choices = []
         for choice in body["choices"]:
-            first = not self.begun[choice["index"]]
+            first = not self.announced[choice["index"]]
+            self.announced[choice["index"]] = True
             content, logprobs = self._reply(choice)
             delta: dict[str, Any] = {"role": "assistant"} if first else {}
             if content or first:

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from ..inference.generate import Generator
     from ..text.tokens import Tokenizer
     from ..text.vocab import Vocabulary
-    from .served import Served
 
 # What clients call the start token (`GET /tokenizer_info`'s bos and eos
 # token, as GPT-2's tokenizer names its document boundary).
@@ -186,12 +185,14 @@ def detokenize(tokenizer: Tokenizer, tokens: Sequence[str]) -> str:
 CHAT_TEMPLATE = "{% for message in messages %}{{ message['content'] }}\n\n{% endfor %}"
 
 
-def tokenizer_info(served: Served, max_prompt_tokens: int) -> dict[str, Any]:
-    """`GET /tokenizer_info`, in vLLM's shape (what lm-evaluation-harness's
-    `remote` tokenizer reads)."""
-    settings = served.model.tokenizer_settings
+def tokenizer_info(
+    name: str, ids: TokenIds, tokenizer: Tokenizer, max_prompt_tokens: int
+) -> dict[str, Any]:
+    """`GET /tokenizer_info` of model `name`, in vLLM's shape (what
+    lm-evaluation-harness's `remote` tokenizer reads)."""
+    settings = tokenizer.settings
     return {
-        "model": served.name,
+        "model": name,
         "bos_token": START,
         "eos_token": START,
         "pad_token": None,
@@ -199,12 +200,14 @@ def tokenizer_info(served: Served, max_prompt_tokens: int) -> dict[str, Any]:
         "chat_template": CHAT_TEMPLATE,
         "level": settings.level,
         "lowercase": settings.lowercase,
-        "vocab_size": len(served.generator.vocabulary),
+        "vocab_size": ids.start,
         "max_model_len": max_prompt_tokens,
     }
 
 
-def tokenize(served: Served, body: dict, max_prompt_tokens: int) -> dict[str, Any]:
+def tokenize(
+    tokenizer: Tokenizer, ids: TokenIds, body: dict, max_prompt_tokens: int
+) -> dict[str, Any]:
     """`POST /tokenize` {"prompt", "add_special_tokens"} -> {"tokens"}: the
     ids the prompt reads as (words the vocabulary lacks get ids of their
     own, which read back as the word)."""
@@ -216,15 +219,15 @@ def tokenize(served: Served, body: dict, max_prompt_tokens: int) -> dict[str, An
         raise PromptError(
             f"add_special_tokens must be true or false, not {kind_of(special)}"
         )
-    prompt = read_text(served.generator.tokenizer, text)
-    ids = served.ids.ids(prompt.tokens, prompt.started or special)
-    return {"tokens": ids, "count": len(ids), "max_model_len": max_prompt_tokens}
+    prompt = read_text(tokenizer, text)
+    found = ids.ids(prompt.tokens, prompt.started or special)
+    return {"tokens": found, "count": len(found), "max_model_len": max_prompt_tokens}
 
 
-def detokenize_ids(served: Served, body: dict) -> dict[str, Any]:
+def detokenize_ids(tokenizer: Tokenizer, ids: TokenIds, body: dict) -> dict[str, Any]:
     """`POST /detokenize` {"tokens"} -> {"prompt"}: the text of token ids
     (a first start token as its name, so the text reads back as the ids)."""
     given = body.get("tokens")
     if not isinstance(given, list):
         raise PromptError(f"tokens must be a list of token ids, not {kind_of(given)}")
-    return {"prompt": read_ids(served.generator.tokenizer, served.ids, given).text}
+    return {"prompt": read_ids(tokenizer, ids, given).text}
