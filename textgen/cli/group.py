@@ -19,6 +19,7 @@ from .. import __version__
 from ..errors import TextgenError, TrainingInterrupted
 from ..outputs import MODELS_DIR
 from ..terminal import printable
+from ..text.records import FORMATS
 
 
 def echo(message: Any = "", err: bool = False, nl: bool = True) -> None:
@@ -223,3 +224,37 @@ def setting_error(error: Any) -> click.UsageError:
     }
     flag = flags.get(error.field, error.field)
     return click.BadParameter(error.problem, param_hint=f"'{flag}'")
+
+
+# How corpus files are read (`text/records.py`): train, compare, evaluate.
+SOURCE_OPTIONS = [
+    click.option(
+        "--format",
+        "input_format",
+        type=click.Choice(FORMATS),
+        help="How the corpus files are read: plain text, or records (JSON "
+        "Lines, CSV, TSV) whose --field is the text; a .gz file is read "
+        "through.  [default: by each file's name: .jsonl, .csv, .tsv, else "
+        "text]",
+    ),
+    click.option(
+        "--field",
+        "text_field",
+        metavar="NAME",
+        help="The JSON key or CSV/TSV column that holds each record's text.  "
+        "[default: text]",
+    ),
+    click.option(
+        "--strict",
+        is_flag=True,
+        help="Stop at the first bad record (invalid JSON, no such field, a "
+        "wrong column count).  [default: skip, count and report them]",
+    ),
+]
+
+
+def source_options(command: Any) -> Any:
+    """Add `SOURCE_OPTIONS` to a command."""
+    for option in reversed(SOURCE_OPTIONS):
+        command = option(command)
+    return command

@@ -12,7 +12,15 @@ import click
 from ..model.levels import level_policy
 from ..terminal import count
 from ..text.tokens import tokenizer_for
-from .group import _load, _model_path, cli, echo, model_option, no_ngram_option
+from .group import (
+    _load,
+    _model_path,
+    cli,
+    echo,
+    model_option,
+    no_ngram_option,
+    source_options,
+)
 
 
 @cli.command()
@@ -29,6 +37,7 @@ from .group import _load, _model_path, cli, echo, model_option, no_ngram_option
     is_flag=True,
     help="Overwrite the --per-token file.  [default: refuse to]",
 )
+@source_options
 @click.argument("text", nargs=-1, required=True)
 def evaluate(
     model_path: str | None,
@@ -36,13 +45,24 @@ def evaluate(
     per_token: str | None,
     force: bool,
     text: tuple[str, ...],
+    input_format: str | None,
+    text_field: str | None,
+    strict: bool,
 ) -> None:
     """Score a model on TEXT (files or folders): perplexity and OOV rate. With
     an n-gram memory, the mixture, the network alone and the n-gram alone."""
+    from ..inference.evaluate import trained_source
     from ..outputs import Output, atomic_write, check_outputs
     from ..text.corpus import corpus_files
+    from ..text.records import SourceFormat
 
     model_path = str(_model_path(model_path))
+    model = _load(model_path)
+    trained = trained_source(model)  # what the options do not say: as trained
+    source = SourceFormat(
+        input_format or trained.format, text_field or trained.field, strict
+    )
+    text = tuple(str(p) for p in corpus_files(text, source.suffixes))
     if per_token:
         # Never written over what is read: the model, any corpus file (those
         # inside folders too), a link to either.
@@ -51,10 +71,11 @@ def evaluate(
             [Path(model_path), *corpus_files(text)],
             force,
         )
-    model = _load(model_path)
     from ..inference.evaluate import evaluate as evaluate_model
 
-    result = evaluate_model(model, text, ngram=not no_ngram, per_token=bool(per_token))
+    result = evaluate_model(
+        model, text, ngram=not no_ngram, per_token=bool(per_token), source=source
+    )
     if per_token:
         atomic_write(per_token, lambda path: _write_losses(path, model, result))
     tokenizer = tokenizer_for(model.tokenizer_settings)

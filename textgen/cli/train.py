@@ -22,8 +22,9 @@ from ..model.config import (
 )
 from ..model.levels import level_policy
 from ..outputs import MODELS_DIR
+from ..text.records import SUFFIXES
 from ..text.tokens import DOCUMENTS, LEVELS
-from .group import _import_tensorflow, _Number, cli, echo
+from .group import SOURCE_OPTIONS, _import_tensorflow, _Number, cli, echo
 
 MODEL_DEFAULTS = ModelConfig()
 TRAIN_DEFAULTS = TrainConfig()
@@ -144,6 +145,7 @@ _TRAINING_OPTIONS = [
         "its own (names, titles, one sentence per line) that the model learns "
         "to end; `generate` then writes one item per sample.",
     ),
+    *SOURCE_OPTIONS,
     click.option(
         "--keep-case",
         is_flag=True,
@@ -258,6 +260,11 @@ def training_options(command: Any) -> Any:
     return command
 
 
+def _suffixes(options: dict[str, Any]) -> tuple[str, ...]:
+    """The file names a folder of the corpus is read for (`--format`)."""
+    return SUFFIXES[options.get("input_format") or "text"]
+
+
 def _configs(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configs from parsed options (consumed from the dict).
 
@@ -353,7 +360,7 @@ def train(
     if resume and shape:
         raise click.UsageError(f"{', '.join(shape)}: a resumed model keeps its shape")
     path, picture = _output_paths(corpus, output, resume, plot, no_plot)
-    files = corpus_files(corpus)  # expanded once, here
+    files = corpus_files(corpus, _suffixes(options))  # expanded once, here
     # Every file this run will write, checked before the slow TensorFlow import.
     check_train_outputs(
         files,
@@ -498,6 +505,9 @@ def compare(
         if output_dir
         else MODELS_DIR / f"compare-{Path(corpus[0]).resolve().stem}"
     )
+    from ..text.corpus import corpus_files
+
+    corpus = tuple(corpus_files(corpus, _suffixes(options)))  # expanded once
     check_compare_outputs(
         corpus,
         cells,

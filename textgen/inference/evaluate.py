@@ -15,7 +15,8 @@ import numpy as np
 
 from ..model.ngram import used_memory
 from ..model.scoring import Evaluation, score_text
-from ..text.corpus import corpus_files, read_pieces
+from ..text.corpus import corpus_files
+from ..text.records import SourceFormat, source_pieces
 from ..text.tokens import item_texts
 from ..text.vocab import UNK_ID
 
@@ -30,18 +31,23 @@ def evaluate(
     paths: Sequence[str | Path],
     ngram: bool = True,
     per_token: bool = False,
+    source: SourceFormat | None = None,
 ) -> Evaluation:
     """Score a model on text files (read and tokenized as for training); an
     item model item by item (see `item_losses`). With its n-gram memory (and
     `ngram`), the mixture is scored, and each part alone beside it; with
     `per_token`, each token's loss is kept too (`Evaluation.token_losses`).
+    `source`: how the files are read (None: as the model's training files
+    were, by its recorded format and field).
 
     Raises:
         CorpusError: a file is missing, empty or not text.
     """
     from ..text.ids import corpus_ids
 
-    ids = corpus_ids(paths, model.tokenizer_settings).encode(model.vocabulary)
+    source = source or trained_source(model)
+    settings = model.tokenizer_settings
+    ids = corpus_ids(paths, settings, source=source).encode(model.vocabulary)
     if not model.tokenizer_settings.items:
         return evaluate_ids(model, ids, ngram, per_token)
     mixture = used_memory(model, ngram)
@@ -49,11 +55,24 @@ def evaluate(
     unknown = int(np.sum(ids == UNK_ID))
     characters = sum(
         len(text) + 1
-        for path in corpus_files(paths)
-        for text in item_texts(read_pieces(path), model.tokenizer_settings.documents)
+        for path in corpus_files(paths, source.suffixes)
+        for text in item_texts(
+            source_pieces(path, source, settings.documents, _quiet), settings.documents
+        )
     )
     # Every token of an item is scored: those outside items are ends.
     return totals.evaluation(totals.tokens, unknown, items, characters, ids)
+
+
+def trained_source(model: ReadableModel) -> SourceFormat:
+    """How the model's training files were read (its record's format and
+    field): what evaluating it on such files reads them as."""
+    config = (getattr(model, "record", None) or {}).get("train_config") or {}
+    return SourceFormat(config.get("input_format"), config.get("text_field"))
+
+
+def _quiet(line: str) -> None:
+    """Bad records were reported the first time the files were read."""
 
 
 def evaluate_ids(

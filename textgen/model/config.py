@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 
 from ..errors import TextgenError
+from ..text.records import FORMATS, SourceFormat
 from ..text.tokens import DOCUMENTS, LEVELS
 from .levels import level_policy
 
@@ -174,6 +175,12 @@ class TrainConfig:
     distribute: str = "none"  # none | mirrored (local devices) | multi-worker
     level: str = "word"  # word or char: what one token is (char keeps case)
     documents: str = "files"  # files | lines | paragraphs: what one item is
+    # How corpus files are read (`text/records.py`): their format (None: by
+    # each file's name), the field holding a record's text (None: "text"),
+    # and whether a bad record stops the run (else it is skipped, counted).
+    input_format: str | None = None
+    text_field: str | None = None
+    strict: bool = False
     # Consecutive training windows continue each other and the recurrent states
     # carry from one batch to the next (truncated back-propagation through
     # time); None: on for characters, off for words (see `carries_state`).
@@ -188,6 +195,11 @@ class TrainConfig:
     # residual for characters, mixture for words (what measured better at
     # each level, docs/benchmarks.md; see `residual`).
     ngram_mode: str | None = None
+
+    @property
+    def source(self) -> SourceFormat:
+        """How the corpus files are read."""
+        return SourceFormat(self.input_format, self.text_field, self.strict)
 
     @property
     def memory_order(self) -> int:
@@ -234,6 +246,7 @@ class TrainConfig:
             "distribute": self.distribute in DISTRIBUTE,
             "level": self.level in LEVELS,
             "documents": self.documents in DOCUMENTS,
+            "input_format": self.input_format is None or self.input_format in FORMATS,
             "ngram_order": self.ngram_order is None
             or 0 <= self.ngram_order <= MAX_ORDER,
             "ngram_max_mb": 0 < self.ngram_max_mb <= 2048,

@@ -7,10 +7,12 @@ line ends, and refuses anything else with one message naming the file and fix.
 from __future__ import annotations
 
 import codecs
+import gzip
 import itertools
 import os
 import select
 import stat
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -128,6 +130,8 @@ def read_pieces(path: Path, what: str = "corpus") -> Iterator[str]:
         with _open_binary(path, what) as file:
             empty = True
             chunks = iter(lambda: file.read(CHUNK_BYTES), b"")
+            if file.peek(2)[:2] == GZIP_MAGIC:  # a .gz file: its text, streamed
+                chunks = _gunzipped(file, path)
             for piece in decode_chunks(chunks, str(path)):
                 empty = empty and not piece.strip()
                 yield piece
@@ -139,6 +143,25 @@ def read_pieces(path: Path, what: str = "corpus") -> Iterator[str]:
         raise CorpusError(f"cannot read {path}: {err.strerror}") from None
     if empty:
         raise CorpusError(f"{path} is empty; give a file with some text in it")
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _gunzipped(file: BinaryIO, path: Path) -> Iterator[bytes]:
+    """A gzip stream's contents in `CHUNK_BYTES` pieces (never whole).
+
+    Raises:
+        CorpusError: the stream is damaged or cut short.
+    """
+    try:
+        with gzip.GzipFile(fileobj=file, mode="rb") as unzipped:
+            yield from iter(lambda: unzipped.read(CHUNK_BYTES), b"")
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise CorpusError(
+            f"{path} is not a whole gzip file ({err}); compress it again, or "
+            "give it uncompressed"
+        ) from None
 
 
 # Most seconds to wait for the first text on a named pipe (a FIFO, or a
@@ -213,24 +236,32 @@ def lines(
     return found
 
 
-def find_text_files(path: Path) -> list[Path]:
-    """List the ``.txt`` files under a folder, recursively, sorted by path.
+def find_text_files(path: Path, suffixes: tuple[str, ...] = (".txt",)) -> list[Path]:
+    """List the files under a folder whose names end in one of `suffixes`
+    (or that and ``.gz``), recursively, sorted by path.
 
     Raises:
-        CorpusError: the folder holds no ``.txt`` file.
+        CorpusError: the folder holds no such file.
     """
-    files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+    endings = suffixes + tuple(s + ".gz" for s in suffixes)
+    files = sorted(
+        p for p in path.rglob("*") if p.name.lower().endswith(endings) and p.is_file()
+    )
     if not files:
+        named = " or ".join(suffixes)
         raise CorpusError(
-            f"folder {path} has no .txt files; put plain-text .txt files in it "
-            "or name the files directly"
+            f"folder {path} has no {named} files (nor .gz ones); put such files "
+            "in it, name the files directly, or say their --format"
         )
     return files
 
 
-def corpus_files(paths: Iterable[str | Path]) -> list[Path]:
-    """The files a corpus names: files as given, folders' ``*.txt`` files
-    (recursively, sorted), in order.
+def corpus_files(
+    paths: Iterable[str | Path], suffixes: tuple[str, ...] = (".txt",)
+) -> list[Path]:
+    """The files a corpus names: files as given, folders' files ending in
+    one of `suffixes` (``*.txt`` and ``*.txt.gz`` unless said; recursively,
+    sorted), in order.
 
     Raises:
         CorpusError: a path is missing, a folder has no text file, or none given.
@@ -239,7 +270,7 @@ def corpus_files(paths: Iterable[str | Path]) -> list[Path]:
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            files.extend(find_text_files(path))
+            files.extend(find_text_files(path, suffixes))
         elif path.exists():
             files.append(path)
         else:

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .corpus import corpus_files, read_pieces
+from .corpus import corpus_files
+from .records import SourceFormat, source_pieces
 from .tokens import TokenizerSettings, tokenize_pieces
 from .vocab import Vocabulary, WordIndex
 
@@ -48,6 +49,7 @@ def corpus_ids(
     paths: Sequence[str | Path],
     settings: TokenizerSettings,
     progress: Callable[[int], None] | None = None,
+    source: SourceFormat = SourceFormat(),
 ) -> CorpusIds:
     """Read and tokenize every corpus file, one after another, streaming:
     memory holds one piece of text at a time plus four bytes per word.
@@ -56,14 +58,16 @@ def corpus_ids(
         paths: files and folders.
         settings: how to tokenize.
         progress: called with the number of characters read, piece by piece.
+        source: how the files are read (plain text, or records: see
+            `records.py`).
 
     Raises:
         CorpusError: a path is missing, or a file is empty, binary or not text.
     """
     index = WordIndex()
     files = []
-    for path in corpus_files(paths):
-        pieces = read_pieces(path)
+    for path in corpus_files(paths, source.suffixes):
+        pieces = source_pieces(path, source, settings.documents)
         if progress is not None:
             pieces = _reported(pieces, progress)
         count = 0
@@ -89,16 +93,20 @@ def corpus_tokens(
 
 
 def read_corpus_ids(
-    corpus: Sequence[str | Path], settings: TokenizerSettings, bar: bool
+    corpus: Sequence[str | Path],
+    settings: TokenizerSettings,
+    bar: bool,
+    source: SourceFormat = SourceFormat(),
 ) -> CorpusIds:
     """`corpus_ids`, with a progress bar on stderr for corpora over 16 MiB
     (when `bar`)."""
-    total = sum(path.stat().st_size for path in corpus_files(corpus))
-    if not bar or total < 2**24:
-        return corpus_ids(corpus, settings)
+    files = corpus_files(corpus, source.suffixes)
+    total = sum(path.stat().st_size for path in files)
+    if not bar or total < 2**24 or any(p.name.endswith(".gz") for p in files):
+        return corpus_ids(corpus, settings, source=source)
     import click
 
     with click.progressbar(
         length=total, label="reading", file=sys.stderr, show_pos=False
     ) as progress:
-        return corpus_ids(corpus, settings, progress.update)
+        return corpus_ids(corpus, settings, progress.update, source)

@@ -103,7 +103,8 @@ def compare(
     # Its one folder, checked to have a parent (`check_compare_outputs`).
     output_dir.mkdir(parents=inside_models(output_dir), exist_ok=True)
     results = []
-    text = corpus_ids(corpus, tokenizer_settings(config))  # read once for all
+    # Read once for all.
+    text = corpus_ids(corpus, tokenizer_settings(config), source=config.source)
     ids = None  # the training split's ids: the same for every cell
     for cell in cells:
         log(f"--- {cell} ---")

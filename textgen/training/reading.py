@@ -78,7 +78,7 @@ def read_training_text(
     from .data import check_windows, split_lengths, split_tail
 
     if text is None:
-        text = read_corpus_ids(files, tokenizer, progress_bar)
+        text = read_corpus_ids(files, tokenizer, progress_bar, config.source)
     unit = tokenizer_for(tokenizer).unit
     config = plan_window(config, planned, len(text.ids))
     train_part, _ = split_tail(text.ids, config.seq_len, config.val_fraction, unit)

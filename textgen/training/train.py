@@ -204,7 +204,7 @@ def train(
         TextgenError: unreadable or too-short corpus, an existing output, a
             diverged loss, or an interruption (after saving the best model).
     """
-    files = corpus_files(corpus)  # the one expansion of the paths
+    files = corpus_files(corpus, config.source.suffixes)  # the one expansion
     output = Path(output)
     outputs = dict(
         plot=plot, tensorboard=tensorboard, checkpoint_every=checkpoint_every

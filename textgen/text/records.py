@@ -1,0 +1,258 @@
+"""Corpus files that hold records: JSON Lines, CSV and TSV, plain or gzip.
+
+A record file (`.jsonl`, `.csv`, `.tsv`, each optionally `.gz`, or any file
+with `--format`) is read as a stream of records, the text of each taken
+from one field (`--field`: a JSON key or a column header; "text" unless
+said). The records become the text the rest of the pipeline reads
+(`source_pieces`): each record an item of its own when the model reads
+items (`--documents lines` or `paragraphs`), else one long text, a
+paragraph per record. The standard library's `json` and `csv` readers do
+the parsing (a record is never hand-split), one line or row at a time, so
+memory stays flat whatever the file's size.
+
+A bad record (not JSON, not an object, no such field, a value that is not
+text, a row with the wrong number of columns) is skipped and counted;
+each file's count is reported with the first few by line number
+(`BadRecords`), and `strict` makes the first one an error. Nothing is
+dropped without a word.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import CorpusError
+from .corpus import read_pieces
+
+FORMATS = ("text", "jsonl", "csv", "tsv")
+# What each format's files are called (each may end in .gz too).
+SUFFIXES = {
+    "text": (".txt",),
+    "jsonl": (".jsonl", ".ndjson"),
+    "csv": (".csv",),
+    "tsv": (".tsv",),
+}
+DEFAULT_FIELD = "text"
+SHOWN_BAD = 5  # bad records named in a file's report
+# csv's own limit on one field (128 KiB) is lifted to what a corpus holds.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+@dataclass(frozen=True)
+class SourceFormat:
+    """How corpus files are read: their `format` (one of `FORMATS`; None:
+    by each file's name), the `field` holding a record's text (None:
+    "text"), and whether a bad record is an error (`strict`)."""
+
+    format: str | None = None
+    field: str | None = None
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        if self.format is not None and self.format not in FORMATS:
+            raise ValueError(f"unknown format {self.format!r}; use one of {FORMATS}")
+
+    def of(self, path: Path) -> str:
+        """The format `path` is read in."""
+        return self.format or format_of(path)
+
+    @property
+    def text_field(self) -> str:
+        return self.field or DEFAULT_FIELD
+
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        """The names of the files read from a folder (each also `.gz`)."""
+        return SUFFIXES[self.format or "text"]
+
+
+def format_of(path: Path) -> str:
+    """A file's format by its name (`.gz` aside): text unless it says."""
+    name = path.name.lower()
+    name = name[:-3] if name.endswith(".gz") else name
+    for kind, suffixes in SUFFIXES.items():
+        if name.endswith(suffixes):
+            return kind
+    return "text"
+
+
+@dataclass
+class BadRecords:
+    """A file's skipped records: how many, and the first few, by line."""
+
+    path: Path
+    count: int = 0
+    shown: list[str] = field(default_factory=list)
+
+    def add(self, line: int, reason: str, strict: bool) -> None:
+        where = f"{self.path}, line {line:,}: {reason}"
+        if strict:
+            raise CorpusError(f"{where} (--strict stops at the first bad record)")
+        self.count += 1
+        if len(self.shown) < SHOWN_BAD:
+            self.shown.append(f"line {line:,}: {reason}")
+
+    def report(self) -> str:
+        more = (
+            f"; and {self.count - len(self.shown):,} more"
+            if self.count > len(self.shown)
+            else ""
+        )
+        return (
+            f"{self.path}: skipped {self.count:,} bad record"
+            f"{'s' if self.count != 1 else ''} ({'; '.join(self.shown)}{more}); "
+            "fix them, or --strict to stop at the first"
+        )
+
+
+def records(
+    path: Path, source: SourceFormat, warn: Callable[[str], None] | None = None
+) -> Iterator[str]:
+    """The text of each good record of a record file, in order; bad ones
+    are counted and reported through `warn` when the file ends (to stderr
+    without one).
+
+    Raises:
+        CorpusError: the file cannot be read, the field is not in it (the
+            available ones listed), no record has text, or (`strict`) a
+            record is bad.
+    """
+    kind = source.of(path)
+    bad = BadRecords(path)
+    read = _json_records if kind == "jsonl" else _table_records
+    found = 0
+    for text in read(path, source, bad, "\t" if kind == "tsv" else ","):
+        found += bool(text.strip())
+        yield text
+    if bad.count:
+        (warn or _to_stderr)(bad.report())
+    if not found:
+        raise CorpusError(
+            f"{path} has no record with text in field {source.text_field!r}"
+            + (f" ({bad.count:,} bad)" if bad.count else "")
+        )
+
+
+def _to_stderr(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr)
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """A file's lines, each with its line end, as read piece by piece."""
+    held = ""
+    for piece in read_pieces(path):
+        held += piece
+        *whole, held = held.split("\n")
+        for line in whole:
+            yield line + "\n"
+    if held:
+        yield held
+
+
+def _json_records(
+    path: Path, source: SourceFormat, bad: BadRecords, _: str
+) -> Iterator[str]:
+    name, checked = source.text_field, False
+    for number, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError) as err:
+            reason = str(err).split(":")[0] if str(err) else type(err).__name__
+            bad.add(number, f"not valid JSON ({reason})", source.strict)
+            continue
+        if not isinstance(record, dict):
+            bad.add(number, f"a JSON {_kind(record)}, not an object", source.strict)
+            continue
+        if not checked and name not in record:
+            keys = ", ".join(repr(k) for k in list(record)[:20]) or "none"
+            raise CorpusError(
+                f"{path}: the first record has no field {name!r} (its fields: "
+                f"{keys}); name the text's field with --field"
+            )
+        checked = True
+        value = record.get(name)
+        if not isinstance(value, str):
+            reason = "no field" if name not in record else f"a {_kind(value)} in"
+            bad.add(number, f"{reason} {name!r}", source.strict)
+            continue
+        yield value
+
+
+def _table_records(
+    path: Path, source: SourceFormat, bad: BadRecords, delimiter: str
+) -> Iterator[str]:
+    rows = csv.reader(_lines(path), delimiter=delimiter)
+    try:
+        header = next(rows, None)
+        if header is None:
+            raise CorpusError(f"{path} is empty; give a file with a header row")
+        name = source.text_field
+        if name not in header:
+            columns = ", ".join(repr(c) for c in header[:20])
+            raise CorpusError(
+                f"{path} has no column {name!r} (its columns: {columns}); name "
+                "the text's column with --field"
+            )
+        column = header.index(name)
+        for row in rows:
+            if not row:
+                continue
+            if len(row) != len(header):
+                bad.add(
+                    rows.line_num,
+                    f"{len(row)} columns, the header has {len(header)}",
+                    source.strict,
+                )
+                continue
+            yield row[column]
+    except csv.Error as err:
+        raise CorpusError(f"{path}, line {rows.line_num:,}: {err}") from None
+
+
+def _kind(value: object) -> str:
+    return {
+        dict: "object",
+        list: "list",
+        str: "string",
+        bool: "true/false",
+        type(None): "null",
+    }.get(type(value), "number")
+
+
+_blank_lines = re.compile(r"\n[ \t]*\n\s*")
+
+
+def record_pieces(texts: Iterable[str], documents: str) -> Iterator[str]:
+    """Records' texts as the text the tokenizer reads: each record an item
+    of its own (`documents` "lines": its line breaks spaces, one record a
+    line; "paragraphs": its blank lines single breaks, one a paragraph), or
+    with "files" one text, a paragraph per record."""
+    for text in texts:
+        if not text.strip():
+            continue
+        if documents == "lines":
+            yield " ".join(text.split()) + "\n"
+        elif documents == "paragraphs":
+            yield _blank_lines.sub("\n", text.strip()) + "\n\n"
+        else:
+            yield text.strip() + "\n\n"
+
+
+def source_pieces(
+    path: Path,
+    source: SourceFormat,
+    documents: str,
+    warn: Callable[[str], None] | None = None,
+) -> Iterator[str]:
+    """A corpus file's text in pieces, whatever its format (see the module)."""
+    if source.of(path) == "text":
+        return read_pieces(path)
+    return record_pieces(records(path, source, warn), documents)
