@@ -149,6 +149,11 @@ def info(path: str | None) -> None:
             f"{count(len(model.vocabulary), unit)} "
             + (
                 "(lower-cased)" if model.tokenizer_settings.lowercase else "(case kept)"
+            )
+            + (
+                ", split on whitespace (pre-tokenized text)"
+                if model.tokenizer_settings.tokenizer == "whitespace"
+                else ""
             ),
         ),
     ]

@@ -23,7 +23,7 @@ from ..model.config import (
 from ..model.levels import level_policy
 from ..outputs import MODELS_DIR
 from ..text.records import SUFFIXES
-from ..text.tokens import DOCUMENTS, LEVELS
+from ..text.tokens import DOCUMENTS, LEVELS, WORD_TOKENIZERS
 from .group import SOURCE_OPTIONS, _import_tensorflow, _Number, cli, echo
 
 MODEL_DEFAULTS = ModelConfig()
@@ -135,6 +135,15 @@ _TRAINING_OPTIONS = [
         show_default=True,
         help="What the model reads and writes: words, or characters (case kept, "
         "no detokenizer; a --seq-len of 100 or more suits them).",
+    ),
+    click.option(
+        "--tokenizer",
+        type=click.Choice(WORD_TOKENIZERS),
+        default=TRAIN_DEFAULTS.tokenizer,
+        show_default=True,
+        help="How words are split: NLTK's words and punctuation, or 'whitespace' "
+        "for text already tokenized (tokens kept as they are, <unk> the unknown "
+        "word, each line a sentence; --min-count 1 unless given).",
     ),
     click.option(
         "--documents",
@@ -277,6 +286,11 @@ def _configs(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
     model_config = ModelConfig(
         **{name: options.pop(name) for name in list(options) if name in model_fields}
     )
+    if (
+        options["tokenizer"] == "whitespace"
+        and ctx.get_parameter_source("min_count") is ParameterSource.DEFAULT
+    ):  # a pre-tokenized corpus has chosen its words: keep every one
+        options["min_count"] = 1
     options["lowercase"] = not options.pop("keep_case")
     options["seed"] = options.pop("random_seed")
     return model_config, TrainConfig(**options)

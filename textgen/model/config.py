@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import TextgenError
 from ..text.records import FORMATS, SourceFormat
-from ..text.tokens import DOCUMENTS, LEVELS
+from ..text.tokens import DOCUMENTS, LEVELS, WORD_TOKENIZERS
 from .levels import level_policy
 
 
@@ -181,6 +181,9 @@ class TrainConfig:
     input_format: str | None = None
     text_field: str | None = None
     strict: bool = False
+    # How words are split: "nltk", or "whitespace" for text already
+    # tokenized (kept as it is: `<unk>` the unknown word, a line a sentence).
+    tokenizer: str = "nltk"
     # Consecutive training windows continue each other and the recurrent states
     # carry from one batch to the next (truncated back-propagation through
     # time); None: on for characters, off for words (see `carries_state`).
@@ -247,6 +250,7 @@ class TrainConfig:
             "level": self.level in LEVELS,
             "documents": self.documents in DOCUMENTS,
             "input_format": self.input_format is None or self.input_format in FORMATS,
+            "tokenizer": self.tokenizer in WORD_TOKENIZERS,
             "ngram_order": self.ngram_order is None
             or 0 <= self.ngram_order <= MAX_ORDER,
             "ngram_max_mb": 0 < self.ngram_max_mb <= 2048,
@@ -256,6 +260,11 @@ class TrainConfig:
             if not ok:
                 value = getattr(self, name)
                 raise TextgenError(f"impossible value {value!r} for {name}")
+        if self.tokenizer != "nltk" and self.level != "word":
+            raise TextgenError(
+                f"--tokenizer {self.tokenizer} splits words; it cannot be used with "
+                f"--level {self.level}"
+            )
         if self.ngram_mode == "residual" and self.memory_order == 0:
             raise TextgenError(
                 "--ngram-mode residual trains the network on top of the n-gram "

@@ -20,7 +20,13 @@ import numpy as np
 
 from ..errors import ModelFileError
 from ..outputs import MODELS_DIR
-from ..text.tokens import DOCUMENTS, LEVELS, TokenizerSettings, level_class
+from ..text.tokens import (
+    DOCUMENTS,
+    LEVELS,
+    WORD_TOKENIZERS,
+    TokenizerSettings,
+    level_class,
+)
 from ..text.vocab import PAD, UNK, Vocabulary
 from .config import ModelConfig
 from .ngram import ASSET as NGRAM_ASSET
@@ -194,8 +200,19 @@ def check_config(config: Any, weights_bytes: int | None = None) -> ModelConfig:
         "lowercase",
         "level",
         "documents",
+        "tokenizer",
     }:
         _fail("tokenizer settings are not textgen's")
+    if tokenizer.get("tokenizer", "nltk") not in WORD_TOKENIZERS:
+        _fail(
+            f"tokenizer.tokenizer is {tokenizer.get('tokenizer')!r:.40}, not one "
+            f"of {', '.join(WORD_TOKENIZERS)}"
+        )
+    if (
+        tokenizer.get("tokenizer", "nltk") != "nltk"
+        and tokenizer.get("level") == "char"
+    ):
+        _fail("tokenizer.tokenizer splits words, but tokenizer.level is char")
     if tokenizer.get("documents", "files") not in DOCUMENTS:
         _fail(
             f"tokenizer.documents is {tokenizer.get('documents')!r:.40}, "

@@ -20,6 +20,12 @@ from typing import Any
 
 PARAGRAPH = "<p>"
 END = "<end>"  # ends an item in a model trained on items (see `DOCUMENTS`)
+# Ends a line of pre-tokenized text (`--tokenizer whitespace`: a sentence,
+# as such corpora have one per line and their published scores count it).
+EOS = "<eos>"
+# How word-level text is split: NLTK's words, or on whitespace alone (text
+# that is already tokenized).
+WORD_TOKENIZERS = ("nltk", "whitespace")
 LEVELS = ("word", "char")  # one `Tokenizer` subclass each, below
 # What one document is: a file (one long text), or each line or paragraph of
 # a file an item of its own (a name, a title, a sentence) that ends with `END`.
@@ -85,10 +91,20 @@ class TokenizerSettings:
     lowercase: bool = True  # fold case; output is re-capitalised at sentence starts
     level: str = "word"  # word: NLTK words and <p>; char: every character as it is
     documents: str = "files"  # files, or items: one per line or paragraph
+    # Words: "nltk", or "whitespace" for text already tokenized.
+    tokenizer: str = "nltk"
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
             raise ValueError(f"unknown level {self.level!r}; use one of {LEVELS}")
+        if self.tokenizer not in WORD_TOKENIZERS:
+            raise ValueError(
+                f"unknown tokenizer {self.tokenizer!r}; use one of {WORD_TOKENIZERS}"
+            )
+        if self.tokenizer != "nltk" and self.level != "word":
+            raise ValueError(
+                f"the {self.tokenizer} tokenizer splits words, not characters"
+            )
         if self.documents not in DOCUMENTS:
             raise ValueError(
                 f"unknown documents {self.documents!r}; use one of {DOCUMENTS}"
@@ -592,6 +608,73 @@ class WordTokenizer(Tokenizer):
         return _WRITTEN.get(token, token)
 
 
+class _SpacedStream(StreamingDetokenizer):
+    """The streaming joiner of pre-tokenized text: tokens with a space
+    between them, a line break for each `EOS`."""
+
+    def __init__(self) -> None:
+        self._line = False  # the current line has a token
+
+    def push(self, word: str) -> str:
+        if word == EOS:
+            self._line = False
+            return "\n"
+        out = " " + word if self._line else word
+        self._line = True
+        return out
+
+    def push_many(self, words: Iterable[str]) -> str:
+        return "".join(self.push(word) for word in words)
+
+    def finish(self) -> str:
+        return ""
+
+    def held(self) -> int:
+        return 0
+
+
+class WhitespaceTokenizer(WordTokenizer):
+    """Text that is already tokenized (a research corpus such as the Penn
+    Treebank's): each whitespace-separated token kept as it is (`<unk>`
+    is the unknown word, not a word of its own), each line ended by `EOS`
+    (a sentence end, counted as such corpora's published scores count it),
+    and output joined with spaces and line breaks, nothing more."""
+
+    start_token = paragraph_end = EOS
+
+    def tokenize(self, text: str) -> list[str]:
+        tokens: list[str] = []
+        for line in text.split("\n"):
+            words = line.split()
+            if words:
+                tokens += [*words, EOS]
+        return tokens
+
+    def stream_tokens(self, pieces: Iterable[str]) -> Iterator[list[str]]:
+        held = ""
+        for piece in pieces:
+            held += piece
+            cut = held.rfind("\n") + 1
+            if cut:
+                block, held = self.tokenize(held[:cut]), held[cut:]
+                if block:
+                    yield block
+        if self.tokenize(held):
+            yield self.tokenize(held)
+
+    def join(self, tokens: list[str]) -> str:
+        return self.streamer().push_many(tokens)
+
+    def streamer(self) -> StreamingDetokenizer:
+        return _SpacedStream()
+
+    def written(self, token: str) -> str:
+        return "" if token == EOS else token
+
+    def as_text(self, token: str) -> str:
+        return "\n" if token == EOS else super().as_text(token)
+
+
 class CharTokenizer(Tokenizer):
     """Every character as it is (case and all whitespace kept), joined back
     as they are; a line is a paragraph."""
@@ -637,6 +720,8 @@ assert tuple(_TOKENIZERS) == LEVELS, "every level has its tokenizer"
 
 def tokenizer_for(settings: TokenizerSettings) -> Tokenizer:
     """The tokenizer a model's saved settings name."""
+    if settings.tokenizer == "whitespace":
+        return WhitespaceTokenizer(settings)
     return _TOKENIZERS[settings.level](settings)
 
 

@@ -72,10 +72,14 @@ def resumed_config(record: dict[str, Any], **changes: Any) -> TrainConfig:
 
 def tokenizer_settings(config: TrainConfig) -> TokenizerSettings:
     """How a new model trained with `config` tokenizes its text."""
+    as_given = config.tokenizer == "whitespace"  # pre-tokenized: kept as it is
     return TokenizerSettings(
-        lowercase=config.lowercase and level_policy(config.level).folds_case,
+        lowercase=config.lowercase
+        and level_policy(config.level).folds_case
+        and not as_given,
         level=config.level,
         documents=config.documents,
+        tokenizer=config.tokenizer,
     )
 
 
