@@ -147,9 +147,7 @@ def info(path: str | None) -> None:
         (
             "vocabulary",
             f"{count(len(model.vocabulary), unit)} "
-            + (
-                "(lower-cased)" if model.tokenizer_settings.lowercase else "(case kept)"
-            )
+            + ("(lower-cased)" if model.tokenizer_settings.lowercase else "(case kept)")
             + (
                 ", split on whitespace (pre-tokenized text)"
                 if model.tokenizer_settings.tokenizer == "whitespace"
