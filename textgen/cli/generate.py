@@ -113,6 +113,13 @@ class _Temperatures(click.ParamType):
     "the most words).  [default: -n words]",
 )
 @click.option(
+    "--label",
+    multiple=True,
+    help="With a model trained with --label-field: write like this label's "
+    "records; repeatable (the samples of each, one after another).  "
+    "[default: no label]",
+)
+@click.option(
     "--num-samples",
     type=click.IntRange(min=1),
     default=1,
@@ -171,6 +178,7 @@ def generate(
     beam: int,
     stop: tuple[str, ...],
     until: str | None,
+    label: tuple[str, ...],
     num_samples: int,
     random_seed: int | None,
     output_format: str,
@@ -182,10 +190,13 @@ def generate(
     **controls: Any,
 ) -> None:
     """Generate text from a trained model, starting with SEED."""
+    labels = label  # (repeatable)
     if seed_file and seed:
         raise click.UsageError("give --seed or --seed-file, not both")
     if beam and len(temperature) > 1:
         raise click.UsageError("--beam is deterministic: give one temperature")
+    if beam and labels:
+        raise click.UsageError("--label steers sampling; it cannot be used with --beam")
     if interactive and (seed_file or seed == "-" or output_format != "text"):
         raise click.UsageError(
             "--interactive reads seeds from the prompt and prints text"
@@ -210,31 +221,42 @@ def generate(
     except SettingError as err:
         raise setting_error(err) from None
     request = dataclasses.replace(request, novel=novel)
+    try:
+        for label in labels:
+            generator.label_tokens(label)
+    except SettingError as err:
+        raise setting_error(err) from None
     if interactive:
+        request = dataclasses.replace(request, label=labels[0] if labels else None)
         _interactive(generator, samplings[0], request)
         return
     seeds = _usable_seeds(generator, seeds, lengths)
-    job = _Job(generator, path, request, beam)
-    rows = len(seeds) * len(samplings) * num_samples
+    rows = len(seeds) * len(samplings) * num_samples * max(len(labels), 1)
     stream = output_format == "text" and rows == 1 and not beam
-    one_per_line = items and len(seeds) == len(samplings) == 1
+    one_per_line = items and len(seeds) == len(samplings) == 1 and len(labels) < 2
     fingerprint = model.fingerprint() if output_format == "jsonl" or verbose else None
     report = _Report(fingerprint)
-    # Samples are made, printed and let go a batch at a time: memory does not
-    # grow with --num-samples.
-    for first, samples, seconds in job.batches(seeds, samplings, num_samples, stream):
-        report.add(samples, seconds)
-        rate = sum(len(s.words) for s in samples) / max(seconds, 1e-9)
-        for number, sample in enumerate(samples, first):
-            if output_format == "jsonl":
-                echo(json.dumps(job.record(sample, number, rate, fingerprint)))
-            elif stream:
-                pass
-            elif one_per_line:  # one item per line, nothing else
-                echo(" ".join(sample.text.split("\n")))
-            else:
-                label = job.label(sample, number, seeds, samplings, num_samples)
-                echo(f"--- {label} ---\n{sample.text}\n")
+    for label in labels or [None]:
+        job = _Job(generator, path, dataclasses.replace(request, label=label), beam)
+        # Samples are made, printed and let go a batch at a time: memory does
+        # not grow with --num-samples.
+        for first, samples, seconds in job.batches(
+            seeds, samplings, num_samples, stream
+        ):
+            report.add(samples, seconds)
+            rate = sum(len(s.words) for s in samples) / max(seconds, 1e-9)
+            for number, sample in enumerate(samples, first):
+                if output_format == "jsonl":
+                    echo(json.dumps(job.record(sample, number, rate, fingerprint)))
+                elif stream:
+                    pass
+                elif one_per_line:  # one item per line, nothing else
+                    echo(" ".join(sample.text.split("\n")))
+                else:
+                    title = job.label(sample, number, seeds, samplings, num_samples)
+                    if len(labels) > 1:
+                        title = f"label {label}, {title}"
+                    echo(f"--- {title} ---\n{sample.text}\n")
     _report_relaxed(generator, controls)
     if verbose:
         report.print(path, tokenizer_for(model.tokenizer_settings).unit)
@@ -453,6 +475,7 @@ class _Job:
             beam=self.beam,
             stop=list(self.request.stop),
             until=self.request.until,
+            label=self.request.label,
         )
 
 

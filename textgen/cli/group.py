@@ -245,6 +245,13 @@ SOURCE_OPTIONS = [
         "[default: text]",
     ),
     click.option(
+        "--label-field",
+        metavar="NAME",
+        help="The JSON key or column holding each record's label: the model "
+        "reads it before the record's text, and `generate --label` asks for "
+        "text like that label's.  [default: none]",
+    ),
+    click.option(
         "--strict",
         is_flag=True,
         help="Stop at the first bad record (invalid JSON, no such field, a "

@@ -11,7 +11,7 @@ import click
 
 from ..model.levels import level_policy
 from ..terminal import count
-from ..text.tokens import tokenizer_for
+from ..text.tokens import is_label, label_of, tokenizer_for
 from .group import (
     _load,
     _model_path,
@@ -47,6 +47,7 @@ def evaluate(
     text: tuple[str, ...],
     input_format: str | None,
     text_field: str | None,
+    label_field: str | None,
     strict: bool,
 ) -> None:
     """Score a model on TEXT (files or folders): perplexity and OOV rate. With
@@ -60,7 +61,10 @@ def evaluate(
     model = _load(model_path)
     trained = trained_source(model)  # what the options do not say: as trained
     source = SourceFormat(
-        input_format or trained.format, text_field or trained.field, strict
+        input_format or trained.format,
+        text_field or trained.field,
+        strict,
+        label_field or trained.label_field,
     )
     text = tuple(str(p) for p in corpus_files(text, source.suffixes))
     if per_token:
@@ -121,6 +125,13 @@ def evaluate(
         echo(f"  n-gram alone   {score(result.ngram_cross_entropy)}")
     elif not no_ngram and not model.has_ngram:
         echo("(the network alone: this model has no n-gram memory)")
+    if result.by_label:
+        echo("by label (each record's text given its label):")
+        for name, (cross_entropy, tokens) in result.by_label.items():
+            echo(
+                f"  {name:<12} {cross_entropy:.4f} nats per {unit[:-1]} (perplexity "
+                f"{math.exp(cross_entropy):.2f}), {count(tokens, unit)}"
+            )
 
 
 @cli.command()
@@ -155,6 +166,14 @@ def info(path: str | None) -> None:
             ),
         ),
     ]
+    vocabulary = model.vocabulary
+    labels = [
+        f"{label_of(w)} ({vocabulary.counts[i]:,})"
+        for i, w in enumerate(vocabulary.words)
+        if is_label(w)
+    ]
+    if labels:
+        rows.append(("labels", ", ".join(sorted(labels)) + ": records of each"))
     documents = model.tokenizer_settings.documents
     if documents == "files":
         rows.append(("documents", "files (each file one text)"))

@@ -264,6 +264,8 @@ class GenerationRequest:
     random_seed: int | None = knob(
         None, "Make the output repeatable.", kind=int, low=0, high=2**32 - 1
     )  # None: a fresh one
+    # A labelled model's label to write like (`Generator.labels`); None: none.
+    label: str | None = None
     # Record each generated token's log-probability and this many most likely
     # alternatives (`Sample.choices`); None: record nothing (faster).
     logprobs: int | None = knob(
@@ -278,6 +280,8 @@ class GenerationRequest:
         object.__setattr__(self, "stop", tuple(self.stop))
         if self.until not in (None, *UNTIL):
             raise SettingError("until", f"must be one of {', '.join(UNTIL)}, or none")
+        if self.label is not None and not isinstance(self.label, str):
+            raise SettingError("label", f"must be text, not {kind_of(self.label)}")
         checked(self)
 
 

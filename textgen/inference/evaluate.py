@@ -7,6 +7,8 @@ carried from the start of the text (of each item, for an item model).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +19,7 @@ from ..model.ngram import used_memory
 from ..model.scoring import Evaluation, score_text
 from ..text.corpus import corpus_files
 from ..text.records import SourceFormat, source_pieces
-from ..text.tokens import item_texts
+from ..text.tokens import END, is_label, item_texts, label_of
 from ..text.vocab import UNK_ID
 
 if TYPE_CHECKING:
@@ -48,6 +50,25 @@ def evaluate(
     source = source or trained_source(model)
     settings = model.tokenizer_settings
     ids = corpus_ids(paths, settings, source=source).encode(model.vocabulary)
+    labels = _label_ids(model)
+    if labels:
+        found = _evaluate(model, paths, ids, ngram, True, source)
+        by_label = losses_by_label(ids, found.token_losses, labels, model)
+        if not per_token:
+            found = dataclasses.replace(found, token_ids=None, token_losses=None)
+        return dataclasses.replace(found, by_label=by_label)
+    return _evaluate(model, paths, ids, ngram, per_token, source)
+
+
+def _evaluate(
+    model: ReadableModel,
+    paths: Sequence[str | Path],
+    ids: np.ndarray,
+    ngram: bool,
+    per_token: bool,
+    source: SourceFormat,
+) -> Evaluation:
+    settings = model.tokenizer_settings
     if not model.tokenizer_settings.items:
         return evaluate_ids(model, ids, ngram, per_token)
     mixture = used_memory(model, ngram)
@@ -64,11 +85,44 @@ def evaluate(
     return totals.evaluation(totals.tokens, unknown, items, characters, ids)
 
 
+def _label_ids(model: ReadableModel) -> dict[int, str]:
+    """A labelled model's label tokens' ids, and the labels."""
+    words = model.vocabulary.words
+    return {i: label_of(w) for i, w in enumerate(words) if is_label(w)}
+
+
+def losses_by_label(
+    ids: np.ndarray, losses: np.ndarray, labels: dict[int, str], model: ReadableModel
+) -> dict[str, tuple[float, int]]:
+    """Each label's cross-entropy (nats per token) and tokens: the tokens
+    after a label token, up to the end of its item (or the next label)."""
+    end = model.vocabulary.word_to_id.get(END)
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    current = None
+    for token, loss in zip(ids.tolist(), losses.tolist(), strict=True):
+        if token in labels:
+            current = labels[token]
+            continue
+        if current is not None and not math.isnan(loss):
+            sums[current] = sums.get(current, 0.0) + loss
+            counts[current] = counts.get(current, 0) + 1
+        if token == end:
+            current = None
+    return {
+        label: (sums[label] / counts[label], counts[label]) for label in sorted(sums)
+    }
+
+
 def trained_source(model: ReadableModel) -> SourceFormat:
     """How the model's training files were read (its record's format and
     field): what evaluating it on such files reads them as."""
     config = (getattr(model, "record", None) or {}).get("train_config") or {}
-    return SourceFormat(config.get("input_format"), config.get("text_field"))
+    return SourceFormat(
+        config.get("input_format"),
+        config.get("text_field"),
+        label_field=config.get("label_field"),
+    )
 
 
 def _quiet(line: str) -> None:

@@ -23,9 +23,16 @@ from ..model.decoder import Decoder, State
 from ..model.ngram import used_memory
 from ..model.novelty import ItemSet
 from ..model.perplexity import log_sum_exp
-from ..text.tokens import END, item_separator, item_texts, tokenizer_for
+from ..text.tokens import (
+    END,
+    is_label,
+    item_separator,
+    item_texts,
+    label_of,
+    tokenizer_for,
+)
 from ..text.vocab import PAD_ID, UNK_ID
-from .contract import GenerationRequest, SamplingSettings
+from .contract import GenerationRequest, SamplingSettings, SettingError
 from .logprobs import Choice, choices
 from .sampling import GREEDY_BELOW, next_ids, process
 
@@ -126,7 +133,13 @@ class Generator:
         # An item model's training items (hashes), for `novel`; else None.
         saved = (model.record or {}).get("items")
         self.items = ItemSet.from_config(saved) if saved else None
-        self._banned_ids = (PAD_ID, UNK_ID)
+        # A labelled model's labels and their tokens (never drawn: read).
+        self.labels = {label_of(w): w for w in self.vocabulary.words if is_label(w)}
+        self._banned_ids = (
+            PAD_ID,
+            UNK_ID,
+            *(self.vocabulary.word_to_id[w] for w in self.labels.values()),
+        )
         self.mixture = used_memory(model, ngram)
         # An item model's start token is the start of the text to the n-gram.
         self._item_start = (
@@ -199,6 +212,20 @@ class Generator:
             shown.append(self.tokenizer.paragraph_end)
             scored.append(END)
         return shown, scored
+
+    def label_tokens(self, label: str | None) -> list[str]:
+        """What a seed is read after to write like `label` (none: [])."""
+        if label is None:
+            return []
+        if label not in self.labels:
+            known = ", ".join(sorted(self.labels)[:20])
+            raise SettingError(
+                "label",
+                f"is {label!r}, not one of this model's labels ({known})"
+                if self.labels
+                else "was given, but this model was trained without labels",
+            )
+        return [self.labels[label]]
 
     def unknown_seed_words(self, seed: str) -> list[str]:
         """Seed words the model does not know; they are read as `<unk>`."""
@@ -545,10 +572,11 @@ class Draw:
         self.rng, self.until = rng, request.until
         self.rows = len(seeds)
         tokenized = {}
+        label = generator.label_tokens(request.label)  # read before each seed
         for seed in dict.fromkeys(seeds):
             if cancelled is not None and cancelled():
                 raise Cancelled("cancelled while reading the seeds")
-            tokenized[seed] = generator.seed_words(seed)
+            tokenized[seed] = label + generator.seed_words(seed)
         self.seed_words = [tokenized[seed] for seed in seeds]
         self.logits, self.states, history = generator._read_seeds(
             self.seed_words, cancelled

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import TextgenError
 from ..text.records import FORMATS, SourceFormat
-from ..text.tokens import DOCUMENTS, LEVELS, WORD_TOKENIZERS
+from ..text.tokens import DOCUMENTS, LEVELS, WORD_TOKENIZERS, TokenizerSettings
 from .levels import level_policy
 
 
@@ -181,6 +181,9 @@ class TrainConfig:
     input_format: str | None = None
     text_field: str | None = None
     strict: bool = False
+    # The field holding each record's label: a conditional model (each
+    # record's label token read before its text; `generate --label`).
+    label_field: str | None = None
     # How words are split: "nltk", or "whitespace" for text already
     # tokenized (kept as it is: `<unk>` the unknown word, a line a sentence).
     tokenizer: str = "nltk"
@@ -202,7 +205,9 @@ class TrainConfig:
     @property
     def source(self) -> SourceFormat:
         """How the corpus files are read."""
-        return SourceFormat(self.input_format, self.text_field, self.strict)
+        return SourceFormat(
+            self.input_format, self.text_field, self.strict, self.label_field
+        )
 
     @property
     def memory_order(self) -> int:
@@ -260,11 +265,13 @@ class TrainConfig:
             if not ok:
                 value = getattr(self, name)
                 raise TextgenError(f"impossible value {value!r} for {name}")
-        if self.tokenizer != "nltk" and self.level != "word":
+        try:  # (the level's own rule: `text/tokens.py`)
+            TokenizerSettings(level=self.level, tokenizer=self.tokenizer)
+        except ValueError as err:
             raise TextgenError(
-                f"--tokenizer {self.tokenizer} splits words; it cannot be used with "
-                f"--level {self.level}"
-            )
+                f"--tokenizer {self.tokenizer} cannot be used with --level "
+                f"{self.level}: {err}"
+            ) from None
         if self.ngram_mode == "residual" and self.memory_order == 0:
             raise TextgenError(
                 "--ngram-mode residual trains the network on top of the n-gram "

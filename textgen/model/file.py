@@ -208,11 +208,6 @@ def check_config(config: Any, weights_bytes: int | None = None) -> ModelConfig:
             f"tokenizer.tokenizer is {tokenizer.get('tokenizer')!r:.40}, not one "
             f"of {', '.join(WORD_TOKENIZERS)}"
         )
-    if (
-        tokenizer.get("tokenizer", "nltk") != "nltk"
-        and tokenizer.get("level") == "char"
-    ):
-        _fail("tokenizer.tokenizer splits words, but tokenizer.level is char")
     if tokenizer.get("documents", "files") not in DOCUMENTS:
         _fail(
             f"tokenizer.documents is {tokenizer.get('documents')!r:.40}, "
@@ -223,6 +218,10 @@ def check_config(config: Any, weights_bytes: int | None = None) -> ModelConfig:
     level = tokenizer.get("level", "word")
     if level not in LEVELS:
         _fail(f"tokenizer.level is {level!r:.40}, not one of {', '.join(LEVELS)}")
+    try:
+        TokenizerSettings(**tokenizer)
+    except (ValueError, TypeError) as err:
+        _fail(f"tokenizer settings: {err}")
     _check_vocabulary(config.get("vocabulary"), shape.vocab_size, level)
     record = config.get("record")
     if record is None:

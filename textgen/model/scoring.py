@@ -50,6 +50,9 @@ class Evaluation:
     # mixture's with the n-gram memory), NaN where nothing was scored.
     token_ids: np.ndarray | None = field(default=None, compare=False, repr=False)
     token_losses: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # A labelled model: each label's (cross-entropy, tokens) over the text of
+    # its records, given the label (the label tokens themselves not counted).
+    by_label: dict[str, tuple[float, int]] | None = None
 
     @property
     def bits_per_character(self) -> float | None:

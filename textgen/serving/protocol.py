@@ -425,7 +425,12 @@ def _request(body: dict, model: Served) -> GenerationRequest:
         stop=tuple(s for s in _strings(body, "stop", MAX_STOPS) if s),
         until=body.get("until"),
         novel=novel,
+        label=body.get("label"),
     )
+    try:  # a label the model knows (it is read before each prompt)
+        model.generator.label_tokens(request.label)
+    except SettingError as err:
+        raise ApiError(400, str(err), "label") from None
     if request.length == 0 and not _flag(body, "echo", False):
         raise ApiError(
             400,

@@ -187,7 +187,15 @@ class Run:
                 shown, scored = prompt.scored(generator)
                 # Scored alone, an item model's prompt counts its items' tokens.
                 self.counts[prompt] = len(shown) + prompt.started
-            found = prompt_choices(generator, scored, top, self._check, prompt.started)
+            # With a label, the prompt is read after it, as it is continued.
+            label = generator.label_tokens(completion.request.label)
+            found = prompt_choices(
+                generator,
+                label + scored,
+                top,
+                self._check,
+                prompt.started or bool(label),
+            )[len(label) :]
             if prompt.started:
                 found = [Choice(START, None), *found]
             echo = echo_logprobs(

@@ -54,6 +54,7 @@ class Served:
                 "level": settings.level,
                 "documents": settings.documents,
                 "training_items": items.get("count", 0),
+                "labels": sorted(self.generator.labels),
             },
         }
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import CorpusError
 from .corpus import corpus_files
-from .records import SourceFormat, source_pieces
-from .tokens import TokenizerSettings, tokenize_pieces
+from .records import SourceFormat, labelled_blocks, source_pieces
+from .tokens import TokenizerSettings, tokenize_pieces, tokenizer_for
 from .vocab import Vocabulary, WordIndex
 
 
@@ -67,11 +68,20 @@ def corpus_ids(
     index = WordIndex()
     files = []
     for path in corpus_files(paths, source.suffixes):
-        pieces = source_pieces(path, source, settings.documents)
-        if progress is not None:
-            pieces = _reported(pieces, progress)
+        if source.label_field is not None:
+            if source.of(path) == "text":
+                raise CorpusError(
+                    f"{path} is plain text: --label-field reads records (JSON "
+                    "Lines, CSV, TSV); give such files, or --format"
+                )
+            blocks = labelled_blocks(path, source, tokenizer_for(settings))
+        else:
+            pieces = source_pieces(path, source, settings.documents)
+            if progress is not None:
+                pieces = _reported(pieces, progress)
+            blocks = tokenize_pieces(pieces, settings)
         count = 0
-        for block in tokenize_pieces(pieces, settings):
+        for block in blocks:
             index.add(block)
             count += len(block)
         files.append({"name": str(path), "tokens": count})

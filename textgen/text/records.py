@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ..errors import CorpusError
 from .corpus import read_pieces
+from .tokens import END, Tokenizer, label_token, normalise_item
 
 FORMATS = ("text", "jsonl", "csv", "tsv")
 # What each format's files are called (each may end in .gz too).
@@ -53,6 +54,7 @@ class SourceFormat:
     format: str | None = None
     field: str | None = None
     strict: bool = False
+    label_field: str | None = None  # the field holding each record's label
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in FORMATS:
@@ -114,9 +116,18 @@ class BadRecords:
 def records(
     path: Path, source: SourceFormat, warn: Callable[[str], None] | None = None
 ) -> Iterator[str]:
-    """The text of each good record of a record file, in order; bad ones
-    are counted and reported through `warn` when the file ends (to stderr
-    without one).
+    """The text of each good record of a record file, in order (see
+    `labelled_records`)."""
+    for text, _ in labelled_records(path, source, warn):
+        yield text
+
+
+def labelled_records(
+    path: Path, source: SourceFormat, warn: Callable[[str], None] | None = None
+) -> Iterator[tuple[str, str | None]]:
+    """The text and label (None without `source.label_field`) of each good
+    record of a record file, in order; bad ones are counted and reported
+    through `warn` when the file ends (to stderr without one).
 
     Raises:
         CorpusError: the file cannot be read, the field is not in it (the
@@ -127,9 +138,9 @@ def records(
     bad = BadRecords(path)
     read = _json_records if kind == "jsonl" else _table_records
     found = 0
-    for text in read(path, source, bad, "\t" if kind == "tsv" else ","):
+    for text, label in read(path, source, bad, "\t" if kind == "tsv" else ","):
         found += bool(text.strip())
-        yield text
+        yield text, label
     if bad.count:
         (warn or _to_stderr)(bad.report())
     if not found:
@@ -157,8 +168,8 @@ def _lines(path: Path) -> Iterator[str]:
 
 def _json_records(
     path: Path, source: SourceFormat, bad: BadRecords, _: str
-) -> Iterator[str]:
-    name, checked = source.text_field, False
+) -> Iterator[tuple[str, str | None]]:
+    name, checked, labelled = source.text_field, False, source.label_field
     for number, line in enumerate(_lines(path), 1):
         if not line.strip():
             continue
@@ -171,24 +182,34 @@ def _json_records(
         if not isinstance(record, dict):
             bad.add(number, f"a JSON {_kind(record)}, not an object", source.strict)
             continue
-        if not checked and name not in record:
-            keys = ", ".join(repr(k) for k in list(record)[:20]) or "none"
-            raise CorpusError(
-                f"{path}: the first record has no field {name!r} (its fields: "
-                f"{keys}); name the text's field with --field"
-            )
+        for wanted, option in ((name, "--field"), (labelled, "--label-field")):
+            if not checked and wanted is not None and wanted not in record:
+                keys = ", ".join(repr(k) for k in list(record)[:20]) or "none"
+                raise CorpusError(
+                    f"{path}: the first record has no field {wanted!r} (its "
+                    f"fields: {keys}); name the field with {option}"
+                )
         checked = True
         value = record.get(name)
         if not isinstance(value, str):
             reason = "no field" if name not in record else f"a {_kind(value)} in"
             bad.add(number, f"{reason} {name!r}", source.strict)
             continue
-        yield value
+        label = None
+        if labelled is not None:
+            label = _label(record.get(labelled))
+            if label is None:
+                shown = (
+                    "no" if labelled not in record else f"a {_kind(record[labelled])}"
+                )
+                bad.add(number, f"{shown} label in {labelled!r}", source.strict)
+                continue
+        yield value, label
 
 
 def _table_records(
     path: Path, source: SourceFormat, bad: BadRecords, delimiter: str
-) -> Iterator[str]:
+) -> Iterator[tuple[str, str | None]]:
     rows = csv.reader(_lines(path), delimiter=delimiter)
     try:
         header = next(rows, None)
@@ -202,6 +223,14 @@ def _table_records(
                 "the text's column with --field"
             )
         column = header.index(name)
+        labelled = source.label_field
+        if labelled is not None and labelled not in header:
+            columns = ", ".join(repr(c) for c in header[:20])
+            raise CorpusError(
+                f"{path} has no column {labelled!r} (its columns: {columns}); name "
+                "the labels' column with --label-field"
+            )
+        at = None if labelled is None else header.index(labelled)
         for row in rows:
             if not row:
                 continue
@@ -212,9 +241,21 @@ def _table_records(
                     source.strict,
                 )
                 continue
-            yield row[column]
+            label = None if at is None else _label(row[at])
+            if at is not None and label is None:
+                bad.add(rows.line_num, f"an empty label in {labelled!r}", source.strict)
+                continue
+            yield row[column], label
     except csv.Error as err:
         raise CorpusError(f"{path}, line {rows.line_num:,}: {err}") from None
+
+
+def _label(value: object) -> str | None:
+    """A record's label: text or a whole number, one line, not empty."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    label = " ".join(str(value).split())
+    return label or None
 
 
 def _kind(value: object) -> str:
@@ -244,6 +285,38 @@ def record_pieces(texts: Iterable[str], documents: str) -> Iterator[str]:
             yield _blank_lines.sub("\n", text.strip()) + "\n\n"
         else:
             yield text.strip() + "\n\n"
+
+
+def labelled_blocks(
+    path: Path,
+    source: SourceFormat,
+    tokenizer: Tokenizer,
+    warn: Callable[[str], None] | None = None,
+) -> Iterator[list[str]]:
+    """A labelled record file's tokens, block by block: each record's label
+    token before its text. Items (`--documents lines|paragraphs`): `END`,
+    then label, text, `END` for each record; one text: each record's label
+    and text, a paragraph end between records."""
+    documents = tokenizer.settings.documents
+    items = tokenizer.settings.items
+    block: list[str] = [END] if items else []
+    first = True
+    for text, label in labelled_records(path, source, warn):
+        for piece in record_pieces([text], documents):
+            words = tokenizer.tokenize(normalise_item(piece) if items else piece)
+            if not words:
+                continue
+            if not items and not first:
+                block.append(tokenizer.paragraph_end)
+            block += [label_token(label), *words]
+            if items:
+                block.append(END)
+            first = False
+        if len(block) >= 4096:
+            yield block
+            block = []
+    if block and block != [END]:
+        yield block
 
 
 def source_pieces(

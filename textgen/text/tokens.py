@@ -23,6 +23,30 @@ END = "<end>"  # ends an item in a model trained on items (see `DOCUMENTS`)
 # Ends a line of pre-tokenized text (`--tokenizer whitespace`: a sentence,
 # as such corpora have one per line and their published scores count it).
 EOS = "<eos>"
+# A record's label (`--label-field`): a token of its own before the record's
+# text, which the model reads and is never asked to write.
+LABEL_PREFIX, LABEL_SUFFIX = "<label:", ">"
+
+
+def label_token(label: str) -> str:
+    """The token that stands for `label`."""
+    return f"{LABEL_PREFIX}{label}{LABEL_SUFFIX}"
+
+
+def is_label(token: str) -> bool:
+    return token.startswith(LABEL_PREFIX) and token.endswith(LABEL_SUFFIX)
+
+
+def label_of(token: str) -> str:
+    """The label a label token stands for."""
+    return token[len(LABEL_PREFIX) : -len(LABEL_SUFFIX)]
+
+
+def _unlabelled(tokens: Iterable[str]) -> list[str]:
+    """Tokens without labels: what is written."""
+    return [t for t in tokens if not is_label(t)]
+
+
 # How word-level text is split: NLTK's words, or on whitespace alone (text
 # that is already tokenized).
 WORD_TOKENIZERS = ("nltk", "whitespace")
@@ -504,6 +528,25 @@ class _CharacterStream(StreamingDetokenizer):
         return 0
 
 
+class _WithoutLabels(StreamingDetokenizer):
+    """A streaming detokenizer that writes nothing for a label token."""
+
+    def __init__(self, inner: StreamingDetokenizer) -> None:
+        self.inner = inner
+
+    def push(self, word: str) -> str:
+        return "" if is_label(word) else self.inner.push(word)
+
+    def push_many(self, words: Iterable[str]) -> str:
+        return self.inner.push_many(_unlabelled(words))
+
+    def finish(self) -> str:
+        return self.inner.finish()
+
+    def held(self) -> int:
+        return self.inner.held()
+
+
 class Tokenizer:
     """A token level: what one token is, and everything that follows from it.
 
@@ -552,8 +595,8 @@ class Tokenizer:
 
     def written(self, token: str) -> str:
         """How a token usually appears in joined text, case aside ("" for
-        one that is not written itself, such as a paragraph end)."""
-        return token
+        one that is not written itself, such as a paragraph end or a label)."""
+        return "" if is_label(token) else token
 
     def as_text(self, token: str) -> str:
         """A token as text where it stands alone (a log-probability's
@@ -599,13 +642,13 @@ class WordTokenizer(Tokenizer):
         return _word_pieces(pieces, self.settings.lowercase)
 
     def join(self, tokens: list[str]) -> str:
-        return detokenize(tokens, self.settings.lowercase)
+        return detokenize(_unlabelled(tokens), self.settings.lowercase)
 
     def streamer(self) -> StreamingDetokenizer:
-        return StreamingDetokenizer(self.settings.lowercase)
+        return _WithoutLabels(StreamingDetokenizer(self.settings.lowercase))
 
     def written(self, token: str) -> str:
-        return _WRITTEN.get(token, token)
+        return "" if is_label(token) else _WRITTEN.get(token, token)
 
 
 class _SpacedStream(StreamingDetokenizer):
@@ -666,10 +709,10 @@ class WhitespaceTokenizer(WordTokenizer):
         return self.streamer().push_many(tokens)
 
     def streamer(self) -> StreamingDetokenizer:
-        return _SpacedStream()
+        return _WithoutLabels(_SpacedStream())
 
     def written(self, token: str) -> str:
-        return "" if token == EOS else token
+        return "" if token == EOS or is_label(token) else token
 
     def as_text(self, token: str) -> str:
         return "\n" if token == EOS else super().as_text(token)
@@ -690,7 +733,7 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def holds(cls, token: str) -> bool:
-        return len(token) == 1 or token == END
+        return len(token) == 1 or token == END or is_label(token)
 
     def tokenize(self, text: str) -> list[str]:
         return list(text.lower() if self.settings.lowercase else text)
@@ -701,10 +744,10 @@ class CharTokenizer(Tokenizer):
                 yield self.tokenize(piece)
 
     def join(self, tokens: list[str]) -> str:
-        return "".join(tokens)
+        return "".join(_unlabelled(tokens))
 
     def streamer(self) -> StreamingDetokenizer:
-        return _CharacterStream()
+        return _WithoutLabels(_CharacterStream())
 
     def ends_text(self, token: str, until: str | None) -> str:
         if until == "sentence" and token == "\n":

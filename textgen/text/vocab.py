@@ -7,7 +7,7 @@ neither is ever generated. Saved inside the model as plain lists.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,14 +51,22 @@ class Vocabulary:
 
     @classmethod
     def from_counts(
-        cls, counts: Mapping[str, int], max_size: int | None = None, min_count: int = 1
+        cls,
+        counts: Mapping[str, int],
+        max_size: int | None = None,
+        min_count: int = 1,
+        keep: Callable[[str], bool] | None = None,
     ) -> Vocabulary:
-        """`build` from word counts already made."""
+        """`build` from word counts already made; words that `keep` says so
+        of (labels) have rows whatever their count or the size."""
         counts = {w: int(c) for w, c in counts.items() if w not in (PAD, UNK) and c}
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        ranked = [(w, c) for w, c in ranked if c >= min_count]
+        kept = [(w, c) for w, c in ranked if keep is not None and keep(w)]
+        always = {w for w, _ in kept}
+        ranked = [(w, c) for w, c in ranked if c >= min_count and w not in always]
         if max_size is not None:
-            ranked = ranked[: max(max_size - 2, 0)]
+            ranked = ranked[: max(max_size - 2 - len(kept), 0)]
+        ranked = sorted(kept + ranked, key=lambda item: (-item[1], item[0]))
         unknown = sum(counts.values()) - sum(c for _, c in ranked)
         return cls(
             [PAD, UNK] + [w for w, _ in ranked], [0, unknown] + [c for _, c in ranked]

@@ -15,7 +15,7 @@ import numpy as np
 from ..model.config import TrainConfig
 from ..model.counting import CountedText, documents
 from ..text.ids import CorpusIds, read_corpus_ids
-from ..text.tokens import END, TokenizerSettings, tokenizer_for
+from ..text.tokens import END, TokenizerSettings, is_label, tokenizer_for
 from ..text.vocab import UNK_ID, Vocabulary
 from .sizing import plan_window
 
@@ -88,8 +88,11 @@ def read_training_text(
     )
     check_windows(train_lengths, val_lengths, config.seq_len, unit)
     if vocabulary is None:
+        counts = text.counts(n_train)
+        # Every label has its row, one that only the validation text has too.
+        counts |= {w: c for w, c in text.counts().items() if is_label(w) and c}
         vocabulary = Vocabulary.from_counts(
-            text.counts(n_train), config.max_vocab, config.min_count
+            counts, config.max_vocab, config.min_count, keep=is_label
         )
     return TrainingText(
         text,
