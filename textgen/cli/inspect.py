@@ -223,6 +223,16 @@ def info(path: str | None) -> None:
                 )
                 for a in record.adaptations
             ),
+            *(
+                (
+                    "started from",
+                    f"{record.init_from.get('name')} (its network; "
+                    f"{count(record.init_from.get('vocabulary') or 0, unit)} of its "
+                    "own, the rest new)",
+                )
+                for _ in [0]
+                if isinstance(record.init_from, dict)
+            ),
             (
                 "settings",
                 ", ".join(f"{k}={v}" for k, v in record.train_config.items()),

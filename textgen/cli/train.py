@@ -341,6 +341,13 @@ def _configs(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
     "every epoch.  [default: output is the model itself]",
 )
 @click.option(
+    "--init-from",
+    type=click.Path(dir_okay=False),
+    help="Start a new model from this one (fine-tuning): its network, level "
+    "and tokenizer, its vocabulary grown by CORPUS's new words; the n-gram "
+    "memory is counted on CORPUS.  [default: a fresh network]",
+)
+@click.option(
     "--force",
     is_flag=True,
     help="Overwrite an existing model file.  [default: refuse to]",
@@ -353,6 +360,7 @@ def train(
     tensorboard: str | None,
     checkpoint_every: int,
     resume: str | None,
+    init_from: str | None,
     force: bool,
     **options: Any,
 ) -> None:
@@ -373,6 +381,21 @@ def train(
     shape = [f"--{n.replace('_', '-')}" for n in given if n in model_fields]
     if resume and shape:
         raise click.UsageError(f"{', '.join(shape)}: a resumed model keeps its shape")
+    if resume and init_from:
+        raise click.UsageError(
+            "give --resume (train a model further) or --init-from (start a new "
+            "model from it), not both"
+        )
+    if init_from:
+        fixed = shape + [
+            f"--{n}" for n in ("level", "tokenizer", "keep_case") if n in given
+        ]
+        if fixed:
+            raise click.UsageError(
+                f"{', '.join(f.replace('_', '-') for f in fixed)}: a model started "
+                f"from --init-from keeps {init_from}'s shape, level and tokenizer"
+            )
+        options.update(_based_options(init_from))
     path, picture = _output_paths(corpus, output, resume, plot, no_plot)
     files = corpus_files(corpus, _suffixes(options))  # expanded once, here
     # Every file this run will write, checked before the slow TensorFlow import.
@@ -416,10 +439,28 @@ def train(
         plot=picture,
         tensorboard=tensorboard,
         resume=resume,
+        init_from=init_from,
         force=force,
         checkpoint_every=checkpoint_every,
     )
     _report_saved(model, path, picture, config.distribute)
+
+
+def _based_options(init_from: str) -> dict[str, Any]:
+    """The options a model started from `init_from` takes from it."""
+    from ..errors import TextgenError
+    from ..model.file import read_model
+
+    try:
+        base = read_model(init_from, weights=False)
+    except TextgenError as err:
+        raise click.BadParameter(str(err), param_hint="'--init-from'") from None
+    settings = base.tokenizer_settings
+    return {
+        "level": settings.level,
+        "tokenizer": settings.tokenizer,
+        "keep_case": not settings.lowercase,
+    }
 
 
 def _output_paths(

@@ -44,6 +44,9 @@ class TrainingRecord:
     ngram: dict | None = None
     # One entry per `textgen adapt` that swapped the memory for another text's.
     adaptations: list = field(default_factory=list)
+    # The model `train --init-from` started from: its file name, fingerprint
+    # and vocabulary size.
+    init_from: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

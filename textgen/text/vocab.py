@@ -72,6 +72,16 @@ class Vocabulary:
             [PAD, UNK] + [w for w, _ in ranked], [0, unknown] + [c for _, c in ranked]
         )
 
+    def grown(self, other: Vocabulary, most: int) -> Vocabulary:
+        """This vocabulary with `other`'s words it lacks after its own (in
+        `other`'s order, most frequent first), up to `most` words in all:
+        every known word keeps its id."""
+        room = max(most - len(self), 0)
+        known = self.word_to_id
+        new = [w for w in other.words[2:] if w not in known][:room]
+        counts = dict(zip(other.words, other.counts, strict=True))
+        return Vocabulary(self.words + new, self.counts + [counts[w] for w in new])
+
     def __len__(self) -> int:
         return len(self.words)
 

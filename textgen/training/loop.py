@@ -157,6 +157,7 @@ def _record(
         items=items.to_config() if items is not None else None,
         # What `planned` chose for the budget, and the speeds it predicted.
         plan=plan.to_record() if plan is not None else previous.get("plan"),
+        init_from=previous.get("init_from"),
         epochs_run=len(history),
         best_epoch=best_epoch,
         best_val_perplexity=best_row.get("val_perplexity"),

@@ -167,6 +167,60 @@ def build_network(
     return Network(model, model_config, config, plan, vectors, planning_seconds)
 
 
+def grown_network(
+    base: Any,
+    name: str,
+    text: TrainingText,
+    config: TrainConfig,
+    *,
+    seed: int,
+    strategy: Any,
+    steps_per_epoch: int,
+    log: Callable[[str], None],
+) -> Network:
+    """A network started from `base` (`train --init-from`): its shape and
+    weights, its vocabulary grown to `text.vocabulary` (the base's words
+    first, keeping their ids): a new word's embedding row (and, untied, its
+    output column and bias) starts as the mean of the known words'."""
+    import keras
+    import numpy as np
+
+    from ..model.network import build_model
+    from .distribute import scope
+
+    keras.utils.set_random_seed(seed)
+    known, size = len(base.vocabulary), len(text.vocabulary)
+    model_config = dataclasses.replace(base.model_config, vocab_size=size)
+    check_trainable_size(model_config)
+    with scope(strategy):
+        model = build_model(
+            model_config,
+            text.vocabulary,
+            text.tokenizer,
+            frozen_embeddings=config.freeze_embeddings,
+        )
+        for new, old in zip(model.weights, base.weights, strict=True):
+            value = old.numpy()
+            if tuple(new.shape) != value.shape:  # the vocabulary's axis grew
+                axis = next(
+                    a
+                    for a, n in enumerate(new.shape)
+                    if n == size and value.shape[a] == known
+                )
+                known_rows = np.take(value, np.arange(2, known), axis=axis)
+                mean = known_rows.mean(axis=axis, keepdims=True)
+                value = np.concatenate(
+                    [value, np.repeat(mean, size - known, axis=axis)], axis=axis
+                )
+            new.assign(value)
+        compile_model(model, config, steps_per_epoch)
+    log(
+        f"started from {name}: {known:,} words known, "
+        f"{size - known:,} new (each starting as the known words' mean)"
+    )
+    return Network(model, model_config, config)
+
+
 def resume_network(
     model: Any,
     config: TrainConfig,

@@ -71,6 +71,7 @@ def read_training_text(
     vocabulary: Vocabulary | None = None,
     text: CorpusIds | None = None,
     progress_bar: bool = False,
+    grow: Vocabulary | None = None,
 ) -> TrainingText:
     """Read the corpus (unless the caller has: `text`), choose the window
     (`planned`), split off the validation tail, and choose the vocabulary of
@@ -94,6 +95,8 @@ def read_training_text(
         vocabulary = Vocabulary.from_counts(
             counts, config.max_vocab, config.min_count, keep=is_label
         )
+        if grow is not None:  # a base model's words first, then the new ones
+            vocabulary = grow.grown(vocabulary, max(config.max_vocab, len(grow)))
     return TrainingText(
         text,
         tokenizer,

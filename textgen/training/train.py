@@ -41,6 +41,7 @@ from .network import (
     build_network,
     check_trainable_size,
     compile_model,
+    grown_network,
     resume_network,
     use_xla,
 )
@@ -92,13 +93,18 @@ class Start:
     model: Any = None  # a resumed Keras `LanguageModel`, else None
     previous: dict[str, Any] = field(default_factory=dict)  # its record
     vocabulary: Vocabulary | None = None  # its vocabulary
+    base: Any = None  # the `LanguageModel` of --init-from, else None
+    base_name: str = ""
 
 
 def _start(
-    config: TrainConfig, resume: Path | None, log: Callable[[str], None]
+    config: TrainConfig,
+    resume: Path | None,
+    log: Callable[[str], None],
+    init_from: Path | None = None,
 ) -> Start:
-    """The distribution strategy, and the resumed model or the new model's
-    tokenizer settings."""
+    """The distribution strategy, and the resumed model, the model started
+    from, or the new model's tokenizer settings."""
     from ..model.network import load_model
     from .distribute import make_strategy, scope
 
@@ -106,6 +112,8 @@ def _start(
     strategy = make_strategy(config.distribute)
     if strategy is not None:
         log(f"{strategy.num_replicas_in_sync} replicas ({config.distribute})")
+    if init_from is not None:
+        return _based(strategy, config, init_from)
     if resume is None:
         return Start(strategy, tokenizer_settings(config))
     with scope(strategy):
@@ -117,6 +125,35 @@ def _start(
             f"--documents {tokenizer.documents}, which a resumed model keeps"
         )
     return Start(strategy, tokenizer, model, model.record or {}, model.vocabulary)
+
+
+def _based(strategy: Any, config: TrainConfig, init_from: Path) -> Start:
+    """The start of a model fine-tuned from another (`--init-from`): its
+    network, level and tokenizer, the documents as this run reads them."""
+    from ..model.network import load_model
+    from .distribute import scope
+
+    with scope(strategy):
+        base = load_model(init_from, compile=False)
+    settings = base.tokenizer_settings
+    if config.level != settings.level or config.tokenizer != settings.tokenizer:
+        raise TrainingError(
+            f"--level {config.level} --tokenizer {config.tokenizer}: {init_from} "
+            f"reads {settings.level}s split by {settings.tokenizer}, which a model "
+            "started from it keeps"
+        )
+    tokenizer = dataclasses.replace(settings, documents=config.documents)
+    record = base.record or {}
+    origin = {
+        "name": init_from.name,
+        "fingerprint": record.get("fingerprint"),
+        "vocabulary": len(base.vocabulary),
+        "corpus": [f.get("name") for f in record.get("corpus", [])][:20],
+    }
+    return Start(
+        strategy, tokenizer, previous={"init_from": origin}, base=base,
+        base_name=str(init_from),
+    )  # fmt: skip
 
 
 def _step_speeds(
@@ -166,6 +203,7 @@ def train(
     tensorboard: str | Path | None = None,
     *,
     resume: str | Path | None = None,
+    init_from: str | Path | None = None,
     force: bool = False,
     checkpoint_every: int = 0,
     callbacks: Sequence[Any] = (),
@@ -190,6 +228,10 @@ def train(
         resume: a model (or its `.last.keras` checkpoint) to continue training:
             its vocabulary (new words become `<unk>`), optimizer state, epoch
             counter and training record are kept.
+        init_from: a model to start from (fine-tuning): its network (shape
+            and weights), level and tokenizer, its vocabulary grown by the
+            corpus's new words (see `network.grown_network`); `model_config`
+            is ignored, and the n-gram memory is counted on this corpus.
         force: overwrite an existing `output` (resuming always may).
         checkpoint_every: save the latest state to `NAME.last.keras` beside
             `output` every this many epochs (0: never).
@@ -226,11 +268,17 @@ def train(
             "--tensorboard needs TensorBoard; install it with: "
             "pip install 'textgen[tensorboard]'"
         )
+    if resume is not None and init_from is not None:
+        raise TrainingError(
+            "give --resume (go on training a model) or --init-from (start a new "
+            "one from it), not both"
+        )
     resume = None if resume is None else Path(resume)
-    start = _start(config, resume, log)
+    init_from = None if init_from is None else Path(init_from)
+    start = _start(config, resume, log, init_from)
     previous = start.previous
-    if resume is not None:
-        planned = ()  # a resumed model keeps its settings
+    if resume is not None or init_from is not None:
+        planned = ()  # a resumed or based model keeps its shape
     read = read_training_text(
         files,
         start.tokenizer,
@@ -239,6 +287,7 @@ def train(
         vocabulary=start.vocabulary,
         text=text,
         progress_bar=progress_bar,
+        grow=start.base.vocabulary if start.base is not None else None,
     )
     if resume is not None:
         log_resumed(read, resume, previous, log)
@@ -271,6 +320,10 @@ def _network(
     )
     if start.model is not None:
         return resume_network(start.model, batches.config, **placed)
+    if start.base is not None:
+        return grown_network(
+            start.base, start.base_name, text, batches.config, **placed
+        )
     return build_network(
         text,
         model_config,
