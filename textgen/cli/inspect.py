@@ -166,14 +166,7 @@ def info(path: str | None) -> None:
             ),
         ),
     ]
-    vocabulary = model.vocabulary
-    labels = [
-        f"{label_of(w)} ({vocabulary.counts[i]:,})"
-        for i, w in enumerate(vocabulary.words)
-        if is_label(w)
-    ]
-    if labels:
-        rows.append(("labels", ", ".join(sorted(labels)) + ": records of each"))
+    rows += _label_rows(model)
     documents = model.tokenizer_settings.documents
     if documents == "files":
         rows.append(("documents", "files (each file one text)"))
@@ -242,6 +235,19 @@ def info(path: str | None) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         echo(f"{name:<{width}}  {value}")
+
+
+def _label_rows(model: Any) -> list[tuple[str, str]]:
+    """A labelled model's labels, with the records of each."""
+    vocabulary = model.vocabulary
+    labels = [
+        f"{label_of(w)} ({vocabulary.counts[i]:,})"
+        for i, w in enumerate(vocabulary.words)
+        if is_label(w)
+    ]
+    return (
+        [("labels", ", ".join(sorted(labels)) + ": records of each")] if labels else []
+    )
 
 
 def _ngram_row(mixture: Any, fit: dict | None) -> str:

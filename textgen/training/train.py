@@ -108,6 +108,11 @@ def _start(
     from ..model.network import load_model
     from .distribute import make_strategy, scope
 
+    if resume is not None and init_from is not None:
+        raise TrainingError(
+            "give --resume (go on training a model) or --init-from (start a new "
+            "one from it), not both"
+        )
     # Before any other TensorFlow op: multi-worker training requires it.
     strategy = make_strategy(config.distribute)
     if strategy is not None:
@@ -228,10 +233,8 @@ def train(
         resume: a model (or its `.last.keras` checkpoint) to continue training:
             its vocabulary (new words become `<unk>`), optimizer state, epoch
             counter and training record are kept.
-        init_from: a model to start from (fine-tuning): its network (shape
-            and weights), level and tokenizer, its vocabulary grown by the
-            corpus's new words (see `network.grown_network`); `model_config`
-            is ignored, and the n-gram memory is counted on this corpus.
+        init_from: a model to start from (fine-tuning; `_based`): its
+            network, its vocabulary grown by the corpus's new words.
         force: overwrite an existing `output` (resuming always may).
         checkpoint_every: save the latest state to `NAME.last.keras` beside
             `output` every this many epochs (0: never).
@@ -267,11 +270,6 @@ def train(
         raise TextgenError(
             "--tensorboard needs TensorBoard; install it with: "
             "pip install 'textgen[tensorboard]'"
-        )
-    if resume is not None and init_from is not None:
-        raise TrainingError(
-            "give --resume (go on training a model) or --init-from (start a new "
-            "one from it), not both"
         )
     resume = None if resume is None else Path(resume)
     init_from = None if init_from is None else Path(init_from)
