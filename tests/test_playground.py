@@ -268,3 +268,61 @@ def _screenshot(model: str, out: str) -> None:
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))
     _screenshot(*sys.argv[1:3])
+
+
+@pytest.fixture(scope="module")
+def labelled_server(tmp_path_factory, tiny_config):
+    """A server of a tiny model trained with labels (genre of each title)."""
+    import csv
+    import dataclasses
+
+    from textgen.model.config import TrainConfig
+    from textgen.training.train import train
+
+    folder = tmp_path_factory.mktemp("labelled")
+    corpus = folder / "titles.csv"
+    with corpus.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["genre", "title"])
+        for i in range(200):
+            genre = ("horror", "comedy")[i % 2]
+            words = ("dark night grave", "funny party cake")[i % 2].split()
+            writer.writerow(
+                [genre, " ".join(words[(i // 2 + j) % 3] for j in range(3))]
+            )
+    model_config, _ = tiny_config
+    path = folder / "titles.keras"
+    config = TrainConfig(
+        epochs=3, documents="lines", text_field="title", label_field="genre", seed=1
+    )
+    train([corpus], path, dataclasses.replace(model_config, layers=1), config,
+          log=lambda line: None)  # fmt: skip
+    running = Server("-m", str(path))
+    yield running
+    assert running.stop() == 0, "".join(running.log)
+
+
+def test_a_labelled_model_offers_its_labels(browser, labelled_server, server):
+    page = Page(browser, labelled_server.url)
+    page.models_loaded()
+    assert page.page.is_visible("#label-row")
+    options = page.page.eval_on_selector_all(
+        "#label option", "nodes => nodes.map(n => n.value)"
+    )
+    assert options == ["", "comedy", "horror"]
+    page.page.select_option("#label", "comedy")
+    page.fill(seed="", n="3", random_seed="5", temperature="1", max_tokens="6")
+    page.page.click("#generate")
+    shown = page.finished_texts(3)
+    answer = _api(
+        labelled_server,
+        {"prompt": "", "n": 3, "seed": 5, "temperature": 1, "top_p": 1,
+         "max_tokens": 6, "novel": True, "label": "comedy"},
+    )  # fmt: skip
+    assert shown == [c["text"] for c in answer["choices"]]
+    assert page.errors == []
+    page.close()
+    other = Page(browser, server.url)  # a model without labels: no such row
+    other.models_loaded()
+    assert not other.page.is_visible("#label-row")
+    other.close()

@@ -90,6 +90,12 @@ function describeModel() {
   $("novel").disabled = !items;
   $("novel").checked = items;
   $("novel-label").classList.toggle("muted", !items);
+  const labels = (card && card.textgen.labels) || [];
+  $("label-row").hidden = labels.length === 0;
+  $("label").replaceChildren(
+    new Option("(none)", ""),
+    ...labels.map((name) => new Option(name, name)),
+  );
   if (!card) return;
   const t = card.textgen;
   const unit = t.level === "char" ? "characters" : "words";
@@ -122,6 +128,7 @@ function requestBody() {
   if (stops.length) body.stop = stops;
   if ($("until").value) body.until = $("until").value;
   if (!$("novel").disabled) body.novel = $("novel").checked;
+  if ($("label").value) body.label = $("label").value;
   return body;
 }
 
