@@ -260,8 +260,15 @@ SOURCE_OPTIONS = [
 ]
 
 
-def source_options(command: Any) -> Any:
-    """Add `SOURCE_OPTIONS` to a command."""
-    for option in reversed(SOURCE_OPTIONS):
-        command = option(command)
-    return command
+def with_options(options: list[Any]) -> Any:
+    """A decorator adding `options` (click options) to a command, in order."""
+
+    def decorate(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+source_options = with_options(SOURCE_OPTIONS)

@@ -216,16 +216,7 @@ def info(path: str | None) -> None:
                 )
                 for a in record.adaptations
             ),
-            *(
-                (
-                    "started from",
-                    f"{record.init_from.get('name')} (its network; "
-                    f"{count(record.init_from.get('vocabulary') or 0, unit)} of its "
-                    "own, the rest new)",
-                )
-                for _ in [0]
-                if isinstance(record.init_from, dict)
-            ),
+            *_origin_rows(record, unit),
             (
                 "settings",
                 ", ".join(f"{k}={v}" for k, v in record.train_config.items()),
@@ -235,6 +226,20 @@ def info(path: str | None) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         echo(f"{name:<{width}}  {value}")
+
+
+def _origin_rows(record: Any, unit: str) -> list[tuple[str, str]]:
+    """Where a model fine-tuned with `--init-from` started ([] for others)."""
+    origin = record.init_from
+    if not isinstance(origin, dict):
+        return []
+    known = count(origin.get("vocabulary") or 0, unit)
+    return [
+        (
+            "started from",
+            f"{origin.get('name')} (its network; {known} of its own, the rest new)",
+        )
+    ]
 
 
 def _label_rows(model: Any) -> list[tuple[str, str]]:

@@ -24,7 +24,14 @@ from ..model.levels import level_policy
 from ..outputs import MODELS_DIR
 from ..text.records import SUFFIXES
 from ..text.tokens import DOCUMENTS, LEVELS, WORD_TOKENIZERS
-from .group import SOURCE_OPTIONS, _import_tensorflow, _Number, cli, echo
+from .group import (
+    SOURCE_OPTIONS,
+    _import_tensorflow,
+    _Number,
+    cli,
+    echo,
+    with_options,
+)
 
 MODEL_DEFAULTS = ModelConfig()
 TRAIN_DEFAULTS = TrainConfig()
@@ -262,11 +269,8 @@ _TRAINING_OPTIONS = [
 ]
 
 
-def training_options(command: Any) -> Any:
-    """Decorate a command with the shared model and training options."""
-    for option in reversed(_TRAINING_OPTIONS):
-        command = option(command)
-    return command
+# The shared model and training options, on a command.
+training_options = with_options(_TRAINING_OPTIONS)
 
 
 def _suffixes(options: dict[str, Any]) -> tuple[str, ...]:

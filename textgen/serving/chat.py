@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..inference.contract import kind_of
 from .prompts import Prompt
-from .protocol import ApiError, Completion, model_asked, parse_completion
+from .protocol import (
+    ApiError,
+    Completion,
+    model_asked,
+    parse_completion,
+    refuse_unsupported,
+)
 
 if TYPE_CHECKING:
     from .served import Served
@@ -60,9 +66,7 @@ def parse_chat(body: Any, served: Mapping[str, Served], **limits: Any) -> Comple
     if not isinstance(body, dict):
         raise ApiError(400, f"the body must be a JSON object, not {kind_of(body)}")
     model = model_asked(body, served)
-    for key, neutral in UNSUPPORTED.items():
-        if key in body and body[key] not in neutral:
-            raise ApiError(400, f"{key} is not supported by textgen", key)
+    refuse_unsupported(body, UNSUPPORTED)
     form = body.get("response_format")
     if form is not None and form != {"type": "text"}:
         raise ApiError(

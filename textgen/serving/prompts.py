@@ -126,8 +126,12 @@ class Prompt:
     text: str
     tokens: tuple[str, ...]
     started: bool = False
-    start_text: str = ""  # START as sent (its name), if it began with it
     as_text: bool = True  # sent as text (not as ids)
+
+    @property
+    def start_text(self) -> str:
+        """`START`'s text at the start of `text`, if it began with it."""
+        return START if self.started else ""
 
     def joined(self, generator: Generator) -> str:
         """Its tokens as the model writes them (where its continuation
@@ -158,7 +162,7 @@ def read_text(tokenizer: Tokenizer, text: str) -> Prompt:
     as any does)."""
     started = text.startswith(START)
     rest = text[len(START) :] if started else text
-    return Prompt(text, tuple(tokenizer.tokenize(rest)), started, START * started)
+    return Prompt(text, tuple(tokenizer.tokenize(rest)), started)
 
 
 def read_ids(tokenizer: Tokenizer, ids: TokenIds, given: Sequence[int]) -> Prompt:
@@ -166,9 +170,8 @@ def read_ids(tokenizer: Tokenizer, ids: TokenIds, given: Sequence[int]) -> Promp
     ids end its items (written as the line or paragraph break), and a first
     `START` is written as its name, which reads back as the start."""
     started, tokens = ids.tokens(given)
-    start = START * started
-    text = start + detokenize(tokenizer, tokens)
-    return Prompt(text, tuple(tokens), started, start, as_text=False)
+    text = START * started + detokenize(tokenizer, tokens)
+    return Prompt(text, tuple(tokens), started, as_text=False)
 
 
 def detokenize(tokenizer: Tokenizer, tokens: Sequence[str]) -> str:

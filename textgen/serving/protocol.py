@@ -279,9 +279,7 @@ def parse_completion(
     if not isinstance(body, dict):
         raise ApiError(400, f"the body must be a JSON object, not {kind_of(body)}")
     model = model_asked(body, served)
-    for key, neutral in UNSUPPORTED.items():
-        if key in body and body[key] not in neutral:
-            raise ApiError(400, f"{key} is not supported by textgen", key)
+    refuse_unsupported(body, UNSUPPORTED)
     prompts, n = _prompts(body)
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
@@ -306,6 +304,14 @@ def parse_completion(
         max_prompt_tokens=max_prompt_tokens,
         max_cost=max_cost,
     )
+
+
+def refuse_unsupported(body: dict, fields: Mapping[str, tuple]) -> None:
+    """400 for a field textgen cannot honour given other than as doing nothing
+    (`fields`: each one's do-nothing values)."""
+    for key, neutral in fields.items():
+        if key in body and body[key] not in neutral:
+            raise ApiError(400, f"{key} is not supported by textgen", key)
 
 
 def _fewest_tokens(prompt: str | list[int], model: Served) -> int:

@@ -203,7 +203,7 @@ class Run:
                 shown,
                 found,
                 generator.tokenizer,
-                prompt.start_text if prompt.started else None,
+                prompt.start_text or None,
             )
         self._check()
         if score_only:
