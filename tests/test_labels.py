@@ -109,6 +109,7 @@ def test_labels_are_listed_checked_and_scored(labelled, tmp_path):
     _, corpus, model = labelled
     info = CliRunner().invoke(cli, ["info", str(model)])
     assert "labels" in info.output and "drama (1)" in info.output  # kept, seen once
+    assert "order 3 under each label" in info.output  # the memory reads them too
     unknown = CliRunner().invoke(cli, ["generate", "-m", str(model), "--label", "war"])
     assert unknown.exit_code != 0
     assert "not one of this model's labels (comedy, drama, horror)" in unknown.output
@@ -120,6 +121,9 @@ def test_labels_are_listed_checked_and_scored(labelled, tmp_path):
     from textgen.model.file import read_model
 
     read = read_model(model)
+    tokens = {"<label:comedy>", "<label:drama>", "<label:horror>"}
+    ids = sorted(read.vocabulary.word_to_id[token] for token in tokens)
+    assert read.mixture.ngram.labels.tolist() == ids
     right = evaluate(read, [_titles(tmp_path / "right.csv", 100, 9)])
     wrong = evaluate(read, [_titles(tmp_path / "wrong.csv", 100, 9, swap=True)])
     for genre in POOLS:

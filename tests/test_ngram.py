@@ -193,6 +193,64 @@ def test_taking_a_block_away_is_counting_without_it():
         block.without(everything)
 
 
+def _labelled_items(count: int) -> list[np.ndarray]:
+    """Items `label 4 5 6 last` (ids): the last word is 7 under label 2 and
+    8 under label 3, three words after the label: beyond a trigram's reach."""
+    return [
+        np.array([2, 4, 5, 6, 7] if i % 2 else [3, 4, 5, 6, 8]) for i in range(count)
+    ]
+
+
+def test_a_labelled_memory_writes_like_its_label():
+    """A labelled memory's longest grams are read under the label: where
+    the label is beyond the context it still decides the next word, and
+    without one the memory is the label-blind one."""
+    from textgen.model.ngram import Grams, Mixture
+
+    items = _labelled_items(40)
+    plain = NgramModel.count(items, 9, 3)
+    labelled = NgramModel.count(items, 9, 3, labels=[3, 2])
+    assert labelled.order == 4 and labelled.text_order == 3
+    assert labelled.labels.tolist() == [2, 3]
+    contexts = np.array([[2, 5, 6], [3, 5, 6], [9, 5, 6]])  # 9: the start
+    probs, _ = labelled.distributions(contexts)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-12)
+    assert probs[0, 7] > 0.9 and probs[1, 8] > 0.9
+    blind, _ = plain.distributions(contexts[:, 1:])
+    assert abs(blind[0, 7] - blind[0, 8]) < 0.05  # the label-blind memory: either
+    np.testing.assert_allclose(probs[2], blind[2], atol=1e-15)
+    # Each token is read under the last label before it in its item.
+    ids = np.concatenate(items[:2])
+    starts = np.repeat([0, 5], 5)
+    read = labelled.contexts_at(ids, np.arange(10), starts)
+    assert read[:, 0].tolist() == [9, 3, 3, 3, 3, 9, 2, 2, 2, 2]
+    assert read[4].tolist() == [3, 5, 6]
+    # Generation reads a row's label after its last start only.
+    history = np.array([[0, 3, 4, 5, 6], [3, 1, 4, 5, 6], [0, 0, 0, 5, 6]])
+    rows = Mixture(labelled, np.full(6, 0.5)).contexts(history, 0, start=1)
+    assert rows[:, 0].tolist() == [3, 9, 9]
+    # Taken away block by block like the label-blind grams.
+    pieces = [(item, 0, 5) for item in items]
+    everything = Grams.of(pieces, 9, 3, [2, 3])
+    rest = Grams.of(pieces[10:], 9, 3, [2, 3])
+    left = everything.without(Grams.of(pieces[:10], 9, 3, [2, 3]))
+    np.testing.assert_array_equal(left.tagged_keys, rest.tagged_keys)
+    np.testing.assert_array_equal(left.tagged_counts, rest.tagged_counts)
+    # It travels in the file; a damaged label list is refused.
+    arrays = labelled.to_arrays(np.full(6, 0.5))
+    read_back, _ = NgramModel.from_arrays(arrays, 9)
+    np.testing.assert_array_equal(read_back.distributions(contexts)[0], probs)
+    for bad in ([3, 2], [2, 9], [-1, 2], [], [[2, 3]]):
+        with pytest.raises(ValueError, match="labels"):
+            NgramModel.from_arrays({**arrays, "labels": np.array(bad)}, 9)
+    # Pruned past its labelled order, it is label-blind and still sums to 1.
+    small = labelled.pruned_to(plain.nbytes)
+    assert small.order <= 3 and not len(small.labels)
+    np.testing.assert_allclose(
+        small.distributions(contexts[:, 1:])[0].sum(axis=1), 1.0, atol=1e-12
+    )
+
+
 # Tables as a hostile file may hold them (issue 33): any dtype, any values.
 # Whatever `from_arrays` accepts must give distributions that sum to 1 with
 # no negative value; everything else must be refused with a ValueError.
@@ -238,6 +296,9 @@ def _tables(draw):
         with np.errstate(over="ignore"):
             arrays[f"keys{k}"] = np.array(keys, dtype=np.int64).astype(kind)
             arrays[f"counts{k}"] = np.array(counts, dtype=np.int64).astype(kind)
+    if order >= 2 and draw(st.booleans()):  # a labelled memory's label ids
+        labels = draw(st.lists(st.integers(-1, vocab), min_size=0, max_size=3))
+        arrays["labels"] = np.array(labels, dtype=np.int64).astype(draw(_INTS))
     return vocab, arrays
 
 

@@ -262,8 +262,9 @@ def _ngram_row(mixture: Any, fit: dict | None) -> str:
     if mixture is None:
         return "none (the network alone; trained before it, or --ngram-order 0)"
     ngram = mixture.ngram
+    under = " under each label" if len(ngram.labels) else ""
     text = (
-        f"order {ngram.order}, {count(ngram.entries, 'entries')}, "
+        f"order {ngram.text_order}{under}, {count(ngram.entries, 'entries')}, "
         f"{ngram.nbytes / 1e6:.1f} MB"
     )
     if ngram.pruned:

@@ -51,6 +51,7 @@ class CountedText:
     ends: np.ndarray
     vocab_size: int
     order: int
+    labels: np.ndarray  # a labelled text's label ids (see `Grams`): none, empty
 
     @classmethod
     def of(
@@ -60,9 +61,12 @@ class CountedText:
         vocab_size: int,
         order: int,
         end: int | None = None,
+        labels: Sequence[int] = (),
     ) -> CountedText:
-        """`ids` of files of `lengths` tokens (or items ended by `end`)."""
-        return cls(ids, *documents(ids, lengths, end), vocab_size, order)
+        """`ids` of files of `lengths` tokens (or items ended by `end`), and
+        for a labelled text its label tokens' ids."""
+        found = np.asarray(sorted(labels), dtype=np.int64)
+        return cls(ids, *documents(ids, lengths, end), vocab_size, order, found)
 
     def grams(self, first: int, end: int) -> Grams:
         """The counts of the tokens first..end - 1, each read in its file (or
@@ -72,7 +76,7 @@ class CountedText:
             for a, b in zip(self.starts.tolist(), self.ends.tolist(), strict=True)
             if a < end and b > first
         ]
-        return Grams.of(pieces, self.vocab_size, self.order)
+        return Grams.of(pieces, self.vocab_size, self.order, self.labels)
 
     def all_and_held_out(
         self, held: int, max_bytes: int
@@ -104,7 +108,8 @@ def memory_record(
     which `info` reads): its size, how it is used, what it counted, how
     its weights or scales fitted (`fit`), and `more` (timings, ...)."""
     return {
-        "order": ngram.order,
+        "order": ngram.text_order,
+        "labelled": bool(len(ngram.labels)),
         "entries": ngram.entries,
         "megabytes": round(ngram.nbytes / 2**20, 3),
         "pruned": ngram.pruned,

@@ -13,6 +13,11 @@ times, from the count-of-counts), which the tests compare with. `Grams`
 holds the highest order's raw counts, which can be taken away: a memory that
 did not count a block of the text is made without counting again.
 
+A labelled text's memory (`--label-field`) is one order longer: its longest
+grams begin with the label the gram was read under (the last label token
+before it in its file or item), so the memory too writes like the label
+asked for, backing off to the label-blind grams below (see `labels`).
+
 TensorFlow-free: generation and evaluation use it through `ModelFile`.
 """
 
@@ -91,6 +96,51 @@ def _gram_keys(doc: np.ndarray, order: int, base: int, start: int, lo: int, hi: 
         yield key
 
 
+def _label_digits(doc: np.ndarray, labels: np.ndarray, start: int, lo: int, hi: int):
+    """Each token `lo..hi` of `doc`'s label: the id of the last label token
+    before it in `doc` (`start` where there is none), in the chunks of
+    `_gram_keys`."""
+    marks = np.where(np.isin(doc[:hi], labels), np.arange(hi), -1)
+    last = np.maximum.accumulate(marks) if hi else marks
+    for a in range(lo, hi, _CHUNK):
+        b = min(a + _CHUNK, hi)
+        before = np.full(b - a, -1, dtype=np.int64)
+        positions = np.arange(a, b)
+        inside = positions > 0
+        before[inside] = last[positions[inside] - 1]
+        label = np.full(b - a, start, dtype=np.int64)
+        label[before >= 0] = doc[before[before >= 0]]
+        yield label
+
+
+def _count_keys(keys) -> tuple[np.ndarray, np.ndarray]:
+    """One sorted table of (key, count) of chunks of keys."""
+    return _merged([np.unique(key, return_counts=True) for key in keys])
+
+
+def _less(keys, counts, other_keys, other_counts) -> tuple[np.ndarray, np.ndarray]:
+    """A table of counts less `other`'s (grams of a part of the same text)."""
+    at = np.searchsorted(keys, other_keys)
+    if len(other_keys) and (
+        (at >= len(keys)).any()
+        or (keys[np.minimum(at, len(keys) - 1)] != other_keys).any()
+    ):
+        raise ValueError("the grams taken away were not all counted")
+    counts = counts.copy()
+    counts[at] -= other_counts
+    if counts.min(initial=0) < 0:
+        raise ValueError("more grams taken away than were counted")
+    keep = counts > 0
+    return keys[keep], counts[keep]
+
+
+_NO_IDS = np.zeros(0, dtype=np.int64)
+
+
+def _no_ids() -> np.ndarray:
+    return _NO_IDS
+
+
 def _merged(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple:
     """One sorted table of (key, count) from per-chunk ones."""
     if not parts:
@@ -111,46 +161,66 @@ Piece = tuple[np.ndarray, int, int]
 class Grams:
     """The highest order's raw counts, before anything is derived from them:
     what can be added and taken away (a memory that did not count a block of
-    the text is all the grams minus the block's, see `without`)."""
+    the text is all the grams minus the block's, see `without`). A labelled
+    text's also holds the same grams with the label each was read under
+    (`tagged_keys`: the label's id, or the start for none, as the oldest
+    digit of a key one order longer)."""
 
     order: int
     vocab_size: int
     keys: np.ndarray  # sorted int64 gram keys (base vocab_size + 1)
     counts: np.ndarray  # int64, each at least 1
+    # Sorted label ids (none: not labelled).
+    labels: np.ndarray = dataclasses.field(default_factory=_no_ids)
+    tagged_keys: np.ndarray = dataclasses.field(default_factory=_no_ids)
+    tagged_counts: np.ndarray = dataclasses.field(default_factory=_no_ids)
 
     @classmethod
-    def of(cls, pieces: Sequence[Piece], vocab_size: int, order: int) -> Grams:
+    def of(
+        cls,
+        pieces: Sequence[Piece],
+        vocab_size: int,
+        order: int,
+        labels: Sequence[int] | np.ndarray = (),
+    ) -> Grams:
         """Count the pieces' grams (`order` lowered to what fits, see
-        `largest_order`). Counted a chunk at a time and merged: memory
+        `largest_order`), and with `labels` (the ids of label tokens) each
+        also under its label. Counted a chunk at a time and merged: memory
         follows the distinct n-grams, not the text."""
-        order = max(1, largest_order(vocab_size, order))
+        labels = np.unique(np.asarray(labels, dtype=np.int64))
+        tagged = 1 if len(labels) else 0
+        order = max(1, largest_order(vocab_size, order + tagged) - tagged)
         base = vocab_size + 1
-        parts = [
-            np.unique(key, return_counts=True)
-            for doc, lo, hi in pieces
-            for key in _gram_keys(np.asarray(doc), order, base, vocab_size, lo, hi)
-        ]
-        return cls(order, vocab_size, *_merged(parts))
+        plain, under = [], []
+        for doc, lo, hi in pieces:
+            doc = np.asarray(doc)
+            keys = _gram_keys(doc, order, base, vocab_size, lo, hi)
+            if not tagged:
+                plain.extend(keys)
+                continue
+            digits = _label_digits(doc, labels, vocab_size, lo, hi)
+            for key, label in zip(keys, digits, strict=True):
+                plain.append(key)
+                under.append(label * base**order + key)
+        if not tagged:
+            return cls(order, vocab_size, *_count_keys(plain))
+        return cls(order, vocab_size, *_count_keys(plain), labels, *_count_keys(under))
 
     def without(self, other: Grams) -> Grams:
         """These counts less `other`'s (grams of a part of the same text)."""
-        at = np.searchsorted(self.keys, other.keys)
-        if len(other.keys) and (
-            (at >= len(self.keys)).any()
-            or (self.keys[np.minimum(at, len(self.keys) - 1)] != other.keys).any()
-        ):
-            raise ValueError("the grams taken away were not all counted")
-        counts = self.counts.copy()
-        counts[at] -= other.counts
-        if counts.min(initial=0) < 0:
-            raise ValueError("more grams taken away than were counted")
-        keep = counts > 0
-        return Grams(self.order, self.vocab_size, self.keys[keep], counts[keep])
+        keys, counts = _less(self.keys, self.counts, other.keys, other.counts)
+        tagged = _less(
+            self.tagged_keys, self.tagged_counts, other.tagged_keys, other.tagged_counts
+        )
+        return Grams(self.order, self.vocab_size, keys, counts, self.labels, *tagged)
 
     def model(
         self, max_bytes: int | None = None, discounting: str = "modified"
     ) -> NgramModel:
-        """The Kneser-Ney model of these counts (see `NgramModel.count`)."""
+        """The Kneser-Ney model of these counts (see `NgramModel.count`);
+        a labelled text's has the grams under their labels as its highest
+        order, backing off to the grams alone (their raw counts: a label
+        adds no words of its own to continue)."""
         base = self.vocab_size + 1
         grams, numbers = self.keys, self.counts
         keys: list[np.ndarray] = []
@@ -161,8 +231,13 @@ class Grams:
             grams, numbers = np.unique(grams % base ** (k - 1), return_counts=True)
         unigram = np.zeros(self.vocab_size, dtype=np.int64)
         np.add.at(unigram, grams, numbers)  # grams are ids now: never the start
+        order, labels = self.order, _NO_IDS
+        if len(self.labels) and len(self.tagged_keys):
+            keys.append(self.tagged_keys)
+            counts.append(self.tagged_counts)
+            order, labels = self.order + 1, self.labels
         model = NgramModel._with_contexts(
-            self.order, self.vocab_size, unigram, keys, counts, 0, discounting
+            order, self.vocab_size, unigram, keys, counts, 0, discounting, labels
         )
         if max_bytes is not None:
             model = model.pruned_to(max_bytes, discounting)
@@ -199,6 +274,11 @@ class NgramModel:
     with the `totals` of their grams' counts and the `masses` their
     discounts leave for the order below (the sum of their grams'
     discounts). Order 1 is the dense `unigram` vector.
+
+    With `labels` (a labelled text's memory) the highest order's grams
+    begin with a label token's id (or the start: no label), the label the
+    rest was read under; a context's oldest id is then the label (see
+    `contexts_at`), and the orders below are the label-blind grams.
     """
 
     order: int
@@ -212,6 +292,11 @@ class NgramModel:
     totals: list[np.ndarray]
     masses: list[np.ndarray]  # float64
     pruned: int = 0  # grams removed to fit the size cap
+    # Sorted ids of the label tokens (see above).
+    labels: np.ndarray = dataclasses.field(default_factory=_no_ids)
+    # (ids, each position's last label position) of the text last read by
+    # `contexts_at`, which is read again block after block.
+    _marks: tuple = dataclasses.field(default=(None, None), repr=False, compare=False)
 
     @functools.cached_property
     def _unigram_probabilities(self) -> np.ndarray:
@@ -232,6 +317,12 @@ class NgramModel:
         """log of the lowest order's distribution in float32, made once
         (what `log_distributions` starts every row from)."""
         return np.log(self._unigram_probabilities).astype(np.float32)
+
+    @property
+    def text_order(self) -> int:
+        """The longest gram of text it counts: its order, less the label's
+        place in a labelled memory's."""
+        return self.order - 1 if len(self.labels) else self.order
 
     @property
     def start(self) -> int:
@@ -260,6 +351,7 @@ class NgramModel:
         order: int,
         max_bytes: int | None = None,
         discounting: str = "modified",
+        labels: Sequence[int] = (),
     ) -> NgramModel:
         """Count the documents (id arrays, each read from a fresh start).
 
@@ -271,9 +363,11 @@ class NgramModel:
             max_bytes: prune the rarest grams of the highest orders first
                 until the tables fit.
             discounting: one of `DISCOUNTING`.
+            labels: the ids of label tokens, for a labelled memory.
         """
         pieces = [(doc, 0, len(doc)) for doc in documents]
-        return Grams.of(pieces, vocab_size, order).model(max_bytes, discounting)
+        grams = Grams.of(pieces, vocab_size, order, labels)
+        return grams.model(max_bytes, discounting)
 
     @classmethod
     def _with_contexts(
@@ -285,6 +379,7 @@ class NgramModel:
         counts: list[np.ndarray],
         pruned: int = 0,
         discounting: str | np.ndarray = "modified",
+        labels: np.ndarray = _NO_IDS,
     ) -> NgramModel:
         """The model of these tables, with `discounts` (order, 3) given or
         estimated from the counts (`discounting`, see `DISCOUNTING`)."""
@@ -310,7 +405,7 @@ class NgramModel:
             )
         return cls(
             order, vocab_size, discounts, unigram, keys, counts,
-            context_keys, totals, masses, pruned,
+            context_keys, totals, masses, pruned, labels,
         )  # fmt: skip
 
     def pruned_to(self, max_bytes: int, discounting: str = "modified") -> NgramModel:
@@ -329,9 +424,11 @@ class NgramModel:
             if not keep.any():
                 keys.pop()
                 counts.pop()
+            # Its labelled order gone, a memory is label-blind.
+            labels = self.labels if len(keys) + 1 == self.order else _NO_IDS
             model = NgramModel._with_contexts(
                 len(keys) + 1, self.vocab_size, self.unigram, keys, counts,
-                self.pruned + removed, discounting,
+                self.pruned + removed, discounting, labels,
             )  # fmt: skip
         return model
 
@@ -524,26 +621,40 @@ class NgramModel:
         offsets = positions[:, None] - width + np.arange(width)[None, :]
         inside = offsets >= starts[:, None]
         picked = ids[np.clip(offsets, 0, max(len(ids) - 1, 0))] if len(ids) else offsets
-        return np.where(inside, picked, self.start)
+        contexts = np.where(inside, picked, self.start)
+        if len(self.labels) and width:
+            contexts[:, 0] = self._labels_at(ids, positions, starts)
+        return contexts
+
+    def _labels_at(
+        self, ids: np.ndarray, positions: np.ndarray, starts: np.ndarray
+    ) -> np.ndarray:
+        """The label each of `ids[positions]` is read under: the last label
+        token before it in its text or item (`start` for none)."""
+        cached, last = self._marks
+        if cached is not ids:
+            marks = np.where(np.isin(ids, self.labels), np.arange(len(ids)), -1)
+            last = np.maximum.accumulate(marks) if len(ids) else marks
+            self._marks = (ids, last)
+        positions = np.asarray(positions, dtype=np.int64)
+        before = np.full(len(positions), -1, dtype=np.int64)
+        inside = (positions > 0) & (positions <= len(ids))
+        before[inside] = last[positions[inside] - 1]
+        label = ids[np.maximum(before, 0)] if len(ids) else before
+        return np.where(before >= starts, label, self.start)
 
     def probabilities_of(
         self, documents: Sequence[np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Each token's probability and bucket, every document read from a
         fresh start: a float64 and an int array over all the tokens."""
-        width = self.order - 1
-        contexts, targets = [], []
-        for doc in documents:
-            doc = np.asarray(doc, dtype=np.int64)
-            padded = np.concatenate([np.full(width, self.start), doc])
-            windows = np.lib.stride_tricks.sliding_window_view(padded, width + 1)
-            contexts.append(windows[:, :width])
-            targets.append(doc)
-        if not targets:
+        documents = [np.asarray(doc, dtype=np.int64) for doc in documents]
+        if not documents:
             return np.zeros(0), np.zeros(0, dtype=np.int64)
-        return self.token_probabilities(
-            np.concatenate(contexts), np.concatenate(targets)
-        )
+        ids = np.concatenate(documents)
+        lengths = [len(doc) for doc in documents]
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return self.probabilities_at(ids, np.arange(len(ids)), starts)
 
     def to_arrays(self, weights: np.ndarray) -> dict[str, np.ndarray]:
         """What the model file keeps: the unigram vector, each order's sorted
@@ -556,6 +667,8 @@ class NgramModel:
             "pruned": np.array([self.pruned]),
             "weights": weights,
         }
+        if len(self.labels):
+            arrays["labels"] = self.labels
         for k, keys in enumerate(self.keys, start=2):
             arrays[f"keys{k}"], arrays[f"counts{k}"] = keys, self.counts[k - 2]
         return arrays
@@ -583,7 +696,9 @@ class NgramModel:
         order = 1
         while f"keys{order + 1}" in arrays:
             order += 1
-        if order > MAX_ORDER or largest_order(vocab_size, order) < order:
+        # A labelled memory's label takes one place more (see `labels`).
+        longest = MAX_ORDER + ("labels" in arrays)
+        if order > longest or largest_order(vocab_size, order) < order:
             raise ValueError(f"its order {order} is beyond what it can hold")
         discounts = _array(arrays, "discounts", "f", None)
         if discounts.shape == (order,):  # one discount per order (before 34)
@@ -613,6 +728,18 @@ class NgramModel:
             raise ValueError(f"its {what} are not all between 0 and {most}")
         if pruned[0] < 0:
             raise ValueError("its count of pruned grams is negative")
+        labels = _NO_IDS
+        if "labels" in arrays:
+            labels = _array(arrays, "labels", "i", None)
+            if (
+                labels.ndim != 1
+                or not len(labels)
+                or order < 2
+                or (np.diff(labels) <= 0).any()
+                or labels[0] < 0
+                or labels[-1] >= vocab_size
+            ):
+                raise ValueError("its labels are not sorted ids of its order-2+ grams")
         base = vocab_size + 1
         keys, counts = [], []
         for k in range(2, order + 1):
@@ -628,7 +755,7 @@ class NgramModel:
             keys.append(key)
             counts.append(count)
         model = cls._with_contexts(
-            order, vocab_size, unigram, keys, counts, int(pruned[0]), discounts
+            order, vocab_size, unigram, keys, counts, int(pruned[0]), discounts, labels
         )
         return model, weights
 
@@ -723,8 +850,8 @@ def write_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
 # refused before it is inflated.
 KNOWN_ARRAYS = frozenset(
     f"{name}.npy"
-    for name in ["unigram", "discounts", "pruned", "weights", "scales"]
-    + [f"{part}{k}" for part in ("keys", "counts") for k in range(2, MAX_ORDER + 1)]
+    for name in ["unigram", "discounts", "pruned", "weights", "scales", "labels"]
+    + [f"{part}{k}" for part in ("keys", "counts") for k in range(2, MAX_ORDER + 2)]
 )
 
 
@@ -852,7 +979,25 @@ class Mixture:
             starts |= tail == start
         # Everything before a start is the start too.
         starts = np.maximum.accumulate(starts[:, ::-1], axis=1)[:, ::-1]
-        return np.where(starts, self.ngram.start, tail)
+        contexts = np.where(starts, self.ngram.start, tail)
+        if len(self.ngram.labels) and width:
+            contexts[:, 0] = self._labels(history, pad, start)
+        return contexts
+
+    def _labels(self, history: np.ndarray, pad: int, start: int | None) -> np.ndarray:
+        """Each row's label for a labelled memory: its last label token
+        after its last start (the memory's start id where it has none)."""
+        places = np.arange(history.shape[1])
+        starts = history == pad
+        if start is not None:
+            starts |= history == start
+        last_start = np.where(starts, places, -1).max(axis=1, initial=-1)
+        marks = np.where(np.isin(history, self.ngram.labels), places, -1)
+        last_label = marks.max(axis=1, initial=-1)
+        found = last_label > last_start
+        rows = np.arange(len(history))
+        label = history[rows, np.maximum(last_label, 0)] if history.shape[1] else 0
+        return np.where(found, label, self.ngram.start)
 
     def logits(self, network: np.ndarray, contexts: np.ndarray) -> np.ndarray:
         """Mixed next-token log-probabilities (float32) from the network's

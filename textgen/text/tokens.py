@@ -37,6 +37,11 @@ def is_label(token: str) -> bool:
     return token.startswith(LABEL_PREFIX) and token.endswith(LABEL_SUFFIX)
 
 
+def label_ids(words: Iterable[str]) -> list[int]:
+    """The ids (places in `words`, a vocabulary's) of the label tokens."""
+    return [i for i, word in enumerate(words) if is_label(word)]
+
+
 def label_of(token: str) -> str:
     """The label a label token stands for."""
     return token[len(LABEL_PREFIX) : -len(LABEL_SUFFIX)]

@@ -83,8 +83,9 @@ def adapt(
     unknown = float(np.mean(ids == UNK_ID))
     end = vocabulary.word_to_id[END] if settings.items else None
     counted = CountedText.of(
-        ids, [f["tokens"] for f in text.files], len(vocabulary), memory.ngram.order, end
-    )
+        ids, [f["tokens"] for f in text.files], len(vocabulary),
+        memory.ngram.text_order, end, memory.ngram.labels,
+    )  # fmt: skip
     held = max(1, int(len(ids) * FIT_FRACTION))
     cap = int(_max_megabytes(model) * 2**20)
     ngram, held_out = counted.all_and_held_out(held, cap)
@@ -101,7 +102,7 @@ def adapt(
         residual,
         len(ids),
         fit,
-        requested_order=old.get("requested_order", ngram.order),
+        requested_order=old.get("requested_order", ngram.text_order),
         counting_seconds=round(counting_seconds, 3),
         fitting_seconds=round(time.perf_counter() - started - counting_seconds, 3),
     )

@@ -81,8 +81,9 @@ def count_memory(
     pruned = ""
     if ngram.pruned:
         pruned = f", {count(ngram.pruned, 'rare n-grams')} pruned to fit"
+    labelled = " and the label" if len(ngram.labels) else ""
     log(
-        f"n-gram memory: order {ngram.order}{lowered}, "
+        f"n-gram memory: order {ngram.text_order}{labelled}{lowered}, "
         f"{count(ngram.entries, 'entries')}, {ngram.nbytes / 2**20:.1f} MB{pruned}, "
         f"counted in {counting_seconds:.1f} s"
     )

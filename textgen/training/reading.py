@@ -15,7 +15,7 @@ import numpy as np
 from ..model.config import TrainConfig
 from ..model.counting import CountedText, documents
 from ..text.ids import CorpusIds, read_corpus_ids
-from ..text.tokens import END, TokenizerSettings, is_label, tokenizer_for
+from ..text.tokens import END, TokenizerSettings, is_label, label_ids, tokenizer_for
 from ..text.vocab import UNK_ID, Vocabulary
 from .sizing import plan_window
 
@@ -54,8 +54,9 @@ class TrainingText:
         """All of the text's ids, cut into files (or items) for counting."""
         lengths = [f["tokens"] for f in self.text.files]
         return CountedText.of(
-            self.all_ids, lengths, len(self.vocabulary), order, self.end_id
-        )
+            self.all_ids, lengths, len(self.vocabulary), order, self.end_id,
+            label_ids(self.vocabulary.words),
+        )  # fmt: skip
 
     def starts(self, ids: np.ndarray, lengths: list[int]) -> np.ndarray:
         """Where each file (of `lengths` tokens) or item of `ids` begins."""
