@@ -165,3 +165,17 @@ def test_train_and_evaluate_read_a_csv_by_its_column(tmp_path):
         cli, ["evaluate", "-m", str(model), str(path), "--strict"]
     )
     assert strict.exit_code != 0 and "--strict" in strict.output
+    # adapt reads it as the model was trained too (or by the column given).
+    from textgen.model.file import read_model
+
+    trained_tokens = read_model(model).record["tokens"]["total"]
+    counted = {}
+    for name, more in (("title", []), ("genre", ["--field", "genre"])):
+        out = tmp_path / f"adapted-{name}.keras"
+        adapted = CliRunner().invoke(
+            cli, ["adapt", str(model), str(path), "-o", str(out), *more]
+        )
+        assert adapted.exit_code == 0, adapted.output
+        counted[name] = read_model(out).record["ngram"]["counted_tokens"]
+    assert counted["title"] == trained_tokens
+    assert counted["genre"] < trained_tokens / 3  # one word per record, and its end

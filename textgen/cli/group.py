@@ -226,7 +226,7 @@ def setting_error(error: Any) -> click.UsageError:
     return click.BadParameter(error.problem, param_hint=f"'{flag}'")
 
 
-# How corpus files are read (`text/records.py`): train, compare, evaluate.
+# How corpus files are read (`text/records.py`): train, compare, evaluate, adapt.
 SOURCE_OPTIONS = [
     click.option(
         "--format",

@@ -52,20 +52,16 @@ def evaluate(
 ) -> None:
     """Score a model on TEXT (files or folders): perplexity and OOV rate. With
     an n-gram memory, the mixture, the network alone and the n-gram alone."""
-    from ..inference.evaluate import trained_source
+    from ..model.record import trained_source
     from ..outputs import Output, atomic_write, check_outputs
     from ..text.corpus import corpus_files
     from ..text.records import SourceFormat
 
     model_path = str(_model_path(model_path))
     model = _load(model_path)
-    trained = trained_source(model)  # what the options do not say: as trained
-    source = SourceFormat(
-        input_format or trained.format,
-        text_field or trained.field,
-        strict,
-        label_field or trained.label_field,
-    )
+    # What the options do not say: as the model's training files were read.
+    given = SourceFormat(input_format, text_field, strict, label_field)
+    source = trained_source(model, given)
     text = tuple(str(p) for p in corpus_files(text, source.suffixes))
     if per_token:
         # Never written over what is read: the model, any corpus file (those

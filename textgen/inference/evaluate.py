@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..model.ngram import used_memory
+from ..model.record import trained_source
 from ..model.scoring import Evaluation, score_text
 from ..text.corpus import corpus_files
 from ..text.records import SourceFormat, source_pieces
@@ -112,17 +113,6 @@ def losses_by_label(
     return {
         label: (sums[label] / counts[label], counts[label]) for label in sorted(sums)
     }
-
-
-def trained_source(model: ReadableModel) -> SourceFormat:
-    """How the model's training files were read (its record's format and
-    field): what evaluating it on such files reads them as."""
-    config = (getattr(model, "record", None) or {}).get("train_config") or {}
-    return SourceFormat(
-        config.get("input_format"),
-        config.get("text_field"),
-        label_field=config.get("label_field"),
-    )
 
 
 def _quiet(line: str) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ModelFileError, TextgenError
+from ..text.records import SourceFormat
 from .config import TrainConfig
 
 NUMBER = (int, float)
@@ -212,3 +213,16 @@ def _check_ngram(ngram: dict[str, Any]) -> None:
 
 def _fail(message: str) -> None:
     raise ModelFileError(message)
+
+
+def trained_source(model: Any, given: SourceFormat = SourceFormat()) -> SourceFormat:
+    """How to read files for `model`: as `given` says (a command's
+    options), and what it leaves out as the model's training files were
+    read (its record's format, field and label field)."""
+    config = (getattr(model, "record", None) or {}).get("train_config") or {}
+    return SourceFormat(
+        given.format or config.get("input_format"),
+        given.field or config.get("text_field"),
+        given.strict,
+        given.label_field or config.get("label_field"),
+    )

@@ -30,10 +30,12 @@ from ..model.counting import CountedText, memory_record
 from ..model.file import WEIGHTS_ENTRY, ModelFile, read_config, read_model
 from ..model.ngram import ASSET, Residual, write_arrays
 from ..model.originality import remembered
+from ..model.record import trained_source
 from ..outputs import Output, atomic_write, check_outputs
 from ..terminal import count
 from ..text.corpus import corpus_files
 from ..text.ids import read_corpus_ids
+from ..text.records import SourceFormat
 from ..text.tokens import END, level_class
 from ..text.vocab import UNK_ID
 
@@ -49,11 +51,13 @@ def adapt(
     force: bool = False,
     log: Callable[[str], None] = print,
     progress_bar: bool = False,
+    source: SourceFormat = SourceFormat(),
 ) -> ModelFile:
     """Write to `output` the model at `model_path` with the n-gram memory of
-    `corpus` (files and folders, read as `train` reads them), its weights or
-    scales fitted on the corpus's last tenth. Returns the new model as read
-    back from `output`.
+    `corpus` (files and folders, read as `train` reads them: records by
+    `source`, and what it leaves out as the model's training files were
+    read), its weights or scales fitted on the corpus's last tenth. Returns
+    the new model as read back from `output`.
 
     Raises:
         TextgenError: one line: the model has no memory, the corpus is too
@@ -61,10 +65,11 @@ def adapt(
     """
     started = time.perf_counter()
     model_path, output = Path(model_path), Path(output)
-    files = corpus_files(corpus)
+    model = read_model(model_path)
+    source = trained_source(model, source)
+    files = corpus_files(corpus, source.suffixes)
     what = Output(output, "adapted model", option="-o")
     check_outputs([what], [model_path, *files], force)
-    model = read_model(model_path)
     memory = model.mixture
     if memory is None:
         raise TextgenError(
@@ -73,7 +78,7 @@ def adapt(
         )
     settings, vocabulary = model.tokenizer_settings, model.vocabulary
     unit = level_class(settings.level).unit
-    text = read_corpus_ids(files, settings, progress_bar)
+    text = read_corpus_ids(files, settings, progress_bar, source)
     ids = text.encode(vocabulary).astype(np.int64)
     if len(ids) < MIN_TOKENS:
         raise CorpusError(
