@@ -137,12 +137,17 @@ def test_counting_in_chunks_gives_the_same_tables(monkeypatch):
     rng = np.random.default_rng(8)
     documents = [_text(rng, 30, 3000), _text(rng, 30, 5), _text(rng, 30, 700)]
     whole = NgramModel.count(documents, 30, 4)
+    labelled = NgramModel.count(documents, 30, 4, labels=[3, 7])
     monkeypatch.setattr(module, "_CHUNK", 64)  # chunks cut through contexts
     chunked = NgramModel.count(documents, 30, 4)
     np.testing.assert_array_equal(whole.unigram, chunked.unigram)
     for a, b in zip(
         whole.keys + whole.counts, chunked.keys + chunked.counts, strict=True
     ):
+        np.testing.assert_array_equal(a, b)
+    again = NgramModel.count(documents, 30, 4, labels=[3, 7])
+    assert again.order == labelled.order == 5
+    for a, b in zip(labelled.keys, again.keys, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

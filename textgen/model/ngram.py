@@ -113,11 +113,6 @@ def _label_digits(doc: np.ndarray, labels: np.ndarray, start: int, lo: int, hi: 
         yield label
 
 
-def _count_keys(keys) -> tuple[np.ndarray, np.ndarray]:
-    """One sorted table of (key, count) of chunks of keys."""
-    return _merged([np.unique(key, return_counts=True) for key in keys])
-
-
 def _less(keys, counts, other_keys, other_counts) -> tuple[np.ndarray, np.ndarray]:
     """A table of counts less `other`'s (grams of a part of the same text)."""
     at = np.searchsorted(keys, other_keys)
@@ -191,20 +186,20 @@ class Grams:
         tagged = 1 if len(labels) else 0
         order = max(1, largest_order(vocab_size, order + tagged) - tagged)
         base = vocab_size + 1
-        plain, under = [], []
+        plain, under = [], []  # each chunk's counts, merged at the end
         for doc, lo, hi in pieces:
             doc = np.asarray(doc)
             keys = _gram_keys(doc, order, base, vocab_size, lo, hi)
             if not tagged:
-                plain.extend(keys)
+                plain.extend(np.unique(key, return_counts=True) for key in keys)
                 continue
             digits = _label_digits(doc, labels, vocab_size, lo, hi)
             for key, label in zip(keys, digits, strict=True):
-                plain.append(key)
-                under.append(label * base**order + key)
+                plain.append(np.unique(key, return_counts=True))
+                under.append(np.unique(label * base**order + key, return_counts=True))
         if not tagged:
-            return cls(order, vocab_size, *_count_keys(plain))
-        return cls(order, vocab_size, *_count_keys(plain), labels, *_count_keys(under))
+            return cls(order, vocab_size, *_merged(plain))
+        return cls(order, vocab_size, *_merged(plain), labels, *_merged(under))
 
     def without(self, other: Grams) -> Grams:
         """These counts less `other`'s (grams of a part of the same text)."""
