@@ -1,11 +1,12 @@
 """How long `textgen serve` takes to read a long prompt: what the default of
 `--max-prompt-tokens` rests on. Prints one JSON object.
 
-For each level (words, characters), the default-size network
-(`ModelConfig()`, the level's defaults) is trained for `--train-minutes` on
-`../shared/corpora/moby_dick.txt` (reading time depends on the network's
-size and vocabulary, not on how well it is trained), served, and sent
-prompts of each of `--tokens` tokens cut from the book, three times each:
+For each level (words, characters), the default-size network (the
+level's defaults, as `train --level` has them) is trained for
+`--train-minutes` on `../shared/corpora/moby_dick.txt` (reading time
+depends on the network's size and vocabulary, not on how well it is
+trained), served, and sent prompts of each of `--tokens` tokens cut from
+the book, three times each:
 
 - scored as lm-evaluation-harness asks (`echo`, `logprobs: 1`,
   `max_tokens: 1`: every token's log-probability and the likeliest one);
@@ -35,12 +36,12 @@ import httpx
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from common import SHARED
+from common import SHARED, level_network
 from serve import Server
 
 
 def trained(folder: Path, level: str, minutes: float) -> Path:
-    from textgen.model.config import ModelConfig, TrainConfig
+    from textgen.model.config import TrainConfig
     from textgen.training.train import train
 
     corpus = SHARED / "moby_dick.txt"
@@ -50,7 +51,7 @@ def trained(folder: Path, level: str, minutes: float) -> Path:
     train(
         [corpus],
         path,
-        ModelConfig(),
+        level_network(level),
         TrainConfig(max_minutes=minutes, seed=1, level=level),
         log=lambda line: None,
         planned=(),
