@@ -41,13 +41,3 @@ def split_text(text: str, test_fraction: float) -> tuple[str, str]:
     cut = text.rfind("\n\n", 0, target)
     cut = cut if cut > 0 else target
     return text[:cut], text[cut:]
-
-
-def level_network(level: str) -> Any:
-    """The network `textgen train --level LEVEL` builds when given no shape:
-    `ModelConfig()`, its output tied or not as the level's default (the
-    library's `ModelConfig` ties it, which characters do not)."""
-    from textgen.model.config import ModelConfig
-    from textgen.model.levels import level_policy
-
-    return ModelConfig(tie_embeddings=level_policy(level).tied_by_default)

@@ -31,11 +31,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from common import SHARED, level_network, split_text
+from common import SHARED, split_text
 
 
 def trained(corpus: Path, output: Path, level: str, minutes: float, seed: int, **kw):
-    from textgen.model.config import TrainConfig
+    from textgen.model.config import ModelConfig, TrainConfig
     from textgen.training.sizing import PLANNED
     from textgen.training.train import train
 
@@ -43,7 +43,7 @@ def trained(corpus: Path, output: Path, level: str, minutes: float, seed: int, *
     train(
         [corpus],
         output,
-        level_network(level),
+        ModelConfig(),  # the level's defaults
         TrainConfig(max_minutes=minutes, seed=seed, level=level),
         log=lambda line: None,
         planned=PLANNED,

@@ -36,12 +36,12 @@ import httpx
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from common import SHARED, level_network
+from common import SHARED
 from serve import Server
 
 
 def trained(folder: Path, level: str, minutes: float) -> Path:
-    from textgen.model.config import TrainConfig
+    from textgen.model.config import ModelConfig, TrainConfig
     from textgen.training.train import train
 
     corpus = SHARED / "moby_dick.txt"
@@ -51,7 +51,7 @@ def trained(folder: Path, level: str, minutes: float) -> Path:
     train(
         [corpus],
         path,
-        level_network(level),
+        ModelConfig(),  # the level's defaults
         TrainConfig(max_minutes=minutes, seed=1, level=level),
         log=lambda line: None,
         planned=(),

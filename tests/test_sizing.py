@@ -284,7 +284,17 @@ def test_character_models_are_untied_unless_asked(tmp_path: Path, pattern_file: 
         assert result.exit_code == 0, result.output
         assert " characters (" in result.output  # counted in its own unit
         tied[name] = read_model(out, weights=False).model_config.tie_embeddings
-    assert tied == {"default": False, "asked": True}
+    # The library takes the level's default the same way (the one home of it).
+    from textgen.training.train import train
+
+    out = tmp_path / "library.keras"
+    shape = ModelConfig(layers=1, units=8, embedding_dim=8)
+    assert shape.tie_embeddings is None and shape.tied  # unset: read as tied
+    config = TrainConfig(level="char", epochs=1, seq_len=20)
+    train([pattern_file], out, shape, config, log=lambda line: None)
+    tied["library"] = read_model(out, weights=False).model_config.tie_embeddings
+    assert tied == {"default": False, "asked": True, "library": False}
+    assert shape.for_level("word").tie_embeddings is True
 
 
 def test_a_budget_shorter_than_start_up_says_so():

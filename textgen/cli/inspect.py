@@ -148,7 +148,7 @@ def info(path: str | None) -> None:
             "model",
             f"{config.cell.upper()}, {config.layers} x {config.units} units, "
             f"embedding {config.embedding_dim}, dropout {config.dropout:g}"
-            + (", output tied to the embeddings" if config.tie_embeddings else ""),
+            + (", output tied to the embeddings" if config.tied else ""),
         ),
         ("parameters", f"{config.parameter_count():,}"),
         (

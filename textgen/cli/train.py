@@ -20,7 +20,6 @@ from ..model.config import (
     ModelConfig,
     TrainConfig,
 )
-from ..model.levels import level_policy
 from ..outputs import MODELS_DIR
 from ..text.records import SUFFIXES
 from ..text.tokens import DOCUMENTS, LEVELS, WORD_TOKENIZERS
@@ -281,11 +280,12 @@ def _suffixes(options: dict[str, Any]) -> tuple[str, ...]:
 def _configs(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configs from parsed options (consumed from the dict).
 
-    `--tie-embeddings` not given: the level's default (`Level.tied_by_default`).
+    `--tie-embeddings` not given: None, the level's default, which `train`
+    sets (`ModelConfig.for_level`).
     """
     ctx = click.get_current_context()
     if ctx.get_parameter_source("tie_embeddings") is ParameterSource.DEFAULT:
-        options["tie_embeddings"] = level_policy(options["level"]).tied_by_default
+        options["tie_embeddings"] = None
     model_fields = {field.name for field in dataclasses.fields(ModelConfig)}
     model_config = ModelConfig(
         **{name: options.pop(name) for name in list(options) if name in model_fields}

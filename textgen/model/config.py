@@ -7,6 +7,7 @@ re-export them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import secrets
 from dataclasses import dataclass
@@ -99,8 +100,10 @@ class ModelConfig:
     units: int = 512  # hidden units per recurrent layer
     embedding_dim: int = 128  # size of the learned word vectors
     dropout: float = 0.5  # on each layer's input and before the output; not recurrent
-    tie_embeddings: bool = True  # the output layer reuses the embedding matrix
-    # (the CLI's default depends on the level: `Level.tied_by_default`)
+    # The output layer reuses the embedding matrix. None: the level's default
+    # (`Level.tied_by_default`: words tied, characters not), which `train`
+    # sets (`for_level`); read before that, None is tied (`tied`).
+    tie_embeddings: bool | None = None
     vocab_size: int = 0  # output classes, <pad> and <unk> included; 0: not yet known
 
     def __post_init__(self) -> None:
@@ -117,6 +120,20 @@ class ModelConfig:
             raise TextgenError("dropout must be in [0, 1)")
 
     @property
+    def tied(self) -> bool:
+        """Whether the output layer reuses the embedding matrix (None, not
+        yet set for a level: tied, the word level's default)."""
+        return self.tie_embeddings is not False
+
+    def for_level(self, level: str) -> ModelConfig:
+        """This shape with `tie_embeddings` set: as given, or the level's
+        default."""
+        if self.tie_embeddings is not None:
+            return self
+        tied = level_policy(level).tied_by_default
+        return dataclasses.replace(self, tie_embeddings=tied)
+
+    @property
     def cell_spec(self) -> CellSpec:
         return CELL_SPECS[self.cell]
 
@@ -130,7 +147,7 @@ class ModelConfig:
             for name, shape in self.cell_spec.weight_shapes(width, units).items():
                 shapes[f"layer{i}.{name}"] = shape
             width = units
-        if not self.tie_embeddings:
+        if not self.tied:
             shapes["logits.kernel"] = (units, vocab)
             shapes["logits.bias"] = (vocab,)
         else:

@@ -150,7 +150,7 @@ class Decoder:
         # arithmetic, and far fewer bytes read per step, than one
         # (units, vocab) matrix.
         self.projection: np.ndarray | None = None
-        if not config.tie_embeddings:
+        if not config.tied:
             self.output_kernel = np.asarray(weights["logits.kernel"], np.float32)
             self.output_bias = np.asarray(weights["logits.bias"], np.float32)
         else:  # tied to the embeddings, through the projection if there is one

@@ -102,7 +102,7 @@ class LanguageModel(keras.Model):
         ]
         self.dropout = keras.layers.Dropout(config.dropout, name="dropout")
         self.logits = self.projection = None
-        if not config.tie_embeddings:
+        if not config.tied:
             self.logits = keras.layers.Dense(config.vocab_size, name="logits")
         elif config.units != config.embedding_dim:
             # Tied output: map the hidden state to the embedding width first.

@@ -65,7 +65,7 @@ def shape_key(
     """What, besides the machine, sets a training step's speed."""
     return (
         f"{shape.cell} {shape.layers}x{shape.units} e{shape.embedding_dim} "
-        f"v{shape.vocab_size} tied{int(shape.tie_embeddings)} "
+        f"v{shape.vocab_size} tied{int(shape.tied)} "
         f"d{int(shape.dropout > 0)} w{config.seq_len} b{batch_size} "
         f"carry{int(config.carries_state)} xla{int(xla)}"
         # Residual training makes the memory's prior for every batch.

@@ -158,7 +158,7 @@ def flops_per_token(model_config: ModelConfig) -> float:
         for name, shape in model_config.weight_shapes().items()
         if name.endswith("kernel")  # the recurrent layers, projection, logits
     )
-    if model_config.tie_embeddings:  # the output multiplies by the embedding
+    if model_config.tied:  # the output multiplies by the embedding
         macs += model_config.embedding_dim * model_config.vocab_size
     return 6.0 * macs
 
@@ -225,7 +225,7 @@ def plan_training(
         sizes = [
             _sized(model_config, units, "dropout" in planned)
             for units in UNITS
-            if not model_config.tie_embeddings or units >= TIED_MIN_UNITS
+            if not model_config.tied or units >= TIED_MIN_UNITS
         ]
         need = level.planned_passes * train_tokens
 

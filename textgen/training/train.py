@@ -254,6 +254,7 @@ def train(
             diverged loss, or an interruption (after saving the best model).
     """
     files = corpus_files(corpus, config.source.suffixes)  # the one expansion
+    model_config = model_config.for_level(config.level)  # the level's defaults
     output = Path(output)
     outputs = dict(
         plot=plot, tensorboard=tensorboard, checkpoint_every=checkpoint_every
