@@ -254,7 +254,6 @@ def train(
             diverged loss, or an interruption (after saving the best model).
     """
     files = corpus_files(corpus, config.source.suffixes)  # the one expansion
-    model_config = model_config.for_level(config.level)  # the level's defaults
     output = Path(output)
     outputs = dict(
         plot=plot, tensorboard=tensorboard, checkpoint_every=checkpoint_every
@@ -325,7 +324,7 @@ def _network(
         )
     return build_network(
         text,
-        model_config,
+        model_config.for_level(batches.config.level),  # the level's defaults
         batches.config,
         planned,
         reserved_seconds=reserved_seconds(memory, 0.0, batches.config),
