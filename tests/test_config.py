@@ -70,3 +70,12 @@ def test_a_generation_request_checks_itself_and_changes_by_copy():
     for bad in ({"until": "word"}, {"length": -1}, {"max_tries": -2}):
         with pytest.raises(TextgenError):
             GenerationRequest(**bad)
+
+
+def test_the_min_count_default_has_one_home():
+    """Not given, `--min-count` is 2, or 1 for pre-tokenized text, for the
+    library as for the command line (which passes None)."""
+    assert TrainConfig().word_min_count == 2
+    assert TrainConfig(tokenizer="whitespace").word_min_count == 1
+    assert TrainConfig(tokenizer="whitespace", min_count=3).word_min_count == 3
+    assert TrainConfig(min_count=1).word_min_count == 1

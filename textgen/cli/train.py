@@ -131,8 +131,8 @@ _TRAINING_OPTIONS = [
         "--min-count",
         type=click.IntRange(min=1),
         default=TRAIN_DEFAULTS.min_count,
-        show_default=True,
-        help="Fewest occurrences for a word to get its own id.",
+        help="Fewest occurrences for a word to get its own id.  [default: 2; "
+        "1 with --tokenizer whitespace]",
     ),
     click.option(
         "--level",
@@ -290,11 +290,6 @@ def _configs(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
     model_config = ModelConfig(
         **{name: options.pop(name) for name in list(options) if name in model_fields}
     )
-    if (
-        options["tokenizer"] == "whitespace"
-        and ctx.get_parameter_source("min_count") is ParameterSource.DEFAULT
-    ):  # a pre-tokenized corpus has chosen its words: keep every one
-        options["min_count"] = 1
     options["lowercase"] = not options.pop("keep_case")
     options["seed"] = options.pop("random_seed")
     return model_config, TrainConfig(**options)

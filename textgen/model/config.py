@@ -179,7 +179,9 @@ class TrainConfig:
     clipnorm: float = 1.0  # clip each gradient's norm to this; 0 turns it off
     val_fraction: float = 0.1  # tail of the corpus held out for validation; 0: none
     max_vocab: int = 20000  # most words in the vocabulary, <pad> and <unk> included
-    min_count: int = 2  # fewer occurrences make a word <unk>, so <unk> gets trained
+    # Fewer occurrences make a word <unk>, so <unk> gets trained. None: 2, or
+    # 1 for pre-tokenized text (`word_min_count`).
+    min_count: int | None = None
     lowercase: bool = True  # fold case (output is re-capitalised)
     patience: int = 5  # stop after this many epochs without a better val loss; 0: never
     lr_schedule: str = "plateau"  # plateau | linear: to zero by the end | constant
@@ -241,6 +243,15 @@ class TrainConfig:
         return mode == "residual" and self.memory_order > 0
 
     @property
+    def word_min_count(self) -> int:
+        """The fewest occurrences a word needs for an id (`min_count`); not
+        given: 2, or 1 for `--tokenizer whitespace` (such a corpus has chosen
+        its words, its rare ones already `<unk>`)."""
+        if self.min_count is None:
+            return 1 if self.tokenizer == "whitespace" else 2
+        return self.min_count
+
+    @property
     def carries_state(self) -> bool:
         """Whether training carries the state across windows (`carry_state`).
 
@@ -263,7 +274,7 @@ class TrainConfig:
             "clipnorm": self.clipnorm >= 0,
             "val_fraction": 0 <= self.val_fraction < 0.5,
             "max_vocab": 3 <= self.max_vocab <= LIMITS["vocab_size"],
-            "min_count": self.min_count >= 1,
+            "min_count": self.min_count is None or self.min_count >= 1,
             "patience": self.patience >= 0,
             "lr_patience": self.lr_patience >= 0,
             "max_minutes": self.max_minutes >= 0,

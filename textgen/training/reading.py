@@ -94,7 +94,7 @@ def read_training_text(
         # Every label has its row, one that only the validation text has too.
         counts |= {w: c for w, c in text.counts().items() if is_label(w) and c}
         vocabulary = Vocabulary.from_counts(
-            counts, config.max_vocab, config.min_count, keep=is_label
+            counts, config.max_vocab, config.word_min_count, keep=is_label
         )
         if grow is not None:  # a base model's words first, then the new ones
             vocabulary = grow.grown(vocabulary, max(config.max_vocab, len(grow)))
