@@ -31,7 +31,7 @@ import random
 import statistics
 
 import numpy as np
-from labels import BOOKS, NaiveBayes, sentences, words
+from labels import BOOKS, NaiveBayes, labelled_set, words
 
 
 def counted(train: dict[str, list[str]]):
@@ -115,12 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     runs: dict = {}
     for seed in args.seed:
-        rng = random.Random(seed)
-        train, held = {}, {}
-        for book in BOOKS:
-            found = sentences(book, args.sentences, rng)
-            cut = len(found) * 9 // 10
-            train[book], held[book] = found[:cut], found[cut:]
+        train, held = labelled_set(args.sentences, random.Random(seed))
         classifier = NaiveBayes(train)
         vocabulary, ids, end, memories = counted(train)
         for name, memory in memories.items():

@@ -82,6 +82,17 @@ class NaiveBayes:
         return max(self.counts, key=score)
 
 
+def labelled_set(count: int, rng: random.Random) -> tuple[dict, dict]:
+    """`count` sentences of each book (drawn with `rng`): the first nine
+    tenths to train on, the last tenth held out, by book."""
+    train, held = {}, {}
+    for book in BOOKS:
+        found = sentences(book, count, rng)
+        cut = len(found) * 9 // 10
+        train[book], held[book] = found[:cut], found[cut:]
+    return train, held
+
+
 def write_records(path: Path, rows: list[tuple[str, str]]) -> Path:
     path.write_text(
         "".join(json.dumps({"text": t, "book": b}) + "\n" for t, b in rows),
@@ -98,11 +109,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    train, held = {}, {}
-    for book in BOOKS:
-        found = sentences(book, args.sentences, rng)
-        cut = len(found) * 9 // 10
-        train[book], held[book] = found[:cut], found[cut:]
+    train, held = labelled_set(args.sentences, rng)
     classifier = NaiveBayes(train)
     ceiling = {
         b: sum(classifier.label(s) == b for s in ss) / len(ss) for b, ss in held.items()

@@ -280,12 +280,10 @@ def _suffixes(options: dict[str, Any]) -> tuple[str, ...]:
 def _configs(options: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configs from parsed options (consumed from the dict).
 
-    `--tie-embeddings` not given: None, the level's default, which `train`
-    sets (`ModelConfig.for_level`).
+    `--tie-embeddings` and `--min-count` not given are None: the level's or
+    the tokenizer's default, set by the configs (`ModelConfig.for_level`,
+    `TrainConfig.word_min_count`).
     """
-    ctx = click.get_current_context()
-    if ctx.get_parameter_source("tie_embeddings") is ParameterSource.DEFAULT:
-        options["tie_embeddings"] = None
     model_fields = {field.name for field in dataclasses.fields(ModelConfig)}
     model_config = ModelConfig(
         **{name: options.pop(name) for name in list(options) if name in model_fields}
